@@ -1,0 +1,69 @@
+//! Worktrees patchmoi makes for itself: a checkout of a candidate for the
+//! flow's checks, or of a stopped replay with its conflicts marked, so that a
+//! person or an agent can resolve them with ordinary git commands.
+
+use std::path::Path;
+
+use anyhow::{Context, Result};
+
+use super::{ConflictEntry, Git};
+
+impl Git {
+    /// Adds a detached worktree of `commit` at `path` (which must not exist).
+    pub fn add_worktree(&self, path: &Path, commit: &str) -> Result<Git> {
+        let path_text = path.to_str().context("worktree path is not UTF-8")?;
+        self.run(&["worktree", "add", "--detach", "--force", "--quiet", path_text, commit])
+            .with_context(|| format!("failed to create a worktree at {}", path.display()))?;
+        Ok(Git::at(path))
+    }
+
+    /// Adds a worktree holding a stopped replay: HEAD at `head` (the patches
+    /// applied so far), the files of `tree` (the conflicted merge, markers and
+    /// all) in the working tree, and the index carrying stages 1–3 for each
+    /// conflicted path, so `git status` shows them unmerged and `git add`
+    /// marks them resolved.
+    pub fn add_conflict_worktree(
+        &self,
+        path: &Path,
+        head: &str,
+        tree: &str,
+        conflicts: &[ConflictEntry],
+    ) -> Result<Git> {
+        let path_text = path.to_str().context("worktree path is not UTF-8")?;
+        self.run(&["worktree", "add", "--detach", "--force", "--no-checkout", "--quiet", path_text, head])
+            .with_context(|| format!("failed to create a worktree at {}", path.display()))?;
+        let worktree = Git::at(path);
+        worktree
+            .run(&["read-tree", "--reset", "-u", tree])
+            .with_context(|| format!("failed to check out the conflicted state in {}", path.display()))?;
+        let mut info = String::new();
+        let mut removed = Vec::new();
+        for entry in conflicts {
+            if !removed.contains(&&entry.path) {
+                // Mode 0 removes the stage-0 entry read-tree put there.
+                info.push_str(&format!("0 {} 0\t{}\n", zero_oid(&entry.oid), entry.path));
+                removed.push(&entry.path);
+            }
+            info.push_str(&format!("{} {} {}\t{}\n", entry.mode, entry.oid, entry.stage, entry.path));
+        }
+        worktree
+            .run_bytes(&["update-index", "--index-info"], Some(info.as_bytes()))
+            .context("failed to mark the conflicted paths in the worktree index")?;
+        Ok(worktree)
+    }
+
+    /// Removes a worktree patchmoi made, whatever state it is in.
+    pub fn remove_worktree(&self, path: &Path) -> Result<()> {
+        let path_text = path.to_str().context("worktree path is not UTF-8")?;
+        let removed = self.run(&["worktree", "remove", "--force", "--force", path_text]);
+        if removed.is_err() && path.exists() {
+            std::fs::remove_dir_all(path).with_context(|| format!("failed to remove {}", path.display()))?;
+        }
+        self.run(&["worktree", "prune"])?;
+        Ok(())
+    }
+}
+
+fn zero_oid(like: &str) -> String {
+    "0".repeat(like.len())
+}

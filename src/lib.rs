@@ -1,0 +1,16 @@
+//! patchmoi keeps a fork's patch stack alive across upstream releases.
+//!
+//! Data moves one way: an event ([`event`]) matches flows ([`flows`]); the
+//! runner ([`runner`]) executes their steps: the patch-stack engine
+//! ([`stack`]) replays the stack onto the release in memory through the git
+//! wrapper ([`git`]), a conflict becomes a report ([`conflict`]), checks run
+//! in a worktree ([`checks`]), and results land in the state file ([`state`]).
+
+pub mod checks;
+pub mod error;
+pub mod event;
+pub mod flows;
+pub mod git;
+pub mod refname;
+pub mod status;
+pub mod version;
