@@ -7,10 +7,23 @@
 //! in a worktree ([`checks`]), and results land in the state file ([`state`]).
 
 pub mod checks;
+pub mod cli;
+pub mod commands;
+pub mod conflict;
+pub mod demo;
 pub mod error;
 pub mod event;
 pub mod flows;
 pub mod git;
+pub mod promote;
+pub mod publish;
 pub mod refname;
+pub mod replay;
+pub mod report;
+pub mod runner;
+pub mod settings;
+pub mod stack;
+pub mod state;
 pub mod status;
 pub mod version;
+pub mod workspace;

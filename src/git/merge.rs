@@ -61,7 +61,10 @@ impl Git {
         for req in requests {
             input.push_str(&format!("{} -- {} {}\n", req.base, req.ours, req.theirs));
         }
-        let output = self.output(&["merge-tree", "--write-tree", "-z", "--stdin"], Some(input.as_bytes()))?;
+        let output = self.output(
+            &["merge-tree", "--write-tree", "-z", "--stdin"],
+            Some(input.as_bytes()),
+        )?;
         // In --stdin mode the exit status is 0 for clean and conflicted merges
         // alike; anything else is a real failure (bad object, I/O).
         if !output.status.success() {
@@ -70,9 +73,14 @@ impl Git {
                 String::from_utf8_lossy(&output.stderr).trim()
             );
         }
-        let results = parse_batch(&output.stdout).context("failed to read git merge-tree output")?;
+        let results =
+            parse_batch(&output.stdout).context("failed to read git merge-tree output")?;
         if results.len() != requests.len() {
-            bail!("git merge-tree answered {} merges out of {}", results.len(), requests.len());
+            bail!(
+                "git merge-tree answered {} merges out of {}",
+                results.len(),
+                requests.len()
+            );
         }
         Ok(results)
     }
@@ -120,20 +128,36 @@ fn parse_batch(bytes: &[u8]) -> Result<Vec<MergeResult>> {
             }
             let count: usize = count.parse().context("bad path count in merge message")?;
             let paths = (0..count)
-                .map(|_| fields.next().map(str::to_string).context("truncated message paths"))
+                .map(|_| {
+                    fields
+                        .next()
+                        .map(str::to_string)
+                        .context("truncated message paths")
+                })
                 .collect::<Result<Vec<_>>>()?;
             let kind = fields.next().context("truncated message kind")?.to_string();
-            let message = fields.next().context("truncated message")?.trim_end().to_string();
+            let message = fields
+                .next()
+                .context("truncated message")?
+                .trim_end()
+                .to_string();
             messages.push((paths, kind, message));
         }
-        results.push(MergeResult { clean, tree, conflicts, messages });
+        results.push(MergeResult {
+            clean,
+            tree,
+            conflicts,
+            messages,
+        });
     }
     Ok(results)
 }
 
 /// `<mode> SP <oid> SP <stage> TAB <path>`
 fn parse_conflict_entry(field: &str) -> Result<ConflictEntry> {
-    let (meta, path) = field.split_once('\t').context("conflict entry without a path")?;
+    let (meta, path) = field
+        .split_once('\t')
+        .context("conflict entry without a path")?;
     let mut parts = meta.split(' ');
     let (Some(mode), Some(oid), Some(stage)) = (parts.next(), parts.next(), parts.next()) else {
         bail!("malformed conflict entry {field:?}");
@@ -153,10 +177,28 @@ mod tests {
     #[test]
     fn parses_clean_and_conflicted_merges() {
         // Captured from git 2.47 `merge-tree --write-tree -z --stdin`.
-        let raw = "1\0aaaa\0\0\
-            0\0bbbb\0100644 b1 1\tf\0100644 b2 2\tf\0100644 b3 3\tf\0\0\
-            1\0f\0Auto-merging\0Auto-merging f\n\0\
-            1\0f\0CONFLICT (contents)\0CONFLICT (content): Merge conflict in f\n\0\0";
+        let raw = [
+            "1",
+            "aaaa",
+            "",
+            "0",
+            "bbbb",
+            "100644 b1 1\tf",
+            "100644 b2 2\tf",
+            "100644 b3 3\tf",
+            "",
+            "1",
+            "f",
+            "Auto-merging",
+            "Auto-merging f\n",
+            "1",
+            "f",
+            "CONFLICT (contents)",
+            "CONFLICT (content): Merge conflict in f\n",
+            "",
+            "",
+        ]
+        .join("\0");
         let results = parse_batch(raw.as_bytes()).unwrap();
         assert_eq!(results.len(), 2);
         assert!(results[0].clean);
@@ -166,7 +208,10 @@ mod tests {
         assert_eq!(results[1].conflicts[2].stage, 3);
         assert_eq!(results[1].conflicted_paths(), vec!["f".to_string()]);
         assert_eq!(results[1].messages[1].1, "CONFLICT (contents)");
-        assert_eq!(results[1].messages[1].2, "CONFLICT (content): Merge conflict in f");
+        assert_eq!(
+            results[1].messages[1].2,
+            "CONFLICT (content): Merge conflict in f"
+        );
     }
 
     #[test]

@@ -1,0 +1,375 @@
+//! Conflict reports: which patch stopped, which files and hunks conflict,
+//! which upstream commits touched them, the culprit, and a survey of every
+//! patch of the stack against the release. All of it from in-memory merges:
+//! no checkout, no paused rebase.
+
+use anyhow::Result;
+use serde::{Deserialize, Serialize};
+
+use crate::git::{Git, MergeRequest, MergeResult, RawCommit};
+use crate::replay::first_parent;
+use crate::stack::Patch;
+
+/// How many upstream commits per conflicting file a report lists.
+const COMMITS_PER_FILE: usize = 20;
+
+/// Everything the report is computed from.
+pub struct Context<'a> {
+    /// A repository view that can read the replay's (quarantined) objects.
+    pub git: &'a Git,
+    pub merge_base: &'a str,
+    pub release: &'a str,
+    /// The patches that were replayed, oldest first.
+    pub patches: &'a [&'a RawCommit],
+    /// Index of the patch that stopped.
+    pub stop: usize,
+    /// Its conflicted merge onto the replayed state.
+    pub merge: &'a MergeResult,
+    /// Patches already replayed when it stopped.
+    pub applied: Vec<Patch>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConflictReport {
+    /// The patch that does not apply.
+    pub patch: Patch,
+    pub applied: Vec<Patch>,
+    pub remaining: Vec<Patch>,
+    pub files: Vec<ConflictFile>,
+    pub culprit: Option<Culprit>,
+    pub survey: Vec<SurveyEntry>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConflictFile {
+    pub path: String,
+    /// git's kind of conflict: `contents`, `modify/delete`, `add/add`, …
+    pub kind: String,
+    pub hunks: Vec<Hunk>,
+    /// Upstream commits in `old base..tag` that touched the file, newest first.
+    pub upstream_commits: Vec<CommitRef>,
+}
+
+/// One conflicting region. Lines are those of the release's version of the file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Hunk {
+    pub start_line: usize,
+    pub end_line: usize,
+    /// The release's text of the region.
+    pub upstream: String,
+    /// The patch's text of the region.
+    pub patch: String,
+    /// The text both started from.
+    pub base: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CommitRef {
+    pub sha: String,
+    pub subject: String,
+}
+
+/// Why the patch stopped applying.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Culprit {
+    /// `upstream`: the first upstream commit after which the patch no longer
+    /// applies. `patch`: the patch builds on an earlier patch of the stack
+    /// (it does not apply to the old base alone), named here.
+    pub kind: String,
+    pub sha: String,
+    pub subject: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SurveyEntry {
+    pub sha: String,
+    pub subject: String,
+    pub files: Vec<String>,
+    /// Set when the patch conflicts only because it builds on this earlier patch.
+    pub depends_on: Option<CommitRef>,
+}
+
+/// Builds the whole report.
+pub fn report(ctx: &Context) -> Result<ConflictReport> {
+    let stopped = ctx.patches[ctx.stop];
+    let paths = ctx.merge.conflicted_paths();
+    let specs: Vec<String> = paths
+        .iter()
+        .map(|path| format!("{}:{path}", ctx.merge.tree))
+        .collect();
+    let blobs = ctx.git.read_objects(&specs)?;
+    let mut files = Vec::new();
+    for (path, blob) in paths.iter().zip(blobs) {
+        let hunks = match blob {
+            Some((kind, bytes)) if kind == "blob" => parse_hunks(&String::from_utf8_lossy(&bytes)),
+            _ => Vec::new(),
+        };
+        let upstream_commits = ctx
+            .git
+            .commits_touching(ctx.merge_base, ctx.release, path, COMMITS_PER_FILE)?
+            .into_iter()
+            .map(|(sha, subject)| CommitRef { sha, subject })
+            .collect();
+        files.push(ConflictFile {
+            path: path.clone(),
+            kind: conflict_kind(ctx.merge, path),
+            hunks,
+            upstream_commits,
+        });
+    }
+    let patches: Vec<Patch> = ctx.patches.iter().map(|commit| patch_of(commit)).collect();
+    Ok(ConflictReport {
+        patch: patches[ctx.stop].clone(),
+        applied: ctx.applied.clone(),
+        remaining: patches[ctx.stop + 1..].to_vec(),
+        culprit: culprit(
+            ctx.git,
+            ctx.merge_base,
+            ctx.release,
+            ctx.patches,
+            ctx.stop,
+            &paths,
+        )?,
+        survey: survey(ctx.git, ctx.merge_base, ctx.release, ctx.patches)?,
+        files,
+    })
+    .inspect(|report| tracing::debug!(patch = %stopped.id, files = report.files.len(), "conflict report built"))
+}
+
+fn patch_of(commit: &RawCommit) -> Patch {
+    Patch {
+        sha: commit.id.clone(),
+        subject: commit.subject(),
+        author: commit.author(),
+    }
+}
+
+/// `CONFLICT (modify/delete)` → `modify/delete`, for the message about `path`.
+fn conflict_kind(merge: &MergeResult, path: &str) -> String {
+    merge
+        .messages
+        .iter()
+        .filter(|(paths, kind, _)| kind.starts_with("CONFLICT") && paths.iter().any(|p| p == path))
+        .find_map(|(_, kind, _)| {
+            kind.strip_prefix("CONFLICT (")
+                .and_then(|rest| rest.strip_suffix(')'))
+        })
+        .unwrap_or("contents")
+        .to_string()
+}
+
+/// Does `patch` alone apply on top of `onto`?
+fn applies(git: &Git, patch: &RawCommit, onto: &str) -> Result<bool> {
+    Ok(git
+        .merge_tree(MergeRequest {
+            base: first_parent(patch),
+            ours: onto.into(),
+            theirs: patch.id.clone(),
+        })?
+        .clean)
+}
+
+/// The culprit of patch `stop`. Probe the old base first: a patch that does
+/// not apply there builds on an earlier patch. Otherwise bisect the upstream
+/// first-parent commits that touch the conflicting paths (only those can
+/// change the answer), about log2(n) in-memory merges.
+fn culprit(
+    git: &Git,
+    merge_base: &str,
+    release: &str,
+    patches: &[&RawCommit],
+    stop: usize,
+    paths: &[String],
+) -> Result<Option<Culprit>> {
+    let patch = patches[stop];
+    if !applies(git, patch, merge_base)? {
+        return Ok(builds_on(git, patches, stop)?.map(|earlier| Culprit {
+            kind: "patch".into(),
+            sha: earlier.sha,
+            subject: earlier.subject,
+        }));
+    }
+    let candidates = git.first_parent_range_touching(merge_base, release, paths)?;
+    // Invariant: the patch applies before candidates[lo], not after candidates[hi].
+    let (mut lo, mut hi) = (0, candidates.len());
+    if hi == 0 || applies(git, patch, &candidates[hi - 1])? {
+        return Ok(None);
+    }
+    hi -= 1;
+    while lo < hi {
+        let mid = lo + (hi - lo) / 2;
+        if applies(git, patch, &candidates[mid])? {
+            lo = mid + 1;
+        } else {
+            hi = mid;
+        }
+    }
+    let sha = candidates[lo].clone();
+    let subject = git.read_commits(std::slice::from_ref(&sha))?[0].subject();
+    Ok(Some(Culprit {
+        kind: "upstream".into(),
+        sha,
+        subject,
+    }))
+}
+
+/// The earlier patch that `patches[index]` builds on: the one after which
+/// the patch applies to the original stack and keeps applying.
+fn builds_on(git: &Git, patches: &[&RawCommit], index: usize) -> Result<Option<CommitRef>> {
+    let patch = patches[index];
+    let requests: Vec<MergeRequest> = patches[..index]
+        .iter()
+        .map(|earlier| MergeRequest {
+            base: first_parent(patch),
+            ours: earlier.id.clone(),
+            theirs: patch.id.clone(),
+        })
+        .collect();
+    let results = git.merge_trees(&requests)?;
+    let first_clean = match results.iter().rposition(|result| !result.clean) {
+        Some(last_conflict) => last_conflict + 1,
+        None => 0,
+    };
+    Ok(patches[..index].get(first_clean).map(|earlier| CommitRef {
+        sha: earlier.id.clone(),
+        subject: earlier.subject(),
+    }))
+}
+
+/// Every patch that conflicts when applied alone onto the release.
+fn survey(
+    git: &Git,
+    merge_base: &str,
+    release: &str,
+    patches: &[&RawCommit],
+) -> Result<Vec<SurveyEntry>> {
+    let onto = |target: &str| -> Vec<MergeRequest> {
+        patches
+            .iter()
+            .map(|patch| MergeRequest {
+                base: first_parent(patch),
+                ours: target.into(),
+                theirs: patch.id.clone(),
+            })
+            .collect()
+    };
+    let on_release = git.merge_trees(&onto(release))?;
+    let conflicting: Vec<usize> = (0..patches.len())
+        .filter(|index| !on_release[*index].clean)
+        .collect();
+    let on_base = git.merge_trees(
+        &conflicting
+            .iter()
+            .map(|index| MergeRequest {
+                base: first_parent(patches[*index]),
+                ours: merge_base.into(),
+                theirs: patches[*index].id.clone(),
+            })
+            .collect::<Vec<_>>(),
+    )?;
+    let mut entries = Vec::new();
+    for (index, base_result) in conflicting.into_iter().zip(on_base) {
+        let depends_on = if base_result.clean {
+            None
+        } else {
+            builds_on(git, patches, index)?
+        };
+        entries.push(SurveyEntry {
+            sha: patches[index].id.clone(),
+            subject: patches[index].subject(),
+            files: on_release[index].conflicted_paths(),
+            depends_on,
+        });
+    }
+    Ok(entries)
+}
+
+/// Reads the conflict regions out of a file written with diff3-style markers.
+pub fn parse_hunks(text: &str) -> Vec<Hunk> {
+    #[derive(PartialEq)]
+    enum Side {
+        Outside,
+        Upstream,
+        Base,
+        Patch,
+    }
+    let marker = |line: &str, prefix: &str| {
+        line.starts_with(prefix) && (line.len() == 7 || line[7..].starts_with(' '))
+    };
+    let mut hunks = Vec::new();
+    let mut side = Side::Outside;
+    let mut upstream_line = 0;
+    let mut current = Hunk {
+        start_line: 0,
+        end_line: 0,
+        upstream: String::new(),
+        patch: String::new(),
+        base: String::new(),
+    };
+    for line in text.split_inclusive('\n') {
+        let bare = line.trim_end_matches(['\n', '\r']);
+        match side {
+            Side::Outside if marker(bare, "<<<<<<<") => {
+                side = Side::Upstream;
+                current.start_line = upstream_line + 1;
+            }
+            Side::Outside => upstream_line += 1,
+            Side::Upstream if marker(bare, "|||||||") => side = Side::Base,
+            Side::Upstream | Side::Base if marker(bare, "=======") => side = Side::Patch,
+            Side::Upstream => {
+                upstream_line += 1;
+                current.upstream.push_str(line);
+            }
+            Side::Base => current.base.push_str(line),
+            Side::Patch if marker(bare, ">>>>>>>") => {
+                current.end_line = upstream_line.max(current.start_line);
+                hunks.push(std::mem::replace(
+                    &mut current,
+                    Hunk {
+                        start_line: 0,
+                        end_line: 0,
+                        upstream: String::new(),
+                        patch: String::new(),
+                        base: String::new(),
+                    },
+                ));
+                side = Side::Outside;
+            }
+            Side::Patch => current.patch.push_str(line),
+        }
+    }
+    hunks
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hunks_from_diff3_markers() {
+        let text = "a\nb\n<<<<<<< ours\nport = env\nhost = x\n||||||| base\nport = 3000\n=======\nport = 8080\n>>>>>>> theirs\nc\n<<<<<<< o\n||||||| b\nold\n=======\nnew\n>>>>>>> t\nend\n";
+        let hunks = parse_hunks(text);
+        assert_eq!(hunks.len(), 2);
+        assert_eq!((hunks[0].start_line, hunks[0].end_line), (3, 4));
+        assert_eq!(hunks[0].upstream, "port = env\nhost = x\n");
+        assert_eq!(hunks[0].base, "port = 3000\n");
+        assert_eq!(hunks[0].patch, "port = 8080\n");
+        // Upstream deleted the region: it starts after line 5 (`c`), empty.
+        assert_eq!((hunks[1].start_line, hunks[1].end_line), (6, 6));
+        assert_eq!(hunks[1].upstream, "");
+        assert_eq!(hunks[1].patch, "new\n");
+    }
+
+    #[test]
+    fn merge_style_markers_and_lookalikes() {
+        let text =
+            "<<<<<<< x\nu\n=======\np\n>>>>>>> y\n======== not a marker\n<<<<<<<<< nor this\n";
+        let hunks = parse_hunks(text);
+        assert_eq!(hunks.len(), 1);
+        assert_eq!(
+            (hunks[0].upstream.as_str(), hunks[0].patch.as_str()),
+            ("u\n", "p\n")
+        );
+        assert!(parse_hunks("plain\ntext\n").is_empty());
+    }
+}

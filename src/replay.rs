@@ -1,0 +1,114 @@
+//! Replaying a patch stack onto a new base, in memory, with the semantics of
+//! one cherry-pick after another but without running one process per patch.
+//!
+//! Sequential replay is a chain: patch *i* lands on the tree patch *i-1*
+//! produced, `R_i = merge(base = parent(S_i), ours = R_{i-1}, theirs = S_i)`.
+//! Because `git merge-tree` only answers once its input is closed, a chain
+//! would cost one process per patch. Instead we guess every `R_i` at once:
+//! the cumulative merge `C_i = merge(base = merge-base, ours = tag, theirs = S_i)`
+//! (one batch), then check the guesses with the real chain step, fed the
+//! guessed predecessor: `V_i = merge(parent(S_i), C_{i-1}, S_i)` (a second
+//! batch). Where `V_i == C_i` for every step up to *k*, induction gives
+//! `R_i == C_i` exactly. At the first step where a guess fails we continue
+//! one merge at a time from the true state, so the result is always the
+//! sequential one; the guesses only save time.
+
+use anyhow::Result;
+
+use crate::git::{Git, MergeRequest, MergeResult, RawCommit};
+
+/// How the replay of a stack went, in trees; commits are made by the caller.
+#[derive(Debug)]
+pub struct Replay {
+    /// Patches that landed, in order: index into the input and the new tree.
+    pub applied: Vec<(usize, String)>,
+    /// Patches that changed nothing on the new base (upstream has them).
+    pub empty: Vec<usize>,
+    /// The patch that did not apply and its conflicted merge; the patches
+    /// after it were not tried.
+    pub stop: Option<(usize, MergeResult)>,
+    /// How many merges ran one process each (0 when every guess held).
+    pub sequential_merges: usize,
+}
+
+/// Replays `patches` (oldest first) onto `onto`, whose merge base with the
+/// stack is `merge_base`. `onto_tree` is the tree of `onto`.
+pub fn replay(
+    git: &Git,
+    merge_base: &str,
+    onto: &str,
+    onto_tree: &str,
+    patches: &[&RawCommit],
+) -> Result<Replay> {
+    let guesses = git.merge_trees(
+        &patches
+            .iter()
+            .map(|patch| MergeRequest {
+                base: merge_base.into(),
+                ours: onto.into(),
+                theirs: patch.id.clone(),
+            })
+            .collect::<Vec<_>>(),
+    )?;
+    let checks = git.merge_trees(
+        &patches
+            .iter()
+            .enumerate()
+            .map(|(index, patch)| MergeRequest {
+                base: first_parent(patch),
+                ours: if index == 0 {
+                    onto_tree.to_string()
+                } else {
+                    guesses[index - 1].tree.clone()
+                },
+                theirs: patch.id.clone(),
+            })
+            .collect::<Vec<_>>(),
+    )?;
+
+    let mut replay = Replay {
+        applied: Vec::new(),
+        empty: Vec::new(),
+        stop: None,
+        sequential_merges: 0,
+    };
+    let mut current = onto_tree.to_string();
+    // Whether `current` equals the guess the next check was fed.
+    let mut on_guess = true;
+    for (index, patch) in patches.iter().enumerate() {
+        let result = if on_guess {
+            checks[index].clone()
+        } else {
+            replay.sequential_merges += 1;
+            git.merge_tree(MergeRequest {
+                base: first_parent(patch),
+                ours: current.clone(),
+                theirs: patch.id.clone(),
+            })?
+        };
+        if !result.clean {
+            replay.stop = Some((index, result));
+            break;
+        }
+        if result.tree == current {
+            replay.empty.push(index);
+        } else {
+            replay.applied.push((index, result.tree.clone()));
+        }
+        on_guess = guesses[index].clean && guesses[index].tree == result.tree;
+        current = result.tree;
+    }
+    Ok(replay)
+}
+
+/// The first parent: a merge in the stack is replayed as its first-parent
+/// change, like `cherry-pick -m 1`. A root commit has the empty tree as base.
+pub fn first_parent(commit: &RawCommit) -> String {
+    commit
+        .parents
+        .first()
+        .cloned()
+        .unwrap_or_else(|| EMPTY_TREE.to_string())
+}
+
+const EMPTY_TREE: &str = "4b825dc642cb6eb9a060e54bf8d69288fbee4904";

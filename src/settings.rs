@@ -1,0 +1,81 @@
+//! The environment, read once: everything else receives values, so tests
+//! build settings instead of mutating the process environment.
+
+use std::collections::BTreeMap;
+
+/// Variables that hold credentials: never passed to a flow's `run:` steps.
+pub const SECRET_VARIABLES: &[&str] = &[
+    "GITHUB_TOKEN",
+    "GH_TOKEN",
+    "INPUT_TOKEN",
+    "ACTIONS_RUNTIME_TOKEN",
+    "ACTIONS_ID_TOKEN_REQUEST_TOKEN",
+    "PATCH_ADMIN_TOKEN",
+    "PATCH_WEBHOOK_SECRET",
+    "PATCH_WORKSPACE_BACKEND_SECRET",
+    "PATCH_FLOW_DISPATCH_SECRET",
+];
+
+/// A snapshot of the process environment.
+#[derive(Debug, Clone, Default)]
+pub struct Env {
+    vars: BTreeMap<String, String>,
+}
+
+impl Env {
+    /// The one place that reads `std::env`.
+    pub fn capture() -> Env {
+        Env {
+            vars: std::env::vars_os()
+                .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
+                .collect(),
+        }
+    }
+
+    pub fn from_pairs<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> Env {
+        Env {
+            vars: pairs
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        }
+    }
+
+    /// A variable's value; empty counts as unset.
+    pub fn get(&self, key: &str) -> Option<&str> {
+        self.vars
+            .get(key)
+            .map(String::as_str)
+            .filter(|value| !value.is_empty())
+    }
+
+    /// Whether the Code Mode gate is open.
+    pub fn code_mode(&self) -> bool {
+        crate::flows::code_mode_enabled(
+            self.get("CODEX_FLOWS_MODE"),
+            self.get("CODEX_FLOWS_ENABLE_CODE_MODE"),
+        )
+    }
+
+    /// Names of variables a `run:` step must not see.
+    pub fn secret_names(&self) -> Vec<String> {
+        SECRET_VARIABLES
+            .iter()
+            .map(|name| name.to_string())
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_values_are_unset() {
+        let env = Env::from_pairs([("A", ""), ("B", "x"), ("CODEX_FLOWS_MODE", "code-mode")]);
+        assert_eq!(env.get("A"), None);
+        assert_eq!(env.get("B"), Some("x"));
+        assert!(env.code_mode());
+        assert!(!Env::default().code_mode());
+    }
+}
