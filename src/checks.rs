@@ -46,10 +46,7 @@ pub struct CheckSpec {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CheckOutcome {
     Passed,
-    Failed {
-        exit_code: Option<i32>,
-        signal: Option<i32>,
-    },
+    Failed { exit_code: Option<i32>, signal: Option<i32> },
     TimedOut,
 }
 
@@ -71,11 +68,9 @@ pub fn run_check(spec: &CheckSpec) -> anyhow::Result<CheckResult> {
         bail!("working directory {cwd} for step {name} does not exist");
     }
     let log_path = spec.log_path.display();
-    let log = open_log(&spec.log_path)
-        .with_context(|| format!("failed to create log file {log_path} for step {name}"))?;
-    let log_err = log
-        .try_clone()
-        .with_context(|| format!("failed to duplicate log file handle for step {name}"))?;
+    let log =
+        open_log(&spec.log_path).with_context(|| format!("failed to create log file {log_path} for step {name}"))?;
+    let log_err = log.try_clone().with_context(|| format!("failed to duplicate log file handle for step {name}"))?;
 
     let mut command = Command::new("bash");
     command
@@ -93,9 +88,7 @@ pub fn run_check(spec: &CheckSpec) -> anyhow::Result<CheckResult> {
 
     tracing::debug!(step = %name, %cwd, command = %spec.command, "running check");
     let start = Instant::now();
-    let mut child = command
-        .spawn()
-        .with_context(|| format!("failed to start bash for step {name}"))?;
+    let mut child = command.spawn().with_context(|| format!("failed to start bash for step {name}"))?;
 
     let outcome = match wait_until(&mut child, start + spec.timeout)
         .with_context(|| format!("failed to wait for step {name}"))?
@@ -109,14 +102,9 @@ pub fn run_check(spec: &CheckSpec) -> anyhow::Result<CheckResult> {
     };
     let duration = start.elapsed();
     let line = status_line(name, &outcome, duration, spec.timeout);
-    let log_tail = finish_log(&spec.log_path, &line).with_context(|| {
-        format!("failed to append status to log file {log_path} for step {name}")
-    })?;
-    Ok(CheckResult {
-        outcome,
-        duration,
-        log_tail,
-    })
+    let log_tail = finish_log(&spec.log_path, &line)
+        .with_context(|| format!("failed to append status to log file {log_path} for step {name}"))?;
+    Ok(CheckResult { outcome, duration, log_tail })
 }
 
 fn open_log(path: &Path) -> io::Result<File> {
@@ -191,10 +179,7 @@ fn outcome_of(status: ExitStatus) -> CheckOutcome {
     if status.success() {
         CheckOutcome::Passed
     } else {
-        CheckOutcome::Failed {
-            exit_code: status.code(),
-            signal: status.signal(),
-        }
+        CheckOutcome::Failed { exit_code: status.code(), signal: status.signal() }
     }
 }
 
@@ -221,8 +206,7 @@ pub fn parse_timeout(text: &str) -> Result<Duration, String> {
     if trimmed.is_empty() {
         return Err("timeout is empty".to_string());
     }
-    let duration = humantime::parse_duration(trimmed)
-        .map_err(|e| format!("invalid timeout `{trimmed}`: {e}"))?;
+    let duration = humantime::parse_duration(trimmed).map_err(|e| format!("invalid timeout `{trimmed}`: {e}"))?;
     if duration.is_zero() {
         return Err(format!("timeout `{trimmed}` is zero"));
     }
@@ -284,10 +268,7 @@ mod tests {
     #[test]
     fn failing_command_reports_exit_code_and_pipefail_applies() {
         let dir = tempfile::tempdir().unwrap();
-        let failed = |code| CheckOutcome::Failed {
-            exit_code: Some(code),
-            signal: None,
-        };
+        let failed = |code| CheckOutcome::Failed { exit_code: Some(code), signal: None };
         let result = run_check(&spec(dir.path(), "printf partial; exit 3")).unwrap();
         assert_eq!(result.outcome, failed(3));
         assert_eq!(result.log_tail[0], "partial");
@@ -305,11 +286,7 @@ mod tests {
         // 200 output lines (the last via stderr), then our status line.
         assert_eq!(tail[..2], ["line 152", "line 153"]);
         assert_eq!(tail[47..49], ["line 199", "line 200"]);
-        assert!(
-            tail[49].starts_with("[patchmoi] step build passed after "),
-            "{}",
-            tail[49]
-        );
+        assert!(tail[49].starts_with("[patchmoi] step build passed after "), "{}", tail[49]);
     }
 
     #[test]
@@ -323,10 +300,7 @@ mod tests {
         let took = start.elapsed();
         assert!(took < Duration::from_secs(3), "took {took:?}");
         let last = result.log_tail.last().unwrap();
-        assert_eq!(
-            last,
-            "[patchmoi] step build timed out after 300ms; process group killed"
-        );
+        assert_eq!(last, "[patchmoi] step build timed out after 300ms; process group killed");
 
         let pid_text = fs::read_to_string(dir.path().join("grandchild.pid")).unwrap();
         let pid: libc::pid_t = pid_text.trim().parse().unwrap();
@@ -349,10 +323,7 @@ mod tests {
     #[test]
     fn env_is_set_and_removed() {
         let dir = tempfile::tempdir().unwrap();
-        let mut s = spec(
-            dir.path(),
-            r#"echo "FOO=$FOO HOME=${HOME-no} SECRET=${SECRET-no}""#,
-        );
+        let mut s = spec(dir.path(), r#"echo "FOO=$FOO HOME=${HOME-no} SECRET=${SECRET-no}""#);
         s.env = vec![("FOO".into(), "a b".into()), ("SECRET".into(), "x".into())];
         s.env_remove = vec!["HOME".into(), "SECRET".into()];
         let result = run_check(&s).unwrap();
@@ -365,21 +336,12 @@ mod tests {
         let mut s = spec(dir.path(), "true");
         s.cwd = dir.path().join("no-such-dir");
         let err = format!("{:#}", run_check(&s).unwrap_err());
-        assert!(
-            err.contains("no-such-dir") && err.contains("build"),
-            "{err}"
-        );
+        assert!(err.contains("no-such-dir") && err.contains("build"), "{err}");
     }
 
     #[test]
     fn parse_timeout_table() {
-        let ok = [
-            ("30m", 1800),
-            ("90s", 90),
-            ("1h", 3600),
-            ("1h30m", 5400),
-            ("2h 15m", 8100),
-        ];
+        let ok = [("30m", 1800), ("90s", 90), ("1h", 3600), ("1h30m", 5400), ("2h 15m", 8100)];
         for (text, secs) in ok {
             assert_eq!(parse_timeout(text), Ok(Duration::from_secs(secs)), "{text}");
         }

@@ -64,7 +64,7 @@ pub enum RunCommand {
 #[derive(Debug, Args)]
 pub struct RunArgs {
     /// The release tag; without it, the newest upstream tag the flows follow.
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     pub tag: Option<String>,
     /// The fork's checkout (default: the git top level of the current directory).
     #[arg(long)]
@@ -92,7 +92,7 @@ pub struct PromoteArgs {
     #[arg(long)]
     pub flow: String,
     /// The release tag of the candidate.
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     pub tag: String,
     /// The fork's checkout (default: the git top level of the current directory).
     #[arg(long)]
@@ -115,15 +115,9 @@ pub struct DemoArgs {
 /// Sends the parsed command to its implementation.
 pub fn dispatch(cli: Cli, env: &Env) -> Result<Exit> {
     match cli.command {
-        Command::Run(RunCommand::UpstreamRelease { repo, common }) => {
-            commands::cmd_run_release(&repo, common, env)
-        }
-        Command::Run(RunCommand::CodexRelease { repo, common }) => {
-            commands::cmd_run_release(&repo, common, env)
-        }
-        Command::Run(RunCommand::Event { file, common }) => {
-            commands::cmd_run_event(&file, common, env)
-        }
+        Command::Run(RunCommand::UpstreamRelease { repo, common }) => commands::cmd_run_release(&repo, common, env),
+        Command::Run(RunCommand::CodexRelease { repo, common }) => commands::cmd_run_release(&repo, common, env),
+        Command::Run(RunCommand::Event { file, common }) => commands::cmd_run_event(&file, common, env),
         Command::Promote(args) => commands::cmd_promote(args, env),
         Command::Demo(args) => commands::cmd_demo(args, env),
     }

@@ -42,9 +42,7 @@ pub fn cmd_run_release(repo: &str, args: RunArgs, env: &Env) -> Result<Exit> {
 /// `run event --file`.
 pub fn cmd_run_event(file: &Path, args: RunArgs, env: &Env) -> Result<Exit> {
     if args.tag.is_some() {
-        return Err(usage(
-            "--tag does not apply to `run event`: the event file says which tag",
-        ));
+        return Err(usage("--tag does not apply to `run event`: the event file says which tag"));
     }
     let event = FlowEvent::from_file(file, now())?;
     if let Some(tag) = event.tag() {
@@ -72,11 +70,7 @@ fn run(event: FlowEvent, flows: &[Flow], root: PathBuf, args: &RunArgs, env: &En
         } else {
             println!("{} matches {} step(s)", event.id, matches.len());
             for m in &matches {
-                let gated = if m["gated"] == true {
-                    "  [gated: set CODEX_FLOWS_MODE=code-mode]"
-                } else {
-                    ""
-                };
+                let gated = if m["gated"] == true { "  [gated: set CODEX_FLOWS_MODE=code-mode]" } else { "" };
                 println!(
                     "- {}/{} ({}){gated}",
                     m["flow"].as_str().unwrap_or_default(),
@@ -101,11 +95,7 @@ fn run(event: FlowEvent, flows: &[Flow], root: PathBuf, args: &RunArgs, env: &En
     } else {
         print!("{}", crate::report::run_text(&report));
     }
-    Ok(if report.status.needs_attention() {
-        Exit::Attention
-    } else {
-        Exit::Done
-    })
+    Ok(if report.status.needs_attention() { Exit::Attention } else { Exit::Done })
 }
 
 /// `promote`.
@@ -134,25 +124,20 @@ pub fn cmd_demo(args: DemoArgs, env: &Env) -> Result<Exit> {
 
 /// A tag from the user: a valid ref name that git cannot read as an option.
 pub fn check_tag(tag: &str) -> Result<()> {
-    crate::refname::check_ref_name(tag)
-        .map_err(|why| usage(format!("tag `{tag}` is not a valid tag name: it {why}")))
+    crate::refname::check_ref_name(tag).map_err(|why| usage(format!("tag `{tag}` is not a valid tag name: it {why}")))
 }
 
 /// `--workspace-root`, or the git top level of the current directory.
 fn workspace_root(flag: Option<&Path>) -> Result<PathBuf> {
     match flag {
         Some(dir) => {
-            let dir = dir
-                .canonicalize()
-                .map_err(|err| usage(format!("--workspace-root {}: {err}", dir.display())))?;
-            Git::open(&dir)
-                .map_err(|err| usage(format!("--workspace-root {}: {err:#}", dir.display())))?;
+            let dir = dir.canonicalize().map_err(|err| usage(format!("--workspace-root {}: {err}", dir.display())))?;
+            Git::open(&dir).map_err(|err| usage(format!("--workspace-root {}: {err:#}", dir.display())))?;
             Ok(dir)
         }
         None => {
             let cwd = std::env::current_dir().context("failed to read the current directory")?;
-            let git =
-                Git::open(&cwd).map_err(|err| usage(format!("{err:#} (use --workspace-root)")))?;
+            let git = Git::open(&cwd).map_err(|err| usage(format!("{err:#} (use --workspace-root)")))?;
             git.top_level()
         }
     }

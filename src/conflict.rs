@@ -37,6 +37,9 @@ pub struct ConflictReport {
     pub remaining: Vec<Patch>,
     pub files: Vec<ConflictFile>,
     pub culprit: Option<Culprit>,
+    /// The earlier patch of the stack this one builds on (it does not apply
+    /// to the old base alone), if any.
+    pub builds_on: Option<CommitRef>,
     pub survey: Vec<SurveyEntry>,
 }
 
@@ -93,10 +96,7 @@ pub struct SurveyEntry {
 pub fn report(ctx: &Context) -> Result<ConflictReport> {
     let stopped = ctx.patches[ctx.stop];
     let paths = ctx.merge.conflicted_paths();
-    let specs: Vec<String> = paths
-        .iter()
-        .map(|path| format!("{}:{path}", ctx.merge.tree))
-        .collect();
+    let specs: Vec<String> = paths.iter().map(|path| format!("{}:{path}", ctx.merge.tree)).collect();
     let blobs = ctx.git.read_objects(&specs)?;
     let mut files = Vec::new();
     for (path, blob) in paths.iter().zip(blobs) {
@@ -110,38 +110,35 @@ pub fn report(ctx: &Context) -> Result<ConflictReport> {
             .into_iter()
             .map(|(sha, subject)| CommitRef { sha, subject })
             .collect();
-        files.push(ConflictFile {
-            path: path.clone(),
-            kind: conflict_kind(ctx.merge, path),
-            hunks,
-            upstream_commits,
-        });
+        files.push(ConflictFile { path: path.clone(), kind: conflict_kind(ctx.merge, path), hunks, upstream_commits });
     }
     let patches: Vec<Patch> = ctx.patches.iter().map(|commit| patch_of(commit)).collect();
+    let builds_on = match applies(ctx.git, stopped, ctx.merge_base)? {
+        true => None,
+        false => builds_on(ctx.git, ctx.patches, ctx.stop)?,
+    };
+    let culprit = match upstream_culprit(ctx.git, ctx.merge_base, ctx.release, stopped, &paths)? {
+        Some(commit) => Some(Culprit { kind: "upstream".into(), sha: commit.sha, subject: commit.subject }),
+        None => builds_on.clone().map(|earlier| Culprit {
+            kind: "patch".into(),
+            sha: earlier.sha,
+            subject: earlier.subject,
+        }),
+    };
+    tracing::debug!(patch = %stopped.id, files = files.len(), "conflict report built");
     Ok(ConflictReport {
         patch: patches[ctx.stop].clone(),
         applied: ctx.applied.clone(),
         remaining: patches[ctx.stop + 1..].to_vec(),
-        culprit: culprit(
-            ctx.git,
-            ctx.merge_base,
-            ctx.release,
-            ctx.patches,
-            ctx.stop,
-            &paths,
-        )?,
+        culprit,
+        builds_on,
         survey: survey(ctx.git, ctx.merge_base, ctx.release, ctx.patches)?,
         files,
     })
-    .inspect(|report| tracing::debug!(patch = %stopped.id, files = report.files.len(), "conflict report built"))
 }
 
 fn patch_of(commit: &RawCommit) -> Patch {
-    Patch {
-        sha: commit.id.clone(),
-        subject: commit.subject(),
-        author: commit.author(),
-    }
+    Patch { sha: commit.id.clone(), subject: commit.subject(), author: commit.author() }
 }
 
 /// `CONFLICT (modify/delete)` → `modify/delete`, for the message about `path`.
@@ -150,55 +147,56 @@ fn conflict_kind(merge: &MergeResult, path: &str) -> String {
         .messages
         .iter()
         .filter(|(paths, kind, _)| kind.starts_with("CONFLICT") && paths.iter().any(|p| p == path))
-        .find_map(|(_, kind, _)| {
-            kind.strip_prefix("CONFLICT (")
-                .and_then(|rest| rest.strip_suffix(')'))
-        })
+        .find_map(|(_, kind, _)| kind.strip_prefix("CONFLICT (").and_then(|rest| rest.strip_suffix(')')))
         .unwrap_or("contents")
         .to_string()
 }
 
 /// Does `patch` alone apply on top of `onto`?
 fn applies(git: &Git, patch: &RawCommit, onto: &str) -> Result<bool> {
-    Ok(git
-        .merge_tree(MergeRequest {
-            base: first_parent(patch),
-            ours: onto.into(),
-            theirs: patch.id.clone(),
-        })?
-        .clean)
+    Ok(git.merge_tree(MergeRequest { base: first_parent(patch), ours: onto.into(), theirs: patch.id.clone() })?.clean)
 }
 
-/// The culprit of patch `stop`. Probe the old base first: a patch that does
-/// not apply there builds on an earlier patch. Otherwise bisect the upstream
-/// first-parent commits that touch the conflicting paths (only those can
-/// change the answer), about log2(n) in-memory merges.
-fn culprit(
+/// Does `patch` apply on upstream commit `onto` when the patches before it
+/// are carried there too? Those are brought over as one cumulative merge of
+/// the stack below the patch, then the patch itself is merged on top. On the
+/// old base this always holds, whether or not the patch builds on others.
+fn applies_with_stack(git: &Git, merge_base: &str, patch: &RawCommit, onto: &str) -> Result<bool> {
+    let parent = first_parent(patch);
+    let below = if parent == merge_base {
+        onto.to_string()
+    } else {
+        let carried =
+            git.merge_tree(MergeRequest { base: merge_base.into(), ours: onto.into(), theirs: parent.clone() })?;
+        if !carried.clean {
+            return Ok(false);
+        }
+        carried.tree
+    };
+    Ok(git.merge_tree(MergeRequest { base: parent, ours: below, theirs: patch.id.clone() })?.clean)
+}
+
+/// The first upstream commit (first parent, `merge_base..release`) after
+/// which `patch` no longer applies. Only commits that touch the conflicting
+/// paths can change the answer, so only those are bisected: about log2(n)
+/// probes of two in-memory merges each.
+fn upstream_culprit(
     git: &Git,
     merge_base: &str,
     release: &str,
-    patches: &[&RawCommit],
-    stop: usize,
+    patch: &RawCommit,
     paths: &[String],
-) -> Result<Option<Culprit>> {
-    let patch = patches[stop];
-    if !applies(git, patch, merge_base)? {
-        return Ok(builds_on(git, patches, stop)?.map(|earlier| Culprit {
-            kind: "patch".into(),
-            sha: earlier.sha,
-            subject: earlier.subject,
-        }));
-    }
+) -> Result<Option<CommitRef>> {
     let candidates = git.first_parent_range_touching(merge_base, release, paths)?;
-    // Invariant: the patch applies before candidates[lo], not after candidates[hi].
+    // Invariant: the patch applies before candidates[lo] and not after candidates[hi].
     let (mut lo, mut hi) = (0, candidates.len());
-    if hi == 0 || applies(git, patch, &candidates[hi - 1])? {
+    if hi == 0 || applies_with_stack(git, merge_base, patch, &candidates[hi - 1])? {
         return Ok(None);
     }
     hi -= 1;
     while lo < hi {
         let mid = lo + (hi - lo) / 2;
-        if applies(git, patch, &candidates[mid])? {
+        if applies_with_stack(git, merge_base, patch, &candidates[mid])? {
             lo = mid + 1;
         } else {
             hi = mid;
@@ -206,11 +204,7 @@ fn culprit(
     }
     let sha = candidates[lo].clone();
     let subject = git.read_commits(std::slice::from_ref(&sha))?[0].subject();
-    Ok(Some(Culprit {
-        kind: "upstream".into(),
-        sha,
-        subject,
-    }))
+    Ok(Some(CommitRef { sha, subject }))
 }
 
 /// The earlier patch that `patches[index]` builds on: the one after which
@@ -219,44 +213,28 @@ fn builds_on(git: &Git, patches: &[&RawCommit], index: usize) -> Result<Option<C
     let patch = patches[index];
     let requests: Vec<MergeRequest> = patches[..index]
         .iter()
-        .map(|earlier| MergeRequest {
-            base: first_parent(patch),
-            ours: earlier.id.clone(),
-            theirs: patch.id.clone(),
-        })
+        .map(|earlier| MergeRequest { base: first_parent(patch), ours: earlier.id.clone(), theirs: patch.id.clone() })
         .collect();
     let results = git.merge_trees(&requests)?;
     let first_clean = match results.iter().rposition(|result| !result.clean) {
         Some(last_conflict) => last_conflict + 1,
         None => 0,
     };
-    Ok(patches[..index].get(first_clean).map(|earlier| CommitRef {
-        sha: earlier.id.clone(),
-        subject: earlier.subject(),
-    }))
+    Ok(patches[..index]
+        .get(first_clean)
+        .map(|earlier| CommitRef { sha: earlier.id.clone(), subject: earlier.subject() }))
 }
 
 /// Every patch that conflicts when applied alone onto the release.
-fn survey(
-    git: &Git,
-    merge_base: &str,
-    release: &str,
-    patches: &[&RawCommit],
-) -> Result<Vec<SurveyEntry>> {
+fn survey(git: &Git, merge_base: &str, release: &str, patches: &[&RawCommit]) -> Result<Vec<SurveyEntry>> {
     let onto = |target: &str| -> Vec<MergeRequest> {
         patches
             .iter()
-            .map(|patch| MergeRequest {
-                base: first_parent(patch),
-                ours: target.into(),
-                theirs: patch.id.clone(),
-            })
+            .map(|patch| MergeRequest { base: first_parent(patch), ours: target.into(), theirs: patch.id.clone() })
             .collect()
     };
     let on_release = git.merge_trees(&onto(release))?;
-    let conflicting: Vec<usize> = (0..patches.len())
-        .filter(|index| !on_release[*index].clean)
-        .collect();
+    let conflicting: Vec<usize> = (0..patches.len()).filter(|index| !on_release[*index].clean).collect();
     let on_base = git.merge_trees(
         &conflicting
             .iter()
@@ -269,11 +247,7 @@ fn survey(
     )?;
     let mut entries = Vec::new();
     for (index, base_result) in conflicting.into_iter().zip(on_base) {
-        let depends_on = if base_result.clean {
-            None
-        } else {
-            builds_on(git, patches, index)?
-        };
+        let depends_on = if base_result.clean { None } else { builds_on(git, patches, index)? };
         entries.push(SurveyEntry {
             sha: patches[index].id.clone(),
             subject: patches[index].subject(),
@@ -293,19 +267,12 @@ pub fn parse_hunks(text: &str) -> Vec<Hunk> {
         Base,
         Patch,
     }
-    let marker = |line: &str, prefix: &str| {
-        line.starts_with(prefix) && (line.len() == 7 || line[7..].starts_with(' '))
-    };
+    let marker = |line: &str, prefix: &str| line.starts_with(prefix) && (line.len() == 7 || line[7..].starts_with(' '));
     let mut hunks = Vec::new();
     let mut side = Side::Outside;
     let mut upstream_line = 0;
-    let mut current = Hunk {
-        start_line: 0,
-        end_line: 0,
-        upstream: String::new(),
-        patch: String::new(),
-        base: String::new(),
-    };
+    let mut current =
+        Hunk { start_line: 0, end_line: 0, upstream: String::new(), patch: String::new(), base: String::new() };
     for line in text.split_inclusive('\n') {
         let bare = line.trim_end_matches(['\n', '\r']);
         match side {
@@ -362,14 +329,10 @@ mod tests {
 
     #[test]
     fn merge_style_markers_and_lookalikes() {
-        let text =
-            "<<<<<<< x\nu\n=======\np\n>>>>>>> y\n======== not a marker\n<<<<<<<<< nor this\n";
+        let text = "<<<<<<< x\nu\n=======\np\n>>>>>>> y\n======== not a marker\n<<<<<<<<< nor this\n";
         let hunks = parse_hunks(text);
         assert_eq!(hunks.len(), 1);
-        assert_eq!(
-            (hunks[0].upstream.as_str(), hunks[0].patch.as_str()),
-            ("u\n", "p\n")
-        );
+        assert_eq!((hunks[0].upstream.as_str(), hunks[0].patch.as_str()), ("u\n", "p\n"));
         assert!(parse_hunks("plain\ntext\n").is_empty());
     }
 }

@@ -54,16 +54,11 @@ impl FlowEvent {
 
     /// Reads an event from a JSON file. Errors name the file and the field.
     pub fn from_file(path: &Path, now: String) -> Result<FlowEvent> {
-        let text = std::fs::read_to_string(path)
-            .with_context(|| format!("failed to read event file {}", path.display()))?;
-        let value: Value = serde_json::from_str(&text).map_err(|err| {
-            usage(format!(
-                "event file {} is not valid JSON: {err}",
-                path.display()
-            ))
-        })?;
-        FlowEvent::from_value(value, now)
-            .map_err(|err| usage(format!("event file {}: {err}", path.display())))
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("failed to read event file {}", path.display()))?;
+        let value: Value = serde_json::from_str(&text)
+            .map_err(|err| usage(format!("event file {} is not valid JSON: {err}", path.display())))?;
+        FlowEvent::from_value(value, now).map_err(|err| usage(format!("event file {}: {err}", path.display())))
     }
 
     /// Builds an event from JSON, checking the fields we rely on. An
@@ -88,12 +83,8 @@ impl FlowEvent {
             event.received_at = now;
         }
         if event.kind == UPSTREAM_RELEASE {
-            let repo = event
-                .payload_str("repo")
-                .ok_or("an upstream.release event needs `payload.repo`")?;
-            let tag = event
-                .payload_str("tag")
-                .ok_or("an upstream.release event needs `payload.tag`")?;
+            let repo = event.payload_str("repo").ok_or("an upstream.release event needs `payload.repo`")?;
+            let tag = event.payload_str("tag").ok_or("an upstream.release event needs `payload.tag`")?;
             check_repo(repo)?;
             event.id = upstream_release_id(repo, tag);
         }
@@ -119,9 +110,7 @@ pub fn check_repo(repo: &str) -> Result<(), String> {
     let valid_part = |part: &str| {
         !part.is_empty()
             && !part.starts_with('-')
-            && part
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+            && part.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
     };
     match repo.split_once('/') {
         Some((owner, name)) if valid_part(owner) && valid_part(name) => Ok(()),
@@ -145,11 +134,7 @@ mod tests {
             upstream_release_id("openai/codex", "rust-v1.2.3"),
             "patch:upstream.release:openai/codex:rust-v1.2.3"
         );
-        let event = FlowEvent::upstream_release(
-            "openai/codex",
-            "rust-v1.2.3",
-            "2026-01-01T00:00:00.000Z".into(),
-        );
+        let event = FlowEvent::upstream_release("openai/codex", "rust-v1.2.3", "2026-01-01T00:00:00.000Z".into());
         let value = serde_json::to_value(&event).unwrap();
         assert_eq!(
             value,
@@ -165,18 +150,14 @@ mod tests {
                            "receivedAt": "2026-05-16T00:00:00.000Z",
                            "payload": {"provider": "github", "repo": "peezy-tech/patch-moi-harness", "tag": "v0.1.3"}});
         let event = FlowEvent::from_value(value, "now".into()).unwrap();
-        assert_eq!(
-            event.id,
-            "patch:upstream.release:peezy-tech/patch-moi-harness:v0.1.3"
-        );
+        assert_eq!(event.id, "patch:upstream.release:peezy-tech/patch-moi-harness:v0.1.3");
         assert_eq!(event.payload_str("provider"), Some("github"));
         assert_eq!(event.received_at, "2026-05-16T00:00:00.000Z");
     }
 
     #[test]
     fn other_events_keep_their_id() {
-        let event = FlowEvent::from_value(json!({"id": "x:1", "type": "demo.event"}), "now".into())
-            .unwrap();
+        let event = FlowEvent::from_value(json!({"id": "x:1", "type": "demo.event"}), "now".into()).unwrap();
         assert_eq!(event.id, "x:1");
         assert_eq!(event.received_at, "now");
     }
@@ -186,26 +167,11 @@ mod tests {
         let cases = [
             (json!([]), "expected a JSON object"),
             (json!({"type": "x"}), "missing field `id`"),
-            (
-                json!({"id": "", "type": "x"}),
-                "field `id` must be a non-empty string",
-            ),
-            (
-                json!({"id": "a", "type": 3}),
-                "field `type` must be a non-empty string",
-            ),
-            (
-                json!({"id": "a", "type": "x", "payload": []}),
-                "field `payload` must be an object",
-            ),
-            (
-                json!({"id": "a", "type": "upstream.release", "payload": {"repo": "o/r"}}),
-                "needs `payload.tag`",
-            ),
-            (
-                json!({"id": "a", "type": "upstream.release", "payload": {"repo": "o", "tag": "v1"}}),
-                "owner/name",
-            ),
+            (json!({"id": "", "type": "x"}), "field `id` must be a non-empty string"),
+            (json!({"id": "a", "type": 3}), "field `type` must be a non-empty string"),
+            (json!({"id": "a", "type": "x", "payload": []}), "field `payload` must be an object"),
+            (json!({"id": "a", "type": "upstream.release", "payload": {"repo": "o/r"}}), "needs `payload.tag`"),
+            (json!({"id": "a", "type": "upstream.release", "payload": {"repo": "o", "tag": "v1"}}), "owner/name"),
         ];
         for (value, want) in cases {
             let err = FlowEvent::from_value(value.clone(), "now".into()).unwrap_err();

@@ -153,23 +153,19 @@ impl Step {
     }
 
     pub fn timeout(&self) -> Duration {
-        self.timeout
-            .as_deref()
-            .and_then(|text| parse_timeout(text).ok())
-            .unwrap_or(Duration::from_secs(60 * 60))
+        self.timeout.as_deref().and_then(|text| parse_timeout(text).ok()).unwrap_or(Duration::from_secs(60 * 60))
     }
 }
 
 impl Flow {
     /// Parses and validates one flow file.
     pub fn load(path: &Path) -> Result<Flow> {
-        let text = std::fs::read_to_string(path)
-            .with_context(|| format!("failed to read flow file {}", path.display()))?;
-        let mut flow: Flow = serde_yaml::from_str(&text)
-            .map_err(|err| usage(format!("invalid flow file {}: {err}", path.display())))?;
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("failed to read flow file {}", path.display()))?;
+        let mut flow: Flow =
+            serde_yaml::from_str(&text).map_err(|err| usage(format!("invalid flow file {}: {err}", path.display())))?;
         flow.path = path.to_path_buf();
-        flow.validate()
-            .map_err(|err| usage(format!("invalid flow file {}: {err}", path.display())))?;
+        flow.validate().map_err(|err| usage(format!("invalid flow file {}: {err}", path.display())))?;
         Ok(flow)
     }
 
@@ -182,33 +178,22 @@ impl Flow {
         for (index, step) in self.steps.iter().enumerate() {
             let at = format!("steps[{index}]");
             check_name(&format!("{at}.name"), &step.name)?;
-            if self.steps[..index]
-                .iter()
-                .any(|other| other.name == step.name)
-            {
+            if self.steps[..index].iter().any(|other| other.name == step.name) {
                 return Err(format!("{at}.name: step `{}` appears twice", step.name));
             }
             match (&step.uses, &step.run) {
                 (Some(_), Some(_)) => return Err(format!("{at}: set `uses` or `run`, not both")),
-                (None, None) => {
-                    return Err(format!("{at}: set `uses: rebase` or `run: <command>`"))
-                }
+                (None, None) => return Err(format!("{at}: set `uses: rebase` or `run: <command>`")),
                 (Some(uses), None) if uses != "rebase" => {
-                    return Err(format!(
-                        "{at}.uses: unknown built-in `{uses}` (the only one is `rebase`)"
-                    ))
+                    return Err(format!("{at}.uses: unknown built-in `{uses}` (the only one is `rebase`)"))
                 }
                 (Some(_), None) => has_rebase = true,
-                (None, Some(command)) if command.trim().is_empty() => {
-                    return Err(format!("{at}.run: empty command"))
-                }
+                (None, Some(command)) if command.trim().is_empty() => return Err(format!("{at}.run: empty command")),
                 (None, Some(_)) => {}
             }
             if let Some(runner) = &step.runner {
                 if runner != CODE_MODE_RUNNER && runner != "default" {
-                    return Err(format!(
-                        "{at}.runner: unknown runner `{runner}` (use `code-mode` or leave it out)"
-                    ));
+                    return Err(format!("{at}.runner: unknown runner `{runner}` (use `code-mode` or leave it out)"));
                 }
             }
             if let Some(timeout) = &step.timeout {
@@ -247,27 +232,16 @@ impl Flow {
                 .payload
                 .iter()
                 .filter(|(key, _)| !(ignore_tag && key.as_str() == "tag"))
-                .all(|(key, want)| {
-                    event
-                        .payload
-                        .get(key)
-                        .is_some_and(|have| value_matches(want, have))
-                })
+                .all(|(key, want)| event.payload.get(key).is_some_and(|have| value_matches(want, have)))
     }
 
     /// The `on.payload.tag` glob, `*` when there is none.
     pub fn tag_pattern(&self) -> &str {
-        self.on
-            .payload
-            .get("tag")
-            .and_then(Value::as_str)
-            .unwrap_or("*")
+        self.on.payload.get("tag").and_then(Value::as_str).unwrap_or("*")
     }
 
     pub fn has_rebase(&self) -> bool {
-        self.steps
-            .iter()
-            .any(|step| step.kind() == StepKind::Rebase)
+        self.steps.iter().any(|step| step.kind() == StepKind::Rebase)
     }
 }
 
@@ -282,15 +256,11 @@ fn value_matches(want: &Value, have: &Value) -> bool {
 fn check_name(field: &str, name: &str) -> Result<(), String> {
     let ok = !name.is_empty()
         && !name.starts_with(['.', '-'])
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
     if ok {
         Ok(())
     } else {
-        Err(format!(
-            "{field}: `{name}` must be letters, digits, '-', '_' or '.'"
-        ))
+        Err(format!("{field}: `{name}` must be letters, digits, '-', '_' or '.'"))
     }
 }
 
@@ -312,10 +282,7 @@ pub fn discover(workspace: &Path) -> Result<Vec<Flow>> {
         let first_of_root = flows.len();
         for file in files {
             let flow = Flow::load(&file)?;
-            if let Some(same) = flows[first_of_root..]
-                .iter()
-                .find(|other| other.name == flow.name)
-            {
+            if let Some(same) = flows[first_of_root..].iter().find(|other| other.name == flow.name) {
                 return Err(usage(format!(
                     "flow name `{}` is used by both {} and {}",
                     flow.name,
@@ -323,15 +290,8 @@ pub fn discover(workspace: &Path) -> Result<Vec<Flow>> {
                     file.display()
                 )));
             }
-            if let Some(installed) = flows[..first_of_root]
-                .iter()
-                .find(|other| other.name == flow.name)
-            {
-                tracing::debug!(
-                    "{} is shadowed by {}",
-                    file.display(),
-                    installed.path.display()
-                );
+            if let Some(installed) = flows[..first_of_root].iter().find(|other| other.name == flow.name) {
+                tracing::debug!("{} is shadowed by {}", file.display(), installed.path.display());
                 continue;
             }
             flows.push(flow);
@@ -345,8 +305,7 @@ pub fn discover(workspace: &Path) -> Result<Vec<Flow>> {
 pub fn code_mode_enabled(flows_mode: Option<&str>, enable_code_mode: Option<&str>) -> bool {
     let mode = flows_mode.map(|value| value.trim().to_ascii_lowercase());
     let enable = enable_code_mode.map(|value| value.trim().to_ascii_lowercase());
-    mode.as_deref() == Some(CODE_MODE_RUNNER)
-        || matches!(enable.as_deref(), Some("1" | "true" | "yes" | "on"))
+    mode.as_deref() == Some(CODE_MODE_RUNNER) || matches!(enable.as_deref(), Some("1" | "true" | "yes" | "on"))
 }
 
 #[cfg(test)]
@@ -388,10 +347,7 @@ steps:
 
     #[test]
     fn non_string_payload_values_compare_equal() {
-        let flow = flow(
-            "name: n\non: {type: t, payload: {draft: false}}\nsteps: [{name: s, run: 'true'}]",
-        )
-        .unwrap();
+        let flow = flow("name: n\non: {type: t, payload: {draft: false}}\nsteps: [{name: s, run: 'true'}]").unwrap();
         let mut event = FlowEvent::upstream_release("o/r", "v1", String::new());
         event.kind = "t".into();
         assert!(!flow.matches(&event, false));

@@ -62,10 +62,7 @@ impl Git {
 
     /// A handle without any check, for directories about to become repositories.
     pub fn at(dir: &Path) -> Git {
-        Git {
-            dir: dir.to_path_buf(),
-            env: Vec::new(),
-        }
+        Git { dir: dir.to_path_buf(), env: Vec::new() }
     }
 
     pub fn dir(&self) -> &Path {
@@ -127,11 +124,7 @@ impl Git {
         tracing::debug!(dir = %self.dir.display(), "git {}", display_args(args));
         let mut cmd = self.command(args);
         cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
-        cmd.stdin(if input.is_some() {
-            Stdio::piped()
-        } else {
-            Stdio::null()
-        });
+        cmd.stdin(if input.is_some() { Stdio::piped() } else { Stdio::null() });
         let mut child = cmd.spawn().context("failed to start git")?;
         let output = match input {
             Some(bytes) => {
@@ -172,60 +165,28 @@ impl Git {
     /// The commit a revision names, or None when it does not resolve to one.
     pub fn resolve_commit(&self, rev: &str) -> Result<Option<String>> {
         let spec = format!("{rev}^{{commit}}");
-        let output = self.output(
-            &[
-                "rev-parse",
-                "--verify",
-                "--quiet",
-                "--end-of-options",
-                &spec,
-            ],
-            None,
-        )?;
-        Ok(output
-            .status
-            .success()
-            .then(|| String::from_utf8_lossy(&output.stdout).trim().to_string()))
+        let output = self.output(&["rev-parse", "--verify", "--quiet", "--end-of-options", &spec], None)?;
+        Ok(output.status.success().then(|| String::from_utf8_lossy(&output.stdout).trim().to_string()))
     }
 
     /// The value of a ref (not peeled), or None when it does not exist.
     pub fn ref_value(&self, refname: &str) -> Result<Option<String>> {
-        let output = self.output(
-            &[
-                "rev-parse",
-                "--verify",
-                "--quiet",
-                "--end-of-options",
-                refname,
-            ],
-            None,
-        )?;
-        Ok(output
-            .status
-            .success()
-            .then(|| String::from_utf8_lossy(&output.stdout).trim().to_string()))
+        let output = self.output(&["rev-parse", "--verify", "--quiet", "--end-of-options", refname], None)?;
+        Ok(output.status.success().then(|| String::from_utf8_lossy(&output.stdout).trim().to_string()))
     }
 
     /// The best common ancestor, or None for unrelated (or shallow-cut) histories.
     pub fn merge_base(&self, a: &str, b: &str) -> Result<Option<String>> {
         let output = self.output(&["merge-base", "--end-of-options", a, b], None)?;
         match output.status.code() {
-            Some(0) => Ok(Some(
-                String::from_utf8_lossy(&output.stdout).trim().to_string(),
-            )),
+            Some(0) => Ok(Some(String::from_utf8_lossy(&output.stdout).trim().to_string())),
             Some(1) => Ok(None),
             _ => bail!(failure_message(&["merge-base", a, b], &output)),
         }
     }
 
     pub fn is_ancestor(&self, ancestor: &str, descendant: &str) -> Result<bool> {
-        let args = [
-            "merge-base",
-            "--is-ancestor",
-            "--end-of-options",
-            ancestor,
-            descendant,
-        ];
+        let args = ["merge-base", "--is-ancestor", "--end-of-options", ancestor, descendant];
         let output = self.output(&args, None)?;
         match output.status.code() {
             Some(0) => Ok(true),
@@ -241,12 +202,7 @@ impl Git {
     /// The absolute path of a file or directory inside the git directory
     /// (shared between worktrees where git shares it).
     pub fn git_path(&self, name: &str) -> Result<PathBuf> {
-        let path = PathBuf::from(self.run(&[
-            "rev-parse",
-            "--path-format=absolute",
-            "--git-path",
-            name,
-        ])?);
+        let path = PathBuf::from(self.run(&["rev-parse", "--path-format=absolute", "--git-path", name])?);
         Ok(path)
     }
 
@@ -258,57 +214,24 @@ impl Git {
     /// Commits of `from..to` along first parents, oldest first.
     pub fn first_parent_range(&self, from: &str, to: &str) -> Result<Vec<String>> {
         let range = format!("{from}..{to}");
-        let out = self.run(&[
-            "rev-list",
-            "--first-parent",
-            "--reverse",
-            "--end-of-options",
-            &range,
-        ])?;
+        let out = self.run(&["rev-list", "--first-parent", "--reverse", "--end-of-options", &range])?;
         Ok(out.lines().map(str::to_string).collect())
     }
 
     /// First-parent commits of `from..to` that change any of `paths`, oldest first.
-    pub fn first_parent_range_touching(
-        &self,
-        from: &str,
-        to: &str,
-        paths: &[String],
-    ) -> Result<Vec<String>> {
+    pub fn first_parent_range_touching(&self, from: &str, to: &str, paths: &[String]) -> Result<Vec<String>> {
         let range = format!("{from}..{to}");
-        let mut args = vec![
-            "rev-list",
-            "--first-parent",
-            "--reverse",
-            "--end-of-options",
-            &range,
-            "--",
-        ];
+        let mut args = vec!["rev-list", "--first-parent", "--reverse", "--end-of-options", &range, "--"];
         args.extend(paths.iter().map(String::as_str));
         let out = self.with_env("GIT_LITERAL_PATHSPECS", "1").run(&args)?;
         Ok(out.lines().map(str::to_string).collect())
     }
 
     /// `(sha, subject)` of the newest `limit` commits of `from..to` touching `path`.
-    pub fn commits_touching(
-        &self,
-        from: &str,
-        to: &str,
-        path: &str,
-        limit: usize,
-    ) -> Result<Vec<(String, String)>> {
+    pub fn commits_touching(&self, from: &str, to: &str, path: &str, limit: usize) -> Result<Vec<(String, String)>> {
         let range = format!("{from}..{to}");
         let max = format!("--max-count={limit}");
-        let args = [
-            "log",
-            "--no-merges",
-            &max,
-            "--format=%H%x00%s",
-            "--end-of-options",
-            &range,
-            "--",
-            path,
-        ];
+        let args = ["log", "--no-merges", &max, "--format=%H%x00%s", "--end-of-options", &range, "--", path];
         let out = self.with_env("GIT_LITERAL_PATHSPECS", "1").run(&args)?;
         Ok(out
             .lines()
@@ -334,15 +257,7 @@ impl Git {
     /// namespace), never all tags. `refname` must be a full, validated ref.
     pub fn fetch_ref(&self, remote: &str, refname: &str, into: &str) -> Result<FetchOutcome> {
         let refspec = format!("+{refname}:{into}");
-        let args = [
-            "fetch",
-            "--no-tags",
-            "--no-write-fetch-head",
-            "--quiet",
-            "--end-of-options",
-            remote,
-            &refspec,
-        ];
+        let args = ["fetch", "--no-tags", "--no-write-fetch-head", "--quiet", "--end-of-options", remote, &refspec];
         let output = self.output(&args, None)?;
         if output.status.success() {
             return Ok(FetchOutcome::Fetched);
@@ -372,11 +287,7 @@ impl Git {
 
     /// Full ref names under `prefix` with their values.
     pub fn refs_under(&self, prefix: &str) -> Result<Vec<(String, String)>> {
-        let out = self.run(&[
-            "for-each-ref",
-            "--format=%(refname)%00%(objectname)",
-            prefix,
-        ])?;
+        let out = self.run(&["for-each-ref", "--format=%(refname)%00%(objectname)", prefix])?;
         Ok(out
             .lines()
             .filter_map(|line| line.split_once('\0'))
@@ -388,34 +299,17 @@ impl Git {
     pub fn remote_url(&self, remote: &str) -> Result<Option<String>> {
         let key = format!("remote.{remote}.url");
         let output = self.output(&["config", "--get", &key], None)?;
-        Ok(output
-            .status
-            .success()
-            .then(|| String::from_utf8_lossy(&output.stdout).trim().to_string()))
+        Ok(output.status.success().then(|| String::from_utf8_lossy(&output.stdout).trim().to_string()))
     }
 
     /// Pushes `src` to `dst` on `remote`, leasing on the value we expect there
     /// (`None` = the ref must not exist yet), so a concurrent push is never
     /// overwritten.
-    pub fn push_with_lease(
-        &self,
-        remote: &str,
-        src: &str,
-        dst: &str,
-        expect: Option<&str>,
-    ) -> Result<()> {
+    pub fn push_with_lease(&self, remote: &str, src: &str, dst: &str, expect: Option<&str>) -> Result<()> {
         let lease = format!("--force-with-lease={dst}:{}", expect.unwrap_or(""));
         let refspec = format!("{src}:{dst}");
-        self.run(&[
-            "push",
-            "--quiet",
-            "--porcelain",
-            &lease,
-            "--end-of-options",
-            remote,
-            &refspec,
-        ])
-        .with_context(|| format!("failed to push {dst} to {remote}"))?;
+        self.run(&["push", "--quiet", "--porcelain", &lease, "--end-of-options", remote, &refspec])
+            .with_context(|| format!("failed to push {dst} to {remote}"))?;
         Ok(())
     }
 
@@ -452,11 +346,7 @@ impl Git {
 pub enum RefUpdate {
     /// Create or move `refname` to `new`, only if it currently has `old`
     /// (`None`: only if it does not exist).
-    Set {
-        refname: String,
-        new: String,
-        old: Option<String>,
-    },
+    Set { refname: String, new: String, old: Option<String> },
     /// Delete `refname`, only if it currently has `old`.
     Delete { refname: String, old: String },
 }
@@ -465,16 +355,8 @@ impl RefUpdate {
     fn line(&self) -> String {
         match self {
             // `create` refuses when the ref exists: the lease for a new ref.
-            RefUpdate::Set {
-                refname,
-                new,
-                old: None,
-            } => format!("create {refname} {new}\n"),
-            RefUpdate::Set {
-                refname,
-                new,
-                old: Some(old),
-            } => format!("update {refname} {new} {old}\n"),
+            RefUpdate::Set { refname, new, old: None } => format!("create {refname} {new}\n"),
+            RefUpdate::Set { refname, new, old: Some(old) } => format!("update {refname} {new} {old}\n"),
             RefUpdate::Delete { refname, old } => format!("delete {refname} {old}\n"),
         }
     }
@@ -491,10 +373,7 @@ fn failure_message(args: &[&str], output: &Output) -> String {
 
 /// The arguments as a person would type them, with credentials in URLs hidden.
 fn display_args(args: &[&str]) -> String {
-    args.iter()
-        .map(|arg| redact_url(arg))
-        .collect::<Vec<_>>()
-        .join(" ")
+    args.iter().map(|arg| redact_url(arg)).collect::<Vec<_>>().join(" ")
 }
 
 /// Hides the user-info part of every URL in `text` (`https://user:token@host`
@@ -505,9 +384,7 @@ pub fn redact_url(text: &str) -> String {
     while let Some(pos) = rest.find("://") {
         let (head, tail) = rest.split_at(pos + 3);
         out.push_str(head);
-        let end = tail
-            .find(|c: char| c.is_whitespace() || c == '/' || c == '\'' || c == '"')
-            .unwrap_or(tail.len());
+        let end = tail.find(|c: char| c.is_whitespace() || c == '/' || c == '\'' || c == '"').unwrap_or(tail.len());
         match tail[..end].rfind('@') {
             Some(at) => {
                 out.push_str("***");
@@ -558,37 +435,22 @@ mod tests {
     #[test]
     fn parses_git_versions() {
         assert_eq!(parse_git_version("git version 2.47.3"), Some((2, 47)));
-        assert_eq!(
-            parse_git_version("git version 2.39.2 (Apple Git-143)"),
-            Some((2, 39))
-        );
-        assert_eq!(
-            parse_git_version("git version 2.44.0.windows.1"),
-            Some((2, 44))
-        );
+        assert_eq!(parse_git_version("git version 2.39.2 (Apple Git-143)"), Some((2, 39)));
+        assert_eq!(parse_git_version("git version 2.44.0.windows.1"), Some((2, 44)));
         assert_eq!(parse_git_version("hub version 2"), None);
     }
 
     #[test]
     fn redacts_credentials_in_urls() {
         let cases = [
-            (
-                "https://x-access-token:ghs_secret@github.com/o/r.git",
-                "https://***@github.com/o/r.git",
-            ),
+            ("https://x-access-token:ghs_secret@github.com/o/r.git", "https://***@github.com/o/r.git"),
             (
                 "fatal: unable to access 'https://tok@host/x/': 403",
                 "fatal: unable to access 'https://***@host/x/': 403",
             ),
-            (
-                "https://github.com/openai/codex.git",
-                "https://github.com/openai/codex.git",
-            ),
+            ("https://github.com/openai/codex.git", "https://github.com/openai/codex.git"),
             ("/local/path", "/local/path"),
-            (
-                "a https://u:p@h/ b ssh://git@h2:22/r",
-                "a https://***@h/ b ssh://***@h2:22/r",
-            ),
+            ("a https://u:p@h/ b ssh://git@h2:22/r", "a https://***@h/ b ssh://***@h2:22/r"),
         ];
         for (input, want) in cases {
             assert_eq!(redact_url(input), want, "{input}");
@@ -597,22 +459,11 @@ mod tests {
 
     #[test]
     fn ref_update_lines() {
-        let set = RefUpdate::Set {
-            refname: "refs/heads/x".into(),
-            new: "ab".into(),
-            old: None,
-        };
+        let set = RefUpdate::Set { refname: "refs/heads/x".into(), new: "ab".into(), old: None };
         assert_eq!(set.line(), "create refs/heads/x ab\n");
-        let moved = RefUpdate::Set {
-            refname: "refs/heads/x".into(),
-            new: "ab".into(),
-            old: Some("cd".into()),
-        };
+        let moved = RefUpdate::Set { refname: "refs/heads/x".into(), new: "ab".into(), old: Some("cd".into()) };
         assert_eq!(moved.line(), "update refs/heads/x ab cd\n");
-        let del = RefUpdate::Delete {
-            refname: "refs/heads/x".into(),
-            old: "cd".into(),
-        };
+        let del = RefUpdate::Delete { refname: "refs/heads/x".into(), old: "cd".into() };
         assert_eq!(del.line(), "delete refs/heads/x cd\n");
     }
 }

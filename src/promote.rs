@@ -32,20 +32,10 @@ impl Promotion {
             let _ = writeln!(out, "{} is already at {}", self.branch, short(&self.to));
             return out;
         }
-        let _ = writeln!(
-            out,
-            "{}: {} -> {}",
-            self.branch,
-            short(&self.from),
-            short(&self.to)
-        );
+        let _ = writeln!(out, "{}: {} -> {}", self.branch, short(&self.from), short(&self.to));
         if let Some(backup) = &self.backup {
             let _ = writeln!(out, "old head kept in {backup}");
-            let _ = writeln!(
-                out,
-                "undo: git update-ref refs/heads/{} {} {}",
-                self.branch, self.from, self.to
-            );
+            let _ = writeln!(out, "undo: git update-ref refs/heads/{} {} {}", self.branch, self.from, self.to);
         }
         if let Some(remote) = &self.remote_backup {
             let _ = writeln!(out, "pushed; the remote's old head is kept in {remote}");
@@ -56,19 +46,17 @@ impl Promotion {
 
 /// Promotes `flow`'s candidate for `tag`.
 pub fn promote(git: &Git, flow: &Flow, tag: &str, push: bool) -> Result<Promotion> {
-    let stack = flow.stack.as_ref().ok_or_else(|| {
-        usage(format!(
-            "flow {} has no `stack:`, so it has no candidate to promote",
-            flow.name
-        ))
-    })?;
+    let stack = flow
+        .stack
+        .as_ref()
+        .ok_or_else(|| usage(format!("flow {} has no `stack:`, so it has no candidate to promote", flow.name)))?;
     let candidate_ref = format!("refs/heads/{}", stack.candidate.replace("{tag}", tag));
-    let candidate = git.ref_value(&candidate_ref)?.with_context(|| {
-        format!("there is no candidate {candidate_ref}; run the flow for {tag} first")
+    let candidate = git
+        .ref_value(&candidate_ref)?
+        .with_context(|| format!("there is no candidate {candidate_ref}; run the flow for {tag} first"))?;
+    let built_from = git.ref_value(&built_from_ref(&candidate_ref))?.with_context(|| {
+        format!("patchmoi has no record of what {candidate_ref} was built from; run the flow for {tag} again")
     })?;
-    let built_from = git
-        .ref_value(&built_from_ref(&candidate_ref))?
-        .with_context(|| format!("patchmoi has no record of what {candidate_ref} was built from; run the flow for {tag} again"))?;
     let branch_ref = format!("refs/heads/{}", stack.branch);
     let local = git.ref_value(&branch_ref)?;
 
@@ -123,23 +111,18 @@ pub fn promote(git: &Git, flow: &Flow, tag: &str, push: bool) -> Result<Promotio
                     let stamp = humantime::format_rfc3339_seconds(std::time::SystemTime::now())
                         .to_string()
                         .replace([':', '-'], "");
-                    let remote_backup =
-                        format!("refs/heads/patchmoi/backup/{}/{stamp}", stack.branch);
+                    let remote_backup = format!("refs/heads/patchmoi/backup/{}/{stamp}", stack.branch);
                     git.push_with_lease(&stack.remote, head, &remote_backup, None)?;
                     promotion.remote_backup = Some(remote_backup);
                 }
-                git.push_with_lease(
-                    &stack.remote,
-                    &candidate,
-                    &branch_ref,
-                    remote_head.as_deref(),
-                )
-                .with_context(|| {
-                    format!(
-                        "failed to promote {} on {} (a protected branch refuses this push)",
-                        stack.branch, stack.remote
-                    )
-                })?;
+                git.push_with_lease(&stack.remote, &candidate, &branch_ref, remote_head.as_deref()).with_context(
+                    || {
+                        format!(
+                            "failed to promote {} on {} (a protected branch refuses this push)",
+                            stack.branch, stack.remote
+                        )
+                    },
+                )?;
             }
         }
         promotion.pushed = true;

@@ -34,9 +34,7 @@ pub fn push_branch(git: &Git, remote: &str, refname: &str, sha: &str) -> Result<
     }
     let pushed = git.push_with_lease(remote, sha, refname, lease.as_deref());
     match &backup {
-        Some(name) => {
-            pushed.with_context(|| format!("the remote's previous value is kept in {name}"))?
-        }
+        Some(name) => pushed.with_context(|| format!("the remote's previous value is kept in {name}"))?,
         None => pushed?,
     }
     Ok(backup)

@@ -133,11 +133,7 @@ mod tests {
             ("x/a.lock/b", "has a component ending with '.lock'"),
         ];
         for (name, reason) in invalid {
-            assert_eq!(
-                check_ref_name(name),
-                Err(reason.to_string()),
-                "wrong verdict for {name:?}"
-            );
+            assert_eq!(check_ref_name(name), Err(reason.to_string()), "wrong verdict for {name:?}");
         }
     }
 }

@@ -33,21 +33,11 @@ pub struct Replay {
 
 /// Replays `patches` (oldest first) onto `onto`, whose merge base with the
 /// stack is `merge_base`. `onto_tree` is the tree of `onto`.
-pub fn replay(
-    git: &Git,
-    merge_base: &str,
-    onto: &str,
-    onto_tree: &str,
-    patches: &[&RawCommit],
-) -> Result<Replay> {
+pub fn replay(git: &Git, merge_base: &str, onto: &str, onto_tree: &str, patches: &[&RawCommit]) -> Result<Replay> {
     let guesses = git.merge_trees(
         &patches
             .iter()
-            .map(|patch| MergeRequest {
-                base: merge_base.into(),
-                ours: onto.into(),
-                theirs: patch.id.clone(),
-            })
+            .map(|patch| MergeRequest { base: merge_base.into(), ours: onto.into(), theirs: patch.id.clone() })
             .collect::<Vec<_>>(),
     )?;
     let checks = git.merge_trees(
@@ -56,22 +46,13 @@ pub fn replay(
             .enumerate()
             .map(|(index, patch)| MergeRequest {
                 base: first_parent(patch),
-                ours: if index == 0 {
-                    onto_tree.to_string()
-                } else {
-                    guesses[index - 1].tree.clone()
-                },
+                ours: if index == 0 { onto_tree.to_string() } else { guesses[index - 1].tree.clone() },
                 theirs: patch.id.clone(),
             })
             .collect::<Vec<_>>(),
     )?;
 
-    let mut replay = Replay {
-        applied: Vec::new(),
-        empty: Vec::new(),
-        stop: None,
-        sequential_merges: 0,
-    };
+    let mut replay = Replay { applied: Vec::new(), empty: Vec::new(), stop: None, sequential_merges: 0 };
     let mut current = onto_tree.to_string();
     // Whether `current` equals the guess the next check was fed.
     let mut on_guess = true;
@@ -80,11 +61,7 @@ pub fn replay(
             checks[index].clone()
         } else {
             replay.sequential_merges += 1;
-            git.merge_tree(MergeRequest {
-                base: first_parent(patch),
-                ours: current.clone(),
-                theirs: patch.id.clone(),
-            })?
+            git.merge_tree(MergeRequest { base: first_parent(patch), ours: current.clone(), theirs: patch.id.clone() })?
         };
         if !result.clean {
             replay.stop = Some((index, result));
@@ -104,11 +81,7 @@ pub fn replay(
 /// The first parent: a merge in the stack is replayed as its first-parent
 /// change, like `cherry-pick -m 1`. A root commit has the empty tree as base.
 pub fn first_parent(commit: &RawCommit) -> String {
-    commit
-        .parents
-        .first()
-        .cloned()
-        .unwrap_or_else(|| EMPTY_TREE.to_string())
+    commit.parents.first().cloned().unwrap_or_else(|| EMPTY_TREE.to_string())
 }
 
 const EMPTY_TREE: &str = "4b825dc642cb6eb9a060e54bf8d69288fbee4904";

@@ -17,17 +17,8 @@ pub fn conflict_summary(report: &ConflictReport, tag: &str) -> String {
         files.join(", ")
     );
     if let Some(culprit) = &report.culprit {
-        let what = if culprit.kind == "patch" {
-            "builds on patch"
-        } else {
-            "culprit: upstream commit"
-        };
-        let _ = write!(
-            line,
-            "; {what} {} \"{}\"",
-            short(&culprit.sha),
-            culprit.subject
-        );
+        let what = if culprit.kind == "patch" { "builds on patch" } else { "culprit: upstream commit" };
+        let _ = write!(line, "; {what} {} \"{}\"", short(&culprit.sha), culprit.subject);
     }
     line
 }
@@ -35,16 +26,8 @@ pub fn conflict_summary(report: &ConflictReport, tag: &str) -> String {
 /// The whole report, as the job summary, the check run and `conflict.md` show it.
 pub fn conflict_markdown(report: &ConflictReport, tag: &str) -> String {
     let mut md = String::new();
-    let _ = writeln!(
-        md,
-        "## Patch `{}` does not apply on `{tag}`\n",
-        short(&report.patch.sha)
-    );
-    let _ = writeln!(
-        md,
-        "**{}** by {}\n",
-        report.patch.subject, report.patch.author
-    );
+    let _ = writeln!(md, "## Patch `{}` does not apply on `{tag}`\n", short(&report.patch.sha));
+    let _ = writeln!(md, "**{}** by {}\n", report.patch.subject, report.patch.author);
     match &report.culprit {
         Some(culprit) if culprit.kind == "patch" => {
             let _ = writeln!(
@@ -62,7 +45,12 @@ pub fn conflict_markdown(report: &ConflictReport, tag: &str) -> String {
                 culprit.subject
             );
         }
-        None => md.push_str("**Culprit:** not found (the patch applies alone; it conflicts with the patches before it).\n\n"),
+        None => md.push_str("**Culprit:** not found (no single upstream commit explains the conflict).\n\n"),
+    }
+    if let (Some(earlier), Some(culprit)) = (&report.builds_on, &report.culprit) {
+        if culprit.kind == "upstream" {
+            let _ = writeln!(md, "It builds on the earlier patch `{}` \"{}\".\n", short(&earlier.sha), earlier.subject);
+        }
     }
     let _ = writeln!(
         md,
@@ -80,11 +68,7 @@ pub fn conflict_markdown(report: &ConflictReport, tag: &str) -> String {
             md.push('\n');
         }
         for hunk in &file.hunks {
-            let _ = writeln!(
-                md,
-                "Lines {}–{} of the release:\n",
-                hunk.start_line, hunk.end_line
-            );
+            let _ = writeln!(md, "Lines {}–{} of the release:\n", hunk.start_line, hunk.end_line);
             let _ = writeln!(
                 md,
                 "```diff\n<<<<<<< upstream {tag}\n{}||||||| base\n{}=======\n{}>>>>>>> patch {}\n```\n",
@@ -96,20 +80,17 @@ pub fn conflict_markdown(report: &ConflictReport, tag: &str) -> String {
         }
     }
     if !report.survey.is_empty() {
-        md.push_str("### Survey: patches that conflict alone on the release\n\n| patch | files | builds on |\n|---|---|---|\n");
+        md.push_str(
+            "### Survey: patches that conflict alone on the release\n\n| patch | files | builds on |\n|---|---|---|\n",
+        );
         for entry in &report.survey {
             let depends = entry
                 .depends_on
                 .as_ref()
                 .map(|earlier| format!("`{}` {}", short(&earlier.sha), earlier.subject))
                 .unwrap_or_default();
-            let _ = writeln!(
-                md,
-                "| `{}` {} | {} | {depends} |",
-                short(&entry.sha),
-                entry.subject,
-                entry.files.join(", ")
-            );
+            let _ =
+                writeln!(md, "| `{}` {} | {} | {depends} |", short(&entry.sha), entry.subject, entry.files.join(", "));
         }
         md.push('\n');
     }
@@ -127,26 +108,12 @@ pub fn run_text(report: &RunReport) -> String {
         out.push_str("  no flow matches this event\n");
     }
     for run in &report.runs {
-        let _ = writeln!(
-            out,
-            "  {} / {}  {}  {}",
-            run.flow, run.step, run.status, run.message
-        );
+        let _ = writeln!(out, "  {} / {}  {}  {}", run.flow, run.step, run.status, run.message);
         for candidate in &run.artifacts.candidate_refs {
-            let _ = writeln!(
-                out,
-                "      candidate {} {}",
-                candidate.refname, candidate.sha
-            );
+            let _ = writeln!(out, "      candidate {} {}", candidate.refname, candidate.sha);
         }
         for dropped in &run.artifacts.dropped {
-            let _ = writeln!(
-                out,
-                "      dropped {} {} ({})",
-                short(&dropped.sha),
-                dropped.subject,
-                dropped.reason
-            );
+            let _ = writeln!(out, "      dropped {} {} ({})", short(&dropped.sha), dropped.subject, dropped.reason);
         }
         if let Some(path) = &run.artifacts.report_markdown {
             let _ = writeln!(out, "      conflict report {path}");

@@ -141,58 +141,28 @@ pub fn run_event(settings: &RunSettings, flows: &[&Flow], event: &FlowEvent) -> 
     let _lock = state_dir.lock()?;
     let mut state = state_dir.load()?;
     if !settings.replay && state.event(&event.id).is_some() {
-        let runs: Vec<RunResult> = state
-            .runs_of(&event.id)
-            .into_iter()
-            .map(|view| view.to_result())
-            .collect();
-        let status = ResultStatus::aggregate(runs.iter().map(|run| run.status))
-            .unwrap_or(ResultStatus::Skipped);
-        return Ok(RunReport {
-            event: event.clone(),
-            status,
-            runs,
-            stored: true,
-        });
+        let runs: Vec<RunResult> = state.runs_of(&event.id).into_iter().map(|view| view.to_result()).collect();
+        let status = ResultStatus::aggregate(runs.iter().map(|run| run.status)).unwrap_or(ResultStatus::Skipped);
+        return Ok(RunReport { event: event.clone(), status, runs, stored: true });
     }
     let nonce = settings.replay.then(now);
     let workspace = Workspace::open(&settings.workspace)?;
     let mut runs = Vec::new();
     for flow in flows {
-        runs.extend(run_flow(
-            settings,
-            &workspace,
-            &state_dir,
-            flow,
-            event,
-            nonce.as_deref(),
-        )?);
+        runs.extend(run_flow(settings, &workspace, &state_dir, flow, event, nonce.as_deref())?);
     }
     state.record(event, &runs, &now());
     state_dir.save(&state)?;
-    let status =
-        ResultStatus::aggregate(runs.iter().map(|run| run.status)).unwrap_or(ResultStatus::Skipped);
-    Ok(RunReport {
-        event: event.clone(),
-        status,
-        runs,
-        stored: false,
-    })
+    let status = ResultStatus::aggregate(runs.iter().map(|run| run.status)).unwrap_or(ResultStatus::Skipped);
+    Ok(RunReport { event: event.clone(), status, runs, stored: false })
 }
 
 /// The matching flows, in discovery order, optionally only the named one.
-pub fn select_flows<'a>(
-    flows: &'a [Flow],
-    event: &FlowEvent,
-    only: Option<&str>,
-) -> Result<Vec<&'a Flow>> {
+pub fn select_flows<'a>(flows: &'a [Flow], event: &FlowEvent, only: Option<&str>) -> Result<Vec<&'a Flow>> {
     if let Some(name) = only {
         if !flows.iter().any(|flow| flow.name == name) {
             let known: Vec<&str> = flows.iter().map(|flow| flow.name.as_str()).collect();
-            return Err(usage(format!(
-                "unknown flow `{name}` (flows found: {})",
-                known.join(", ")
-            )));
+            return Err(usage(format!("unknown flow `{name}` (flows found: {})", known.join(", "))));
         }
     }
     Ok(flows
@@ -205,35 +175,20 @@ pub fn select_flows<'a>(
 /// The newest release tag that the flows handling `repo`'s releases follow,
 /// read from their upstreams with `git ls-remote` (nothing is fetched).
 /// Flows that disagree make the caller choose with `--tag`.
-pub fn newest_release(
-    git: &crate::git::Git,
-    flows: &[Flow],
-    repo: &str,
-    only: Option<&str>,
-) -> Result<String> {
+pub fn newest_release(git: &crate::git::Git, flows: &[Flow], repo: &str, only: Option<&str>) -> Result<String> {
     let probe = FlowEvent::upstream_release(repo, "", String::new());
     let mut answers: Vec<(String, String)> = Vec::new();
     let mut listed: Vec<(String, Vec<String>)> = Vec::new();
-    for flow in flows
-        .iter()
-        .filter(|flow| only.is_none_or(|name| flow.name == name))
-    {
+    for flow in flows.iter().filter(|flow| only.is_none_or(|name| flow.name == name)) {
         let (true, Some(stack)) = (flow.matches(&probe, true), &flow.stack) else {
             continue;
         };
         if !listed.iter().any(|(url, _)| *url == stack.upstream) {
             listed.push((stack.upstream.clone(), git.ls_remote_tags(&stack.upstream)?));
         }
-        let tags = &listed
-            .iter()
-            .find(|(url, _)| *url == stack.upstream)
-            .expect("just listed")
-            .1;
-        let rule = crate::version::TagRule {
-            pattern: flow.tag_pattern(),
-            prereleases: flow.prereleases,
-            skip: &flow.skip,
-        };
+        let tags = &listed.iter().find(|(url, _)| *url == stack.upstream).expect("just listed").1;
+        let rule =
+            crate::version::TagRule { pattern: flow.tag_pattern(), prereleases: flow.prereleases, skip: &flow.skip };
         match rule.newest(tags.iter().map(String::as_str)) {
             Some(tag) => answers.push((flow.name.clone(), tag.to_string())),
             None => {
@@ -247,19 +202,11 @@ pub fn newest_release(
         }
     }
     match answers.first() {
-        None => Err(usage(format!(
-            "no flow with a `stack:` handles releases of {repo}; pass --tag"
-        ))),
+        None => Err(usage(format!("no flow with a `stack:` handles releases of {repo}; pass --tag"))),
         Some((_, tag)) if answers.iter().all(|(_, other)| other == tag) => Ok(tag.clone()),
         Some(_) => {
-            let listing: Vec<String> = answers
-                .iter()
-                .map(|(flow, tag)| format!("{flow}: {tag}"))
-                .collect();
-            Err(usage(format!(
-                "the matching flows disagree on the newest tag ({}); pass --tag",
-                listing.join(", ")
-            )))
+            let listing: Vec<String> = answers.iter().map(|(flow, tag)| format!("{flow}: {tag}")).collect();
+            Err(usage(format!("the matching flows disagree on the newest tag ({}); pass --tag", listing.join(", "))))
         }
     }
 }
@@ -320,10 +267,7 @@ fn run_flow(
             step: step.name.clone(),
             runner: step.runner_name().to_string(),
             status,
-            gated: error.is_none()
-                && status == ResultStatus::Skipped
-                && step.is_gated()
-                && !settings.code_mode,
+            gated: error.is_none() && status == ResultStatus::Skipped && step.is_gated() && !settings.code_mode,
             message,
             artifacts,
             error: error.unwrap_or(false),
@@ -356,11 +300,7 @@ impl FlowRun<'_> {
             Condition::Always => true,
         };
         if !holds {
-            let message = format!(
-                "not run: `if: {}` does not hold after {}",
-                condition_name(condition),
-                self.verdict
-            );
+            let message = format!("not run: `if: {}` does not hold after {}", condition_name(condition), self.verdict);
             return (ResultStatus::Skipped, message, Artifacts::default(), None);
         }
         if step.is_gated() && !self.settings.code_mode {
@@ -376,12 +316,7 @@ impl FlowRun<'_> {
         };
         match outcome {
             Ok((status, message, artifacts)) => (status, message, artifacts, Some(false)),
-            Err(err) => (
-                ResultStatus::Failed,
-                format!("{err:#}"),
-                Artifacts::default(),
-                Some(true),
-            ),
+            Err(err) => (ResultStatus::Failed, format!("{err:#}"), Artifacts::default(), Some(true)),
         }
     }
 
@@ -407,50 +342,17 @@ impl FlowRun<'_> {
         let (status, message) = match outcome {
             RebaseOutcome::Blocked(message) => (ResultStatus::Blocked, message),
             RebaseOutcome::UpToDate { head, release } => {
-                artifacts.upstream = Some(RefAt {
-                    name: tag.clone(),
-                    sha: release,
-                });
-                artifacts.branch = Some(RefAt {
-                    name: spec.branch.clone(),
-                    sha: head.clone(),
-                });
-                self.rebase = Some(RebaseOutput {
-                    candidate: None,
-                    commit: Some(head),
-                    stopped: None,
-                    report: None,
-                });
-                (
-                    ResultStatus::Completed,
-                    format!("{} already contains {tag}; nothing to rebase", spec.branch),
-                )
+                artifacts.upstream = Some(RefAt { name: tag.clone(), sha: release });
+                artifacts.branch = Some(RefAt { name: spec.branch.clone(), sha: head.clone() });
+                self.rebase = Some(RebaseOutput { candidate: None, commit: Some(head), stopped: None, report: None });
+                (ResultStatus::Completed, format!("{} already contains {tag}; nothing to rebase", spec.branch))
             }
-            RebaseOutcome::Clean {
-                candidate,
-                release,
-                head,
-                carried,
-                dropped,
-            } => {
+            RebaseOutcome::Clean { candidate, release, head, carried, dropped } => {
                 let (status, pushed, push_note) = match self.settings.push {
                     false => (ResultStatus::Changed, false, String::new()),
-                    true => match crate::publish::push_branch(
-                        git,
-                        &spec.remote,
-                        &candidate.refname,
-                        &candidate.sha,
-                    ) {
-                        Ok(_) => (
-                            ResultStatus::Changed,
-                            true,
-                            format!(", pushed to {}", spec.remote),
-                        ),
-                        Err(err) => (
-                            ResultStatus::Failed,
-                            false,
-                            format!("; push to {} failed: {err:#}", spec.remote),
-                        ),
+                    true => match crate::publish::push_branch(git, &spec.remote, &candidate.refname, &candidate.sha) {
+                        Ok(_) => (ResultStatus::Changed, true, format!(", pushed to {}", spec.remote)),
+                        Err(err) => (ResultStatus::Failed, false, format!("; push to {} failed: {err:#}", spec.remote)),
                     },
                 };
                 let message = format!(
@@ -468,49 +370,23 @@ impl FlowRun<'_> {
                     remote: pushed.then(|| spec.remote.clone()),
                     backup: candidate.backup.clone(),
                 });
-                artifacts.upstream = Some(RefAt {
-                    name: tag.clone(),
-                    sha: release,
-                });
-                artifacts.branch = Some(RefAt {
-                    name: spec.branch.clone(),
-                    sha: head,
-                });
+                artifacts.upstream = Some(RefAt { name: tag.clone(), sha: release });
+                artifacts.branch = Some(RefAt { name: spec.branch.clone(), sha: head });
                 artifacts.carried = carried;
                 artifacts.dropped = dropped;
                 let commit = Some(candidate.sha.clone());
-                self.rebase = Some(RebaseOutput {
-                    candidate: Some(candidate),
-                    commit,
-                    stopped: None,
-                    report: None,
-                });
+                self.rebase = Some(RebaseOutput { candidate: Some(candidate), commit, stopped: None, report: None });
                 (status, message)
             }
-            RebaseOutcome::Conflicted {
-                report,
-                stopped,
-                release,
-                head,
-                dropped,
-            } => {
+            RebaseOutcome::Conflicted { report, stopped, release, head, dropped } => {
                 let dir = self.state_dir.run_dir(id)?;
                 let json_path = dir.join("conflict.json");
                 let md_path = dir.join("conflict.md");
                 crate::state::write_atomic(&json_path, &serde_json::to_vec_pretty(&report)?)?;
-                crate::state::write_atomic(
-                    &md_path,
-                    crate::report::conflict_markdown(&report, &tag).as_bytes(),
-                )?;
+                crate::state::write_atomic(&md_path, crate::report::conflict_markdown(&report, &tag).as_bytes())?;
                 let message = crate::report::conflict_summary(&report, &tag);
-                artifacts.upstream = Some(RefAt {
-                    name: tag.clone(),
-                    sha: release,
-                });
-                artifacts.branch = Some(RefAt {
-                    name: spec.branch.clone(),
-                    sha: head,
-                });
+                artifacts.upstream = Some(RefAt { name: tag.clone(), sha: release });
+                artifacts.branch = Some(RefAt { name: spec.branch.clone(), sha: head });
                 artifacts.carried = report.applied.clone();
                 artifacts.dropped = dropped;
                 artifacts.report = Some(json_path.display().to_string());
@@ -528,31 +404,20 @@ impl FlowRun<'_> {
         Ok((status, message, artifacts))
     }
 
-    fn command(
-        &mut self,
-        id: &str,
-        step: &Step,
-        command: &str,
-    ) -> Result<(ResultStatus, String, Artifacts)> {
+    fn command(&mut self, id: &str, step: &Step, command: &str) -> Result<(ResultStatus, String, Artifacts)> {
         let root = self.checkout(id)?;
         let cwd = match &step.working_directory {
             Some(dir) => root.join(dir),
             None => root.clone(),
         };
-        let log_path = self
-            .state_dir
-            .run_dir(id)?
-            .join(format!("{}.log", step.name));
+        let log_path = self.state_dir.run_dir(id)?.join(format!("{}.log", step.name));
         let mut env: Vec<(String, String)> = vec![
             ("PATCHMOI_EVENT_ID".into(), self.event.id.clone()),
             ("PATCHMOI_RUN_ID".into(), id.to_string()),
             ("PATCHMOI_FLOW".into(), self.flow.name.clone()),
             ("PATCHMOI_STEP".into(), step.name.clone()),
             ("PATCHMOI_STATUS".into(), self.verdict.to_string()),
-            (
-                "PATCHMOI_TAG".into(),
-                self.event.tag().unwrap_or_default().to_string(),
-            ),
+            ("PATCHMOI_TAG".into(), self.event.tag().unwrap_or_default().to_string()),
             ("PATCHMOI_WORKTREE".into(), root.display().to_string()),
         ];
         if let Some(rebase) = &self.rebase {
@@ -561,17 +426,10 @@ impl FlowRun<'_> {
                 env.push(("PATCHMOI_CANDIDATE_SHA".into(), candidate.sha.clone()));
             }
             if let Some(report) = &rebase.report {
-                env.push((
-                    "PATCHMOI_CONFLICT_REPORT".into(),
-                    report.display().to_string(),
-                ));
+                env.push(("PATCHMOI_CONFLICT_REPORT".into(), report.display().to_string()));
             }
         }
-        env.extend(
-            step.env
-                .iter()
-                .map(|(key, value)| (key.clone(), value.clone())),
-        );
+        env.extend(step.env.iter().map(|(key, value)| (key.clone(), value.clone())));
         let spec = CheckSpec {
             name: step.name.clone(),
             command: command.to_string(),
@@ -582,42 +440,21 @@ impl FlowRun<'_> {
             log_path: log_path.clone(),
         };
         let result = run_check(&spec)?;
-        let artifacts = Artifacts {
-            log: Some(log_path.display().to_string()),
-            log_tail: result.log_tail,
-            ..Artifacts::default()
-        };
+        let artifacts =
+            Artifacts { log: Some(log_path.display().to_string()), log_tail: result.log_tail, ..Artifacts::default() };
         let seconds = result.duration.as_secs_f64();
         let (status, message) = match result.outcome {
-            CheckOutcome::Passed => (
-                ResultStatus::Completed,
-                format!("step {} passed in {seconds:.1}s", step.name),
-            ),
-            CheckOutcome::Failed {
-                exit_code: Some(code),
-                ..
-            } => (
-                ResultStatus::Failed,
-                format!(
-                    "step {} failed with exit code {code} after {seconds:.1}s",
-                    step.name
-                ),
-            ),
+            CheckOutcome::Passed => (ResultStatus::Completed, format!("step {} passed in {seconds:.1}s", step.name)),
+            CheckOutcome::Failed { exit_code: Some(code), .. } => {
+                (ResultStatus::Failed, format!("step {} failed with exit code {code} after {seconds:.1}s", step.name))
+            }
             CheckOutcome::Failed { signal, .. } => (
                 ResultStatus::Failed,
-                format!(
-                    "step {} was killed by signal {} after {seconds:.1}s",
-                    step.name,
-                    signal.unwrap_or_default()
-                ),
+                format!("step {} was killed by signal {} after {seconds:.1}s", step.name, signal.unwrap_or_default()),
             ),
             CheckOutcome::TimedOut => (
                 ResultStatus::Failed,
-                format!(
-                    "step {} timed out after {}",
-                    step.name,
-                    humantime::format_duration(step.timeout())
-                ),
+                format!("step {} timed out after {}", step.name, humantime::format_duration(step.timeout())),
             ),
         };
         Ok((status, message, artifacts))
@@ -665,51 +502,22 @@ mod tests {
 
     #[test]
     fn run_ids_follow_the_original_scheme() {
-        let id = run_id(
-            "patch:upstream.release:openai/codex:rust-v1.2.3",
-            "peezy-codex-fork",
-            "rebase-patch-stack",
-            None,
-        );
+        let id =
+            run_id("patch:upstream.release:openai/codex:rust-v1.2.3", "peezy-codex-fork", "rebase-patch-stack", None);
         assert!(id.starts_with("run_") && id.len() == 16, "{id}");
         assert_eq!(
             id,
-            run_id(
-                "patch:upstream.release:openai/codex:rust-v1.2.3",
-                "peezy-codex-fork",
-                "rebase-patch-stack",
-                None
-            )
+            run_id("patch:upstream.release:openai/codex:rust-v1.2.3", "peezy-codex-fork", "rebase-patch-stack", None)
         );
-        assert_ne!(
-            id,
-            run_id(
-                "patch:upstream.release:openai/codex:rust-v1.2.3",
-                "peezy-codex-fork",
-                "build",
-                None
-            )
-        );
+        assert_ne!(id, run_id("patch:upstream.release:openai/codex:rust-v1.2.3", "peezy-codex-fork", "build", None));
         let replay = run_id("e", "f", "s", Some("2026-01-01T00:00:00.000Z"));
-        assert!(
-            replay.starts_with("run_") && replay.ends_with("_replay"),
-            "{replay}"
-        );
+        assert!(replay.starts_with("run_") && replay.ends_with("_replay"), "{replay}");
     }
 
     #[test]
     fn verdicts_combine_by_precedence() {
-        assert_eq!(
-            worse(ResultStatus::Completed, ResultStatus::Changed),
-            ResultStatus::Changed
-        );
-        assert_eq!(
-            worse(ResultStatus::Changed, ResultStatus::Failed),
-            ResultStatus::Failed
-        );
-        assert_eq!(
-            worse(ResultStatus::NeedsIntervention, ResultStatus::Failed),
-            ResultStatus::NeedsIntervention
-        );
+        assert_eq!(worse(ResultStatus::Completed, ResultStatus::Changed), ResultStatus::Changed);
+        assert_eq!(worse(ResultStatus::Changed, ResultStatus::Failed), ResultStatus::Failed);
+        assert_eq!(worse(ResultStatus::NeedsIntervention, ResultStatus::Failed), ResultStatus::NeedsIntervention);
     }
 }

@@ -33,36 +33,22 @@ impl Env {
     }
 
     pub fn from_pairs<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> Env {
-        Env {
-            vars: pairs
-                .into_iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect(),
-        }
+        Env { vars: pairs.into_iter().map(|(k, v)| (k.to_string(), v.to_string())).collect() }
     }
 
     /// A variable's value; empty counts as unset.
     pub fn get(&self, key: &str) -> Option<&str> {
-        self.vars
-            .get(key)
-            .map(String::as_str)
-            .filter(|value| !value.is_empty())
+        self.vars.get(key).map(String::as_str).filter(|value| !value.is_empty())
     }
 
     /// Whether the Code Mode gate is open.
     pub fn code_mode(&self) -> bool {
-        crate::flows::code_mode_enabled(
-            self.get("CODEX_FLOWS_MODE"),
-            self.get("CODEX_FLOWS_ENABLE_CODE_MODE"),
-        )
+        crate::flows::code_mode_enabled(self.get("CODEX_FLOWS_MODE"), self.get("CODEX_FLOWS_ENABLE_CODE_MODE"))
     }
 
     /// Names of variables a `run:` step must not see.
     pub fn secret_names(&self) -> Vec<String> {
-        SECRET_VARIABLES
-            .iter()
-            .map(|name| name.to_string())
-            .collect()
+        SECRET_VARIABLES.iter().map(|name| name.to_string()).collect()
     }
 }
 

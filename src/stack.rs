@@ -52,11 +52,7 @@ pub struct Patch {
 
 impl Patch {
     fn of(commit: &RawCommit) -> Patch {
-        Patch {
-            sha: commit.id.clone(),
-            subject: commit.subject(),
-            author: commit.author(),
-        }
+        Patch { sha: commit.id.clone(), subject: commit.subject(), author: commit.author() }
     }
 }
 
@@ -94,21 +90,9 @@ pub enum RebaseOutcome {
     /// The branch already contains the release.
     UpToDate { head: String, release: String },
     /// A candidate with every patch that still applies.
-    Clean {
-        candidate: Candidate,
-        release: String,
-        head: String,
-        carried: Vec<Patch>,
-        dropped: Vec<Dropped>,
-    },
+    Clean { candidate: Candidate, release: String, head: String, carried: Vec<Patch>, dropped: Vec<Dropped> },
     /// A patch does not apply; nothing was changed but objects and our own refs.
-    Conflicted {
-        report: Box<ConflictReport>,
-        stopped: Stopped,
-        release: String,
-        head: String,
-        dropped: Vec<Dropped>,
-    },
+    Conflicted { report: Box<ConflictReport>, stopped: Stopped, release: String, head: String, dropped: Vec<Dropped> },
     /// A precondition is not met; the message says which and what to do.
     Blocked(String),
 }
@@ -198,11 +182,7 @@ pub fn rebase(git: &Git, spec: &StackSpec) -> Result<RebaseOutcome> {
         bail!("git stored the replayed commits under other ids than computed ({written:?} != {ids:?})");
     }
     let tip = parent;
-    let carried: Vec<Patch> = replayed
-        .applied
-        .iter()
-        .map(|(index, _)| Patch::of(stack[*index]))
-        .collect();
+    let carried: Vec<Patch> = replayed.applied.iter().map(|(index, _)| Patch::of(stack[*index])).collect();
 
     if let Some((stop, merge)) = replayed.stop {
         let context = conflict::Context {
@@ -216,42 +196,19 @@ pub fn rebase(git: &Git, spec: &StackSpec) -> Result<RebaseOutcome> {
         };
         let report = conflict::report(&context)?;
         // Keep the stopped state's objects so a worktree can show it.
-        quarantine.publish(
-            &[tip.clone(), merge.tree.clone()],
-            &[release.clone(), head.clone()],
-        )?;
-        let stopped = Stopped {
-            head: tip,
-            tree: merge.tree,
-            conflicts: merge.conflicts,
-        };
-        return Ok(RebaseOutcome::Conflicted {
-            report: Box::new(report),
-            stopped,
-            release,
-            head,
-            dropped,
-        });
+        quarantine.publish(&[tip.clone(), merge.tree.clone()], &[release.clone(), head.clone()])?;
+        let stopped = Stopped { head: tip, tree: merge.tree, conflicts: merge.conflicts };
+        return Ok(RebaseOutcome::Conflicted { report: Box::new(report), stopped, release, head, dropped });
     }
 
     quarantine.publish(std::slice::from_ref(&tip), &[release.clone(), head.clone()])?;
     let built_from = built_from_ref(&spec.candidate_ref());
     let also = match git.ref_value(&built_from)? {
         Some(old) if old == head => Vec::new(),
-        old => vec![RefUpdate::Set {
-            refname: built_from,
-            new: head.clone(),
-            old,
-        }],
+        old => vec![RefUpdate::Set { refname: built_from, new: head.clone(), old }],
     };
     let candidate = move_branch(git, &spec.candidate_ref(), &tip, also)?;
-    Ok(RebaseOutcome::Clean {
-        candidate,
-        release,
-        head,
-        carried,
-        dropped,
-    })
+    Ok(RebaseOutcome::Clean { candidate, release, head, carried, dropped })
 }
 
 /// The maintained branch's head: the local branch, else the remote-tracking
@@ -271,11 +228,9 @@ fn resolve_branch(git: &Git, spec: &StackSpec) -> Result<Option<String>> {
     match git.fetch_ref(&spec.remote, &local, &tracking)? {
         FetchOutcome::Fetched => git.resolve_commit(&tracking),
         FetchOutcome::Missing => Ok(None),
-        FetchOutcome::Unreachable(message) => bail!(
-            "failed to fetch branch {} from {}: {message}",
-            spec.branch,
-            spec.remote
-        ),
+        FetchOutcome::Unreachable(message) => {
+            bail!("failed to fetch branch {} from {}: {message}", spec.branch, spec.remote)
+        }
     }
 }
 
@@ -297,9 +252,7 @@ fn fetch_release(git: &Git, spec: &StackSpec) -> Result<Result<String, String>> 
             bail!("failed to fetch tag {} from upstream: {message}", spec.tag)
         }
     }
-    let release = git
-        .resolve_commit(&into)?
-        .with_context(|| format!("tag {} does not point at a commit", spec.tag))?;
+    let release = git.resolve_commit(&into)?.with_context(|| format!("tag {} does not point at a commit", spec.tag))?;
     Ok(Ok(release))
 }
 
@@ -312,33 +265,15 @@ fn upstreamed_patches(
     release: &str,
     patches: &[RawCommit],
 ) -> Result<HashMap<String, String>> {
-    let singles: Vec<&RawCommit> = patches
-        .iter()
-        .filter(|patch| patch.parents.len() == 1)
-        .collect();
+    let singles: Vec<&RawCommit> = patches.iter().filter(|patch| patch.parents.len() == 1).collect();
     if singles.is_empty() {
         return Ok(HashMap::new());
     }
-    let input: String = singles
-        .iter()
-        .map(|patch| format!("{}\n", patch.id))
-        .collect();
-    let names = git.run_bytes(
-        &[
-            "diff-tree",
-            "--no-commit-id",
-            "--name-only",
-            "-r",
-            "-z",
-            "--stdin",
-        ],
-        Some(input.as_bytes()),
-    )?;
-    let paths: BTreeSet<String> = String::from_utf8_lossy(&names)
-        .split('\0')
-        .filter(|path| !path.is_empty())
-        .map(str::to_string)
-        .collect();
+    let input: String = singles.iter().map(|patch| format!("{}\n", patch.id)).collect();
+    let names =
+        git.run_bytes(&["diff-tree", "--no-commit-id", "--name-only", "-r", "-z", "--stdin"], Some(input.as_bytes()))?;
+    let paths: BTreeSet<String> =
+        String::from_utf8_lossy(&names).split('\0').filter(|path| !path.is_empty()).map(str::to_string).collect();
     if paths.is_empty() {
         return Ok(HashMap::new());
     }
@@ -346,30 +281,15 @@ fn upstreamed_patches(
     let stack_ids = patch_ids(git, &stack_diffs)?;
 
     let range = format!("{merge_base}..{release}");
-    let mut args = vec![
-        "log",
-        "--no-merges",
-        "--full-diff",
-        "-p",
-        "--format=commit %H",
-        "--end-of-options",
-        &range,
-        "--",
-    ];
+    let mut args =
+        vec!["log", "--no-merges", "--full-diff", "-p", "--format=commit %H", "--end-of-options", &range, "--"];
     args.extend(paths.iter().map(String::as_str));
-    let upstream_diffs = git
-        .with_env("GIT_LITERAL_PATHSPECS", "1")
-        .run_bytes(&args, None)?;
-    let upstream_ids: HashMap<String, String> =
-        patch_ids(git, &upstream_diffs)?.into_iter().collect();
+    let upstream_diffs = git.with_env("GIT_LITERAL_PATHSPECS", "1").run_bytes(&args, None)?;
+    let upstream_ids: HashMap<String, String> = patch_ids(git, &upstream_diffs)?.into_iter().collect();
 
     Ok(stack_ids
         .into_iter()
-        .filter_map(|(patch_id, commit)| {
-            upstream_ids
-                .get(&patch_id)
-                .map(|upstream| (commit, upstream.clone()))
-        })
+        .filter_map(|(patch_id, commit)| upstream_ids.get(&patch_id).map(|upstream| (commit, upstream.clone())))
         .collect())
 }
 
@@ -389,67 +309,34 @@ fn patch_ids(git: &Git, diffs: &[u8]) -> Result<Vec<(String, String)>> {
 /// Points `refname` at `sha`, together with `also`, in one transaction; an
 /// old value that differs is kept first under `refs/patchmoi/backup/…`, so
 /// nothing is lost. Refuses when the branch is checked out in some worktree.
-pub fn move_branch(
-    git: &Git,
-    refname: &str,
-    sha: &str,
-    mut also: Vec<RefUpdate>,
-) -> Result<Candidate> {
+pub fn move_branch(git: &Git, refname: &str, sha: &str, mut also: Vec<RefUpdate>) -> Result<Candidate> {
     let old = git.ref_value(refname)?;
     let mut backup = None;
     if old.as_deref() != Some(sha) {
-        if let Some((_, path)) = git
-            .checked_out_branches()?
-            .into_iter()
-            .find(|(branch, _)| branch == refname)
-        {
-            bail!(
-                "{refname} is checked out in {}; patchmoi will not move a checked-out branch",
-                path.display()
-            );
+        if let Some((_, path)) = git.checked_out_branches()?.into_iter().find(|(branch, _)| branch == refname) {
+            bail!("{refname} is checked out in {}; patchmoi will not move a checked-out branch", path.display());
         }
         if let Some(old) = &old {
             let name = backup_ref(git, refname)?;
-            also.push(RefUpdate::Set {
-                refname: name.clone(),
-                new: old.clone(),
-                old: None,
-            });
+            also.push(RefUpdate::Set { refname: name.clone(), new: old.clone(), old: None });
             backup = Some(name);
         }
-        also.push(RefUpdate::Set {
-            refname: refname.to_string(),
-            new: sha.to_string(),
-            old: old.clone(),
-        });
+        also.push(RefUpdate::Set { refname: refname.to_string(), new: sha.to_string(), old: old.clone() });
     }
-    git.update_refs(&also)
-        .with_context(|| format!("failed to move {refname}"))?;
-    Ok(Candidate {
-        refname: refname.to_string(),
-        sha: sha.to_string(),
-        backup,
-    })
+    git.update_refs(&also).with_context(|| format!("failed to move {refname}"))?;
+    Ok(Candidate { refname: refname.to_string(), sha: sha.to_string(), backup })
 }
 
 /// Where we remember which maintained-branch head a candidate was built
 /// from: `promote` leases on it, even where no state file survived.
 pub fn built_from_ref(candidate_ref: &str) -> String {
-    format!(
-        "refs/patchmoi/built-from/{}",
-        candidate_ref.trim_start_matches("refs/")
-    )
+    format!("refs/patchmoi/built-from/{}", candidate_ref.trim_start_matches("refs/"))
 }
 
 /// A fresh `refs/patchmoi/backup/<ref without refs/>/<UTC time>` name.
 pub fn backup_ref(git: &Git, refname: &str) -> Result<String> {
-    let stamp = humantime::format_rfc3339_seconds(std::time::SystemTime::now())
-        .to_string()
-        .replace(['-', ':'], "");
-    let base = format!(
-        "refs/patchmoi/backup/{}/{stamp}",
-        refname.trim_start_matches("refs/")
-    );
+    let stamp = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string().replace(['-', ':'], "");
+    let base = format!("refs/patchmoi/backup/{}/{stamp}", refname.trim_start_matches("refs/"));
     let mut name = base.clone();
     let mut n = 1;
     while git.ref_value(&name)?.is_some() {

@@ -72,11 +72,7 @@ pub struct ResultPayload {
 
 impl RunView {
     pub fn from_result(event_id: &str, run: &RunResult) -> RunView {
-        let process_status = if run.status == ResultStatus::Failed && run.error {
-            "failed"
-        } else {
-            "completed"
-        };
+        let process_status = if run.status == ResultStatus::Failed && run.error { "failed" } else { "completed" };
         RunView {
             id: run.id.clone(),
             event_id: event_id.to_string(),
@@ -138,9 +134,7 @@ pub struct StateDir {
 
 impl StateDir {
     pub fn of(workspace: &Path) -> StateDir {
-        StateDir {
-            dir: workspace.join(WORKSPACE_DIR).join("actions/flow-client"),
-        }
+        StateDir { dir: workspace.join(WORKSPACE_DIR).join("actions/flow-client") }
     }
 
     pub fn state_file(&self) -> PathBuf {
@@ -150,8 +144,7 @@ impl StateDir {
     /// `runs/<runId>/`, created on demand.
     pub fn run_dir(&self, run_id: &str) -> Result<PathBuf> {
         let dir = self.dir.join("runs").join(run_id);
-        std::fs::create_dir_all(&dir)
-            .with_context(|| format!("failed to create {}", dir.display()))?;
+        std::fs::create_dir_all(&dir).with_context(|| format!("failed to create {}", dir.display()))?;
         Ok(dir)
     }
 
@@ -166,8 +159,7 @@ impl StateDir {
             .write(true)
             .open(&path)
             .with_context(|| format!("failed to open {}", path.display()))?;
-        file.lock()
-            .with_context(|| format!("failed to lock {}", path.display()))?;
+        file.lock().with_context(|| format!("failed to lock {}", path.display()))?;
         Ok(file)
     }
 
@@ -177,12 +169,8 @@ impl StateDir {
     pub fn load(&self) -> Result<State> {
         let path = self.state_file();
         match std::fs::read_to_string(&path) {
-            Ok(text) => serde_json::from_str(&text).with_context(|| {
-                format!(
-                    "state file {} is not valid; move it away to start afresh",
-                    path.display()
-                )
-            }),
+            Ok(text) => serde_json::from_str(&text)
+                .with_context(|| format!("state file {} is not valid; move it away to start afresh", path.display())),
             Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(State::default()),
             Err(err) => Err(err).with_context(|| format!("failed to read {}", path.display())),
         }
@@ -201,23 +189,13 @@ impl State {
 
     /// The stored runs of an event, in the order they ran.
     pub fn runs_of(&self, event_id: &str) -> Vec<&RunView> {
-        self.runs
-            .iter()
-            .filter(|run| run.event_id == event_id)
-            .collect()
+        self.runs.iter().filter(|run| run.event_id == event_id).collect()
     }
 
     /// Records an event (once) and its runs; a run id seen before is replaced.
     pub fn record(&mut self, event: &FlowEvent, runs: &[RunResult], now: &str) {
-        let views: Vec<RunView> = runs
-            .iter()
-            .map(|run| RunView::from_result(&event.id, run))
-            .collect();
-        match self
-            .events
-            .iter_mut()
-            .find(|record| record.event.id == event.id)
-        {
+        let views: Vec<RunView> = runs.iter().map(|run| RunView::from_result(&event.id, run)).collect();
+        match self.events.iter_mut().find(|record| record.event.id == event.id) {
             Some(record) => {
                 for view in &views {
                     if !record.run_ids.contains(&view.id) {
@@ -241,8 +219,7 @@ impl State {
 /// `.codex/workspace/` holds runtime files only: a `.gitignore` of `*` in it
 /// keeps them out of the user's `git status` without touching their files.
 fn ensure_workspace_ignored(state_dir: &Path) -> Result<()> {
-    std::fs::create_dir_all(state_dir)
-        .with_context(|| format!("failed to create {}", state_dir.display()))?;
+    std::fs::create_dir_all(state_dir).with_context(|| format!("failed to create {}", state_dir.display()))?;
     let mut dir = state_dir;
     while let Some(parent) = dir.parent() {
         if dir.ends_with("workspace") && parent.ends_with(".codex") {
@@ -264,12 +241,11 @@ fn ensure_workspace_ignored(state_dir: &Path) -> Result<()> {
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     let dir = path.parent().context("path has no parent directory")?;
     std::fs::create_dir_all(dir).with_context(|| format!("failed to create {}", dir.display()))?;
-    let mut file = tempfile::NamedTempFile::new_in(dir)
-        .with_context(|| format!("failed to write in {}", dir.display()))?;
+    let mut file =
+        tempfile::NamedTempFile::new_in(dir).with_context(|| format!("failed to write in {}", dir.display()))?;
     file.write_all(bytes)?;
     file.as_file().sync_all()?;
-    file.persist(path)
-        .with_context(|| format!("failed to replace {}", path.display()))?;
+    file.persist(path).with_context(|| format!("failed to replace {}", path.display()))?;
     if let Ok(handle) = File::open(dir) {
         let _ = handle.sync_all();
     }

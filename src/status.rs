@@ -35,10 +35,7 @@ impl ResultStatus {
 
     /// Whether a maintainer must look: the process exits 1 for these.
     pub fn needs_attention(self) -> bool {
-        matches!(
-            self,
-            ResultStatus::NeedsIntervention | ResultStatus::Blocked | ResultStatus::Failed
-        )
+        matches!(self, ResultStatus::NeedsIntervention | ResultStatus::Blocked | ResultStatus::Failed)
     }
 
     /// Changed or completed: what a step without `if:` needs before it.
@@ -54,19 +51,12 @@ impl ResultStatus {
         if statuses.is_empty() {
             return None;
         }
-        let order = [
-            ResultStatus::NeedsIntervention,
-            ResultStatus::Blocked,
-            ResultStatus::Failed,
-            ResultStatus::Changed,
-        ];
+        let order =
+            [ResultStatus::NeedsIntervention, ResultStatus::Blocked, ResultStatus::Failed, ResultStatus::Changed];
         if let Some(found) = order.into_iter().find(|status| statuses.contains(status)) {
             return Some(found);
         }
-        if statuses
-            .iter()
-            .all(|status| *status == ResultStatus::Skipped)
-        {
+        if statuses.iter().all(|status| *status == ResultStatus::Skipped) {
             return Some(ResultStatus::Skipped);
         }
         Some(ResultStatus::Completed)
@@ -98,20 +88,13 @@ mod tests {
             (&[Completed], Some(Completed)),
         ];
         for (statuses, want) in cases {
-            assert_eq!(
-                ResultStatus::aggregate(statuses.iter().copied()),
-                *want,
-                "{statuses:?}"
-            );
+            assert_eq!(ResultStatus::aggregate(statuses.iter().copied()), *want, "{statuses:?}");
         }
     }
 
     #[test]
     fn serializes_snake_case() {
-        assert_eq!(
-            serde_json::to_string(&NeedsIntervention).unwrap(),
-            "\"needs_intervention\""
-        );
+        assert_eq!(serde_json::to_string(&NeedsIntervention).unwrap(), "\"needs_intervention\"");
         assert_eq!(NeedsIntervention.to_string(), "needs_intervention");
     }
 }

@@ -191,10 +191,7 @@ impl TagRule<'_> {
     /// ordered by the tag string (greater wins) so the answer never depends
     /// on input order.
     pub fn newest<'t>(&self, tags: impl IntoIterator<Item = &'t str>) -> Option<&'t str> {
-        tags.into_iter()
-            .filter_map(|tag| Some((self.version_of(tag)?, tag)))
-            .max()
-            .map(|(_, tag)| tag)
+        tags.into_iter().filter_map(|tag| Some((self.version_of(tag)?, tag))).max().map(|(_, tag)| tag)
     }
 
     fn version_of(&self, tag: &str) -> Option<Version> {
@@ -213,11 +210,7 @@ mod tests {
     fn glob_cases() {
         // (pattern, texts that match, texts that don't)
         let cases: [(&str, &[&str], &[&str]); 14] = [
-            (
-                "rust-v*",
-                &["rust-v0.130.0", "rust-v"],
-                &["v0.130.0", "rust-"],
-            ),
+            ("rust-v*", &["rust-v0.130.0", "rust-v"], &["v0.130.0", "rust-"]),
             ("v?.*", &["v1.2.3", "v1."], &["v10.2.3", "v.1"]),
             ("v[0-9].*", &["v1.0"], &["vx.0"]),
             ("[abc]x", &["ax", "bx"], &["dx", "x", "abx"]),
@@ -234,10 +227,7 @@ mod tests {
         ];
         for (pattern, yes, no) in cases {
             for text in yes {
-                assert!(
-                    glob_match(pattern, text),
-                    "{pattern:?} should match {text:?}"
-                );
+                assert!(glob_match(pattern, text), "{pattern:?} should match {text:?}");
             }
             for text in no {
                 assert!(!glob_match(pattern, text), "{pattern:?} matched {text:?}");
@@ -306,11 +296,7 @@ mod tests {
             ("go-v*", true, &none, None),
         ];
         for (pattern, prereleases, skip, want) in cases {
-            let rule = TagRule {
-                pattern,
-                prereleases,
-                skip,
-            };
+            let rule = TagRule { pattern, prereleases, skip };
             let forward = rule.newest(tags.iter().copied());
             let backward = rule.newest(tags.iter().rev().copied());
             assert_eq!((forward, backward), (want, want), "{pattern} {prereleases}");
@@ -320,17 +306,8 @@ mod tests {
     #[test]
     fn follows_and_breaks_ties_by_tag() {
         let skip = ["v2.0.0".to_string()];
-        let rule = TagRule {
-            pattern: "*",
-            prereleases: false,
-            skip: &skip,
-        };
-        let cases = [
-            ("v1.0.0", true),
-            ("v2.0.0", false),
-            ("v1.0-rc", false),
-            ("x", false),
-        ];
+        let rule = TagRule { pattern: "*", prereleases: false, skip: &skip };
+        let cases = [("v1.0.0", true), ("v2.0.0", false), ("v1.0-rc", false), ("x", false)];
         for (tag, want) in cases {
             assert_eq!(rule.follows(tag), want, "{tag}");
         }

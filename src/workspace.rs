@@ -24,10 +24,7 @@ pub struct Worktree {
 impl Workspace {
     pub fn open(root: &Path) -> Result<Workspace> {
         let git = Git::open(root)?;
-        Ok(Workspace {
-            root: root.to_path_buf(),
-            git,
-        })
+        Ok(Workspace { root: root.to_path_buf(), git })
     }
 
     fn fresh_path(&self, name: &str) -> Result<PathBuf> {
@@ -50,8 +47,7 @@ impl Workspace {
     /// A checkout of a stopped replay, conflicts marked and unmerged in the index.
     pub fn conflict_worktree(&self, name: &str, stopped: &Stopped) -> Result<Worktree> {
         let path = self.fresh_path(name)?;
-        self.git
-            .add_conflict_worktree(&path, &stopped.head, &stopped.tree, &stopped.conflicts)?;
+        self.git.add_conflict_worktree(&path, &stopped.head, &stopped.tree, &stopped.conflicts)?;
         Ok(Worktree { path })
     }
 
@@ -59,10 +55,7 @@ impl Workspace {
     /// matters more, and the next run clears leftovers.
     pub fn remove_worktree(&self, worktree: Worktree) {
         if let Err(err) = self.git.remove_worktree(&worktree.path) {
-            tracing::warn!(
-                "failed to remove worktree {}: {err:#}",
-                worktree.path.display()
-            );
+            tracing::warn!("failed to remove worktree {}: {err:#}", worktree.path.display());
         }
     }
 }

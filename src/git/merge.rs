@@ -61,26 +61,15 @@ impl Git {
         for req in requests {
             input.push_str(&format!("{} -- {} {}\n", req.base, req.ours, req.theirs));
         }
-        let output = self.output(
-            &["merge-tree", "--write-tree", "-z", "--stdin"],
-            Some(input.as_bytes()),
-        )?;
+        let output = self.output(&["merge-tree", "--write-tree", "-z", "--stdin"], Some(input.as_bytes()))?;
         // In --stdin mode the exit status is 0 for clean and conflicted merges
         // alike; anything else is a real failure (bad object, I/O).
         if !output.status.success() {
-            bail!(
-                "git merge-tree failed: {}",
-                String::from_utf8_lossy(&output.stderr).trim()
-            );
+            bail!("git merge-tree failed: {}", String::from_utf8_lossy(&output.stderr).trim());
         }
-        let results =
-            parse_batch(&output.stdout).context("failed to read git merge-tree output")?;
+        let results = parse_batch(&output.stdout).context("failed to read git merge-tree output")?;
         if results.len() != requests.len() {
-            bail!(
-                "git merge-tree answered {} merges out of {}",
-                results.len(),
-                requests.len()
-            );
+            bail!("git merge-tree answered {} merges out of {}", results.len(), requests.len());
         }
         Ok(results)
     }
@@ -128,36 +117,20 @@ fn parse_batch(bytes: &[u8]) -> Result<Vec<MergeResult>> {
             }
             let count: usize = count.parse().context("bad path count in merge message")?;
             let paths = (0..count)
-                .map(|_| {
-                    fields
-                        .next()
-                        .map(str::to_string)
-                        .context("truncated message paths")
-                })
+                .map(|_| fields.next().map(str::to_string).context("truncated message paths"))
                 .collect::<Result<Vec<_>>>()?;
             let kind = fields.next().context("truncated message kind")?.to_string();
-            let message = fields
-                .next()
-                .context("truncated message")?
-                .trim_end()
-                .to_string();
+            let message = fields.next().context("truncated message")?.trim_end().to_string();
             messages.push((paths, kind, message));
         }
-        results.push(MergeResult {
-            clean,
-            tree,
-            conflicts,
-            messages,
-        });
+        results.push(MergeResult { clean, tree, conflicts, messages });
     }
     Ok(results)
 }
 
 /// `<mode> SP <oid> SP <stage> TAB <path>`
 fn parse_conflict_entry(field: &str) -> Result<ConflictEntry> {
-    let (meta, path) = field
-        .split_once('\t')
-        .context("conflict entry without a path")?;
+    let (meta, path) = field.split_once('\t').context("conflict entry without a path")?;
     let mut parts = meta.split(' ');
     let (Some(mode), Some(oid), Some(stage)) = (parts.next(), parts.next(), parts.next()) else {
         bail!("malformed conflict entry {field:?}");
@@ -208,10 +181,7 @@ mod tests {
         assert_eq!(results[1].conflicts[2].stage, 3);
         assert_eq!(results[1].conflicted_paths(), vec!["f".to_string()]);
         assert_eq!(results[1].messages[1].1, "CONFLICT (contents)");
-        assert_eq!(
-            results[1].messages[1].2,
-            "CONFLICT (content): Merge conflict in f"
-        );
+        assert_eq!(results[1].messages[1].2, "CONFLICT (content): Merge conflict in f");
     }
 
     #[test]

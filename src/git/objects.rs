@@ -34,12 +34,7 @@ impl RawCommit {
             }
         }
         let tree = tree.with_context(|| format!("commit {id} has no tree"))?;
-        Ok(RawCommit {
-            id: id.to_string(),
-            tree,
-            parents,
-            raw,
-        })
+        Ok(RawCommit { id: id.to_string(), tree, parents, raw })
     }
 
     /// The message, lossily decoded.
@@ -50,12 +45,7 @@ impl RawCommit {
 
     /// The first line of the message.
     pub fn subject(&self) -> String {
-        self.message()
-            .lines()
-            .next()
-            .unwrap_or_default()
-            .trim()
-            .to_string()
+        self.message().lines().next().unwrap_or_default().trim().to_string()
     }
 
     /// `Name <email>` of the author.
@@ -90,15 +80,9 @@ impl RawCommit {
                 }
                 continue;
             }
-            skipping = [
-                &b"tree "[..],
-                b"parent ",
-                b"gpgsig ",
-                b"gpgsig-sha256 ",
-                b"mergetag ",
-            ]
-            .iter()
-            .any(|prefix| line.starts_with(prefix));
+            skipping = [&b"tree "[..], b"parent ", b"gpgsig ", b"gpgsig-sha256 ", b"mergetag "]
+                .iter()
+                .any(|prefix| line.starts_with(prefix));
             if !skipping {
                 out.extend_from_slice(line);
             }
@@ -109,14 +93,11 @@ impl RawCommit {
 }
 
 fn header_lines(raw: &[u8]) -> impl Iterator<Item = &[u8]> {
-    raw.split(|b| *b == b'\n')
-        .take_while(|line| !line.is_empty())
+    raw.split(|b| *b == b'\n').take_while(|line| !line.is_empty())
 }
 
 fn find_subsequence(haystack: &[u8], needle: &[u8]) -> Option<usize> {
-    haystack
-        .windows(needle.len())
-        .position(|window| window == needle)
+    haystack.windows(needle.len()).position(|window| window == needle)
 }
 
 /// An object's type (`blob`, `tree`, `commit`, `tag`) and contents.
@@ -156,10 +137,7 @@ impl Git {
         let mut rest = &out[..];
         let mut objects = Vec::with_capacity(specs.len());
         for spec in specs {
-            let newline = rest
-                .iter()
-                .position(|b| *b == b'\n')
-                .context("truncated cat-file output")?;
+            let newline = rest.iter().position(|b| *b == b'\n').context("truncated cat-file output")?;
             let header = String::from_utf8_lossy(&rest[..newline]).into_owned();
             rest = &rest[newline + 1..];
             let fields: Vec<&str> = header.split(' ').collect();
@@ -168,9 +146,7 @@ impl Git {
                 objects.push(None);
                 continue;
             }
-            let size: usize = fields[2]
-                .parse()
-                .with_context(|| format!("bad object size for {spec}"))?;
+            let size: usize = fields[2].parse().with_context(|| format!("bad object size for {spec}"))?;
             if rest.len() < size + 1 {
                 bail!("truncated cat-file output for {spec}");
             }
@@ -201,18 +177,11 @@ impl Git {
         let mut paths = String::new();
         for (index, body) in bodies.iter().enumerate() {
             let path = staging.join(format!("commit-{index}"));
-            std::fs::write(&path, body)
-                .with_context(|| format!("failed to write {}", path.display()))?;
+            std::fs::write(&path, body).with_context(|| format!("failed to write {}", path.display()))?;
             paths.push_str(&format!("{}\n", path.display()));
         }
-        let out = self.run_bytes(
-            &["hash-object", "-w", "-t", "commit", "--stdin-paths"],
-            Some(paths.as_bytes()),
-        )?;
-        Ok(String::from_utf8_lossy(&out)
-            .lines()
-            .map(str::to_string)
-            .collect())
+        let out = self.run_bytes(&["hash-object", "-w", "-t", "commit", "--stdin-paths"], Some(paths.as_bytes()))?;
+        Ok(String::from_utf8_lossy(&out).lines().map(str::to_string).collect())
     }
 
     /// A quarantine: a repository view whose new objects go to a temporary
@@ -220,8 +189,7 @@ impl Git {
     pub fn quarantine(&self) -> Result<Quarantine> {
         let objects = self.git_path("objects")?;
         let parent = self.git_path("patchmoi")?;
-        std::fs::create_dir_all(&parent)
-            .with_context(|| format!("failed to create {}", parent.display()))?;
+        std::fs::create_dir_all(&parent).with_context(|| format!("failed to create {}", parent.display()))?;
         let dir = tempfile::Builder::new()
             .prefix("quarantine-")
             .tempdir_in(&parent)
@@ -231,12 +199,7 @@ impl Git {
         let git = self
             .with_env("GIT_OBJECT_DIRECTORY", quarantine_objects.as_os_str())
             .with_env("GIT_ALTERNATE_OBJECT_DIRECTORIES", objects.as_os_str());
-        Ok(Quarantine {
-            git,
-            staging: dir.path().join("staging"),
-            repo_objects: objects,
-            _dir: dir,
-        })
+        Ok(Quarantine { git, staging: dir.path().join("staging"), repo_objects: objects, _dir: dir })
     }
 }
 
@@ -266,14 +229,9 @@ impl Quarantine {
             input.push_str(&format!("{id}\n"));
         }
         let base = self.repo_objects.join("pack").join("pack");
-        let base = base
-            .to_str()
-            .context("object directory path is not UTF-8")?;
+        let base = base.to_str().context("object directory path is not UTF-8")?;
         self.git
-            .run_bytes(
-                &["pack-objects", "--revs", "--quiet", base],
-                Some(input.as_bytes()),
-            )
+            .run_bytes(&["pack-objects", "--revs", "--quiet", base], Some(input.as_bytes()))
             .context("failed to write the new objects as one pack")?;
         Ok(())
     }
@@ -311,14 +269,8 @@ committer C O <c@x> 1700000100 +0000\nencoding ISO-8859-1\n\nSubject line\n\nBod
     #[test]
     fn object_ids_match_git() {
         // `printf '' | git hash-object --stdin` and `git hash-object -t tree /dev/null`
-        assert_eq!(
-            object_id("sha1", "blob", b""),
-            "e69de29bb2d1d6434b8b29ae775ad8c2e48c5391"
-        );
-        assert_eq!(
-            object_id("sha1", "tree", b""),
-            "4b825dc642cb6eb9a060e54bf8d69288fbee4904"
-        );
+        assert_eq!(object_id("sha1", "blob", b""), "e69de29bb2d1d6434b8b29ae775ad8c2e48c5391");
+        assert_eq!(object_id("sha1", "tree", b""), "4b825dc642cb6eb9a060e54bf8d69288fbee4904");
         assert_eq!(
             object_id("sha256", "blob", b""),
             "473a0f4c3be8a93681a267e3b1e9a7dcda1185436fe141f7749120a303721813"

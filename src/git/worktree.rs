@@ -12,10 +12,8 @@ impl Git {
     /// Adds a detached worktree of `commit` at `path` (which must not exist).
     pub fn add_worktree(&self, path: &Path, commit: &str) -> Result<Git> {
         let path_text = path.to_str().context("worktree path is not UTF-8")?;
-        self.run(&[
-            "worktree", "add", "--detach", "--force", "--quiet", path_text, commit,
-        ])
-        .with_context(|| format!("failed to create a worktree at {}", path.display()))?;
+        self.run(&["worktree", "add", "--detach", "--force", "--quiet", path_text, commit])
+            .with_context(|| format!("failed to create a worktree at {}", path.display()))?;
         Ok(Git::at(path))
     }
 
@@ -32,26 +30,12 @@ impl Git {
         conflicts: &[ConflictEntry],
     ) -> Result<Git> {
         let path_text = path.to_str().context("worktree path is not UTF-8")?;
-        self.run(&[
-            "worktree",
-            "add",
-            "--detach",
-            "--force",
-            "--no-checkout",
-            "--quiet",
-            path_text,
-            head,
-        ])
-        .with_context(|| format!("failed to create a worktree at {}", path.display()))?;
+        self.run(&["worktree", "add", "--detach", "--force", "--no-checkout", "--quiet", path_text, head])
+            .with_context(|| format!("failed to create a worktree at {}", path.display()))?;
         let worktree = Git::at(path);
         worktree
             .run(&["read-tree", "--reset", "-u", tree])
-            .with_context(|| {
-                format!(
-                    "failed to check out the conflicted state in {}",
-                    path.display()
-                )
-            })?;
+            .with_context(|| format!("failed to check out the conflicted state in {}", path.display()))?;
         let mut info = String::new();
         let mut removed = Vec::new();
         for entry in conflicts {
@@ -60,10 +44,7 @@ impl Git {
                 info.push_str(&format!("0 {} 0\t{}\n", zero_oid(&entry.oid), entry.path));
                 removed.push(&entry.path);
             }
-            info.push_str(&format!(
-                "{} {} {}\t{}\n",
-                entry.mode, entry.oid, entry.stage, entry.path
-            ));
+            info.push_str(&format!("{} {} {}\t{}\n", entry.mode, entry.oid, entry.stage, entry.path));
         }
         worktree
             .run_bytes(&["update-index", "--index-info"], Some(info.as_bytes()))
@@ -76,8 +57,7 @@ impl Git {
         let path_text = path.to_str().context("worktree path is not UTF-8")?;
         let removed = self.run(&["worktree", "remove", "--force", "--force", path_text]);
         if removed.is_err() && path.exists() {
-            std::fs::remove_dir_all(path)
-                .with_context(|| format!("failed to remove {}", path.display()))?;
+            std::fs::remove_dir_all(path).with_context(|| format!("failed to remove {}", path.display()))?;
         }
         self.run(&["worktree", "prune"])?;
         Ok(())
