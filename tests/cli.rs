@@ -1,0 +1,222 @@
+//! The command line's contract: bad input gets a clear error and exit 2 with
+//! nothing on stdout and nothing changed; preconditions give `blocked`;
+//! pushes and promotions lease and keep backups; the demo runs.
+
+mod common;
+
+use common::{lines, patchmoi, replace_line, Fixture, Repo};
+
+fn released_fixture() -> Fixture {
+    let fx = Fixture::new(&[("a.txt", &lines("a", 10)), ("b.txt", &lines("b", 10))]);
+    fx.fork.commit("Fork patch", &[("a.txt", &replace_line(&lines("a", 10), 2, "fork"))]);
+    fx.upstream.commit("Upstream change", &[("b.txt", &replace_line(&lines("b", 10), 2, "upstream"))]);
+    fx.upstream.git(&["tag", "v1.1.0"]);
+    fx.install_rebase_flow("");
+    fx
+}
+
+/// The fork's `origin` becomes a bare repository holding `patches`.
+fn with_bare_origin(fx: &Fixture) -> Repo {
+    let origin = Repo::init_bare(&fx.tmp.path().join("origin.git"));
+    fx.fork.git(&["remote", "set-url", "origin", origin.path_str()]);
+    fx.fork.git(&["push", "--quiet", "origin", "patches"]);
+    origin
+}
+
+#[test]
+fn bad_input_exits_2_with_a_clear_error_and_changes_nothing() {
+    let fx = released_fixture();
+    let refs_before = fx.fork.git(&["for-each-ref"]);
+    let cases: Vec<(Vec<&str>, &str)> = vec![
+        (
+            vec!["run", "upstream-release", "--repo", "test/upstream", "--tag", "-x"],
+            "tag `-x` is not a valid tag name: it starts with '-'",
+        ),
+        (vec!["run", "upstream-release", "--repo", "test/upstream", "--tag", "v1..2"], "contains '..'"),
+        (vec!["run", "upstream-release", "--repo", "not-a-repo", "--tag", "v1.1.0"], "not of the form owner/name"),
+        (
+            vec!["run", "upstream-release", "--repo", "test/upstream", "--tag", "v1.1.0", "--flow", "nope"],
+            "unknown flow `nope`",
+        ),
+        (vec!["promote", "--flow", "nope", "--tag", "v1.1.0"], "unknown flow `nope`"),
+        (vec!["run", "event", "--file", "missing.json"], "failed to read event file"),
+    ];
+    for (args, want) in cases {
+        let run = fx.patchmoi(&args, &[]);
+        let expected = if want.starts_with("failed to read") { 1 } else { 2 };
+        assert_eq!(run.code, expected, "{args:?}: {}", run.stderr);
+        assert_eq!(run.stdout, "", "{args:?}");
+        assert!(run.stderr.contains(want), "{args:?}: {}", run.stderr);
+    }
+    fx.fork.write("event.json", r#"{"id": "x", "type": "upstream.release", "payload": {"repo": "test/upstream"}}"#);
+    let run = fx.patchmoi(&["run", "event", "--file", "event.json"], &[]);
+    assert_eq!(run.code, 2);
+    assert!(run.stderr.contains("event file") && run.stderr.contains("payload.tag"), "{}", run.stderr);
+    fx.fork.write(
+        "event.json",
+        r#"{"id": "x", "type": "upstream.release", "payload": {"repo": "test/upstream", "tag": "--upload-pack=x"}}"#,
+    );
+    let run = fx.patchmoi(&["run", "event", "--file", "event.json"], &[]);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+
+    // A malformed flow names the file and the field.
+    fx.fork.write(
+        "flows/broken/flow.yml",
+        "name: broken\non: {type: upstream.release}\nsteps: [{name: s, run: x, timeout: soon}]\n",
+    );
+    let run = fx.run_release("v1.1.0", &[]);
+    assert_eq!(run.code, 2);
+    assert!(run.stderr.contains("flows/broken/flow.yml") && run.stderr.contains("steps[0].timeout"), "{}", run.stderr);
+    fx.fork.write("flows/broken/flow.yml", "name: broken\non: {type: upstream.release}\nstepz: []\n");
+    let run = fx.run_release("v1.1.0", &[]);
+    assert_eq!(run.code, 2);
+    assert!(run.stderr.contains("unknown field `stepz`"), "{}", run.stderr);
+    assert_eq!(fx.fork.git(&["for-each-ref"]), refs_before);
+    assert!(!fx.state_dir().join("state.json").exists());
+}
+
+#[test]
+fn missing_tag_or_branch_is_blocked_and_an_unreachable_upstream_failed() {
+    let fx = released_fixture();
+    let run = fx.run_release("v9.9.9", &[]);
+    assert_eq!(run.code, 1);
+    let rebase = run.step("rebase");
+    assert_eq!(rebase["status"], "blocked");
+    assert!(rebase["message"].as_str().unwrap().contains("tag v9.9.9 does not exist upstream"), "{rebase}");
+
+    fx.install_flow(
+        "fork",
+        &format!(
+            "name: fork\non: {{type: upstream.release}}\nstack: {{upstream: {}, branch: no-such-branch}}\nsteps: [{{name: rebase, uses: rebase}}]\n",
+            fx.upstream.path_str()
+        ),
+    );
+    let rebase = fx.run_release("v1.1.0", &[]).step("rebase");
+    assert_eq!(rebase["status"], "blocked");
+    assert!(
+        rebase["message"].as_str().unwrap().contains("no-such-branch was found neither locally nor on origin"),
+        "{rebase}"
+    );
+
+    fx.install_flow(
+        "fork",
+        "name: fork\non: {type: upstream.release}\nstack: {upstream: 'https://user:hunter2@127.0.0.1:9/nowhere.git', branch: patches}\nsteps: [{name: rebase, uses: rebase}]\n",
+    );
+    let run = fx.run_release("v1.1.0", &["--replay"]);
+    let rebase = run.step("rebase");
+    assert_eq!(rebase["status"], "failed");
+    assert!(rebase["message"].as_str().unwrap().contains("failed to fetch tag v1.1.0 from upstream"), "{rebase}");
+    assert!(!run.stdout.contains("hunter2") && !run.stderr.contains("hunter2"), "credentials leaked");
+}
+
+#[test]
+fn a_shallow_clone_is_blocked_with_the_fix() {
+    let fx = released_fixture();
+    let shallow = Repo { dir: fx.tmp.path().join("shallow") };
+    let url = format!("file://{}", fx.fork.path_str());
+    fx.fork.git(&["clone", "--quiet", "--depth", "1", "--branch", "patches", &url, shallow.dir.to_str().unwrap()]);
+    std::fs::create_dir_all(shallow.dir.join(".codex/flows")).unwrap();
+    std::fs::copy(fx.fork.dir.join(".codex/flows/fork/flow.yml"), shallow.dir.join(".codex/flows/fork-flow.yml"))
+        .unwrap();
+    std::fs::create_dir_all(shallow.dir.join(".codex/flows/fork")).unwrap();
+    std::fs::rename(shallow.dir.join(".codex/flows/fork-flow.yml"), shallow.dir.join(".codex/flows/fork/flow.yml"))
+        .unwrap();
+    let run = patchmoi(
+        &shallow.dir,
+        &["run", "upstream-release", "--repo", "test/upstream", "--tag", "v1.1.0", "--json"],
+        &[],
+    );
+    let rebase = run.step("rebase");
+    assert_eq!(rebase["status"], "blocked", "{}", run.stderr);
+    assert!(rebase["message"].as_str().unwrap().contains("fetch-depth: 0"), "{rebase}");
+}
+
+#[test]
+fn push_leases_and_keeps_the_remote_value() {
+    let fx = released_fixture();
+    let origin = with_bare_origin(&fx);
+    let first = fx.run_release("v1.1.0", &["--push"]).step("rebase");
+    assert_eq!(first["status"], "changed", "{first}");
+    let candidate = &first["artifacts"]["candidateRefs"][0];
+    assert_eq!(candidate["pushed"], true);
+    assert_eq!(candidate["remote"], "origin");
+    assert_eq!(origin.rev("refs/heads/patchmoi/v1.1.0"), candidate["sha"].as_str().unwrap());
+
+    // The stack grows; the new candidate replaces the old one on the remote,
+    // and the remote's old value is kept locally.
+    fx.fork.commit("Another patch", &[("new.txt", "new\n")]);
+    let second = fx.run_release("v1.1.0", &["--push", "--replay"]).step("rebase");
+    let sha = second["artifacts"]["candidateRefs"][0]["sha"].as_str().unwrap().to_string();
+    assert_eq!(origin.rev("refs/heads/patchmoi/v1.1.0"), sha);
+    let backups =
+        fx.fork.git(&["for-each-ref", "--format=%(refname) %(objectname)", "refs/patchmoi/backup/remotes/origin"]);
+    assert!(backups.ends_with(candidate["sha"].as_str().unwrap()), "{backups}");
+    assert_eq!(origin.rev("refs/heads/patches"), fx.fork.rev("patches~1"), "the maintained branch is never pushed");
+}
+
+#[test]
+fn promote_leases_on_the_built_head_and_keeps_a_backup() {
+    let fx = released_fixture();
+    let origin = with_bare_origin(&fx);
+    let old_head = fx.fork.rev("patches");
+    let candidate = fx.run_release("v1.1.0", &[]).step("rebase")["artifacts"]["candidateRefs"][0]["sha"]
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    // `patches` is checked out in the user's checkout: refuse.
+    let run = fx.patchmoi(&["promote", "--flow", "fork", "--tag", "v1.1.0"], &[]);
+    assert_eq!(run.code, 1);
+    assert!(run.stderr.contains("is checked out in"), "{}", run.stderr);
+    assert_eq!(fx.fork.rev("patches"), old_head);
+
+    fx.fork.git(&["checkout", "--quiet", "--detach"]);
+    let run = fx.patchmoi(&["promote", "--flow", "fork", "--tag", "v1.1.0", "--push", "--json"], &[]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let promotion = run.json();
+    assert_eq!(fx.fork.rev("patches"), candidate);
+    assert_eq!(fx.fork.rev(promotion["backup"].as_str().unwrap()), old_head);
+    assert_eq!(origin.rev("refs/heads/patches"), candidate);
+    assert_eq!(origin.rev(promotion["remote_backup"].as_str().unwrap()), old_head);
+
+    // Promoting again changes nothing.
+    let again = fx.patchmoi(&["promote", "--flow", "fork", "--tag", "v1.1.0"], &[]);
+    assert_eq!(again.code, 0, "{}", again.stderr);
+    assert!(again.stdout.contains("already at"), "{}", again.stdout);
+}
+
+#[test]
+fn promote_refuses_a_branch_that_moved_since_the_build() {
+    let fx = released_fixture();
+    fx.run_release("v1.1.0", &[]);
+    fx.fork.commit("A late patch", &[("late.txt", "late\n")]);
+    let moved = fx.fork.rev("patches");
+    fx.fork.git(&["checkout", "--quiet", "--detach"]);
+    let run = fx.patchmoi(&["promote", "--flow", "fork", "--tag", "v1.1.0"], &[]);
+    assert_eq!(run.code, 1);
+    assert!(run.stderr.contains("moved since the candidate was built"), "{}", run.stderr);
+    assert_eq!(fx.fork.rev("patches"), moved);
+}
+
+#[test]
+fn demo_runs_both_releases_and_shows_the_report() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("demo");
+    let run = patchmoi(tmp.path(), &["demo", "--dir", dir.to_str().unwrap()], &[]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    for want in [
+        "dropped",
+        "Fix typo in README (upstream has the same change as",
+        "candidate refs/heads/patchmoi/v1.1.0",
+        "culprit: upstream commit",
+        "Read the port from $PORT",
+        "needs_intervention",
+        "CODEX_FLOWS_MODE=code-mode",
+        "state.json",
+    ] {
+        assert!(run.stdout.contains(want), "missing {want:?} in:\n{}", run.stdout);
+    }
+    let again = patchmoi(tmp.path(), &["demo", "--dir", dir.to_str().unwrap()], &[]);
+    assert_eq!(again.code, 2);
+    assert!(again.stderr.contains("is not empty"));
+}

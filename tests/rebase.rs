@@ -1,0 +1,272 @@
+//! The patch-stack engine through `patchmoi run`, against real repositories:
+//! clean replays equal to `git rebase`, dropped patches, conflicts with their
+//! culprit, dependencies, the survey, determinism, and the user's checkout
+//! left alone.
+
+mod common;
+
+use common::{lines, replace_line, Fixture, Repo};
+
+/// Upstream with three files; the fork carries three patches on v1.0.0.
+fn busy_fixture() -> Fixture {
+    let fx = Fixture::new(&[("a.txt", &lines("a", 20)), ("b.txt", &lines("b", 20)), ("c.txt", &lines("c", 20))]);
+    fx.fork.commit("Patch A: change a line 2", &[("a.txt", &replace_line(&lines("a", 20), 2, "a two (fork)"))]);
+    fx.fork.commit("Patch B: add a fork file", &[("fork.txt", "only in the fork\n")]);
+    fx.fork.commit("Patch C: change b line 18", &[("b.txt", &replace_line(&lines("b", 20), 18, "b eighteen (fork)"))]);
+    fx
+}
+
+#[test]
+fn clean_rebase_matches_git_rebase_and_keeps_authorship() {
+    let fx = busy_fixture();
+    let a = lines("a", 20);
+    fx.upstream.commit("Upstream: change a line 15", &[("a.txt", &replace_line(&a, 15, "a fifteen (upstream)"))]);
+    fx.upstream.commit("Upstream: new file", &[("d.txt", "upstream d\n")]);
+    fx.upstream.git(&["tag", "v1.1.0"]);
+    fx.install_rebase_flow("");
+
+    let run = fx.run_release("v1.1.0", &[]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let rebase = run.step("rebase");
+    assert_eq!(rebase["status"], "changed");
+    let candidate = &rebase["artifacts"]["candidateRefs"][0];
+    assert_eq!(candidate["ref"], "refs/heads/patchmoi/v1.1.0");
+    assert_eq!(candidate["pushed"], false);
+    let sha = candidate["sha"].as_str().unwrap();
+    assert_eq!(fx.fork.rev("patchmoi/v1.1.0"), sha);
+
+    // Plain git does the same rebase in a throwaway clone.
+    let check = Repo { dir: fx.tmp.path().join("check") };
+    fx.fork.git(&["clone", "--quiet", "--branch", "patches", fx.fork.path_str(), check.dir.to_str().unwrap()]);
+    check.git(&["fetch", "--quiet", fx.upstream.path_str(), "refs/tags/v1.1.0:refs/tags/v1.1.0"]);
+    check.git(&["rebase", "--quiet", "--onto", "v1.1.0", "v1.0.0", "patches"]);
+    assert_eq!(fx.fork.rev(&format!("{sha}^{{tree}}")), check.rev("HEAD^{tree}"));
+
+    // Same subjects, authors and author dates as the originals, on the release.
+    let log = |repo: &Repo, range: &str| repo.git(&["log", "--format=%s|%an|%ae|%ad|%cn|%cd", range]);
+    assert_eq!(log(&fx.fork, "refs/patchmoi/upstream/tags/v1.1.0..patchmoi/v1.1.0"), log(&fx.fork, "v1.0.0..patches"));
+    assert_eq!(fx.fork.rev(&format!("{sha}~3")), fx.upstream.rev("v1.1.0"));
+}
+
+#[test]
+fn upstreamed_patches_are_dropped_by_patch_id_or_when_empty() {
+    let fx = busy_fixture();
+    // Upstream takes patch A as is (same patch-id) and patch C inside a larger commit.
+    fx.upstream.commit("Take the fork's a fix", &[("a.txt", &replace_line(&lines("a", 20), 2, "a two (fork)"))]);
+    let b = replace_line(&lines("b", 20), 18, "b eighteen (fork)");
+    fx.upstream.commit("Take the fork's b fix and more", &[("b.txt", &b), ("e.txt", "e\n")]);
+    fx.upstream.git(&["tag", "v1.1.0"]);
+    fx.install_rebase_flow("");
+
+    let rebase = fx.run_release("v1.1.0", &[]).step("rebase");
+    assert_eq!(rebase["status"], "changed");
+    let dropped = rebase["artifacts"]["dropped"].as_array().unwrap();
+    let subjects: Vec<&str> = dropped.iter().map(|d| d["subject"].as_str().unwrap()).collect();
+    assert_eq!(subjects, ["Patch A: change a line 2", "Patch C: change b line 18"]);
+    assert!(dropped[0]["reason"].as_str().unwrap().starts_with("upstream has the same change as"));
+    assert!(dropped[1]["reason"].as_str().unwrap().starts_with("empty after replay"));
+    let carried: Vec<&str> =
+        rebase["artifacts"]["carried"].as_array().unwrap().iter().map(|p| p["subject"].as_str().unwrap()).collect();
+    assert_eq!(carried, ["Patch B: add a fork file"]);
+    assert_eq!(fx.fork.git(&["rev-list", "--count", "refs/patchmoi/upstream/tags/v1.1.0..patchmoi/v1.1.0"]), "1");
+}
+
+#[test]
+fn conflict_names_patch_files_hunks_and_upstream_culprit() {
+    let fx = busy_fixture();
+    let b = lines("b", 20);
+    fx.upstream.commit("Upstream: touch b line 3", &[("b.txt", &replace_line(&b, 3, "b three (upstream)"))]);
+    let b = replace_line(&b, 3, "b three (upstream)");
+    fx.upstream.commit("Upstream: unrelated", &[("x.txt", "x\n")]);
+    let culprit =
+        fx.upstream.commit("Upstream: rewrite b line 18", &[("b.txt", &replace_line(&b, 18, "b 18 (upstream)"))]);
+    fx.upstream.commit("Upstream: more unrelated", &[("y.txt", "y\n")]);
+    fx.upstream.git(&["tag", "v2.0.0"]);
+    fx.install_rebase_flow("");
+    let status_before = fx.fork.git(&["status", "--porcelain=v2", "--branch"]);
+
+    let run = fx.run_release("v2.0.0", &[]);
+    assert_eq!(run.code, 1, "needs_intervention exits 1");
+    assert_eq!(run.json()["status"], "needs_intervention");
+    let rebase = run.step("rebase");
+    assert_eq!(rebase["status"], "needs_intervention");
+    let report = &rebase["artifacts"]["conflict"];
+    assert_eq!(report["patch"]["subject"], "Patch C: change b line 18");
+    assert_eq!(report["patch"]["author"], "Test Author <author@example.com>");
+    assert_eq!(report["applied"].as_array().unwrap().len(), 2);
+    assert_eq!(report["remaining"].as_array().unwrap().len(), 0);
+    let file = &report["files"][0];
+    assert_eq!(file["path"], "b.txt");
+    assert_eq!(file["kind"], "contents");
+    assert_eq!(file["hunks"][0]["start_line"], 18);
+    assert_eq!(file["hunks"][0]["upstream"], "b 18 (upstream)\n");
+    assert_eq!(file["hunks"][0]["patch"], "b eighteen (fork)\n");
+    let touching: Vec<&str> =
+        file["upstream_commits"].as_array().unwrap().iter().map(|c| c["subject"].as_str().unwrap()).collect();
+    assert_eq!(touching, ["Upstream: rewrite b line 18", "Upstream: touch b line 3"]);
+    assert_eq!(report["culprit"]["kind"], "upstream");
+    assert_eq!(report["culprit"]["sha"], culprit.as_str());
+    assert_eq!(report["culprit"]["subject"], "Upstream: rewrite b line 18");
+
+    // The report is on disk too, and nothing is left half-done.
+    let json_path = rebase["artifacts"]["report"].as_str().unwrap();
+    let on_disk: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(json_path).unwrap()).unwrap();
+    assert_eq!(&on_disk, report);
+    let markdown = std::fs::read_to_string(rebase["artifacts"]["reportMarkdown"].as_str().unwrap()).unwrap();
+    assert!(markdown.contains("Upstream: rewrite b line 18"), "{markdown}");
+    assert_eq!(fx.fork.git(&["status", "--porcelain=v2", "--branch"]), status_before);
+    assert!(
+        fx.fork.git(&["worktree", "list", "--porcelain"]).lines().filter(|l| l.starts_with("worktree ")).count() == 1
+    );
+    assert!(fx.fork.git_output(&["rev-parse", "--verify", "--quiet", "patchmoi/v2.0.0"]).stdout.is_empty());
+}
+
+#[test]
+fn a_patch_that_builds_on_an_earlier_one() {
+    let f = lines("f", 10);
+    let fx = Fixture::new(&[("f.txt", &f)]);
+    // Patch 1 adds a block; patch 2 edits that block and also line 9.
+    let with_block = f.replacen("f 2\n", "f 2\nn1\nn2\nn3\nn4\nn5\n", 1);
+    let p1 = fx.fork.commit("Add the block", &[("f.txt", &with_block)]);
+    let edited = with_block.replace("n4\n", "N4\n").replace("f 9\n", "f nine (fork)\n");
+    fx.fork.commit("Tune the block and line 9", &[("f.txt", &edited)]);
+    let culprit = fx.upstream.commit("Upstream: line 9", &[("f.txt", &f.replace("f 9\n", "f nine (upstream)\n"))]);
+    fx.upstream.git(&["tag", "v1.1.0"]);
+    fx.install_rebase_flow("");
+
+    let report = fx.run_release("v1.1.0", &[]).step("rebase")["artifacts"]["conflict"].clone();
+    assert_eq!(report["patch"]["subject"], "Tune the block and line 9");
+    assert_eq!(report["builds_on"]["sha"], p1.as_str());
+    assert_eq!(report["culprit"]["kind"], "upstream");
+    assert_eq!(report["culprit"]["sha"], culprit.as_str());
+    let survey = report["survey"].as_array().unwrap();
+    assert_eq!(survey.len(), 1);
+    assert_eq!(survey[0]["subject"], "Tune the block and line 9");
+    assert_eq!(survey[0]["depends_on"]["sha"], p1.as_str());
+}
+
+#[test]
+fn survey_lists_every_patch_that_conflicts_alone() {
+    let fx = busy_fixture();
+    fx.upstream.commit(
+        "Upstream: rewrite a and b",
+        &[
+            ("a.txt", &replace_line(&lines("a", 20), 2, "a 2 upstream")),
+            ("b.txt", &replace_line(&lines("b", 20), 18, "b 18 upstream")),
+        ],
+    );
+    fx.upstream.git(&["tag", "v2.0.0"]);
+    fx.install_rebase_flow("");
+    let report = fx.run_release("v2.0.0", &[]).step("rebase")["artifacts"]["conflict"].clone();
+    assert_eq!(report["patch"]["subject"], "Patch A: change a line 2");
+    let survey: Vec<(String, String)> = report["survey"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| (e["subject"].as_str().unwrap().to_string(), e["files"][0].as_str().unwrap().to_string()))
+        .collect();
+    assert_eq!(
+        survey,
+        [
+            ("Patch A: change a line 2".to_string(), "a.txt".to_string()),
+            ("Patch C: change b line 18".to_string(), "b.txt".to_string())
+        ]
+    );
+    assert!(report["survey"][0]["depends_on"].is_null());
+}
+
+#[test]
+fn replays_are_deterministic_and_stored_results_are_reused() {
+    let fx = busy_fixture();
+    fx.upstream.commit("Upstream change", &[("c.txt", &replace_line(&lines("c", 20), 5, "c5"))]);
+    fx.upstream.git(&["tag", "v1.1.0"]);
+    fx.install_rebase_flow("");
+
+    let first = fx.run_release("v1.1.0", &[]);
+    let sha = first.step("rebase")["artifacts"]["candidateRefs"][0]["sha"].clone();
+    // Same event again: the stored result, nothing runs.
+    let again = fx.run_release("v1.1.0", &[]);
+    assert_eq!(again.json()["stored"], true);
+    assert_eq!(again.step("rebase")["artifacts"]["candidateRefs"][0]["sha"], sha);
+    // A replay recomputes the same commits, so the candidate does not move and no backup is made.
+    let replay = fx.run_release("v1.1.0", &["--replay"]);
+    assert!(replay.json().get("stored").is_none());
+    let replayed = replay.step("rebase");
+    assert!(replayed["id"].as_str().unwrap().ends_with("_replay"));
+    assert_eq!(replayed["artifacts"]["candidateRefs"][0]["sha"], sha);
+    assert!(replayed["artifacts"]["candidateRefs"][0].get("backup").is_none());
+    assert_eq!(fx.fork.git(&["for-each-ref", "refs/patchmoi/backup"]), "");
+
+    // Another clone of the fork computes the very same SHA.
+    let other = Repo { dir: fx.tmp.path().join("other") };
+    fx.fork.git(&["clone", "--quiet", "--branch", "patches", fx.fork.path_str(), other.dir.to_str().unwrap()]);
+    std::fs::create_dir_all(other.dir.join(".codex")).unwrap();
+    let flows = fx.fork.dir.join(".codex/flows");
+    let copy = std::process::Command::new("cp")
+        .args(["-r", flows.to_str().unwrap(), other.dir.join(".codex").to_str().unwrap()])
+        .status()
+        .unwrap();
+    assert!(copy.success());
+    let run = common::patchmoi(
+        &other.dir,
+        &["run", "upstream-release", "--repo", "test/upstream", "--tag", "v1.1.0", "--json"],
+        &[],
+    );
+    assert_eq!(run.step("rebase")["artifacts"]["candidateRefs"][0]["sha"], sha, "{}", run.stderr);
+}
+
+#[test]
+fn a_moved_candidate_is_backed_up_before_it_moves() {
+    let fx = busy_fixture();
+    fx.upstream.commit("Upstream change", &[("c.txt", &replace_line(&lines("c", 20), 5, "c5"))]);
+    fx.upstream.git(&["tag", "v1.1.0"]);
+    fx.install_rebase_flow("");
+    let first = fx.run_release("v1.1.0", &[]).step("rebase")["artifacts"]["candidateRefs"][0]["sha"].clone();
+    fx.fork.commit("Patch D", &[("d-fork.txt", "d\n")]);
+    let second = fx.run_release("v1.1.0", &["--replay"]).step("rebase");
+    let candidate = &second["artifacts"]["candidateRefs"][0];
+    assert_ne!(candidate["sha"], first);
+    let backup = candidate["backup"].as_str().unwrap();
+    assert!(backup.starts_with("refs/patchmoi/backup/heads/patchmoi/v1.1.0/"), "{backup}");
+    assert_eq!(fx.fork.rev(backup), first.as_str().unwrap());
+}
+
+#[test]
+fn the_users_checkout_is_left_exactly_as_it_was() {
+    let fx = busy_fixture();
+    fx.upstream.commit("Upstream change", &[("c.txt", &replace_line(&lines("c", 20), 5, "c5"))]);
+    fx.upstream.git(&["tag", "v1.1.0"]);
+    // The fork tags its own builds with upstream's names.
+    fx.fork.git(&["tag", "v1.1.0", "HEAD~1"]);
+    fx.install_rebase_flow("");
+    // A rebase in progress, a dirty file and a staged file in the user's checkout.
+    fx.fork.git(&["checkout", "--quiet", "-b", "wip", "v1.0.0"]);
+    fx.fork.commit("wip", &[("a.txt", "conflicting\n")]);
+    let paused = fx.fork.git_output(&["rebase", "patches"]);
+    assert!(!paused.status.success(), "the user's rebase stops on a conflict");
+    fx.fork.write("untracked.txt", "mine\n");
+    let before = (
+        fx.fork.git(&["status", "--porcelain=v2", "--branch"]),
+        fx.fork.git(&["for-each-ref", "refs/heads", "refs/tags"]),
+        fx.fork.read("a.txt"),
+        std::fs::read(fx.fork.dir.join(".git/index")).unwrap(),
+    );
+
+    let run = fx.run_release("v1.1.0", &[]);
+    assert_eq!(run.step("rebase")["status"], "changed", "{}", run.stderr);
+
+    let after = (
+        fx.fork.git(&["status", "--porcelain=v2", "--branch"]),
+        fx.fork.git(&["for-each-ref", "refs/heads", "refs/tags"]),
+        fx.fork.read("a.txt"),
+        std::fs::read(fx.fork.dir.join(".git/index")).unwrap(),
+    );
+    assert_eq!(before.0, after.0);
+    assert_eq!(before.2, after.2);
+    assert_eq!(before.3, after.3, "the index is byte for byte the same");
+    let new_refs: Vec<&str> = after.1.lines().filter(|line| !before.1.contains(line)).collect();
+    assert_eq!(new_refs.len(), 1, "only the candidate branch is new: {new_refs:?}");
+    assert!(new_refs[0].ends_with("refs/heads/patchmoi/v1.1.0"));
+    assert!(fx.fork.dir.join(".git/rebase-merge").exists(), "the paused rebase is still there");
+    assert_eq!(fx.fork.rev("refs/tags/v1.1.0"), fx.fork.rev("patches~1"), "the fork's own tag is untouched");
+}
