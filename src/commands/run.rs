@@ -1,11 +1,11 @@
-//! One function per command: turn flags into settings, call the library,
-//! print the result (JSON on stdout with `--json`, text otherwise).
+//! `run`, `promote` and `demo`.
 
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use serde_json::json;
 
+use super::{check_tag, workspace_root, Exit};
 use crate::cli::{DemoArgs, PromoteArgs, RunArgs};
 use crate::error::usage;
 use crate::event::{check_repo, now, FlowEvent};
@@ -13,15 +13,6 @@ use crate::flows::{self, Flow};
 use crate::git::Git;
 use crate::runner::{newest_release, run_event, select_flows, RunSettings};
 use crate::settings::Env;
-
-/// How a command ended, when it did not fail outright.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Exit {
-    /// Completed, changed or skipped.
-    Done,
-    /// Needs intervention, blocked or failed: a person must look.
-    Attention,
-}
 
 /// `run upstream-release` and `run codex-release`.
 pub fn cmd_run_release(repo: &str, args: RunArgs, env: &Env) -> Result<Exit> {
@@ -120,25 +111,4 @@ pub fn cmd_promote(args: PromoteArgs, _env: &Env) -> Result<Exit> {
 pub fn cmd_demo(args: DemoArgs, env: &Env) -> Result<Exit> {
     crate::demo::run(args.dir.as_deref(), env)?;
     Ok(Exit::Done)
-}
-
-/// A tag from the user: a valid ref name that git cannot read as an option.
-pub fn check_tag(tag: &str) -> Result<()> {
-    crate::refname::check_ref_name(tag).map_err(|why| usage(format!("tag `{tag}` is not a valid tag name: it {why}")))
-}
-
-/// `--workspace-root`, or the git top level of the current directory.
-fn workspace_root(flag: Option<&Path>) -> Result<PathBuf> {
-    match flag {
-        Some(dir) => {
-            let dir = dir.canonicalize().map_err(|err| usage(format!("--workspace-root {}: {err}", dir.display())))?;
-            Git::open(&dir).map_err(|err| usage(format!("--workspace-root {}: {err:#}", dir.display())))?;
-            Ok(dir)
-        }
-        None => {
-            let cwd = std::env::current_dir().context("failed to read the current directory")?;
-            let git = Git::open(&cwd).map_err(|err| usage(format!("{err:#} (use --workspace-root)")))?;
-            git.top_level()
-        }
-    }
 }
