@@ -80,6 +80,9 @@ pub struct Artifacts {
     pub carried: Vec<Patch>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub dropped: Vec<Dropped>,
+    /// Patches whose conflicts the memory of resolutions resolved.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub resolved_from_memory: Vec<stack::RecalledPatch>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub conflict: Option<crate::conflict::ConflictReport>,
     /// `conflict.json` and `conflict.md` of this run.
@@ -347,7 +350,7 @@ impl FlowRun<'_> {
                 self.rebase = Some(RebaseOutput { candidate: None, commit: Some(head), stopped: None, report: None });
                 (ResultStatus::Completed, format!("{} already contains {tag}; nothing to rebase", spec.branch))
             }
-            RebaseOutcome::Clean { candidate, release, head, carried, dropped } => {
+            RebaseOutcome::Clean { candidate, release, head, carried, dropped, recalled } => {
                 let (status, pushed, push_note) = match self.settings.push {
                     false => (ResultStatus::Changed, false, String::new()),
                     true => match crate::publish::push_branch(git, &spec.remote, &candidate.refname, &candidate.sha) {
@@ -355,13 +358,18 @@ impl FlowRun<'_> {
                         Err(err) => (ResultStatus::Failed, false, format!("; push to {} failed: {err:#}", spec.remote)),
                     },
                 };
+                let memory_note = match recalled.len() {
+                    0 => String::new(),
+                    n => format!(", {n} resolved from memory"),
+                };
                 let message = format!(
-                    "candidate {} at {}: {} patch(es) carried onto {tag}, {} dropped{push_note}",
+                    "candidate {} at {}: {} patch(es) carried onto {tag}, {} dropped{memory_note}{push_note}",
                     spec.candidate,
                     stack::short(&candidate.sha),
                     carried.len(),
                     dropped.len(),
                 );
+                artifacts.resolved_from_memory = recalled;
                 artifacts.candidate_refs.push(CandidateRef {
                     kind: "branch".into(),
                     refname: candidate.refname.clone(),
@@ -378,7 +386,8 @@ impl FlowRun<'_> {
                 self.rebase = Some(RebaseOutput { candidate: Some(candidate), commit, stopped: None, report: None });
                 (status, message)
             }
-            RebaseOutcome::Conflicted { report, stopped, release, head, dropped } => {
+            RebaseOutcome::Conflicted { report, stopped, release, head, dropped, recalled } => {
+                artifacts.resolved_from_memory = recalled;
                 let dir = self.state_dir.run_dir(id)?;
                 let json_path = dir.join("conflict.json");
                 let md_path = dir.join("conflict.md");
