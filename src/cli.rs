@@ -28,6 +28,12 @@ pub enum Command {
     Run(RunCommand),
     /// Move the maintained branch to a release's candidate (keeps a backup).
     Promote(PromoteArgs),
+    /// Recreate a release's conflict in a worktree, to resolve it by hand.
+    Resolve(SessionArgs),
+    /// Record the resolution made after `resolve`, then run the flow again.
+    Continue(SessionArgs),
+    /// Drop a resolution in progress (its worktree and paused state).
+    Abort(SessionArgs),
     /// Build a small upstream and fork in a temporary directory and run the
     /// flow for two releases: a clean one and one with a conflict.
     Demo(DemoArgs),
@@ -106,6 +112,25 @@ pub struct PromoteArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct SessionArgs {
+    /// The flow whose conflict this is.
+    #[arg(long)]
+    pub flow: String,
+    /// The release tag.
+    #[arg(long, allow_hyphen_values = true)]
+    pub tag: String,
+    /// The fork's checkout (default: the git top level of the current directory).
+    #[arg(long)]
+    pub workspace_root: Option<PathBuf>,
+    /// With `continue`: push the candidate and the memory of resolutions.
+    #[arg(long)]
+    pub push: bool,
+    /// Print one JSON document on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
 pub struct DemoArgs {
     /// Where to build the demo (default: a new temporary directory, kept).
     #[arg(long)]
@@ -119,6 +144,9 @@ pub fn dispatch(cli: Cli, env: &Env) -> Result<Exit> {
         Command::Run(RunCommand::CodexRelease { repo, common }) => commands::cmd_run_release(&repo, common, env),
         Command::Run(RunCommand::Event { file, common }) => commands::cmd_run_event(&file, common, env),
         Command::Promote(args) => commands::cmd_promote(args, env),
+        Command::Resolve(args) => commands::cmd_resolve(args, env),
+        Command::Continue(args) => commands::cmd_continue(args, env),
+        Command::Abort(args) => commands::cmd_abort(args, env),
         Command::Demo(args) => commands::cmd_demo(args, env),
     }
 }

@@ -23,6 +23,7 @@ pub mod recall;
 pub mod refname;
 pub mod replay;
 pub mod report;
+pub mod resolve;
 pub mod runner;
 pub mod settings;
 pub mod stack;
