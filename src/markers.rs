@@ -83,6 +83,36 @@ pub fn segments(text: &str) -> Vec<Segment> {
     out
 }
 
+/// Names for the sides of a conflict, as a person should read them.
+pub struct Labels {
+    pub upstream: String,
+    pub base: String,
+    pub patch: String,
+}
+
+/// `text` with each marker line's label replaced (merge-tree labels sides
+/// with object ids, which tell a person nothing).
+pub fn relabel(text: &str, labels: &Labels) -> String {
+    let mut out = String::with_capacity(text.len());
+    for line in text.split_inclusive('\n') {
+        let bare = line.trim_end_matches(['\n', '\r']);
+        let ending = &line[bare.len()..];
+        let label = [("<<<<<<<", &labels.upstream), ("|||||||", &labels.base), (">>>>>>>", &labels.patch)]
+            .into_iter()
+            .find(|(marker, _)| is_marker(bare, marker));
+        match label {
+            Some((marker, label)) => {
+                out.push_str(marker);
+                out.push(' ');
+                out.push_str(label);
+                out.push_str(ending);
+            }
+            None => out.push_str(line),
+        }
+    }
+    out
+}
+
 /// Whether `text` still has a conflict marker at the start of a line.
 pub fn has_markers(text: &str) -> bool {
     text.lines().any(|line| ["<<<<<<<", "=======", ">>>>>>>", "|||||||"].iter().any(|marker| is_marker(line, marker)))
@@ -129,6 +159,16 @@ mod tests {
         assert!(conflicts("plain\ntext\n").is_empty());
         let unclosed = "a\n<<<<<<< x\nu\n=======\np\n";
         assert_eq!(segments(unclosed), vec![Segment::Text(unclosed.to_string())]);
+    }
+
+    #[test]
+    fn relabels_marker_lines_only() {
+        let labels = Labels { upstream: "upstream v2".into(), base: "base".into(), patch: "patch abc \"Port\"".into() };
+        let text = "x\n<<<<<<< 9eb7\nu\n||||||| 13e8\nb\n=======\np\n>>>>>>> 55b4\n<<<<<<<< not one\n";
+        assert_eq!(
+            relabel(text, &labels),
+            "x\n<<<<<<< upstream v2\nu\n||||||| base\nb\n=======\np\n>>>>>>> patch abc \"Port\"\n<<<<<<<< not one\n"
+        );
     }
 
     #[test]

@@ -124,6 +124,8 @@ pub fn start(git: &Git, workspace: &Path, flow: &Flow, event: &FlowEvent, tag: &
     std::fs::create_dir_all(worktrees_dir(workspace))?;
     git.add_sparse_conflict_worktree(&path, &replayed.tip, &merge.tree, &merge.conflicts)?;
     let commit = &prepared.patches[stop];
+    let patch = Patch { sha: commit.id.clone(), subject: commit.subject(), author: commit.author() };
+    crate::workspace::relabel_conflicts(&path, &merge.conflicts, &crate::workspace::labels(tag, &patch))?;
     let paused = Paused {
         flow: flow.name.clone(),
         tag: tag.to_string(),
@@ -131,7 +133,7 @@ pub fn start(git: &Git, workspace: &Path, flow: &Flow, event: &FlowEvent, tag: &
         branch: spec.branch.clone(),
         branch_head: prepared.head.clone(),
         release: prepared.release.clone(),
-        patch: Patch { sha: commit.id.clone(), subject: commit.subject(), author: commit.author() },
+        patch,
         merge_tree: merge.tree.clone(),
         conflicts: merge.conflicts.clone(),
         worktree: path,

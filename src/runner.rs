@@ -554,7 +554,9 @@ impl FlowRun<'_> {
         };
         let name = format!("{}-{}", self.flow.name, &id[4..]);
         let worktree = match (&rebase.stopped, &rebase.commit) {
-            (Some(stopped), _) => self.workspace.conflict_worktree(&name, stopped)?,
+            (Some(stopped), _) => {
+                self.workspace.conflict_worktree(&name, stopped, self.event.tag().unwrap_or_default())?
+            }
             (None, Some(commit)) => self.workspace.worktree(&name, commit)?,
             (None, None) => return Ok(self.workspace.root.clone()),
         };

@@ -64,6 +64,9 @@ fn a_human_resolution_gives_the_candidate_git_rebase_gives() {
     tracked.dedup();
     assert_eq!(tracked, ["a.txt", "b.txt", "c.txt"]);
     assert_eq!(worktree.rev("HEAD"), fx.fork.rev("refs/patchmoi/upstream/tags/v1.1.0"), "no patch applied before it");
+    let marked = worktree.read("a.txt");
+    assert!(marked.contains("<<<<<<< upstream v1.1.0\n") && marked.contains(">>>>>>> patch "), "{marked}");
+    assert!(marked.contains("\"Fork: a line 2\"\n"), "{marked}");
 
     resolve_a_by_hand(&worktree);
     let done = session(&fx, "continue", &["--json"]);
