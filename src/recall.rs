@@ -11,15 +11,34 @@ use crate::git::{ConflictEntry, Git, MergeResult};
 use crate::markers::{has_markers, segments, Segment};
 use crate::memory::{apply, file_key, hunk_key, learn, Entry, Memory, Recalled};
 
-/// The text of `paths` in `tree` (None for a path that is absent or not a blob).
-fn read_texts(git: &Git, tree: &str, paths: &[String]) -> Result<Vec<Option<String>>> {
+/// A file as the memory sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum File {
+    Absent,
+    Text(String),
+    /// Not UTF-8 (or not a regular blob): the memory does not hold these.
+    Opaque,
+}
+
+impl File {
+    fn text(&self) -> Option<&str> {
+        match self {
+            File::Text(text) => Some(text),
+            _ => None,
+        }
+    }
+}
+
+/// `paths` in `tree`.
+fn read_files(git: &Git, tree: &str, paths: &[String]) -> Result<Vec<File>> {
     let specs: Vec<String> = paths.iter().map(|path| format!("{tree}:{path}")).collect();
     Ok(git
         .read_objects(&specs)?
         .into_iter()
         .map(|object| match object {
-            Some((kind, bytes)) if kind == "blob" => Some(String::from_utf8_lossy(&bytes).into_owned()),
-            _ => None,
+            None => File::Absent,
+            Some((kind, bytes)) if kind == "blob" => String::from_utf8(bytes).map_or(File::Opaque, File::Text),
+            Some(_) => File::Opaque,
         })
         .collect())
 }
@@ -51,21 +70,24 @@ pub fn recall(
         return Ok(None);
     }
     let paths = merge.conflicted_paths();
-    let marked = read_texts(git, &merge.tree, &paths)?;
+    let marked = read_files(git, &merge.tree, &paths)?;
+    if marked.contains(&File::Opaque) {
+        return Ok(None);
+    }
     let mut keys: Vec<String> = Vec::new();
-    for (path, text) in paths.iter().zip(&marked) {
-        keys.extend(text.as_deref().map(region_keys).unwrap_or_default());
+    for (path, file) in paths.iter().zip(&marked) {
+        keys.extend(file.text().map(region_keys).unwrap_or_default());
         keys.push(file_key(path, &stages_of(&merge.conflicts, path)));
     }
     let known = memory.get(git, &keys)?;
     let mut resolved: Vec<(String, Option<String>, String)> = Vec::new();
     let mut recalled = Vec::new();
-    for (path, text) in paths.iter().zip(&marked) {
+    for (path, file) in paths.iter().zip(&marked) {
         let whole = known.get(&file_key(path, &stages_of(&merge.conflicts, path)));
-        let by_region = text.as_deref().and_then(|text| apply(text, |key| known.get(key)?.resolution.clone()));
+        let by_region = file.text().and_then(|text| apply(text, |key| known.get(key)?.resolution.clone()));
         let (content, first) = match (by_region, whole) {
             (Some(content), _) => {
-                let first = text.as_deref().map(region_keys).unwrap_or_default().first().and_then(|key| known.get(key));
+                let first = file.text().map(region_keys).unwrap_or_default().first().and_then(|key| known.get(key));
                 (Some(content), first)
             }
             (None, Some(entry)) => (entry.resolution.clone(), Some(entry)),
@@ -138,11 +160,11 @@ pub fn validate(
     resolved_tree: &str,
     allowed_paths: Option<&[String]>,
 ) -> Result<Result<(), Invalid>> {
-    let texts = read_texts(git, resolved_tree, conflicted)?;
+    let files = read_files(git, resolved_tree, conflicted)?;
     let marked: Vec<String> = conflicted
         .iter()
-        .zip(texts)
-        .filter(|(_, text)| text.as_deref().is_some_and(has_markers))
+        .zip(files)
+        .filter(|(_, file)| file.text().is_some_and(has_markers))
         .map(|(path, _)| path.clone())
         .collect();
     if !marked.is_empty() {
@@ -174,8 +196,8 @@ pub fn learn_resolutions(
             paths.push(entry.path.clone());
         }
     }
-    let marked = read_texts(git, merge_tree, &paths)?;
-    let resolved = read_texts(git, resolved_tree, &paths)?;
+    let marked = read_files(git, merge_tree, &paths)?;
+    let resolved = read_files(git, resolved_tree, &paths)?;
     let mut learned: BTreeMap<String, Entry> = BTreeMap::new();
     for ((path, marked), resolved) in paths.iter().zip(marked).zip(resolved) {
         let entry = |kind: &str, resolution: Option<String>| Entry {
@@ -184,7 +206,7 @@ pub fn learn_resolutions(
             path: path.clone(),
             ..template.clone()
         };
-        if let (Some(marked), Some(resolved)) = (&marked, &resolved) {
+        if let (Some(marked), Some(resolved)) = (marked.text(), resolved.text()) {
             if let Some(regions) = learn(marked, resolved) {
                 for (key, text) in regions {
                     learned.insert(key, entry("hunk", Some(text)));
@@ -192,7 +214,15 @@ pub fn learn_resolutions(
                 continue;
             }
         }
-        learned.insert(file_key(path, &stages_of(conflicts, path)), entry("file", resolved));
+        let resolution = match resolved {
+            File::Text(text) => Some(text),
+            File::Absent => None,
+            File::Opaque => {
+                tracing::warn!("{path} is not text; its resolution is not remembered");
+                continue;
+            }
+        };
+        learned.insert(file_key(path, &stages_of(conflicts, path)), entry("file", resolution));
     }
     Ok(learned.into_iter().collect())
 }

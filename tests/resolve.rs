@@ -256,3 +256,46 @@ fn agent_resolutions_with_markers_unrelated_changes_or_unstaged_files_are_reject
             .is_empty());
     }
 }
+
+#[test]
+fn a_modify_delete_resolution_is_remembered_whole_and_binary_files_are_not_remembered() {
+    let fx = Fixture::new(&[("keep.txt", &lines("k", 5)), ("gone.txt", &lines("g", 5)), ("logo.bin", "\u{0}\u{1}v1")]);
+    fx.fork.commit("Fork: edit gone.txt", &[("gone.txt", &replace_line(&lines("g", 5), 3, "g 3 (fork)"))]);
+    fx.upstream.git(&["rm", "--quiet", "gone.txt"]);
+    fx.upstream.commit("Upstream: remove gone.txt", &[]);
+    fx.upstream.git(&["tag", "v1.1.0"]);
+    fx.install_rebase_flow("");
+    let run = fx.run_release("v1.1.0", &[]);
+    assert_eq!(run.step("rebase")["artifacts"]["conflict"]["files"][0]["kind"], "modify/delete");
+
+    // Keep the fork's version of the file.
+    let worktree = Repo { dir: session(&fx, "resolve", &["--json"]).json()["worktree"].as_str().unwrap().into() };
+    assert!(worktree.read("gone.txt").contains("g 3 (fork)"));
+    worktree.git(&["add", "gone.txt"]);
+    assert_eq!(session(&fx, "continue", &[]).code, 0);
+    assert!(fx.fork.git(&["show", "patchmoi/v1.1.0:gone.txt"]).contains("g 3 (fork)"));
+
+    // The next release still lacks the file: the same stages, resolved from memory.
+    fx.upstream.commit("Upstream: more", &[("keep.txt", &lines("k2", 5))]);
+    fx.upstream.git(&["tag", "v1.2.0"]);
+    let next = fx.run_release("v1.2.0", &[]).step("rebase");
+    assert_eq!(next["status"], "changed", "{next}");
+    assert_eq!(next["artifacts"]["resolvedFromMemory"][0]["files"][0]["path"], "gone.txt");
+
+    // A binary conflict is resolved by hand but never remembered (its bytes would not survive as text).
+    std::fs::write(fx.fork.dir.join("logo.bin"), b"\xff\xfe\x00fork").unwrap();
+    fx.fork.commit("Fork: new logo", &[]);
+    std::fs::write(fx.upstream.dir.join("logo.bin"), b"\xff\xfe\x00upstream").unwrap();
+    fx.upstream.commit("Upstream: new logo", &[]);
+    fx.upstream.git(&["tag", "v1.3.0"]);
+    fx.run_release("v1.3.0", &[]);
+    let started = fx.patchmoi(&["resolve", "--flow", "fork", "--tag", "v1.3.0", "--json"], &[]);
+    let worktree = Repo { dir: started.json()["worktree"].as_str().unwrap().into() };
+    worktree.git(&["checkout", "--theirs", "logo.bin"]);
+    worktree.git(&["add", "logo.bin"]);
+    let memory_before = fx.fork.rev("refs/patchmoi/resolutions");
+    let done = fx.patchmoi(&["continue", "--flow", "fork", "--tag", "v1.3.0"], &[]);
+    assert_eq!(done.code, 1, "without a memory entry the replay stops again: {}", done.stdout);
+    assert_eq!(fx.fork.rev("refs/patchmoi/resolutions"), memory_before);
+    assert!(done.stderr.contains("logo.bin is not text"), "{}", done.stderr);
+}
