@@ -92,17 +92,24 @@ pub struct RunArgs {
     pub json: bool,
 }
 
+/// Which flow's work for which release a command is about.
 #[derive(Debug, Args)]
-pub struct PromoteArgs {
-    /// The flow whose candidate to promote.
+pub struct ReleaseTarget {
+    /// The flow.
     #[arg(long)]
     pub flow: String,
-    /// The release tag of the candidate.
+    /// The release tag.
     #[arg(long, allow_hyphen_values = true)]
     pub tag: String,
     /// The fork's checkout (default: the git top level of the current directory).
     #[arg(long)]
     pub workspace_root: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct PromoteArgs {
+    #[command(flatten)]
+    pub target: ReleaseTarget,
     /// Also move the branch on the fork's remote (leased, with a remote backup).
     #[arg(long)]
     pub push: bool,
@@ -113,15 +120,8 @@ pub struct PromoteArgs {
 
 #[derive(Debug, Args)]
 pub struct SessionArgs {
-    /// The flow whose conflict this is.
-    #[arg(long)]
-    pub flow: String,
-    /// The release tag.
-    #[arg(long, allow_hyphen_values = true)]
-    pub tag: String,
-    /// The fork's checkout (default: the git top level of the current directory).
-    #[arg(long)]
-    pub workspace_root: Option<PathBuf>,
+    #[command(flatten)]
+    pub target: ReleaseTarget,
     /// With `continue`: push the candidate and the memory of resolutions.
     #[arg(long)]
     pub push: bool,

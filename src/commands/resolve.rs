@@ -19,12 +19,12 @@ use crate::status::ResultStatus;
 
 /// The flow named by `--flow`, the workspace and its git.
 fn open(args: &SessionArgs) -> Result<(std::path::PathBuf, Git, Flow)> {
-    check_tag(&args.tag)?;
-    let root = workspace_root(args.workspace_root.as_deref())?;
+    check_tag(&args.target.tag)?;
+    let root = workspace_root(args.target.workspace_root.as_deref())?;
     let flow = flows::discover(&root)?
         .into_iter()
-        .find(|flow| flow.name == args.flow)
-        .ok_or_else(|| usage(format!("unknown flow `{}`", args.flow)))?;
+        .find(|flow| flow.name == args.target.flow)
+        .ok_or_else(|| usage(format!("unknown flow `{}`", args.target.flow)))?;
     let git = Git::open(&root)?;
     Ok((root, git, flow))
 }
@@ -53,8 +53,8 @@ fn event_for(root: &Path, flow: &Flow, tag: &str) -> Result<FlowEvent> {
 /// `resolve`.
 pub fn cmd_resolve(args: SessionArgs, _env: &Env) -> Result<Exit> {
     let (root, git, flow) = open(&args)?;
-    let event = event_for(&root, &flow, &args.tag)?;
-    match start(&git, &root, &flow, &event, &args.tag)? {
+    let event = event_for(&root, &flow, &args.target.tag)?;
+    match start(&git, &root, &flow, &event, &args.target.tag)? {
         Started::Ready(paused) => {
             if args.json {
                 println!("{}", serde_json::to_string(&*paused)?);
@@ -68,7 +68,7 @@ pub fn cmd_resolve(args: SessionArgs, _env: &Env) -> Result<Exit> {
                 if recalled.is_empty() { String::new() } else { format!(" ({} resolved from memory)", recalled.len()) };
             emit(&args, json!({"status": "applies", "recalled": recalled}), &format!(
                 "nothing to resolve: the stack of {} applies on {}{note}; build the candidate with `patchmoi run … --tag {} --replay`\n",
-                flow.name, args.tag, args.tag
+                flow.name, args.target.tag, args.target.tag
             ));
             Ok(Exit::Done)
         }
@@ -76,7 +76,7 @@ pub fn cmd_resolve(args: SessionArgs, _env: &Env) -> Result<Exit> {
             emit(
                 &args,
                 json!({"status": "up_to_date"}),
-                &format!("nothing to resolve: the branch already contains {}\n", args.tag),
+                &format!("nothing to resolve: the branch already contains {}\n", args.target.tag),
             );
             Ok(Exit::Done)
         }
@@ -91,7 +91,7 @@ pub fn cmd_resolve(args: SessionArgs, _env: &Env) -> Result<Exit> {
 /// gets past the conflict) and, at a next conflict, prepare it in turn.
 pub fn cmd_continue(args: SessionArgs, env: &Env) -> Result<Exit> {
     let (root, git, flow) = open(&args)?;
-    let (paused, recorded) = finish(&git, &root, &flow, &args.tag)?;
+    let (paused, recorded) = finish(&git, &root, &flow, &args.target.tag)?;
     eprintln!("recorded {recorded} resolution(s) for \"{}\" in the memory", paused.patch.subject);
     let settings = RunSettings {
         workspace: root.clone(),
@@ -103,7 +103,7 @@ pub fn cmd_continue(args: SessionArgs, env: &Env) -> Result<Exit> {
     };
     let report = run_event(&settings, &[&flow], &paused.event)?;
     let next = match report.status {
-        ResultStatus::NeedsIntervention => match start(&git, &root, &flow, &paused.event, &args.tag)? {
+        ResultStatus::NeedsIntervention => match start(&git, &root, &flow, &paused.event, &args.target.tag)? {
             Started::Ready(next) => Some(next),
             _ => None,
         },
@@ -124,11 +124,11 @@ pub fn cmd_continue(args: SessionArgs, env: &Env) -> Result<Exit> {
 /// `abort`.
 pub fn cmd_abort(args: SessionArgs, _env: &Env) -> Result<Exit> {
     let (root, git, flow) = open(&args)?;
-    let removed = abort(&git, &root, &flow.name, &args.tag)?;
+    let removed = abort(&git, &root, &flow.name, &args.target.tag)?;
     let text = if removed {
-        format!("dropped the resolution of {} for {}; nothing else changed\n", flow.name, args.tag)
+        format!("dropped the resolution of {} for {}; nothing else changed\n", flow.name, args.target.tag)
     } else {
-        format!("no resolution of {} for {} was in progress\n", flow.name, args.tag)
+        format!("no resolution of {} for {} was in progress\n", flow.name, args.target.tag)
     };
     emit(&args, json!({"aborted": removed}), &text);
     Ok(Exit::Done)
