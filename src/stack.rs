@@ -228,7 +228,7 @@ pub fn replay_prepared(quarantine: &Quarantine, git: &Git, prepared: &Prepared, 
     // recalled resolution produced, with the stopped patch as the new base.
     let (mut base, mut onto, mut start) = (prepared.merge_base.clone(), release_tree.clone(), 0);
     while start < stack.len() {
-        let round = replay(qgit, &base, &onto, &onto, &stack[start..])?;
+        let round = replay(qgit, &base, &onto, &stack[start..])?;
         tracing::debug!(
             patches = stack.len() - start,
             sequential_merges = round.sequential_merges,
@@ -400,37 +400,42 @@ fn fetch_release(git: &Git, spec: &StackSpec) -> Result<Result<String, String>> 
 }
 
 /// Patches whose patch-id matches an upstream commit in `merge_base..release`.
-/// Only upstream commits that touch a file the stack touches can match, so
-/// only those are diffed.
+/// A patch-id covers every file of a diff, so only upstream commits that
+/// change exactly the same set of files as some patch can match: those are
+/// found from file lists (cheap), and only they are diffed.
 fn upstreamed_patches(
     git: &Git,
     merge_base: &str,
     release: &str,
     patches: &[RawCommit],
 ) -> Result<HashMap<String, String>> {
-    let singles: Vec<&RawCommit> = patches.iter().filter(|patch| patch.parents.len() == 1).collect();
+    let singles: Vec<String> =
+        patches.iter().filter(|patch| patch.parents.len() == 1).map(|patch| patch.id.clone()).collect();
     if singles.is_empty() {
         return Ok(HashMap::new());
     }
-    let input: String = singles.iter().map(|patch| format!("{}\n", patch.id)).collect();
-    let names =
-        git.run_bytes(&["diff-tree", "--no-commit-id", "--name-only", "-r", "-z", "--stdin"], Some(input.as_bytes()))?;
-    let paths: BTreeSet<String> =
-        String::from_utf8_lossy(&names).split('\0').filter(|path| !path.is_empty()).map(str::to_string).collect();
+    let stack_sets = git.files_changed_by(&singles)?;
+    let paths: BTreeSet<String> = stack_sets.iter().flat_map(|(_, files)| files.iter().cloned()).collect();
     if paths.is_empty() {
         return Ok(HashMap::new());
     }
-    let stack_diffs = git.run_bytes(&["diff-tree", "-p", "--stdin"], Some(input.as_bytes()))?;
-    let stack_ids = patch_ids(git, &stack_diffs)?;
-
-    let range = format!("{merge_base}..{release}");
-    let mut args =
-        vec!["log", "--no-merges", "--full-diff", "-p", "--format=commit %H", "--end-of-options", &range, "--"];
-    args.extend(paths.iter().map(String::as_str));
-    let upstream_diffs = git.with_env("GIT_LITERAL_PATHSPECS", "1").run_bytes(&args, None)?;
-    let upstream_ids: HashMap<String, String> = patch_ids(git, &upstream_diffs)?.into_iter().collect();
-
-    Ok(stack_ids
+    let upstream_sets = git.commits_changing(merge_base, release, &paths)?;
+    let shapes: BTreeSet<&BTreeSet<String>> = stack_sets.iter().map(|(_, files)| files).collect();
+    let upstream: Vec<String> =
+        upstream_sets.iter().filter(|(_, files)| shapes.contains(files)).map(|(sha, _)| sha.clone()).collect();
+    if upstream.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let upstream_shapes: BTreeSet<&BTreeSet<String>> =
+        upstream_sets.iter().filter(|(sha, _)| upstream.contains(sha)).map(|(_, files)| files).collect();
+    let stack: Vec<String> =
+        stack_sets.iter().filter(|(_, files)| upstream_shapes.contains(files)).map(|(sha, _)| sha.clone()).collect();
+    let diffs = |commits: &[String]| -> Result<Vec<u8>> {
+        let input: String = commits.iter().map(|id| format!("{id}\n")).collect();
+        git.run_bytes(&["diff-tree", "-p", "--no-renames", "--stdin"], Some(input.as_bytes()))
+    };
+    let upstream_ids: HashMap<String, String> = patch_ids(git, &diffs(&upstream)?)?.into_iter().collect();
+    Ok(patch_ids(git, &diffs(&stack)?)?
         .into_iter()
         .filter_map(|(patch_id, commit)| upstream_ids.get(&patch_id).map(|upstream| (commit, upstream.clone())))
         .collect())
