@@ -6,15 +6,21 @@
 //! wrapper ([`git`]), a conflict becomes a report ([`conflict`]), checks run
 //! in a worktree ([`checks`]), and results land in the state file ([`state`]).
 
+pub mod attempt;
+pub mod backend;
 pub mod checks;
 pub mod cli;
 pub mod commands;
 pub mod conflict;
 pub mod demo;
+pub mod dispatch;
 pub mod error;
 pub mod event;
 pub mod flows;
 pub mod git;
+pub mod github_api;
+pub mod http;
+pub mod local;
 pub mod promote;
 pub mod publish;
 pub mod refname;
@@ -25,5 +31,6 @@ pub mod settings;
 pub mod stack;
 pub mod state;
 pub mod status;
+pub mod store;
 pub mod version;
 pub mod workspace;
