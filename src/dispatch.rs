@@ -80,6 +80,9 @@ pub enum Target {
     },
     /// The runner in-process on a checkout.
     Local(LocalTarget),
+    /// A target that cannot be reached as configured; recorded as a failed
+    /// dispatch with this reason, so `retry` can send it later.
+    Missing(String),
 }
 
 /// In-process runs: the checkout, and the runner's knobs.
@@ -206,6 +209,10 @@ fn deliver(target: &Target, event: &FlowEvent, operation: Operation) -> Delivery
                     record.error = Some(format!("{err:#}"));
                 }
             }
+        }
+        Target::Missing(reason) => {
+            record.status = DispatchStatus::Failed;
+            record.error = Some(reason.clone());
         }
         Target::Local(local) => {
             let report = crate::local::run(local, event, operation == Operation::Replay);

@@ -83,6 +83,9 @@ pub struct Cursor {
     pub last_checked_at: Option<String>,
 }
 
+/// `(status, count)` pairs, by status.
+pub type StatusCounts = Vec<(String, i64)>;
+
 /// Filters for listings.
 #[derive(Debug, Clone, Default)]
 pub struct Filter {
@@ -108,6 +111,12 @@ impl Store {
     pub fn open(data_dir: &Path) -> Result<Store> {
         std::fs::create_dir_all(data_dir)
             .with_context(|| format!("failed to create data directory {}", data_dir.display()))?;
+        // Like the runner's folder, DATA_DIR ignores itself: `./data` inside
+        // a checkout must not show up in `git status`.
+        let ignore = data_dir.join(".gitignore");
+        if !ignore.exists() {
+            std::fs::write(&ignore, "*\n").with_context(|| format!("failed to write {}", ignore.display()))?;
+        }
         let path = data_dir.join(DB_FILE);
         let conn = Connection::open(&path).with_context(|| format!("failed to open database {}", path.display()))?;
         conn.busy_timeout(Duration::from_secs(10))?;
@@ -228,8 +237,8 @@ impl Store {
     }
 
     /// Attempt and dispatch counts per status, over the whole database.
-    pub fn status_counts(&self) -> Result<(Vec<(String, i64)>, Vec<(String, i64)>)> {
-        let count = |table: &str| -> Result<Vec<(String, i64)>> {
+    pub fn status_counts(&self) -> Result<(StatusCounts, StatusCounts)> {
+        let count = |table: &str| -> Result<StatusCounts> {
             let sql = format!("SELECT status, count(*) FROM {table} GROUP BY status ORDER BY status");
             let mut stmt = self.conn.prepare(&sql)?;
             let rows = stmt.query_map([], |row| Ok((row.get(0)?, row.get(1)?)))?;
