@@ -4,7 +4,7 @@
 
 use anyhow::{Context, Result};
 use hmac::{Hmac, Mac};
-use percent_encoding::{utf8_percent_encode, NON_ALPHANUMERIC};
+use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use serde_json::Value;
 use sha2::Sha256;
 
@@ -134,9 +134,22 @@ pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && bool::from(a.ct_eq(b))
 }
 
-/// A path segment, percent-encoded (ids contain `:` and `/`).
+/// What JavaScript's `encodeURIComponent` leaves alone, so ids encode the
+/// way the original backend's clients encode them.
+const COMPONENT: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'!')
+    .remove(b'~')
+    .remove(b'*')
+    .remove(b'\'')
+    .remove(b'(')
+    .remove(b')');
+
+/// A path segment, percent-encoded like `encodeURIComponent` (ids contain `:` and `/`).
 pub fn encode(segment: &str) -> String {
-    utf8_percent_encode(segment, NON_ALPHANUMERIC).to_string()
+    utf8_percent_encode(segment, COMPONENT).to_string()
 }
 
 /// A backend run record as an observation: the result payload's status,

@@ -26,7 +26,7 @@ fn events_urls_normalise() {
     }
     assert_eq!(
         Backend::new("https://flow.example/base/", None).replay_url("patch:upstream.release:o/r:v1"),
-        "https://flow.example/base/events/patch%3Aupstream%2Erelease%3Ao%2Fr%3Av1/replay"
+        "https://flow.example/base/events/patch%3Aupstream.release%3Ao%2Fr%3Av1/replay"
     );
 }
 
