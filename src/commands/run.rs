@@ -83,6 +83,9 @@ fn run(event: FlowEvent, flows: &[Flow], root: PathBuf, args: &RunArgs, env: &En
         }
         return Ok(Exit::Done);
     }
+    if let Some(backend) = configured_backend(env) {
+        return run_remote(event, backend, args, env);
+    }
     let settings = RunSettings {
         workspace: root,
         flow: args.flow.clone(),
