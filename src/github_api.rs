@@ -97,6 +97,31 @@ impl GitHubApi {
         Ok(())
     }
 
+    /// The check runs on the head of `branch` (`GET /repos/{repo}/commits/{ref}/check-runs`).
+    pub fn check_runs(&self, repo: &str, branch: &str) -> Result<Vec<Value>> {
+        let path = format!("/repos/{repo}/commits/{}/check-runs", crate::backend::encode(branch));
+        let body = self.get_json(&format!("{path}?per_page=100"), &path)?;
+        Ok(body["check_runs"].as_array().cloned().unwrap_or_default())
+    }
+
+    /// The newest pull request whose head is `branch` of `repo`, in any state.
+    pub fn pull_for_branch(&self, repo: &str, branch: &str) -> Result<Option<Value>> {
+        let owner = repo.split('/').next().unwrap_or_default();
+        let path = format!("/repos/{repo}/pulls");
+        let query = format!("{path}?state=all&head={}", crate::backend::encode(&format!("{owner}:{branch}")));
+        let body = self.get_json(&query, &path)?;
+        Ok(body.as_array().and_then(|pulls| pulls.first().cloned()))
+    }
+
+    fn get_json(&self, path_and_query: &str, path: &str) -> Result<Value> {
+        let url = format!("{}{path_and_query}", self.base);
+        let response = http::send(&self.request(Request::get(&url)))?;
+        if !response.is_success() {
+            bail!("GitHub answered GET {path} with {}", response.status);
+        }
+        serde_json::from_str(&response.body).with_context(|| format!("GitHub answered GET {path} with invalid JSON"))
+    }
+
     /// Whether `repo` has branch `branch` (`GET /repos/{repo}/git/ref/heads/{branch}`).
     pub fn has_branch(&self, repo: &str, branch: &str) -> Result<bool> {
         let url = format!("{}/repos/{repo}/git/ref/heads/{branch}", self.base);

@@ -10,6 +10,7 @@ use crate::attempt::{apply_observations, Attempt, Operation, Transport};
 use crate::backend::{Backend, BackendSpec};
 use crate::dispatch::{DispatchRecord, LocalTarget, Target};
 use crate::event::FlowEvent;
+use crate::github_api::GitHubApi;
 use crate::settings::Env;
 use crate::store::{Lookup, Store};
 
@@ -106,6 +107,27 @@ pub fn find_attempt(store: &Store, id_or_prefix: &str) -> Result<Attempt, Servic
     }
 }
 
+/// A repository_dispatch attempt, from the check runs and the PR on its
+/// candidate branch `patchmoi/<tag>` in the fork (what the webhook would
+/// have told us).
+fn sync_from_github(store: &Store, env: &Env, attempt: &Attempt) -> Result<Attempt, ServiceError> {
+    let repo = attempt.workspace_backend_url.as_deref().and_then(|url| url.strip_prefix("github:"));
+    let (Some(repo), Some(branch)) = (repo, crate::webhook::default_candidate(attempt)) else {
+        return Err(ServiceError::BadInput("the attempt does not name the fork and tag to sync from".into()));
+    };
+    let api = GitHubApi::from_env(env, env.get("GITHUB_TOKEN").map(str::to_string));
+    let now = crate::event::now();
+    let check_runs = api.check_runs(repo, &branch).map_err(ServiceError::Upstream)?;
+    let mut next = crate::webhook::apply_check_runs(attempt, &check_runs, &now);
+    if let Some(pull) = api.pull_for_branch(repo, &branch).map_err(ServiceError::Upstream)? {
+        next = crate::webhook::apply_pull_request(&next, &pull, &now);
+    }
+    if next != *attempt {
+        store.save_attempt(&next)?;
+    }
+    Ok(next)
+}
+
 /// Pulls the attempt's run results from where its runs live and stores the
 /// merged attempt (sync never moves a finished attempt back to `started`).
 pub fn sync(store: &Store, env: &Env, id_or_prefix: &str) -> Result<Attempt, ServiceError> {
@@ -129,11 +151,7 @@ pub fn sync(store: &Store, env: &Env, id_or_prefix: &str) -> Result<Attempt, Ser
             crate::local::sync(Path::new(root), &attempt.event_id, &attempt.workspace_run_ids)
                 .map_err(ServiceError::Upstream)?
         }
-        Transport::RepositoryDispatch => {
-            return Err(ServiceError::BadInput(
-                "attempts sent by repository_dispatch are updated by GitHub webhooks (POST /webhooks/github)".into(),
-            ))
-        }
+        Transport::RepositoryDispatch => return sync_from_github(store, env, &attempt),
     };
     let next = apply_observations(&attempt, &observed, &crate::event::now());
     if next != attempt {

@@ -71,42 +71,12 @@ pub fn apply(kind: WebhookKind, payload: &Value, attempts: &[Attempt], now: &str
                     id == attempt.id || id == attempt.event_id || attempt.workspace_run_ids.iter().any(|run| run == id)
                 }) || matches_branch(attempt, branch)
             })?;
-            let name = text(payload, "/check_run/name").unwrap_or("check");
-            let url = text(payload, "/check_run/html_url").unwrap_or_default();
-            let conclusion = text(payload, "/check_run/conclusion");
-            let mut next = attempt.clone();
-            upsert_link(
-                &mut next.check_runs,
-                Link { name: name.into(), url: url.into(), status: conclusion.map(Into::into) },
-            );
-            let run_id = match external {
-                Some(id) if attempt.workspace_run_ids.iter().any(|run| run == id) => id.to_string(),
-                _ => format!("check_run:{}", payload.pointer("/check_run/id").unwrap_or(&Value::Null)),
-            };
-            let known = attempt.workspace_run_statuses.get(&run_id).map(String::as_str);
-            let status = match (conclusion_status(conclusion), known) {
-                // A success keeps the more telling `changed` a run already reported.
-                (Some("completed"), Some("changed")) => "changed",
-                (Some(status), _) => status,
-                (None, _) => "running",
-            };
-            let observed = RunObservation { run_id, status: status.into(), ..RunObservation::default() };
-            Some(apply_observations(&next, &[observed], now))
+            Some(apply_check_run(attempt, payload.get("check_run").unwrap_or(&Value::Null), now))
         }
         WebhookKind::PullRequest => {
             let branch = text(payload, "/pull_request/head/ref");
             let attempt = attempts.iter().find(|attempt| matches_branch(attempt, branch))?;
-            let merged = payload.pointer("/pull_request/merged").and_then(Value::as_bool) == Some(true);
-            let state = if merged { "merged" } else { text(payload, "/pull_request/state").unwrap_or("open") };
-            let number = payload.pointer("/pull_request/number").and_then(Value::as_u64).unwrap_or_default();
-            let mut next = attempt.clone();
-            next.pull_request = Some(Link {
-                name: format!("#{number} {}", text(payload, "/pull_request/title").unwrap_or_default()),
-                url: text(payload, "/pull_request/html_url").unwrap_or_default().into(),
-                status: Some(state.into()),
-            });
-            next.updated_at = now.into();
-            Some(next)
+            Some(apply_pull_request(attempt, payload.get("pull_request").unwrap_or(&Value::Null), now))
         }
         WebhookKind::WorkflowRun => {
             let branch = text(payload, "/workflow_run/head_branch");
@@ -120,6 +90,66 @@ pub fn apply(kind: WebhookKind, payload: &Value, attempts: &[Attempt], now: &str
             Some(next)
         }
     }
+}
+
+/// A check run (webhook or API shape) as a run of `attempt`: its link, and
+/// its conclusion as the status of run `external_id` (the runner's run id).
+pub fn apply_check_run(attempt: &Attempt, check_run: &Value, now: &str) -> Attempt {
+    apply_check_runs(attempt, std::slice::from_ref(check_run), now)
+}
+
+/// Several check runs at once, so runs still in progress count together
+/// with the finished ones.
+pub fn apply_check_runs(attempt: &Attempt, check_runs: &[Value], now: &str) -> Attempt {
+    let mut next = attempt.clone();
+    let mut observed = Vec::new();
+    for check_run in check_runs {
+        let name = text(check_run, "/name").unwrap_or("check");
+        let url = text(check_run, "/html_url").unwrap_or_default();
+        let conclusion = text(check_run, "/conclusion");
+        upsert_link(
+            &mut next.check_runs,
+            Link { name: name.into(), url: url.into(), status: conclusion.map(Into::into) },
+        );
+        let run_id = match text(check_run, "/external_id") {
+            Some(id) if id.starts_with("run_") || attempt.workspace_run_ids.iter().any(|run| run == id) => {
+                id.to_string()
+            }
+            _ => format!("check_run:{}", check_run.get("id").unwrap_or(&Value::Null)),
+        };
+        let known = attempt.workspace_run_statuses.get(&run_id).map(String::as_str);
+        let status = match (conclusion_status(conclusion), known) {
+            // A success keeps the more telling `changed` a run already reported.
+            (Some("completed"), Some("changed")) => "changed",
+            (Some(status), _) => status,
+            (None, _) => "running",
+        };
+        observed.push(RunObservation { run_id, status: status.into(), ..RunObservation::default() });
+    }
+    apply_observations(&next, &observed, now)
+}
+
+/// A pull request (webhook or API shape) as the attempt's PR link.
+pub fn apply_pull_request(attempt: &Attempt, pull: &Value, now: &str) -> Attempt {
+    let merged = pull.get("merged").and_then(Value::as_bool) == Some(true) || text(pull, "/merged_at").is_some();
+    let state = if merged { "merged" } else { text(pull, "/state").unwrap_or("open") };
+    let number = pull.get("number").and_then(Value::as_u64).unwrap_or_default();
+    let link = Link {
+        name: format!("#{number} {}", text(pull, "/title").unwrap_or_default()),
+        url: text(pull, "/html_url").unwrap_or_default().into(),
+        status: Some(state.into()),
+    };
+    let mut next = attempt.clone();
+    if next.pull_request.as_ref() != Some(&link) {
+        next.pull_request = Some(link);
+        next.updated_at = now.into();
+    }
+    next
+}
+
+/// The candidate branch of a repository_dispatch attempt: `patchmoi/<tag>`.
+pub fn default_candidate(attempt: &Attempt) -> Option<String> {
+    attempt.upstream_tag.as_ref().map(|tag| format!("patchmoi/{tag}"))
 }
 
 fn upsert_link(links: &mut Vec<Link>, link: Link) {

@@ -165,6 +165,48 @@ fn repository_dispatch_skips_releases_the_fork_already_has() {
     let statuses: Vec<&str> =
         listed["dispatches"].as_array().unwrap().iter().map(|d| d["status"].as_str().unwrap()).collect();
     assert_eq!(statuses, ["dispatched", "skipped"]);
+
+    // Sync asks GitHub for the check runs and the PR on the candidate branch.
+    let check = |id: u64, name: &str, conclusion: Value| {
+        json!({"id": id, "name": name, "external_id": format!("run_{id}"), "status": "completed",
+               "conclusion": conclusion, "html_url": format!("https://github.com/me/codex/runs/{id}")})
+    };
+    let checks = "/repos/me/codex/commits/patchmoi%2Frust-v2/check-runs";
+    github.route(
+        "GET",
+        checks,
+        Canned::json(
+            200,
+            json!({"total_count": 2, "check_runs": [
+        check(1, "patchmoi / fork / rebase", json!("success")), check(2, "patchmoi / fork / build", Value::Null)]}),
+        ),
+    );
+    github.route(
+        "GET",
+        "/repos/me/codex/pulls",
+        Canned::json(
+            200,
+            json!([{"number": 7, "title": "patchmoi: rust-v2",
+        "state": "open", "html_url": "https://github.com/me/codex/pull/7"}]),
+        ),
+    );
+    let attempts =
+        patchmoi(tmp.path(), &["attempts", "--json", "--data-dir", "state", "--status", "started"], &[]).json();
+    let id = attempts["attempts"][0]["id"].as_str().unwrap().to_string();
+    let env = [("GITHUB_API_URL", github.url.as_str())];
+    let synced = patchmoi(tmp.path(), &["sync", &id, "--json", "--data-dir", "state"], &env);
+    assert_eq!(synced.code, 0, "{}", synced.stderr);
+    let attempt = &synced.json()["attempt"];
+    assert_eq!(attempt["status"], "started", "one check still runs: {attempt}");
+    assert_eq!(attempt["pullRequest"]["url"], "https://github.com/me/codex/pull/7");
+    let pulls = github.seen_at("GET", "/repos/me/codex/pulls");
+    assert!(pulls[0].path.contains("head=me%3Apatchmoi%2Frust-v2"), "{}", pulls[0].path);
+    github.route("GET", checks, Canned::json(200, json!({"check_runs": [
+        check(1, "patchmoi / fork / rebase", json!("success")), check(2, "patchmoi / fork / build", json!("failure"))]})));
+    let synced = patchmoi(tmp.path(), &["sync", &id, "--json", "--data-dir", "state"], &env);
+    assert_eq!(synced.code, 1, "a failed attempt needs attention");
+    assert_eq!(synced.json()["attempt"]["status"], "failed");
+    assert_eq!(synced.json()["attempt"]["checkRuns"].as_array().unwrap().len(), 2);
 }
 
 #[test]
