@@ -225,3 +225,27 @@ fn bad_sources_files_exit_2_naming_the_file() {
     assert_eq!(run.code, 2);
     assert!(run.stderr.contains("FEED_SOURCES_PATH"), "{}", run.stderr);
 }
+
+#[test]
+fn an_event_stored_without_its_dispatch_is_dispatched_by_the_next_poll() {
+    let github = FakeServer::start();
+    let backend = FakeServer::start();
+    backend.route("POST", "/events", Canned::json(202, json!({"status": "accepted", "runIds": [], "matched": 0})));
+    github.route("GET", "/repos/openai/codex/releases", Canned::json(200, json!([release("rust-v1", false, false)])));
+    let tmp = tempfile::tempdir().unwrap();
+    // A poll that died between storing the event and dispatching it.
+    let store = patchmoi::store::Store::open(&tmp.path().join("state")).unwrap();
+    store.record_event(&patchmoi::event::FlowEvent::upstream_release("openai/codex", "rust-v1", "t".into())).unwrap();
+    let sources = write_sources(
+        tmp.path(),
+        json!([{"id": "codex", "provider": "github", "event": "release", "repo": repo("openai/codex"), "primeOnly": false,
+                "target": {"mode": "workspace_flow", "eventType": "upstream.release", "workspaceUrl": backend.url}}]),
+    );
+    let run = watch_once(tmp.path(), &sources, &[("GITHUB_API_URL", github.url.as_str())]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(run.json()["sources"][0]["duplicates"], json!(["patch:upstream.release:openai/codex:rust-v1"]));
+    assert_eq!(backend.seen_at("POST", "/events").len(), 1, "the owed dispatch happened");
+    let again = watch_once(tmp.path(), &sources, &[("GITHUB_API_URL", github.url.as_str())]);
+    assert_eq!(again.code, 0);
+    assert_eq!(backend.seen_at("POST", "/events").len(), 1, "and only once");
+}

@@ -109,24 +109,39 @@ pub fn poll_source(store: &mut Store, source: &FeedSource, env: &Env, workspace:
     report.primed = cursor.is_none() && source.prime_only;
     let (fresh, seen) = plan(&entries, cursor.as_ref(), source.prime_only);
     for entry in &fresh {
-        let Some(event) = release_event(source, entry)? else { continue };
-        match store.record_event(&event)? {
+        let event = match release_event(source, entry) {
+            Ok(Some(event)) => event,
+            Ok(None) => continue,
+            Err(err) => {
+                // One odd entry must not wedge the source: log it and move on.
+                tracing::warn!(source = %source.id, entry = %entry.id, "skipped: {err:#}");
+                continue;
+            }
+        };
+        let recorded = store.record_event(&event)?;
+        // An event stored by a poll that died before dispatching is still owed its dispatch.
+        let owed = recorded == Recorded::New || store.dispatches(&event_filter(&event.id))?.is_empty();
+        match recorded {
             Recorded::Duplicate => report.duplicates.push(event.id.clone()),
             Recorded::New => {
                 tracing::info!(source = %source.id, event = %event.id, "new release");
-                if let Some(target) = resolve_target(source.target.as_ref(), env, workspace) {
-                    let (record, _) = crate::dispatch::dispatch(store, &target, &event, Operation::Dispatch)?;
-                    if record.status == crate::dispatch::DispatchStatus::Failed {
-                        report.dispatch_failures += 1;
-                    }
-                }
                 report.new_events.push(event.id.clone());
+            }
+        }
+        if let (true, Some(target)) = (owed, resolve_target(source.target.as_ref(), env, workspace)) {
+            let (record, _) = crate::dispatch::dispatch(store, &target, &event, Operation::Dispatch)?;
+            if record.status == crate::dispatch::DispatchStatus::Failed {
+                report.dispatch_failures += 1;
             }
         }
     }
     let next = Cursor { seen, etag, last_checked_at: Some(crate::event::now()) };
     store.save_cursor(&source.id, &next).context("failed to save the feed cursor")?;
     Ok(report)
+}
+
+fn event_filter(event_id: &str) -> crate::store::Filter {
+    crate::store::Filter { event_id: Some(event_id.to_string()), limit: Some(1), ..crate::store::Filter::default() }
 }
 
 /// The event for a new release entry, or None (logged) when the entry names
