@@ -204,15 +204,22 @@ fn a_killed_server_leaves_a_consistent_database() {
     seeded(tmp.path(), &backend);
     let mut server = serve(tmp.path(), &[("PATCH_WORKSPACE_BACKEND_URL", backend.url.as_str())]);
     let retry = format!("{}/flow-events/{ENCODED}/retry", server.url);
+    let landed = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = landed.clone();
     let writer = std::thread::spawn(move || {
-        for _ in 0..200 {
-            let agent = ureq::AgentBuilder::new().timeout(std::time::Duration::from_secs(2)).build();
+        let agent = ureq::AgentBuilder::new().timeout(std::time::Duration::from_secs(5)).build();
+        for _ in 0..500 {
             if agent.post(&retry).call().is_err() {
                 break;
             }
+            counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         }
     });
-    std::thread::sleep(std::time::Duration::from_millis(400));
+    // Kill while retries are still being written, after a few landed.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while landed.load(std::sync::atomic::Ordering::SeqCst) < 5 && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
     server.child.kill().unwrap(); // SIGKILL
     server.child.wait().unwrap();
     writer.join().unwrap();
