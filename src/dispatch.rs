@@ -117,8 +117,8 @@ pub fn dispatch(
 
 /// Stores a delivery: its record and a new attempt, in one transaction.
 pub fn record(store: &mut Store, event: &FlowEvent, delivery: Delivery) -> Result<(DispatchRecord, Attempt)> {
-    let attempt = new_attempt(store, event, &delivery)?;
-    store.record_dispatch(&delivery.record, &attempt)?;
+    let attempt = new_attempt(event, &delivery);
+    let attempt = store.record_dispatch(&delivery.record, &attempt)?;
     Ok((delivery.record, attempt))
 }
 
@@ -240,15 +240,9 @@ fn repository_dispatch(api: &GitHubApi, repo: &str, event: &FlowEvent, operation
 
 /// The attempt for a stored delivery: `started` once sent, then whatever
 /// runs the delivery already returned.
-fn new_attempt(store: &Store, event: &FlowEvent, delivery: &Delivery) -> Result<Attempt> {
+fn new_attempt(event: &FlowEvent, delivery: &Delivery) -> Attempt {
     let record = &delivery.record;
-    let base_id = format!("{}:{}:{}", event.id, record.operation.as_str(), record.created_at);
-    let mut id = base_id.clone();
-    let mut n = 1;
-    while matches!(store.attempt(&id)?, crate::store::Lookup::Found(ref found) if found.id == id) {
-        n += 1;
-        id = format!("{base_id}-{n}");
-    }
+    let id = format!("{}:{}:{}", event.id, record.operation.as_str(), record.created_at);
     let status = match record.status {
         DispatchStatus::Dispatched => AttemptStatus::Started,
         DispatchStatus::Failed => AttemptStatus::Failed,
@@ -278,7 +272,7 @@ fn new_attempt(store: &Store, event: &FlowEvent, delivery: &Delivery) -> Result<
         completed_at: (status.is_finished()).then(|| record.created_at.clone()),
     };
     if delivery.runs.is_empty() {
-        return Ok(attempt);
+        return attempt;
     }
-    Ok(apply_observations(&attempt, &delivery.runs, &record.created_at))
+    apply_observations(&attempt, &delivery.runs, &record.created_at)
 }

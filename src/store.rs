@@ -176,16 +176,28 @@ impl Store {
         rows.map(|row| parse(&row?)).collect()
     }
 
-    /// Stores a dispatch record and its attempt together.
-    pub fn record_dispatch(&mut self, record: &DispatchRecord, attempt: &Attempt) -> Result<()> {
+    /// Stores a dispatch record and its new attempt together. Should another
+    /// attempt already have the id (two dispatches in the same
+    /// millisecond), the new one gets a `-2`, `-3`... suffix; returns it.
+    pub fn record_dispatch(&mut self, record: &DispatchRecord, attempt: &Attempt) -> Result<Attempt> {
         let tx = self.conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         tx.execute(
             "INSERT INTO dispatches (event_id, status, created_at, json) VALUES (?1, ?2, ?3, ?4)",
             params![record.event_id, record.status.as_str(), record.created_at, serde_json::to_string(record)?],
         )?;
-        upsert_attempt(&tx, attempt)?;
+        let mut attempt = attempt.clone();
+        let base = attempt.id.clone();
+        for n in 2.. {
+            let taken: bool =
+                tx.query_row("SELECT EXISTS(SELECT 1 FROM attempts WHERE id = ?1)", [&attempt.id], |row| row.get(0))?;
+            if !taken {
+                break;
+            }
+            attempt.id = format!("{base}-{n}");
+        }
+        upsert_attempt(&tx, &attempt)?;
         tx.commit()?;
-        Ok(())
+        Ok(attempt)
     }
 
     /// Newest first; `filter.status` is a dispatch status.

@@ -74,14 +74,21 @@ fn dispatches_and_attempts_filter_and_prefixes_resolve() {
     assert!(matches!(store.attempt("a-long-2").unwrap(), Lookup::Found(_)));
     assert!(matches!(store.attempt("a-long").unwrap(), Lookup::Ambiguous(ids) if ids.len() == 2));
     assert!(matches!(store.attempt("zzz").unwrap(), Lookup::NotFound));
+    // The same id twice (two dispatches in one millisecond) keeps both.
+    let twin = store
+        .record_dispatch(&record(&one, DispatchStatus::Dispatched), &attempt("a-long-1", &one, AttemptStatus::Started))
+        .unwrap();
+    assert_eq!(twin.id, "a-long-1-2");
+    let all = Filter { event_id: Some(one.id.clone()), ..Filter::default() };
+    assert_eq!(store.attempts(&all).unwrap().len(), 2);
     let mut synced = attempt("a-long-1", &one, AttemptStatus::Changed);
     synced.updated_at = "t2".into();
     store.save_attempt(&synced).unwrap();
     let changed = Filter { status: Some("changed".into()), ..Filter::default() };
     assert_eq!(store.attempts(&changed).unwrap().len(), 1);
     let (attempts, dispatches) = store.status_counts().unwrap();
-    assert_eq!(attempts, [("changed".to_string(), 1), ("failed".to_string(), 1)]);
-    assert_eq!(dispatches.len(), 2);
+    assert_eq!(attempts, [("changed".to_string(), 1), ("failed".to_string(), 1), ("started".to_string(), 1)]);
+    assert_eq!(dispatches, [("dispatched".to_string(), 2), ("failed".to_string(), 1)]);
 }
 
 #[test]
