@@ -9,7 +9,8 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use axum::body::Bytes;
-use axum::extract::{Path, Query, Request, State};
+use axum::extract::{FromRequestParts, Path, Query, Request, State};
+use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -144,6 +145,34 @@ fn bad(message: String) -> ApiError {
     ApiError(StatusCode::BAD_REQUEST, message)
 }
 
+/// An id from the path, percent-decoded; a malformed one is a JSON 400.
+struct Id(String);
+
+impl<S: Send + Sync> FromRequestParts<S> for Id {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Id, ApiError> {
+        match Path::<String>::from_request_parts(parts, state).await {
+            Ok(Path(id)) => Ok(Id(id)),
+            Err(err) => Err(bad(format!("the id in the path is not valid: {}", err.body_text()))),
+        }
+    }
+}
+
+/// The query parameters; a malformed query is a JSON 400.
+struct Params(HashMap<String, String>);
+
+impl<S: Send + Sync> FromRequestParts<S> for Params {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Params, ApiError> {
+        match Query::<HashMap<String, String>>::from_request_parts(parts, state).await {
+            Ok(Query(query)) => Ok(Params(query)),
+            Err(err) => Err(bad(format!("the query is not valid: {}", err.body_text()))),
+        }
+    }
+}
+
 /// `limit`: a whole number from 1 to 500 (default 50).
 fn limit(query: &HashMap<String, String>) -> Result<Option<usize>, ApiError> {
     match query.get("limit") {
@@ -155,7 +184,7 @@ fn limit(query: &HashMap<String, String>) -> Result<Option<usize>, ApiError> {
     }
 }
 
-async fn list_events(State(settings): State<Shared>, Query(query): Query<HashMap<String, String>>) -> Answer {
+async fn list_events(State(settings): State<Shared>, Params(query): Params) -> Answer {
     blocking(move || {
         let filter = Filter { kind: query.get("type").cloned(), limit: limit(&query)?, ..Filter::default() };
         let events = open(&settings)?.events(&filter)?;
@@ -164,7 +193,7 @@ async fn list_events(State(settings): State<Shared>, Query(query): Query<HashMap
     .await
 }
 
-async fn get_event(State(settings): State<Shared>, Path(id): Path<String>) -> Answer {
+async fn get_event(State(settings): State<Shared>, Id(id): Id) -> Answer {
     blocking(move || {
         let store = open(&settings)?;
         let event = store.event(&id)?.ok_or_else(|| ApiError(StatusCode::NOT_FOUND, "flow_event_not_found".into()))?;
@@ -174,15 +203,15 @@ async fn get_event(State(settings): State<Shared>, Path(id): Path<String>) -> An
     .await
 }
 
-async fn retry(state: State<Shared>, id: Path<String>) -> Answer {
+async fn retry(state: State<Shared>, id: Id) -> Answer {
     redispatch(state, id, Operation::Retry).await
 }
 
-async fn replay(state: State<Shared>, id: Path<String>) -> Answer {
+async fn replay(state: State<Shared>, id: Id) -> Answer {
     redispatch(state, id, Operation::Replay).await
 }
 
-async fn redispatch(State(settings): State<Shared>, Path(id): Path<String>, operation: Operation) -> Answer {
+async fn redispatch(State(settings): State<Shared>, Id(id): Id, operation: Operation) -> Answer {
     blocking(move || {
         let mut store = open(&settings)?;
         let target = service::default_target(&settings.env, &settings.workspace);
@@ -197,7 +226,7 @@ async fn redispatch(State(settings): State<Shared>, Path(id): Path<String>, oper
     .await
 }
 
-async fn list_dispatches(State(settings): State<Shared>, Query(query): Query<HashMap<String, String>>) -> Answer {
+async fn list_dispatches(State(settings): State<Shared>, Params(query): Params) -> Answer {
     blocking(move || {
         let status = dispatch_status_filter(query.get("status").map(String::as_str), "status").map_err(bad)?;
         let filter = Filter { event_id: query.get("eventId").cloned(), status, limit: limit(&query)?, kind: None };
@@ -207,7 +236,7 @@ async fn list_dispatches(State(settings): State<Shared>, Query(query): Query<Has
     .await
 }
 
-async fn list_attempts(State(settings): State<Shared>, Query(query): Query<HashMap<String, String>>) -> Answer {
+async fn list_attempts(State(settings): State<Shared>, Params(query): Params) -> Answer {
     blocking(move || {
         let status = attempt_status_filter(query.get("status").map(String::as_str), "status").map_err(bad)?;
         let filter = Filter { event_id: query.get("eventId").cloned(), status, limit: limit(&query)?, kind: None };
@@ -217,7 +246,7 @@ async fn list_attempts(State(settings): State<Shared>, Query(query): Query<HashM
     .await
 }
 
-async fn get_attempt(State(settings): State<Shared>, Path(id): Path<String>) -> Answer {
+async fn get_attempt(State(settings): State<Shared>, Id(id): Id) -> Answer {
     blocking(move || {
         let attempt = service::find_attempt(&open(&settings)?, &id)?;
         Ok((StatusCode::OK, Json(json!({ "attempt": attempt }))))
@@ -225,7 +254,7 @@ async fn get_attempt(State(settings): State<Shared>, Path(id): Path<String>) -> 
     .await
 }
 
-async fn sync(State(settings): State<Shared>, Path(id): Path<String>) -> Answer {
+async fn sync(State(settings): State<Shared>, Id(id): Id) -> Answer {
     blocking(move || {
         let attempt = service::sync(&open(&settings)?, &settings.env, &id)?;
         Ok((StatusCode::ACCEPTED, Json(json!({ "attempt": attempt }))))

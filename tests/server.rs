@@ -145,6 +145,7 @@ fn every_route_needs_the_token_and_answers_json() {
         ("GET", "/workspace-dispatches?status=done", 400, "status must be one of"),
         ("GET", "/flow-events?limit=abc", 400, "limit must be"),
         ("GET", "/flow-events/nope", 404, "flow_event_not_found"),
+        ("GET", "/flow-events/%FF", 400, "the id in the path is not valid"),
         ("GET", "/maintenance-attempts/nope", 404, "maintenance attempt not found"),
         ("POST", "/flow-events/nope/retry", 404, "flow event not found"),
         ("GET", "/nowhere", 404, "not_found"),
