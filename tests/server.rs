@@ -232,3 +232,30 @@ fn a_killed_server_leaves_a_consistent_database() {
     assert!(dispatches.len() > 1, "some retries landed before the kill");
     assert_eq!(dispatches.len(), attempts.len(), "every dispatch record has its attempt");
 }
+
+#[test]
+fn serve_polls_the_feeds_in_feed_sources_path() {
+    let feeds = FakeServer::start();
+    feeds.route("GET", "/codex.atom", Canned::xml(include_str!("fixtures/feeds/codex-releases.atom")));
+    let tmp = tempfile::tempdir().unwrap();
+    let sources = json!({"sources": [{"id": "codex", "provider": "gitea", "event": "release",
+        "url": format!("{}/codex.atom", feeds.url), "primeOnly": false, "target": {"mode": "notify_only"},
+        "repo": {"owner": "openai", "name": "codex", "fullName": "openai/codex", "webUrl": "https://github.com/openai/codex"}}]});
+    let path = tmp.path().join("feed-sources.json");
+    std::fs::write(&path, sources.to_string()).unwrap();
+    let server = serve(tmp.path(), &[("FEED_SOURCES_PATH", path.to_str().unwrap())]);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let events = loop {
+        let (_, body) = call("GET", &format!("{}/flow-events", server.url), &[], None);
+        let events = body["events"].as_array().cloned().unwrap_or_default();
+        if events.len() == 2 || std::time::Instant::now() > deadline {
+            break events;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    let ids: Vec<&str> = events.iter().map(|e| e["id"].as_str().unwrap()).collect();
+    assert_eq!(
+        ids,
+        ["patch:upstream.release:openai/codex:rust-v0.131.0", "patch:upstream.release:openai/codex:rust-v0.130.0"]
+    );
+}
