@@ -163,6 +163,10 @@ pub fn run(dir: Option<&Path>, env: &Env) -> Result<()> {
     println!("  reports    {}", StateDir::of(&fork_dir).dir.join("runs").display());
     println!("  flow       {}", flow_dir.join("flow.yml").display());
     println!("Look around: cd {} && git log --oneline --graph patches patchmoi/v1.1.0", fork_dir.display());
+    println!(
+        "Resolve the v2.0.0 conflict once: cd {} && patchmoi resolve --flow demo-fork --tag v2.0.0",
+        fork_dir.display()
+    );
     Ok(())
 }
 

@@ -11,7 +11,7 @@ mod objects;
 mod worktree;
 
 pub use merge::{ConflictEntry, MergeRequest, MergeResult};
-pub use objects::{object_id, Quarantine, RawCommit};
+pub use objects::{object_id, Quarantine, RawCommit, TreeEntry};
 
 use std::ffi::OsString;
 use std::io::Write;
@@ -225,6 +225,13 @@ impl Git {
         args.extend(paths.iter().map(String::as_str));
         let out = self.with_env("GIT_LITERAL_PATHSPECS", "1").run(&args)?;
         Ok(out.lines().map(str::to_string).collect())
+    }
+
+    /// Paths that differ between two trees (or commits), renames not followed.
+    pub fn changed_paths(&self, from: &str, to: &str) -> Result<Vec<String>> {
+        let out = self
+            .run_bytes(&["diff-tree", "-r", "-z", "--name-only", "--no-renames", "--end-of-options", from, to], None)?;
+        Ok(String::from_utf8_lossy(&out).split('\0').filter(|path| !path.is_empty()).map(str::to_string).collect())
     }
 
     /// `(sha, subject)` of the newest `limit` commits of `from..to` touching `path`.

@@ -2,10 +2,12 @@
 //! calls the library and prints the result (JSON on stdout with `--json`,
 //! text otherwise). Shared here: the exit outcome and flag checks.
 
+mod resolve;
 mod run;
 mod service;
 mod setup;
 
+pub use resolve::{cmd_abort, cmd_continue, cmd_resolve};
 pub use run::{cmd_demo, cmd_promote, cmd_run_event, cmd_run_release};
 pub use service::{
     cmd_attempts, cmd_dispatches, cmd_events, cmd_redispatch, cmd_serve, cmd_status, cmd_sync, cmd_watch,

@@ -146,14 +146,14 @@ fn run_remote(event: FlowEvent, backend: Backend, args: &RunArgs, env: &Env) -> 
 
 /// `promote`.
 pub fn cmd_promote(args: PromoteArgs, _env: &Env) -> Result<Exit> {
-    check_tag(&args.tag)?;
-    let root = workspace_root(args.workspace_root.as_deref())?;
+    check_tag(&args.target.tag)?;
+    let root = workspace_root(args.target.workspace_root.as_deref())?;
     let flows = flows::discover(&root)?;
     let flow = flows
         .iter()
-        .find(|flow| flow.name == args.flow)
-        .ok_or_else(|| usage(format!("unknown flow `{}`", args.flow)))?;
-    let promotion = crate::promote::promote(&Git::open(&root)?, flow, &args.tag, args.push)?;
+        .find(|flow| flow.name == args.target.flow)
+        .ok_or_else(|| usage(format!("unknown flow `{}`", args.target.flow)))?;
+    let promotion = crate::promote::promote(&Git::open(&root)?, flow, &args.target.tag, args.push)?;
     if args.json {
         println!("{}", serde_json::to_string(&promotion)?);
     } else {
