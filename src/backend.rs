@@ -10,7 +10,7 @@ use sha2::Sha256;
 
 use crate::attempt::{CandidateRef, RunObservation};
 use crate::event::FlowEvent;
-use crate::http::{self, Request};
+use crate::http_client::{self, Request};
 use crate::settings::Env;
 
 /// The header carrying the body's signature.
@@ -73,29 +73,29 @@ impl Backend {
         format!("{}/events/{}/replay", self.base, encode(event_id))
     }
 
-    fn post(&self, url: &str, body: &str) -> Result<http::Response> {
+    fn post(&self, url: &str, body: &str) -> Result<http_client::Response> {
         let mut request = Request::post(url, body);
         if let Some(secret) = &self.secret {
             request = request.header(SIGNATURE_HEADER, format!("sha256={}", sign(secret, body.as_bytes())));
         }
-        http::send(&request)
+        http_client::send(&request)
     }
 
     /// POSTs the compact event JSON to `<base>/events`.
-    pub fn dispatch(&self, event: &FlowEvent) -> Result<http::Response> {
+    pub fn dispatch(&self, event: &FlowEvent) -> Result<http_client::Response> {
         let body = serde_json::to_string(event)?;
         self.post(&self.events_url(), &body)
     }
 
     /// POSTs `{"wait":false}` to `<base>/events/<id>/replay`.
-    pub fn replay(&self, event_id: &str) -> Result<http::Response> {
+    pub fn replay(&self, event_id: &str) -> Result<http_client::Response> {
         self.post(&self.replay_url(event_id), r#"{"wait":false}"#)
     }
 
     /// `GET <base>/runs/<id>`, read as an observation.
     pub fn run(&self, run_id: &str) -> Result<RunObservation> {
         let url = format!("{}/runs/{}", self.base, encode(run_id));
-        let response = http::send(&Request::get(&url))?;
+        let response = http_client::send(&Request::get(&url))?;
         if !response.is_success() {
             anyhow::bail!("workspace backend GET /runs/{run_id} failed with {}", response.status);
         }

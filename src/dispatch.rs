@@ -170,12 +170,12 @@ fn deliver(target: &Target, event: &FlowEvent, operation: Operation) -> Delivery
     match target {
         Target::Workspace(backend) => {
             record.transport = Transport::WorkspaceHttp;
-            record.workspace_backend_url = Some(crate::http::redact(&backend.base));
+            record.workspace_backend_url = Some(crate::http_client::redact(&backend.base));
             let (url, answer) = match operation {
                 Operation::Replay => (backend.replay_url(&event.id), backend.replay(&event.id)),
                 _ => (backend.events_url(), backend.dispatch(event)),
             };
-            record.url = Some(crate::http::redact(&url));
+            record.url = Some(crate::http_client::redact(&url));
             match answer {
                 Ok(response) if response.is_success() => {
                     let body: Value = serde_json::from_str(&response.body).unwrap_or(Value::Null);

@@ -7,7 +7,7 @@ use anyhow::{bail, Context, Result};
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::http::{self, Request};
+use crate::http_client::{self, Request};
 use crate::settings::Env;
 
 /// A GitHub API endpoint and the token to use there.
@@ -74,7 +74,7 @@ impl GitHubApi {
         if let Some(etag) = etag {
             request = request.header("if-none-match", etag);
         }
-        let response = http::send(&request)?;
+        let response = http_client::send(&request)?;
         match response.status {
             304 => Ok(Releases::NotModified),
             200 => {
@@ -90,7 +90,7 @@ impl GitHubApi {
     pub fn repository_dispatch(&self, repo: &str, event_type: &str, client_payload: &Value) -> Result<()> {
         let url = format!("{}/repos/{repo}/dispatches", self.base);
         let body = serde_json::json!({"event_type": event_type, "client_payload": client_payload}).to_string();
-        let response = http::send(&self.request(Request::post(&url, &body)))?;
+        let response = http_client::send(&self.request(Request::post(&url, &body)))?;
         if !response.is_success() {
             bail!("GitHub answered POST /repos/{repo}/dispatches with {}", response.status);
         }
@@ -115,7 +115,7 @@ impl GitHubApi {
 
     fn get_json(&self, path_and_query: &str, path: &str) -> Result<Value> {
         let url = format!("{}{path_and_query}", self.base);
-        let response = http::send(&self.request(Request::get(&url)))?;
+        let response = http_client::send(&self.request(Request::get(&url)))?;
         if !response.is_success() {
             bail!("GitHub answered GET {path} with {}", response.status);
         }
@@ -125,7 +125,7 @@ impl GitHubApi {
     /// Whether `repo` has branch `branch` (`GET /repos/{repo}/git/ref/heads/{branch}`).
     pub fn has_branch(&self, repo: &str, branch: &str) -> Result<bool> {
         let url = format!("{}/repos/{repo}/git/ref/heads/{branch}", self.base);
-        let response = http::send(&self.request(Request::get(&url)))?;
+        let response = http_client::send(&self.request(Request::get(&url)))?;
         match response.status {
             200 => Ok(true),
             404 => Ok(false),

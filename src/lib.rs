@@ -20,7 +20,7 @@ pub mod feed;
 pub mod flows;
 pub mod git;
 pub mod github_api;
-pub mod http;
+pub mod http_client;
 pub mod local;
 pub mod markers;
 pub mod memory;

@@ -15,7 +15,7 @@ use crate::backend::{Backend, BackendSpec};
 use crate::dispatch::Target;
 use crate::event::FlowEvent;
 use crate::github_api::{GitHubApi, Releases};
-use crate::http::{self, Request};
+use crate::http_client::{self, Request};
 use crate::settings::Env;
 use crate::store::{Cursor, Recorded, Store};
 
@@ -82,15 +82,15 @@ fn fetch(source: &FeedSource, etag: Option<&str>, env: &Env) -> Result<Fetched> 
     if let Some(etag) = etag {
         request = request.header("if-none-match", etag);
     }
-    let response = http::send(&request)?;
+    let response = http_client::send(&request)?;
     match response.status {
         304 => Ok(Fetched::NotModified),
         200..=299 => {
             let entries =
-                parse_xml(&response.body).map_err(|why| anyhow::anyhow!("feed {}: {why}", http::redact(url)))?;
+                parse_xml(&response.body).map_err(|why| anyhow::anyhow!("feed {}: {why}", http_client::redact(url)))?;
             Ok(Fetched::Entries { entries, etag: response.etag })
         }
-        status => anyhow::bail!("feed {} returned {status}", http::redact(url)),
+        status => anyhow::bail!("feed {} returned {status}", http_client::redact(url)),
     }
 }
 
