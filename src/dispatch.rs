@@ -238,16 +238,28 @@ fn repository_dispatch(api: &GitHubApi, repo: &str, event: &FlowEvent, operation
     Ok(true)
 }
 
+/// An attempt's status right after its dispatch, and why when it is
+/// already final: sent → `started`; refused → `failed`; nothing sent, or
+/// nothing matched the event → `skipped`.
+pub fn initial_status(record: &DispatchRecord) -> (AttemptStatus, Option<&'static str>) {
+    match record.status {
+        DispatchStatus::Failed => (AttemptStatus::Failed, None),
+        DispatchStatus::Skipped => {
+            (AttemptStatus::Skipped, Some("the fork already has this release's patchmoi/upstream branch"))
+        }
+        DispatchStatus::Dispatched if record.matched == Some(0) && record.run_ids.is_empty() => {
+            (AttemptStatus::Skipped, Some("no flow matched the event"))
+        }
+        DispatchStatus::Dispatched => (AttemptStatus::Started, None),
+    }
+}
+
 /// The attempt for a stored delivery: `started` once sent, then whatever
 /// runs the delivery already returned.
 fn new_attempt(event: &FlowEvent, delivery: &Delivery) -> Attempt {
     let record = &delivery.record;
     let id = format!("{}:{}:{}", event.id, record.operation.as_str(), record.created_at);
-    let status = match record.status {
-        DispatchStatus::Dispatched => AttemptStatus::Started,
-        DispatchStatus::Failed => AttemptStatus::Failed,
-        DispatchStatus::Skipped => AttemptStatus::Skipped,
-    };
+    let (status, message) = initial_status(record);
     let attempt = Attempt {
         id,
         event_id: event.id.clone(),
@@ -264,8 +276,7 @@ fn new_attempt(event: &FlowEvent, delivery: &Delivery) -> Attempt {
         candidate_refs: Vec::new(),
         pull_request: None,
         check_runs: Vec::new(),
-        message: (record.status == DispatchStatus::Skipped)
-            .then(|| "the fork already has this release's patchmoi/upstream branch".to_string()),
+        message: message.map(str::to_string),
         error: record.error.clone(),
         created_at: record.created_at.clone(),
         updated_at: record.created_at.clone(),
@@ -275,4 +286,33 @@ fn new_attempt(event: &FlowEvent, delivery: &Delivery) -> Attempt {
         return attempt;
     }
     apply_observations(&attempt, &delivery.runs, &record.created_at)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn initial_status_table() {
+        let event = FlowEvent::upstream_release("o/r", "v1", "t".into());
+        let record = |status, matched: Option<u64>, runs: &[&str]| {
+            let mut record = blank_record(&event, Operation::Dispatch);
+            record.status = status;
+            record.matched = matched;
+            record.run_ids = runs.iter().map(|id| id.to_string()).collect();
+            record
+        };
+        let cases = [
+            (record(DispatchStatus::Dispatched, None, &[]), AttemptStatus::Started),
+            (record(DispatchStatus::Dispatched, Some(1), &["r"]), AttemptStatus::Started),
+            (record(DispatchStatus::Dispatched, Some(0), &[]), AttemptStatus::Skipped),
+            // A duplicate answers matched 0 with the runs it already has.
+            (record(DispatchStatus::Dispatched, Some(0), &["r"]), AttemptStatus::Started),
+            (record(DispatchStatus::Failed, None, &[]), AttemptStatus::Failed),
+            (record(DispatchStatus::Skipped, None, &[]), AttemptStatus::Skipped),
+        ];
+        for (record, want) in cases {
+            assert_eq!(initial_status(&record).0, want, "{record:?}");
+        }
+    }
 }
