@@ -137,6 +137,9 @@ pub struct WatchArgs {
     /// Where `local` targets without workspaceRoot run (default: the current directory).
     #[arg(long)]
     pub workspace_root: Option<PathBuf>,
+    /// With --once: print one JSON document on stdout.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]

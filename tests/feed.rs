@@ -27,7 +27,7 @@ fn release(tag: &str, draft: bool, prerelease: bool) -> Value {
 }
 
 fn watch_once(dir: &Path, sources: &str, env: &[(&str, &str)]) -> support::Output {
-    patchmoi(dir, &["watch", "--once", "--sources", sources, "--data-dir", "state"], env)
+    patchmoi(dir, &["watch", "--once", "--json", "--sources", sources, "--data-dir", "state"], env)
 }
 
 fn events(dir: &Path) -> Vec<String> {

@@ -188,11 +188,40 @@ pub fn cmd_watch(args: WatchArgs, env: &Env) -> Result<Exit> {
     };
     if args.once {
         let summary = crate::feed::poll_all_once(&settings)?;
-        println!("{}", serde_json::to_string(&summary)?);
+        if args.json {
+            println!("{}", serde_json::to_string(&summary)?);
+        } else {
+            for report in &summary.sources {
+                println!("{}", poll_line(report));
+            }
+        }
         return Ok(if summary.failed > 0 { Exit::Attention } else { Exit::Done });
     }
     crate::feed::watch_forever(&settings)?;
     Ok(Exit::Done)
+}
+
+fn poll_line(report: &crate::feed::poll::PollReport) -> String {
+    let what = if let Some(error) = &report.error {
+        format!("error: {error}")
+    } else if report.unchanged {
+        "unchanged".into()
+    } else if report.primed {
+        "primed (nothing emitted on a first poll)".into()
+    } else {
+        let mut text = format!("{} new", report.new_events.len());
+        for id in &report.new_events {
+            text.push_str(&format!("\n  {id}"));
+        }
+        if report.dispatch_failures > 0 {
+            text.push_str(&format!(
+                "\n  {} dispatch(es) failed: see `patchmoi dispatches --status failed`",
+                report.dispatch_failures
+            ));
+        }
+        text
+    };
+    format!("{}: {what}", report.source_id)
 }
 
 /// `serve`.
