@@ -134,8 +134,12 @@ pub fn sync(store: &Store, env: &Env, id_or_prefix: &str) -> Result<Attempt, Ser
     let attempt = find_attempt(store, id_or_prefix)?;
     let observed = match attempt.transport {
         Transport::WorkspaceHttp => {
-            let backend = Backend::resolve(&BackendSpec::default(), env)
-                .or_else(|| attempt.workspace_backend_url.as_deref().map(|url| Backend::new(url, None)))
+            // The runs live where the event went; a URL stored without its
+            // credentials is looked up in the environment again.
+            let stored = attempt.workspace_backend_url.as_deref().filter(|url| !url.contains("***@"));
+            let backend = stored
+                .map(|url| Backend::new(url, None))
+                .or_else(|| Backend::resolve(&BackendSpec::default(), env))
                 .ok_or_else(|| ServiceError::BadInput("no workspace backend URL to sync from".into()))?;
             let mut runs = Vec::new();
             for run_id in &attempt.workspace_run_ids {
