@@ -175,7 +175,16 @@ pub fn load(path: &Path) -> Result<FeedSources> {
 }
 
 pub fn parse(text: &str) -> Result<FeedSources, String> {
-    let sources: FeedSources = serde_json::from_str(text).map_err(|err| err.to_string())?;
+    // The path names the field: `sources[0].pollIntervalSeconds: invalid type ...`.
+    let mut reader = serde_json::Deserializer::from_str(text);
+    let sources: FeedSources = serde_path_to_error::deserialize(&mut reader).map_err(|err| {
+        let path = err.path().to_string();
+        if path == "." {
+            err.inner().to_string()
+        } else {
+            format!("{path}: {}", err.inner())
+        }
+    })?;
     let mut ids = BTreeSet::new();
     for source in &sources.sources {
         let id = &source.id;
@@ -275,5 +284,10 @@ mod tests {
         );
         assert!(parse(&alias).is_ok());
         assert!(parse("{}").unwrap().sources.is_empty());
+        let wrong_type = format!(
+            r#"{{"sources": [{{"id": "a", "provider": "github", "event": "release", "pollIntervalSeconds": "5m", {repo}}}]}}"#
+        );
+        let err = parse(&wrong_type).unwrap_err();
+        assert!(err.starts_with("sources[0].pollIntervalSeconds: invalid type"), "{err}");
     }
 }
