@@ -259,3 +259,16 @@ fn serve_polls_the_feeds_in_feed_sources_path() {
         ["patch:upstream.release:openai/codex:rust-v0.131.0", "patch:upstream.release:openai/codex:rust-v0.130.0"]
     );
 }
+
+#[test]
+fn a_bad_port_or_sources_file_exits_2_naming_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let run = patchmoi(tmp.path(), &["serve", "--data-dir", "state"], &[("PORT", "http")]);
+    assert_eq!(run.code, 2);
+    assert!(run.stderr.contains("PORT must be a port number"), "{}", run.stderr);
+    std::fs::write(tmp.path().join("bad.json"), r#"{"sources": [{"id": 1}]}"#).unwrap();
+    let run =
+        patchmoi(tmp.path(), &["serve", "--data-dir", "state"], &[("PORT", "0"), ("FEED_SOURCES_PATH", "bad.json")]);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(run.stderr.contains("bad.json") && run.stderr.contains("sources[0].id"), "{}", run.stderr);
+}
