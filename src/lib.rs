@@ -6,15 +6,22 @@
 //! wrapper ([`git`]), a conflict becomes a report ([`conflict`]), checks run
 //! in a worktree ([`checks`]), and results land in the state file ([`state`]).
 
+pub mod attempt;
+pub mod backend;
 pub mod checks;
 pub mod cli;
 pub mod commands;
 pub mod conflict;
 pub mod demo;
+pub mod dispatch;
 pub mod error;
 pub mod event;
+pub mod feed;
 pub mod flows;
 pub mod git;
+pub mod github_api;
+pub mod http_client;
+pub mod local;
 pub mod markers;
 pub mod memory;
 pub mod promote;
@@ -25,9 +32,13 @@ pub mod replay;
 pub mod report;
 pub mod resolve;
 pub mod runner;
+pub mod server;
+pub mod service;
 pub mod settings;
 pub mod stack;
 pub mod state;
 pub mod status;
+pub mod store;
 pub mod version;
+pub mod webhook;
 pub mod workspace;
