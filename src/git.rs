@@ -37,6 +37,8 @@ pub struct Git {
     dir: PathBuf,
     /// Extra environment for every command, e.g. a quarantine object directory.
     env: Vec<(OsString, OsString)>,
+    /// Extra `-c key=value` settings for every command.
+    config: Vec<String>,
 }
 
 /// What a `git fetch` of a single ref ended with; the caller turns these into
@@ -63,7 +65,7 @@ impl Git {
 
     /// A handle without any check, for directories about to become repositories.
     pub fn at(dir: &Path) -> Git {
-        Git { dir: dir.to_path_buf(), env: Vec::new() }
+        Git { dir: dir.to_path_buf(), env: Vec::new(), config: Vec::new() }
     }
 
     pub fn dir(&self) -> &Path {
@@ -74,6 +76,13 @@ impl Git {
     pub fn with_env(&self, key: &str, value: impl Into<OsString>) -> Git {
         let mut git = self.clone();
         git.env.push((key.into(), value.into()));
+        git
+    }
+
+    /// The same repository with one more `-c key=value` on every command.
+    pub fn with_config(&self, setting: &str) -> Git {
+        let mut git = self.clone();
+        git.config.push(setting.to_string());
         git
     }
 
@@ -97,6 +106,7 @@ impl Git {
                 "-c",
                 "gc.auto=0",
             ])
+            .args(self.config.iter().flat_map(|setting| ["-c", setting.as_str()]))
             .args(args)
             .env("LC_ALL", "C")
             .env("LANGUAGE", "C")

@@ -246,20 +246,33 @@ impl Git {
 
     /// A quarantine: a repository view whose new objects go to a temporary
     /// directory while existing objects stay readable.
+    ///
+    /// The quarantine lives in memory (`/dev/shm`) where there is one, else
+    /// in the git directory, and its loose objects are not compressed: each
+    /// object is written once, read a few times, then packed (and
+    /// compressed) or thrown away, so disk writes and zlib there are pure cost.
     pub fn quarantine(&self) -> Result<Quarantine> {
         let objects = self.git_path("objects")?;
-        let parent = self.git_path("patchmoi")?;
-        std::fs::create_dir_all(&parent).with_context(|| format!("failed to create {}", parent.display()))?;
-        let dir = tempfile::Builder::new()
-            .prefix("quarantine-")
-            .tempdir_in(&parent)
-            .with_context(|| format!("failed to create a quarantine under {}", parent.display()))?;
+        let in_memory = Path::new("/dev/shm");
+        let builder = tempfile::Builder::new().prefix("patchmoi-quarantine-").tempdir_in(in_memory);
+        let dir = match builder {
+            Ok(dir) => dir,
+            Err(_) => {
+                let parent = self.git_path("patchmoi")?;
+                std::fs::create_dir_all(&parent).with_context(|| format!("failed to create {}", parent.display()))?;
+                tempfile::Builder::new()
+                    .prefix("quarantine-")
+                    .tempdir_in(&parent)
+                    .with_context(|| format!("failed to create a quarantine under {}", parent.display()))?
+            }
+        };
         let quarantine_objects = dir.path().join("objects");
         std::fs::create_dir_all(&quarantine_objects)?;
         let git = self
             .with_env("GIT_OBJECT_DIRECTORY", quarantine_objects.as_os_str())
-            .with_env("GIT_ALTERNATE_OBJECT_DIRECTORIES", objects.as_os_str());
-        Ok(Quarantine { git, staging: dir.path().join("staging"), repo_objects: objects, _dir: dir })
+            .with_env("GIT_ALTERNATE_OBJECT_DIRECTORIES", objects.as_os_str())
+            .with_config("core.looseCompression=0");
+        Ok(Quarantine { git, staging: dir.path().join("staging"), repo: self.clone(), _dir: dir })
     }
 }
 
@@ -269,7 +282,8 @@ pub struct Quarantine {
     pub git: Git,
     /// Scratch space for files that feed git (commit bodies).
     pub staging: PathBuf,
-    repo_objects: PathBuf,
+    /// The repository itself, outside the quarantine.
+    repo: Git,
     _dir: tempfile::TempDir,
 }
 
@@ -288,11 +302,15 @@ impl Quarantine {
         for id in known {
             input.push_str(&format!("{id}\n"));
         }
-        let base = self.repo_objects.join("pack").join("pack");
-        let base = base.to_str().context("object directory path is not UTF-8")?;
-        self.git
-            .run_bytes(&["pack-objects", "--revs", "--quiet", base], Some(input.as_bytes()))
-            .context("failed to write the new objects as one pack")?;
+        // The quarantine may be on another filesystem (tmpfs), so the pack
+        // streams out of it and is indexed inside the repository, as a fetch would.
+        let pack = self
+            .git
+            .run_bytes(&["pack-objects", "--revs", "--stdout", "--quiet"], Some(input.as_bytes()))
+            .context("failed to pack the new objects")?;
+        self.repo
+            .run_bytes(&["index-pack", "--stdin"], Some(&pack))
+            .context("failed to store the new objects as one pack")?;
         Ok(())
     }
 }
