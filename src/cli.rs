@@ -28,6 +28,9 @@ pub enum Command {
     Run(RunCommand),
     /// Move the maintained branch to a release's candidate (keeps a backup).
     Promote(PromoteArgs),
+    /// The GitHub Action: read the workflow's event and `INPUT_*` variables,
+    /// run the flows, push the candidate, report check runs, open the PR.
+    Action,
     /// Build a small upstream and fork in a temporary directory and run the
     /// flow for two releases: a clean one and one with a conflict.
     Demo(DemoArgs),
@@ -119,6 +122,7 @@ pub fn dispatch(cli: Cli, env: &Env) -> Result<Exit> {
         Command::Run(RunCommand::CodexRelease { repo, common }) => commands::cmd_run_release(&repo, common, env),
         Command::Run(RunCommand::Event { file, common }) => commands::cmd_run_event(&file, common, env),
         Command::Promote(args) => commands::cmd_promote(args, env),
+        Command::Action => commands::cmd_action(env),
         Command::Demo(args) => commands::cmd_demo(args, env),
     }
 }

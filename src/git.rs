@@ -3,11 +3,12 @@
 //! what it is for.
 //!
 //! Submodules add intention-named calls for object work (`objects`), in-memory
-//! merges (`merge`) and worktrees (`worktree`); they all go through
+//! merges (`merge`), worktrees (`worktree`) and the fork's remote (`remote`); they all go through
 //! [`Git::output`], so this file is the only place that spawns git.
 
 mod merge;
 mod objects;
+mod remote;
 mod worktree;
 
 pub use merge::{ConflictEntry, MergeRequest, MergeResult};

@@ -6,6 +6,7 @@
 //! wrapper ([`git`]), a conflict becomes a report ([`conflict`]), checks run
 //! in a worktree ([`checks`]), and results land in the state file ([`state`]).
 
+pub mod actions;
 pub mod checks;
 pub mod cli;
 pub mod commands;
@@ -15,6 +16,8 @@ pub mod error;
 pub mod event;
 pub mod flows;
 pub mod git;
+pub mod github;
+pub mod job;
 pub mod promote;
 pub mod publish;
 pub mod refname;

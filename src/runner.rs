@@ -134,9 +134,32 @@ pub fn run_id(event_id: &str, flow: &str, step: &str, replay_nonce: Option<&str>
     }
 }
 
+/// Told about steps as they run, e.g. to report them on GitHub while the
+/// run goes on. `step_finished` may amend the result (a failed push makes a
+/// clean rebase `failed`); the amended status decides the next `if:`.
+pub trait StepObserver {
+    fn step_started(&mut self, _flow: &Flow, _step: &Step, _run_id: &str) {}
+    fn step_finished(&mut self, _flow: &Flow, _result: &mut RunResult) {}
+}
+
+/// Observes nothing.
+pub struct NoObserver;
+
+impl StepObserver for NoObserver {}
+
 /// Runs every matching flow for `event`, or reports the stored results of
 /// an event that already ran (unless `settings.replay`).
 pub fn run_event(settings: &RunSettings, flows: &[&Flow], event: &FlowEvent) -> Result<RunReport> {
+    run_event_observed(settings, flows, event, &mut NoObserver)
+}
+
+/// [`run_event`], telling `observer` about each step.
+pub fn run_event_observed(
+    settings: &RunSettings,
+    flows: &[&Flow],
+    event: &FlowEvent,
+    observer: &mut dyn StepObserver,
+) -> Result<RunReport> {
     let state_dir = StateDir::of(&settings.workspace);
     let _lock = state_dir.lock()?;
     let mut state = state_dir.load()?;
@@ -149,7 +172,7 @@ pub fn run_event(settings: &RunSettings, flows: &[&Flow], event: &FlowEvent) -> 
     let workspace = Workspace::open(&settings.workspace)?;
     let mut runs = Vec::new();
     for flow in flows {
-        runs.extend(run_flow(settings, &workspace, &state_dir, flow, event, nonce.as_deref())?);
+        runs.extend(run_flow(settings, &workspace, &state_dir, flow, event, nonce.as_deref(), observer)?);
     }
     state.record(event, &runs, &now());
     state_dir.save(&state)?;
@@ -240,6 +263,7 @@ fn run_flow(
     flow: &Flow,
     event: &FlowEvent,
     nonce: Option<&str>,
+    observer: &mut dyn StepObserver,
 ) -> Result<Vec<RunResult>> {
     let mut run = FlowRun {
         settings,
@@ -256,12 +280,10 @@ fn run_flow(
         let id = run_id(&event.id, &flow.name, &step.name, nonce);
         let started_at = now();
         tracing::info!("{} / {}: {}", flow.name, step.name, event.id);
+        observer.step_started(flow, step, &id);
         let (status, message, artifacts, error) = run.step(&id, step);
         tracing::debug!(status = %status, "{message}");
-        if status != ResultStatus::Skipped {
-            run.verdict = worse(run.verdict, status);
-        }
-        results.push(RunResult {
+        let mut result = RunResult {
             id,
             flow: flow.name.clone(),
             step: step.name.clone(),
@@ -273,7 +295,12 @@ fn run_flow(
             error: error.unwrap_or(false),
             started_at,
             completed_at: now(),
-        });
+        };
+        observer.step_finished(flow, &mut result);
+        if result.status != ResultStatus::Skipped {
+            run.verdict = worse(run.verdict, result.status);
+        }
+        results.push(result);
     }
     if let Some(worktree) = run.worktree.take() {
         workspace.remove_worktree(worktree);

@@ -2,8 +2,10 @@
 //! calls the library and prints the result (JSON on stdout with `--json`,
 //! text otherwise). Shared here: the exit outcome and flag checks.
 
+mod action;
 mod run;
 
+pub use action::{cmd_action, job_settings};
 pub use run::{cmd_demo, cmd_promote, cmd_run_event, cmd_run_release};
 
 use std::path::{Path, PathBuf};

@@ -1,0 +1,137 @@
+//! `action`: the GitHub Action's entry point. Inputs arrive as
+//! `INPUT_<UPPER_SNAKE>` variables (action.yml sets them in `env:`), the
+//! rest from the runner's environment; results go to `$GITHUB_OUTPUT` and
+//! `$GITHUB_STEP_SUMMARY`, workflow commands to stdout, logs to stderr.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+
+use super::{workspace_root, Exit};
+use crate::actions::{random_token, EventInputs};
+use crate::error::usage;
+use crate::job::{self, JobOutcome, JobSettings};
+use crate::settings::Env;
+use crate::status::ResultStatus;
+
+/// An input: `INPUT_PULL_REQUEST`, or the runner's own `INPUT_PULL-REQUEST`.
+fn input<'a>(env: &'a Env, name: &str) -> Option<&'a str> {
+    let upper = name.to_ascii_uppercase();
+    env.get(&format!("INPUT_{}", upper.replace('-', "_")))
+        .or_else(|| env.get(&format!("INPUT_{upper}")))
+        .map(str::trim)
+        .filter(|value| !value.is_empty())
+}
+
+/// A boolean input: `true` or `false` (any case), `default` when unset.
+fn flag(env: &Env, name: &str, default: bool) -> Result<bool> {
+    match input(env, name).map(str::to_ascii_lowercase).as_deref() {
+        None => Ok(default),
+        Some("true") => Ok(true),
+        Some("false") => Ok(false),
+        Some(other) => Err(usage(format!("input `{name}` must be `true` or `false`, not `{other}`"))),
+    }
+}
+
+/// Resolves every input and runner variable into [`JobSettings`].
+pub fn job_settings(env: &Env) -> Result<(JobSettings, bool)> {
+    let base = env.get("GITHUB_WORKSPACE").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("."));
+    let workspace = base.join(input(env, "workspace").unwrap_or("."));
+    let workspace = workspace_root(Some(&workspace)).map_err(|err| usage(format!("input `workspace`: {err:#}")))?;
+    let event_payload = match env.get("GITHUB_EVENT_PATH") {
+        Some(path) if input(env, "tag").is_none() => Some(read_event(Path::new(path))?),
+        _ => None,
+    };
+    let tag = input(env, "tag").map(str::to_string);
+    if let Some(tag) = &tag {
+        super::check_tag(tag).map_err(|err| usage(format!("input `tag`: {err:#}")))?;
+    }
+    if input(env, "promote").is_some() {
+        return Err(usage("input `promote` is not supported by this version of patchmoi action yet; run `patchmoi promote --push` instead"));
+    }
+    let backoff = env.get("PATCHMOI_API_BACKOFF_MS").and_then(|ms| ms.parse().ok()).unwrap_or(1000);
+    let settings = JobSettings {
+        workspace,
+        token: input(env, "token").map(str::to_string),
+        flow: input(env, "flow").map(str::to_string),
+        inputs: EventInputs { tag, repo: input(env, "repo").map(str::to_string) },
+        event_name: env.get("GITHUB_EVENT_NAME").map(str::to_string),
+        event_payload,
+        push: flag(env, "push", true)?,
+        pull_request: flag(env, "pull-request", true)?,
+        api_url: env.get("GITHUB_API_URL").unwrap_or("https://api.github.com").to_string(),
+        server_url: env.get("GITHUB_SERVER_URL").unwrap_or("https://github.com").to_string(),
+        repository: env.get("GITHUB_REPOSITORY").map(str::to_string),
+        sha: env.get("GITHUB_SHA").map(str::to_string),
+        code_mode: env.code_mode(),
+        secret_env: env.secret_names(),
+        backoff: Duration::from_millis(backoff),
+        stop_token: random_token(),
+    };
+    Ok((settings, flag(env, "fail-on-conflict", true)?))
+}
+
+fn read_event(path: &Path) -> Result<serde_json::Value> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|err| usage(format!("GITHUB_EVENT_PATH {}: cannot read it: {err}", path.display())))?;
+    serde_json::from_str(&text)
+        .map_err(|err| usage(format!("GITHUB_EVENT_PATH {}: not valid JSON: {err}", path.display())))
+}
+
+/// `action`.
+pub fn cmd_action(env: &Env) -> Result<Exit> {
+    let (settings, fail_on_conflict) = job_settings(env)?;
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    let outcome = job::run(&settings, &mut out);
+    let secrets: Vec<String> = settings.token.iter().cloned().collect();
+    let job = match outcome {
+        Ok(job) => job,
+        Err(err) => {
+            // Later steps still see a status, and the error is written once by main.
+            let failed = JobOutcome { status: ResultStatus::Failed, event: None, flows: Vec::new(), nothing: None };
+            let _ = append(env.get("GITHUB_OUTPUT"), &job::outputs(&failed, &random_token()));
+            return Err(err);
+        }
+    };
+    out.flush()?;
+    append(env.get("GITHUB_STEP_SUMMARY"), &job::summary_markdown(&job, &secrets))?;
+    append(env.get("GITHUB_OUTPUT"), &job::outputs(&job, &random_token()))?;
+    for flow in &job.flows {
+        eprintln!("{}: {}", flow.flow, flow.status.map(|s| s.as_str()).unwrap_or("skipped"));
+        for run in &flow.runs {
+            eprintln!(
+                "  {} / {}  {}  {}",
+                run.flow,
+                run.step,
+                run.status,
+                crate::actions::scrub(&run.message, &secrets)
+            );
+        }
+        if let Some(url) = &flow.pr_url {
+            eprintln!("  pull request {url}");
+        }
+    }
+    if let Some(reason) = &job.nothing {
+        eprintln!("nothing to do: {reason}");
+    }
+    eprintln!("status: {}", job.status);
+    Ok(match job.status {
+        ResultStatus::NeedsIntervention if !fail_on_conflict => Exit::Done,
+        status if status.needs_attention() => Exit::Attention,
+        _ => Exit::Done,
+    })
+}
+
+/// Appends to a runner file (`$GITHUB_OUTPUT`, `$GITHUB_STEP_SUMMARY`), if set.
+fn append(path: Option<&str>, text: &str) -> Result<()> {
+    let Some(path) = path else { return Ok(()) };
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .with_context(|| format!("failed to open {path}"))?;
+    file.write_all(text.as_bytes()).with_context(|| format!("failed to write {path}"))
+}

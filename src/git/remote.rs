@@ -1,0 +1,71 @@
+//! Talking to the fork's remote from a workflow: credentials handed to git
+//! through the environment only, deepening a shallow checkout, and the
+//! questions asked before a push (which workflow files it changes, how the
+//! old stack compares with the new one).
+
+use anyhow::{Context, Result};
+use base64::Engine;
+
+use super::Git;
+
+impl Git {
+    /// The same repository, sending `token` as an HTTP header to `server`
+    /// (`https://github.com`) on every fetch and push. It goes through
+    /// `GIT_CONFIG_COUNT`/`GIT_CONFIG_KEY_n`/`GIT_CONFIG_VALUE_n`: never on a
+    /// command line, in a remote URL or in a file. The empty value first
+    /// resets headers a checkout may have configured (actions/checkout's
+    /// `persist-credentials`): two Authorization headers are refused.
+    pub fn with_http_auth(&self, server: &str, token: &str) -> Git {
+        let key = format!("http.{}/.extraheader", server.trim_end_matches('/'));
+        let basic = base64::engine::general_purpose::STANDARD.encode(format!("x-access-token:{token}"));
+        self.with_env("GIT_CONFIG_COUNT", "2")
+            .with_env("GIT_CONFIG_KEY_0", key.clone())
+            .with_env("GIT_CONFIG_VALUE_0", "")
+            .with_env("GIT_CONFIG_KEY_1", key)
+            .with_env("GIT_CONFIG_VALUE_1", format!("AUTHORIZATION: basic {basic}"))
+    }
+
+    /// Fetches the whole history of `remote`'s branches into a shallow
+    /// repository (actions/checkout fetches one commit by default).
+    pub fn unshallow(&self, remote: &str) -> Result<()> {
+        self.run(&["fetch", "--unshallow", "--no-tags", "--quiet", "--end-of-options", remote])
+            .with_context(|| format!("failed to fetch the full history from {remote}"))?;
+        Ok(())
+    }
+
+    /// Paths under `prefix` that differ between two commits.
+    pub fn changed_paths(&self, from: &str, to: &str, prefix: &str) -> Result<Vec<String>> {
+        let out = self.with_env("GIT_LITERAL_PATHSPECS", "1").run_bytes(
+            &["diff", "--name-only", "-z", "--no-renames", "--end-of-options", from, to, "--", prefix],
+            None,
+        )?;
+        Ok(String::from_utf8_lossy(&out).split('\0').filter(|path| !path.is_empty()).map(str::to_string).collect())
+    }
+
+    /// `git range-diff` of the old stack (`old_base..old_head`) against the
+    /// new one (`new_base..new_head`), without colour.
+    pub fn range_diff(&self, old_base: &str, old_head: &str, new_base: &str, new_head: &str) -> Result<String> {
+        let old = format!("{old_base}..{old_head}");
+        let new = format!("{new_base}..{new_head}");
+        self.run(&["range-diff", "--no-color", "--no-notes", &old, &new])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn credentials_travel_in_the_environment_only() {
+        let git = Git::at(std::path::Path::new(".")).with_http_auth("https://github.com/", "ghs_x");
+        let env: Vec<(String, String)> =
+            git.env.iter().map(|(k, v)| (k.to_string_lossy().into_owned(), v.to_string_lossy().into_owned())).collect();
+        let get = |key: &str| env.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str());
+        assert_eq!(get("GIT_CONFIG_COUNT"), Some("2"));
+        assert_eq!(get("GIT_CONFIG_KEY_0"), Some("http.https://github.com/.extraheader"));
+        assert_eq!(get("GIT_CONFIG_VALUE_0"), Some(""));
+        // base64("x-access-token:ghs_x")
+        assert_eq!(get("GIT_CONFIG_VALUE_1"), Some("AUTHORIZATION: basic eC1hY2Nlc3MtdG9rZW46Z2hzX3g="));
+        assert!(git.dir.to_string_lossy().find("ghs_x").is_none());
+    }
+}

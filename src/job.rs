@@ -1,0 +1,199 @@
+//! `patchmoi action`: one GitHub Actions job. Resolve the event, deepen a
+//! shallow checkout, run the flows; as each rebase ends, push the candidate
+//! and its base branch `patchmoi/upstream/<tag>`; check runs go in progress
+//! on the pushed commit and complete with the step; then the PR, older PRs
+//! closed, the tracking issue for a conflict. With `push: false` nothing
+//! reaches GitHub: the summary and outputs carry the result.
+
+mod publisher;
+mod text;
+
+pub use text::{outputs, summary_markdown};
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::actions::{resolve_trigger, EventInputs, Trigger};
+use crate::error::usage;
+use crate::event::FlowEvent;
+use crate::flows::{self, Flow};
+use crate::git::Git;
+use crate::github::GitHub;
+use crate::runner::{newest_release, run_event_observed, select_flows, RunResult, RunSettings};
+use crate::status::ResultStatus;
+use publisher::Publisher;
+
+/// Everything the job needs, resolved from inputs and the runner's environment.
+#[derive(Debug, Clone)]
+pub struct JobSettings {
+    pub workspace: PathBuf,
+    pub token: Option<String>,
+    pub flow: Option<String>,
+    pub inputs: EventInputs,
+    pub event_name: Option<String>,
+    pub event_payload: Option<Value>,
+    pub push: bool,
+    pub pull_request: bool,
+    /// `GITHUB_API_URL` and `GITHUB_SERVER_URL`.
+    pub api_url: String,
+    pub server_url: String,
+    /// `GITHUB_REPOSITORY`: the fork.
+    pub repository: Option<String>,
+    /// `GITHUB_SHA`: where checks of a run without a candidate sit.
+    pub sha: Option<String>,
+    pub code_mode: bool,
+    pub secret_env: Vec<String>,
+    /// The first wait after a GitHub server error.
+    pub backoff: Duration,
+    /// Random token for `stop-commands`.
+    pub stop_token: String,
+}
+
+/// What one flow ended with, as outputs and the summary show it.
+#[derive(Debug, Clone, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FlowOutcome {
+    pub flow: String,
+    pub status: Option<ResultStatus>,
+    pub candidate_ref: Option<String>,
+    pub candidate_sha: Option<String>,
+    pub pr_number: Option<u64>,
+    pub pr_url: Option<String>,
+    pub report: Option<String>,
+    pub tracking_issue: Option<String>,
+    #[serde(skip)]
+    pub runs: Vec<RunResult>,
+    #[serde(skip)]
+    pub notes: Vec<String>,
+}
+
+/// The whole job.
+#[derive(Debug, Clone)]
+pub struct JobOutcome {
+    pub status: ResultStatus,
+    pub event: Option<FlowEvent>,
+    pub flows: Vec<FlowOutcome>,
+    /// Why nothing ran, when nothing did.
+    pub nothing: Option<String>,
+}
+
+/// Runs the job; workflow commands (masks, groups, annotations) go to `out`.
+pub fn run(settings: &JobSettings, out: &mut dyn Write) -> Result<JobOutcome> {
+    if let Some(token) = &settings.token {
+        write!(out, "{}", crate::actions::mask(token))?;
+    }
+    let root = &settings.workspace;
+    let flows = flows::discover(root)?;
+    let git = Git::open(root)?;
+    let remote_git = match &settings.token {
+        Some(token) => git.with_http_auth(&settings.server_url, token),
+        None => git.clone(),
+    };
+    let now = crate::event::now();
+    let trigger =
+        resolve_trigger(&settings.inputs, settings.event_name.as_deref(), settings.event_payload.as_ref(), &now)
+            .map_err(usage)?;
+    deepen(&remote_git, &flows)?;
+    let event = match trigger {
+        Trigger::Event(event) => event,
+        Trigger::Nothing(reason) => return Ok(nothing(reason)),
+        Trigger::Schedule => match scheduled(settings, &remote_git, &flows, &now)? {
+            Ok(event) => event,
+            Err(reason) => return Ok(nothing(reason)),
+        },
+    };
+    if let Some(tag) = event.tag() {
+        crate::commands::check_tag(tag)?;
+    }
+    let selected = select_flows(&flows, &event, settings.flow.as_deref())?;
+    let gh = match settings.push {
+        false => None,
+        true => {
+            let repo = settings.repository.as_deref().ok_or_else(|| usage("GITHUB_REPOSITORY is not set"))?;
+            Some(GitHub::connect(&settings.api_url, settings.token.as_deref(), repo, settings.backoff)?)
+        }
+    };
+    let run_settings = RunSettings {
+        workspace: root.clone(),
+        flow: settings.flow.clone(),
+        push: false,
+        replay: false,
+        code_mode: settings.code_mode,
+        secret_env: settings.secret_env.clone(),
+    };
+    let mut publisher = Publisher::new(settings, remote_git, gh.as_ref(), out);
+    let report = run_event_observed(&run_settings, &selected, &event, &mut publisher)?;
+    let mut outcomes = Vec::new();
+    for flow in &selected {
+        let runs: Vec<RunResult> = report.runs.iter().filter(|run| run.flow == flow.name).cloned().collect();
+        outcomes.push(publisher.finish_flow(flow, &event, runs, report.stored)?);
+    }
+    let status = ResultStatus::aggregate(outcomes.iter().filter_map(|o| o.status)).unwrap_or(ResultStatus::Skipped);
+    Ok(JobOutcome { status, event: Some(event), flows: outcomes, nothing: None })
+}
+
+fn nothing(reason: String) -> JobOutcome {
+    tracing::info!("{reason}");
+    JobOutcome { status: ResultStatus::Skipped, event: None, flows: Vec::new(), nothing: Some(reason) }
+}
+
+/// actions/checkout fetches one commit by default; the engine needs the
+/// maintained branch down to its merge-base with the release. When the
+/// fetch fails the engine ends `blocked` and names `fetch-depth: 0`.
+fn deepen(git: &Git, flows: &[Flow]) -> Result<()> {
+    if !git.is_shallow()? {
+        return Ok(());
+    }
+    let remote = flows.iter().find_map(|flow| flow.stack.as_ref()).map_or("origin", |stack| stack.remote.as_str());
+    tracing::info!("shallow checkout: fetching the full history from {remote}");
+    if let Err(err) = git.unshallow(remote) {
+        tracing::warn!("{err:#}; set `fetch-depth: 0` on actions/checkout");
+    }
+    Ok(())
+}
+
+/// The newest release the flows follow, unless origin already has its base
+/// branch (an earlier scheduled run handled it). `Ok(Err(reason))`: nothing to do.
+fn scheduled(
+    settings: &JobSettings,
+    git: &Git,
+    flows: &[Flow],
+    now: &str,
+) -> Result<std::result::Result<FlowEvent, String>> {
+    let repo = match &settings.inputs.repo {
+        Some(repo) => repo.clone(),
+        None => upstream_repo(flows, settings.flow.as_deref())?,
+    };
+    let tag = newest_release(git, flows, &repo, settings.flow.as_deref())?;
+    let remote = flows.iter().find_map(|flow| flow.stack.as_ref()).map_or("origin", |stack| stack.remote.as_str());
+    let base = format!("refs/heads/{}", base_branch(&tag));
+    if git.remote_ref(remote, &base).context("failed to ask origin which releases it has")?.is_some() {
+        return Ok(Err(format!("{remote} already has {}: release {tag} of {repo} was handled", base_branch(&tag))));
+    }
+    Ok(Ok(FlowEvent::upstream_release(&repo, &tag, now.to_string())))
+}
+
+/// The one upstream repository the flows' `on.payload.repo` name.
+fn upstream_repo(flows: &[Flow], only: Option<&str>) -> Result<String> {
+    let mut repos: Vec<&str> = flows
+        .iter()
+        .filter(|flow| only.is_none_or(|name| flow.name == name))
+        .filter_map(|flow| flow.on.payload.get("repo").and_then(Value::as_str))
+        .collect();
+    repos.dedup();
+    match repos.as_slice() {
+        [repo] => Ok(repo.to_string()),
+        [] => Err(usage("no flow names its upstream in `on.payload.repo`; set the `repo` input")),
+        _ => Err(usage(format!("the flows follow several upstreams ({}); set the `repo` input", repos.join(", ")))),
+    }
+}
+
+/// `patchmoi/upstream/<tag>`: the release commit as a branch, the PR's base.
+pub fn base_branch(tag: &str) -> String {
+    format!("patchmoi/upstream/{tag}")
+}
