@@ -82,11 +82,8 @@ pub struct JobOutcome {
     pub nothing: Option<String>,
 }
 
-/// Runs the job; workflow commands (masks, groups, annotations) go to `out`.
+/// Runs the job; workflow commands (groups, annotations) go to `out`.
 pub fn run(settings: &JobSettings, out: &mut dyn Write) -> Result<JobOutcome> {
-    if let Some(token) = &settings.token {
-        write!(out, "{}", crate::actions::mask(token))?;
-    }
     let root = &settings.workspace;
     let flows = flows::discover(root)?;
     let git = Git::open(root)?;

@@ -82,9 +82,14 @@ fn read_event(path: &Path) -> Result<serde_json::Value> {
 
 /// `action`.
 pub fn cmd_action(env: &Env) -> Result<Exit> {
-    let (settings, fail_on_conflict) = job_settings(env)?;
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
+    // First of all, so the runner hides the token from anything printed later.
+    if let Some(token) = input(env, "token") {
+        write!(out, "{}", crate::actions::mask(token))?;
+        out.flush()?;
+    }
+    let (settings, fail_on_conflict) = job_settings(env)?;
     let outcome = job::run(&settings, &mut out);
     let secrets: Vec<String> = settings.token.iter().cloned().collect();
     let job = match outcome {
