@@ -181,6 +181,20 @@ pub fn outputs(job: &JobOutcome, delimiter_token: &str) -> String {
         ("pr-url", first.pr_url.unwrap_or_default()),
         ("report", first.report.unwrap_or_default()),
         ("results", results),
+        ("artifact-name", artifact_name(job)),
     ];
     values.iter().map(|(name, value)| output_entry(name, value, delimiter_token)).collect()
+}
+
+/// `patchmoi-<flows>-<tag>`, with the characters artifact names may not
+/// hold (`"` `:` `<` `>` `|` `*` `?` `\\` `/`, and controls) replaced; action.yml
+/// appends the run id and attempt.
+pub fn artifact_name(job: &JobOutcome) -> String {
+    let flows: Vec<&str> = job.flows.iter().map(|flow| flow.flow.as_str()).collect();
+    let flows = if flows.is_empty() { "none".to_string() } else { flows.join("+") };
+    let tag = job.event.as_ref().and_then(|event| event.tag()).unwrap_or("event");
+    format!("patchmoi-{flows}-{tag}")
+        .chars()
+        .map(|c| if c.is_control() || "\"\\:<>|*?/".contains(c) { '_' } else { c })
+        .collect()
 }
