@@ -6,6 +6,8 @@
 
 mod common;
 mod fake_github;
+#[path = "action/more.rs"]
+mod more;
 
 use std::path::{Path, PathBuf};
 
@@ -20,6 +22,8 @@ struct Setup {
     origin: Repo,
     gh: FakeGitHub,
     dir: PathBuf,
+    /// The checkout patchmoi runs in (the fork, unless a test makes another).
+    workspace: PathBuf,
 }
 
 impl Setup {
@@ -39,7 +43,8 @@ impl Setup {
         let gh = FakeGitHub::start(TOKEN, origin.dir.clone());
         let dir = fx.tmp.path().join("runner");
         std::fs::create_dir_all(&dir).unwrap();
-        Setup { fx, origin, gh, dir }
+        let workspace = fx.fork.dir.clone();
+        Setup { fx, origin, gh, dir, workspace }
     }
 
     /// A repository_dispatch of `upstream.release` for `tag`, built from
@@ -58,7 +63,7 @@ impl Setup {
         let summary = self.dir.join("summary.md");
         let _ = std::fs::remove_file(&output);
         let _ = std::fs::remove_file(&summary);
-        let head = self.fx.fork.rev("HEAD");
+        let head = Repo { dir: self.workspace.clone() }.rev("HEAD");
         let mut env = vec![
             ("GITHUB_ACTIONS", "true"),
             ("GITHUB_EVENT_NAME", "repository_dispatch"),
@@ -68,21 +73,21 @@ impl Setup {
             ("GITHUB_API_URL", self.gh.url.as_str()),
             ("GITHUB_SERVER_URL", "https://github.example"),
             ("GITHUB_REPOSITORY", "forker/fork"),
-            ("GITHUB_WORKSPACE", self.fx.fork.path_str()),
+            ("GITHUB_WORKSPACE", self.workspace.to_str().unwrap()),
             ("GITHUB_SHA", head.as_str()),
             ("GITHUB_TOKEN", TOKEN),
             ("INPUT_TOKEN", TOKEN),
             ("PATCHMOI_API_BACKOFF_MS", "20"),
         ];
         env.extend_from_slice(extra);
-        let run = patchmoi(&self.fx.fork.dir, &["action"], &env);
+        let run = patchmoi(&self.workspace, &["action"], &env);
         self.assert_no_leak(&run);
         run
     }
 
     /// Runner state does not survive between workflow runs.
     fn forget_state(&self) {
-        std::fs::remove_dir_all(self.fx.state_dir()).unwrap();
+        std::fs::remove_dir_all(self.workspace.join(".codex/workspace/actions/flow-client")).unwrap();
     }
 
     fn outputs(&self) -> String {
@@ -110,8 +115,8 @@ impl Setup {
         assert!(run.stdout.contains(&format!("::add-mask::{TOKEN}")), "the token is masked");
         let mut texts = vec![stdout, run.stderr.clone(), self.outputs()];
         texts.push(std::fs::read_to_string(self.dir.join("summary.md")).unwrap_or_default());
-        texts.push(std::fs::read_to_string(self.fx.fork.dir.join(".git/config")).unwrap());
-        texts.extend(files_under(&self.fx.fork.dir.join(".codex/workspace")));
+        texts.push(std::fs::read_to_string(self.workspace.join(".git/config")).unwrap());
+        texts.extend(files_under(&self.workspace.join(".codex/workspace")));
         for text in texts {
             assert!(!text.contains(TOKEN), "the token leaked:\n{text}");
         }

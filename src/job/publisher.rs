@@ -92,15 +92,18 @@ impl<'a> Publisher<'a> {
             }
             Err(err) => {
                 let text = scrub(&format!("{err:#}"), &self.secrets);
-                if text.contains("workflow") && (text.contains("refusing") || text.contains("scope")) {
-                    result.status = ResultStatus::Blocked;
-                    result.message = format!(
-                        "GitHub refused the push because it changes files under .github/workflows/: use a GitHub App \
-                         token with the `workflows` permission (or a token with the `workflow` scope) as the `token` input ({text})"
-                    );
-                } else {
-                    result.status = ResultStatus::Failed;
-                    result.message.push_str(&format!("; push to {} failed: {text}", stack.remote));
+                match refused_for_workflows(&text) {
+                    true => {
+                        result.status = ResultStatus::Blocked;
+                        result.message = format!(
+                            "GitHub refused the push because it changes files under .github/workflows/: use a GitHub App \
+                             token with the `workflows` permission (or a token with the `workflow` scope) as the `token` input ({text})"
+                        );
+                    }
+                    false => {
+                        result.status = ResultStatus::Failed;
+                        result.message.push_str(&format!("; push to {} failed: {text}", stack.remote));
+                    }
                 }
             }
         }
@@ -247,5 +250,31 @@ impl StepObserver for Publisher<'_> {
             self.publish(flow, result);
         }
         self.report_step(flow, result);
+    }
+}
+
+/// Whether a refused push names workflow files: GitHub says "refusing to
+/// allow a GitHub App to create or update workflow `…` without `workflows`
+/// permission" (or, for an OAuth token, "… without `workflow` scope").
+pub fn refused_for_workflows(git_error: &str) -> bool {
+    git_error.contains("create or update workflow")
+        || (git_error.contains("refusing to allow") && git_error.contains("workflow"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::refused_for_workflows;
+
+    #[test]
+    fn workflow_refusals_are_recognised() {
+        let cases = [
+            ("! [remote rejected] patchmoi/v1 -> patchmoi/v1 (refusing to allow a GitHub App to create or update workflow `.github/workflows/ci.yml` without `workflows` permission)", true),
+            ("refusing to allow an OAuth App to create or update workflow `.github/workflows/x.yml` without `workflow` scope", true),
+            ("! [remote rejected] main -> main (protected branch hook declined)", false),
+            ("fatal: unable to access 'https://github.com/o/r/': The requested URL returned error: 403", false),
+        ];
+        for (text, want) in cases {
+            assert_eq!(refused_for_workflows(text), want, "{text}");
+        }
     }
 }

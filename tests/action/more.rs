@@ -1,0 +1,121 @@
+//! More of `patchmoi action` end to end: shallow checkouts, scheduled runs,
+//! a token that cannot create check runs, many conflict hunks, the order
+//! of check-run updates.
+
+use std::process::Command;
+
+use super::common::{lines, replace_line, Repo};
+use super::fake_github::Fault;
+use super::{runs_named, Setup};
+
+#[test]
+fn check_runs_go_in_progress_before_the_step_and_complete_after() {
+    let s = Setup::new();
+    assert_eq!(s.action(&s.dispatch("v1.1.0"), &[]).code, 0);
+    let state = s.gh.state();
+    let writes: Vec<&str> = state
+        .requests
+        .iter()
+        .filter(|r| r.contains("/check-runs") && !r.starts_with("GET"))
+        .map(String::as_str)
+        .collect();
+    // rebase: created completed once pushed; build: created in_progress, then completed.
+    assert_eq!(writes.len(), 3, "{writes:?}");
+    assert!(writes[0].starts_with("POST") && writes[1].starts_with("POST") && writes[2].starts_with("PATCH"));
+    let build = runs_named(&state.check_runs, "patchmoi / fork / build");
+    assert_eq!(build[0]["started_at"], serde_json::Value::Null);
+    assert_eq!(build[0]["conclusion"], "success");
+}
+
+#[test]
+fn a_shallow_checkout_is_deepened() {
+    let mut s = Setup::new();
+    let clone = s.fx.tmp.path().join("shallow");
+    let url = format!("file://{}", s.origin.path_str());
+    let out = Command::new("git")
+        .args(["clone", "--quiet", "--depth", "1", "--branch", "patches", &url, clone.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let flow = std::fs::read_to_string(s.fx.fork.dir.join(".codex/flows/fork/flow.yml")).unwrap();
+    let shallow = Repo { dir: clone.clone() };
+    shallow.write(".codex/flows/fork/flow.yml", &flow);
+    std::fs::write(clone.join(".git/info/exclude"), ".codex/\n").unwrap();
+    assert_eq!(shallow.git(&["rev-parse", "--is-shallow-repository"]), "true");
+    s.workspace = clone;
+    let run = s.action(&s.dispatch("v1.1.0"), &[]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(s.output("status"), "changed");
+    assert_eq!(shallow.git(&["rev-parse", "--is-shallow-repository"]), "false");
+}
+
+#[test]
+fn a_schedule_runs_the_newest_release_once() {
+    let s = Setup::new();
+    let empty = s.dir.join("schedule.json");
+    std::fs::write(&empty, r#"{"schedule": "17 6 * * *"}"#).unwrap();
+    let run = s.action(&empty, &[("GITHUB_EVENT_NAME", "schedule")]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(s.output("status"), "changed");
+    assert!(s.origin_branch("patchmoi/upstream/v1.1.0").is_some());
+    s.forget_state();
+    let again = s.action(&empty, &[("GITHUB_EVENT_NAME", "schedule")]);
+    assert_eq!(again.code, 0, "{}", again.stderr);
+    assert_eq!(s.output("status"), "skipped");
+    assert!(again.stderr.contains("already has patchmoi/upstream/v1.1.0"), "{}", again.stderr);
+    assert_eq!(s.gh.state().pulls.len(), 1);
+}
+
+#[test]
+fn a_token_that_cannot_create_check_runs_reports_commit_statuses() {
+    let s = Setup::new();
+    s.gh.fault(Fault {
+        method: "post",
+        template: "/repos/{owner}/{repo}/check-runs",
+        status: Some(403),
+        headers: vec![],
+        message: "Resource not accessible by personal access token",
+        apply: false,
+    });
+    let run = s.action(&s.dispatch("v1.1.0"), &[]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let state = s.gh.state();
+    assert!(state.check_runs.is_empty());
+    let contexts: Vec<(&str, &str)> = state
+        .statuses
+        .iter()
+        .map(|status| (status["context"].as_str().unwrap(), status["state"].as_str().unwrap()))
+        .collect();
+    assert!(contexts.contains(&("patchmoi / fork / rebase", "success")), "{contexts:?}");
+    assert!(contexts.contains(&("patchmoi / fork / build", "success")), "{contexts:?}");
+}
+
+#[test]
+fn many_conflicting_hunks_are_annotated_fifty_per_request() {
+    let s = Setup::new();
+    let base = lines("c", 600);
+    // Ten lines apart, so git keeps every conflict its own hunk.
+    let edit = |text: &str, with: &str| {
+        (1..=60).fold(text.to_string(), |acc, i| replace_line(&acc, i * 10, &format!("{with} {i}")))
+    };
+    s.fx.upstream.git(&["checkout", "--quiet", "v1.1.0"]);
+    s.fx.upstream.git(&["checkout", "--quiet", "-B", "main"]);
+    s.fx.upstream.commit("Add c.txt", &[("c.txt", &base)]);
+    s.fx.upstream.git(&["tag", "v1.4.0"]);
+    s.fx.fork.git(&["fetch", "--quiet", s.fx.upstream.path_str(), "refs/tags/v1.4.0:refs/tags/up-v1.4.0"]);
+    s.fx.fork.git(&["rebase", "--quiet", "up-v1.4.0"]);
+    s.fx.fork.commit("Fork edits c", &[("c.txt", &edit(&base, "fork"))]);
+    s.fx.fork.git(&["push", "--quiet", "--force", "origin", "patches"]);
+    s.fx.upstream.commit("Upstream edits c", &[("c.txt", &edit(&base, "upstream"))]);
+    s.fx.upstream.git(&["tag", "v1.5.0"]);
+    let run = s.action(&s.dispatch("v1.5.0"), &[]);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert_eq!(run.stdout.matches("::error file=c.txt").count(), 10, "at most 10 in the log");
+    let state = s.gh.state();
+    let rebase = runs_named(&state.check_runs, "patchmoi / fork / rebase");
+    assert_eq!(rebase.len(), 1);
+    let notes = rebase[0]["annotations"].as_array().unwrap();
+    assert_eq!(notes.len(), 60, "all of them on the check run, 50 + 10");
+    assert_eq!(notes[59]["start_line"], 600);
+    assert_eq!(rebase[0]["conclusion"], "action_required");
+}
