@@ -188,10 +188,19 @@ fn clean_release_pushes_reports_checks_and_opens_one_pr_even_when_run_twice() {
     assert_eq!(again.code, 0, "{}", again.stderr);
     assert_eq!(s.origin_branch("patchmoi/v1.1.0"), Some(candidate));
     assert_eq!(s.output("pr-number"), "1");
+    {
+        let state = s.gh.state();
+        assert_eq!(state.pulls.len(), 1, "still one PR");
+        assert_eq!(state.check_runs.len(), 2, "check runs found again, not duplicated");
+        assert!(state.issues.is_empty());
+    }
+
+    // And once more on the same runner, where the stored results are reported.
+    let stored = s.action(&event, &[]);
+    assert_eq!(stored.code, 0, "{}", stored.stderr);
+    assert_eq!(s.output("pr-number"), "1");
     let state = s.gh.state();
-    assert_eq!(state.pulls.len(), 1, "still one PR");
-    assert_eq!(state.check_runs.len(), 2, "check runs found again, not duplicated");
-    assert!(state.issues.is_empty());
+    assert_eq!((state.pulls.len(), state.check_runs.len()), (1, 2));
 }
 
 /// A fork whose patch conflicts with upstream's v1.1.0 on line 2 of a.txt.

@@ -104,25 +104,23 @@ pub fn cmd_action(env: &Env) -> Result<Exit> {
     out.flush()?;
     append(env.get("GITHUB_STEP_SUMMARY"), &job::summary_markdown(&job, &secrets))?;
     append(env.get("GITHUB_OUTPUT"), &job::outputs(&job, &random_token()))?;
+    // People read this on stderr; commit subjects and git's messages are in
+    // it, so workflow commands stay off while it prints.
+    let mut text = String::new();
     for flow in &job.flows {
-        eprintln!("{}: {}", flow.flow, flow.status.map(|s| s.as_str()).unwrap_or("skipped"));
+        text.push_str(&format!("{}: {}\n", flow.flow, flow.status.map(|s| s.as_str()).unwrap_or("skipped")));
         for run in &flow.runs {
-            eprintln!(
-                "  {} / {}  {}  {}",
-                run.flow,
-                run.step,
-                run.status,
-                crate::actions::scrub(&run.message, &secrets)
-            );
+            text.push_str(&format!("  {} / {}  {}  {}\n", run.flow, run.step, run.status, run.message));
         }
         if let Some(url) = &flow.pr_url {
-            eprintln!("  pull request {url}");
+            text.push_str(&format!("  pull request {url}\n"));
         }
     }
     if let Some(reason) = &job.nothing {
-        eprintln!("nothing to do: {reason}");
+        text.push_str(&format!("nothing to do: {reason}\n"));
     }
-    eprintln!("status: {}", job.status);
+    text.push_str(&format!("status: {}\n", job.status));
+    eprint!("{}", crate::actions::untrusted(&crate::actions::scrub(&text, &secrets), &settings.stop_token));
     Ok(match job.status {
         ResultStatus::NeedsIntervention if !fail_on_conflict => Exit::Done,
         status if status.needs_attention() => Exit::Attention,
