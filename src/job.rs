@@ -5,6 +5,7 @@
 //! closed, the tracking issue for a conflict. With `push: false` nothing
 //! reaches GitHub: the summary and outputs carry the result.
 
+mod promotion;
 mod publisher;
 mod text;
 
@@ -39,6 +40,8 @@ pub struct JobSettings {
     pub event_payload: Option<Value>,
     pub push: bool,
     pub pull_request: bool,
+    /// A tag whose candidate becomes the maintained branch (instead of a run).
+    pub promote: Option<String>,
     /// `GITHUB_API_URL` and `GITHUB_SERVER_URL`.
     pub api_url: String,
     pub server_url: String,
@@ -91,11 +94,19 @@ pub fn run(settings: &JobSettings, out: &mut dyn Write) -> Result<JobOutcome> {
         Some(token) => git.with_http_auth(&settings.server_url, token),
         None => git.clone(),
     };
+    deepen(&remote_git, &flows)?;
+    if let Some(tag) = &settings.promote {
+        crate::commands::check_tag(tag).map_err(|err| usage(format!("input `promote`: {err:#}")))?;
+        let repo = match &settings.inputs.repo {
+            Some(repo) => repo.clone(),
+            None => upstream_repo(&flows, settings.flow.as_deref())?,
+        };
+        return promotion::promote(&remote_git, &flows, settings.flow.as_deref(), &repo, tag);
+    }
     let now = crate::event::now();
     let trigger =
         resolve_trigger(&settings.inputs, settings.event_name.as_deref(), settings.event_payload.as_ref(), &now)
             .map_err(usage)?;
-    deepen(&remote_git, &flows)?;
     let event = match trigger {
         Trigger::Event(event) => event,
         Trigger::Nothing(reason) => return Ok(nothing(reason)),

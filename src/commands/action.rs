@@ -48,9 +48,12 @@ pub fn job_settings(env: &Env) -> Result<(JobSettings, bool)> {
     if let Some(tag) = &tag {
         super::check_tag(tag).map_err(|err| usage(format!("input `tag`: {err:#}")))?;
     }
-    if input(env, "promote").is_some() {
-        return Err(usage("input `promote` is not supported by this version of patchmoi action yet; run `patchmoi promote --push` instead"));
-    }
+    // `promote` as an input, or as a workflow_dispatch input of that name.
+    let promote = input(env, "promote").map(str::to_string).or_else(|| {
+        let from_dispatch = env.get("GITHUB_EVENT_NAME") == Some("workflow_dispatch");
+        let value = event_payload.as_ref().and_then(|event| event["inputs"]["promote"].as_str());
+        value.filter(|tag| from_dispatch && !tag.trim().is_empty()).map(|tag| tag.trim().to_string())
+    });
     let backoff = env.get("PATCHMOI_API_BACKOFF_MS").and_then(|ms| ms.parse().ok()).unwrap_or(1000);
     let settings = JobSettings {
         workspace,
@@ -61,6 +64,7 @@ pub fn job_settings(env: &Env) -> Result<(JobSettings, bool)> {
         event_payload,
         push: flag(env, "push", true)?,
         pull_request: flag(env, "pull-request", true)?,
+        promote,
         api_url: env.get("GITHUB_API_URL").unwrap_or("https://api.github.com").to_string(),
         server_url: env.get("GITHUB_SERVER_URL").unwrap_or("https://github.com").to_string(),
         repository: env.get("GITHUB_REPOSITORY").map(str::to_string),

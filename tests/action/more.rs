@@ -119,3 +119,54 @@ fn many_conflicting_hunks_are_annotated_fifty_per_request() {
     assert_eq!(notes[59]["start_line"], 600);
     assert_eq!(rebase[0]["conclusion"], "action_required");
 }
+
+/// A fresh checkout of origin on another branch, as a workflow has it.
+fn fresh_checkout(s: &Setup, name: &str) -> std::path::PathBuf {
+    let clone = s.fx.tmp.path().join(name);
+    let out = Command::new("git")
+        .args([
+            "clone",
+            "--quiet",
+            "--branch",
+            "patchmoi/upstream/v1.1.0",
+            s.origin.path_str(),
+            clone.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let flow = std::fs::read_to_string(s.fx.fork.dir.join(".codex/flows/fork/flow.yml")).unwrap();
+    Repo { dir: clone.clone() }.write(".codex/flows/fork/flow.yml", &flow);
+    std::fs::write(clone.join(".git/info/exclude"), ".codex/\n").unwrap();
+    clone
+}
+
+#[test]
+fn promote_moves_the_branch_to_the_reviewed_candidate_and_keeps_a_backup() {
+    let mut s = Setup::new();
+    assert_eq!(s.action(&s.dispatch("v1.1.0"), &[]).code, 0);
+    let old_head = s.origin_branch("patches").unwrap();
+    let candidate = s.origin_branch("patchmoi/v1.1.0").unwrap();
+    s.workspace = fresh_checkout(&s, "promote-checkout");
+    let run = s.action(&s.dispatch("v1.1.0"), &[("INPUT_PROMOTE", "v1.1.0"), ("INPUT_REPO", "test/upstream")]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(s.output("status"), "changed");
+    assert_eq!(s.origin_branch("patches"), Some(candidate));
+    let backups = s.origin.git(&["for-each-ref", "--format=%(objectname)", "refs/heads/patchmoi/backup/patches/"]);
+    assert_eq!(backups, old_head, "the old head is kept on origin");
+}
+
+#[test]
+fn promote_is_blocked_when_the_branch_moved_since_the_candidate() {
+    let mut s = Setup::new();
+    assert_eq!(s.action(&s.dispatch("v1.1.0"), &[]).code, 0);
+    s.fx.fork.commit("Another fork patch", &[("c.txt", "new\n")]);
+    s.fx.fork.git(&["push", "--quiet", "origin", "patches"]);
+    let moved = s.origin_branch("patches");
+    s.workspace = fresh_checkout(&s, "promote-moved");
+    let run = s.action(&s.dispatch("v1.1.0"), &[("INPUT_PROMOTE", "v1.1.0"), ("INPUT_REPO", "test/upstream")]);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert_eq!(s.output("status"), "blocked");
+    assert!(run.stderr.contains("the branch moved since"), "{}", run.stderr);
+    assert_eq!(s.origin_branch("patches"), moved, "nothing moved");
+}
