@@ -173,6 +173,7 @@ fn clean_release_pushes_reports_checks_and_opens_one_pr_even_when_run_twice() {
         assert_eq!(pr["base"]["ref"], "patchmoi/upstream/v1.1.0");
         let body = pr["body"].as_str().unwrap();
         assert!(body.contains("Fork patch") && body.contains("v1.1.0") && body.contains("promote"), "{body}");
+        assert!(body.contains("Range-diff") && body.contains("<!-- patchmoi:pr flow=fork tag=v1.1.0 -->"), "{body}");
         for step in ["rebase", "build"] {
             let runs = runs_named(&state.check_runs, &format!("patchmoi / fork / {step}"));
             assert_eq!(runs.len(), 1, "{step}");
@@ -277,6 +278,8 @@ fn api_faults_are_retried_within_bounds_and_never_duplicate() {
         |method, template, status, headers, apply| Fault { method, template, status, headers, message: "fault", apply };
     // A check run created, but the answer is a 500: found again, not made twice.
     s.gh.fault(fault("post", "/repos/{owner}/{repo}/check-runs", Some(500), vec![], true));
+    // The next create (the build step's, in progress) lands but the connection drops: found again too.
+    s.gh.fault(fault("post", "/repos/{owner}/{repo}/check-runs", None, vec![], true));
     // A secondary rate limit on opening the PR: waited out, then sent again.
     s.gh.fault(fault("post", "/repos/{owner}/{repo}/pulls", Some(403), vec![("retry-after", "1")], false));
     // A dropped connection on a read: read again.
@@ -286,6 +289,7 @@ fn api_faults_are_retried_within_bounds_and_never_duplicate() {
     let state = s.gh.state();
     assert_eq!(state.pulls.len(), 1);
     assert_eq!(runs_named(&state.check_runs, "patchmoi / fork / rebase").len(), 1);
+    assert_eq!(runs_named(&state.check_runs, "patchmoi / fork / build").len(), 1);
     assert!(state.faults.is_empty(), "every fault was hit: {:?}", state.faults);
     let count = |request: &str| state.requests.iter().filter(|r| *r == request).count();
     assert_eq!(count("POST /repos/forker/fork/pulls"), 2, "one refused by the rate limit, one accepted");
