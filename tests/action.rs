@@ -247,9 +247,14 @@ fn conflict_is_action_required_with_annotations_and_one_tracking_issue() {
 fn issues_disabled_is_a_warning_not_a_failure() {
     let s = conflicting();
     s.gh.state().issues_disabled = true;
-    let run = s.action(&s.dispatch("v1.2.0"), &[("INPUT_FAIL_ON_CONFLICT", "false")]);
+    // Also: a GitHub Enterprise API URL, with its /api/v3 path.
+    let ghes = format!("{}/api/v3", s.gh.url);
+    let run = s.action(&s.dispatch("v1.2.0"), &[("INPUT_FAIL_ON_CONFLICT", "false"), ("GITHUB_API_URL", &ghes)]);
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert!(run.stdout.contains("::warning") && run.stdout.contains("Issues are turned off"), "{}", run.stdout);
+    let state = s.gh.state();
+    assert!(state.requests.iter().all(|r| r.contains(" /api/v3/repos/")), "{:?}", state.requests);
+    assert_eq!(runs_named(&state.check_runs, "patchmoi / fork / rebase")[0]["conclusion"], "action_required");
 }
 
 #[test]

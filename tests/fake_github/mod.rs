@@ -98,7 +98,8 @@ pub(crate) fn reply(status: u16, body: Value) -> Response {
 
 fn handle(ctx: &Ctx, method: Method, uri: Uri, headers: HeaderMap, body: Bytes) -> Response {
     let method_name = method.as_str().to_ascii_lowercase();
-    let path = uri.path().to_string();
+    // GitHub Enterprise serves the API under /api/v3: accept both.
+    let path = uri.path().strip_prefix("/api/v3").unwrap_or(uri.path()).to_string();
     let query: Vec<(String, String)> = uri
         .query()
         .unwrap_or_default()
@@ -108,7 +109,7 @@ fn handle(ctx: &Ctx, method: Method, uri: Uri, headers: HeaderMap, body: Bytes) 
         .collect();
     let mut state = ctx.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
     state.seen.push_str(&format!("{} {}\n{}\n", method, uri, String::from_utf8_lossy(&body)));
-    state.requests.push(format!("{} {}", method, path));
+    state.requests.push(format!("{} {}", method, uri.path()));
     let violation = |state: &mut State, text: String| {
         state.violations.push(text.clone());
         reply(400, json!({"message": text}))
