@@ -133,6 +133,7 @@ pub fn run(settings: &JobSettings, out: &mut dyn Write) -> Result<JobOutcome> {
         replay: false,
         code_mode: settings.code_mode,
         secret_env: settings.secret_env.clone(),
+        secret_values: settings.token.iter().cloned().collect(),
     };
     let mut publisher = Publisher::new(settings, remote_git, gh.as_ref(), out);
     let report = run_event_observed(&run_settings, &selected, &event, &mut publisher)?;

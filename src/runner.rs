@@ -31,6 +31,9 @@ pub struct RunSettings {
     pub code_mode: bool,
     /// Environment variables that must never reach a `run:` step.
     pub secret_env: Vec<String>,
+    /// Secret values (tokens) that step logs and the state file must not
+    /// hold: a step that finds one anyway and prints it is logged as `***`.
+    pub secret_values: Vec<String>,
 }
 
 /// The outcome of one event: every run, and their combined status.
@@ -466,7 +469,10 @@ impl FlowRun<'_> {
             timeout: step.timeout(),
             log_path: log_path.clone(),
         };
-        let result = run_check(&spec)?;
+        let mut result = run_check(&spec)?;
+        if !self.settings.secret_values.is_empty() {
+            scrub_log(&log_path, &mut result.log_tail, &self.settings.secret_values)?;
+        }
         let artifacts =
             Artifacts { log: Some(log_path.display().to_string()), log_tail: result.log_tail, ..Artifacts::default() };
         let seconds = result.duration.as_secs_f64();
@@ -507,6 +513,20 @@ impl FlowRun<'_> {
         self.worktree = Some(worktree);
         Ok(path)
     }
+}
+
+/// Replaces secret values in a step's log file and its tail.
+fn scrub_log(path: &Path, tail: &mut [String], secrets: &[String]) -> Result<()> {
+    let text = std::fs::read(path).with_context(|| format!("failed to read log {}", path.display()))?;
+    let text = String::from_utf8_lossy(&text);
+    let clean = crate::actions::scrub(&text, secrets);
+    if clean != text {
+        crate::state::write_atomic(path, clean.as_bytes())?;
+    }
+    for line in tail.iter_mut() {
+        *line = crate::actions::scrub(line, secrets);
+    }
+    Ok(())
 }
 
 fn condition_name(condition: Condition) -> &'static str {

@@ -79,6 +79,7 @@ fn run(event: FlowEvent, flows: &[Flow], root: PathBuf, args: &RunArgs, env: &En
         replay: args.replay,
         code_mode,
         secret_env: env.secret_names(),
+        secret_values: env.secret_values(),
     };
     let report = run_event(&settings, &selected, &event)?;
     if args.json {

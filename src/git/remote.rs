@@ -33,13 +33,28 @@ impl Git {
         Ok(())
     }
 
-    /// Paths under `prefix` that differ between two commits.
-    pub fn changed_paths(&self, from: &str, to: &str, prefix: &str) -> Result<Vec<String>> {
-        let out = self.with_env("GIT_LITERAL_PATHSPECS", "1").run_bytes(
-            &["diff", "--name-only", "-z", "--no-renames", "--end-of-options", from, to, "--", prefix],
-            None,
-        )?;
-        Ok(String::from_utf8_lossy(&out).split('\0').filter(|path| !path.is_empty()).map(str::to_string).collect())
+    /// Paths under `prefix` that commits reachable from `tips`, and not yet
+    /// known on `remote` (its remote-tracking refs), add, change or delete:
+    /// what a push of `tips` would bring to the remote.
+    pub fn paths_new_to_remote(&self, tips: &[&str], remote: &str, prefix: &str) -> Result<Vec<String>> {
+        // `--not` must stay an option, so no `--end-of-options`: the tips are
+        // object ids we computed, checked here to be hex.
+        if let Some(bad) = tips.iter().find(|tip| tip.is_empty() || !tip.chars().all(|c| c.is_ascii_hexdigit())) {
+            anyhow::bail!("not an object id: {bad:?}");
+        }
+        let not_remote = format!("--remotes={remote}");
+        let mut args = vec!["log", "--no-renames", "--format=", "--name-only", "-z"];
+        args.extend_from_slice(tips);
+        args.extend(["--not", &not_remote, "--", prefix]);
+        let out = self.with_env("GIT_LITERAL_PATHSPECS", "1").run_bytes(&args, None)?;
+        let mut paths: Vec<String> = String::from_utf8_lossy(&out)
+            .split(['\0', '\n'])
+            .filter(|path| !path.is_empty())
+            .map(str::to_string)
+            .collect();
+        paths.sort();
+        paths.dedup();
+        Ok(paths)
     }
 
     /// `git range-diff` of the old stack (`old_base..old_head`) against the

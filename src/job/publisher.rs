@@ -67,18 +67,19 @@ impl<'a> Publisher<'a> {
         if !self.settings.push {
             return;
         }
-        if let Some(branch) = &result.artifacts.branch {
-            match self.git.changed_paths(&branch.sha, &candidate.sha, ".github/workflows/") {
-                Ok(paths) if !paths.is_empty() => {
-                    let message = format!(
-                        "the candidate changes workflow files ({}): pushing them needs a token allowed to update workflows",
-                        paths.join(", ")
-                    );
-                    self.warn(&message);
-                }
-                Ok(_) => {}
-                Err(err) => tracing::debug!("{err:#}"),
+        // GitHub refuses a push with new commits that touch workflow files
+        // unless the token may write workflows: say so before pushing.
+        let tips = [candidate.sha.as_str(), upstream.sha.as_str()];
+        match self.git.paths_new_to_remote(&tips, &stack.remote, ".github/workflows/") {
+            Ok(paths) if !paths.is_empty() => {
+                let message = format!(
+                    "the candidate changes workflow files ({}): pushing them needs a token allowed to update workflows",
+                    paths.join(", ")
+                );
+                self.warn(&message);
             }
+            Ok(_) => {}
+            Err(err) => tracing::debug!("{err:#}"),
         }
         let base = format!("refs/heads/{}", base_branch(&upstream.name));
         let pushed = crate::publish::push_branch(&self.git, &stack.remote, &base, &upstream.sha)

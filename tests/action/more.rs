@@ -170,3 +170,29 @@ fn promote_is_blocked_when_the_branch_moved_since_the_candidate() {
     assert!(run.stderr.contains("the branch moved since"), "{}", run.stderr);
     assert_eq!(s.origin_branch("patches"), moved, "nothing moved");
 }
+
+#[test]
+fn workflow_file_changes_are_announced_and_step_logs_are_scrubbed() {
+    let s = Setup::new();
+    s.fx.fork.commit("Fork CI", &[(".github/workflows/fork.yml", "on: push\n")]);
+    s.fx.fork.git(&["push", "--quiet", "origin", "patches"]);
+    // A step that finds the secret some other way and prints it: the log keeps ***.
+    let secret = s.dir.join("secret");
+    std::fs::write(&secret, super::TOKEN).unwrap();
+    let flow = std::fs::read_to_string(s.fx.fork.dir.join(".codex/flows/fork/flow.yml")).unwrap();
+    let flow = format!(
+        "{flow}  - name: chatty\n    run: echo \"oops $(cat \"$SECRET_FILE\")\"\n    env: {{SECRET_FILE: {}}}\n",
+        secret.display()
+    );
+    s.fx.install_flow("fork", &flow);
+    let run = s.action(&s.dispatch("v1.1.0"), &[]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(
+        run.stdout
+            .contains("::warning title=patchmoi::the candidate changes workflow files (.github/workflows/fork.yml)"),
+        "{}\n{}",
+        run.stdout,
+        run.stderr
+    );
+    assert!(run.stdout.contains("oops ***"), "{}", run.stdout);
+}
