@@ -13,6 +13,7 @@ mod worktree;
 
 pub use merge::{ConflictEntry, MergeRequest, MergeResult};
 pub use objects::{object_id, Quarantine, RawCommit};
+pub use remote::basic_credential;
 
 use std::ffi::OsString;
 use std::io::Write;

@@ -133,7 +133,7 @@ pub fn run(settings: &JobSettings, out: &mut dyn Write) -> Result<JobOutcome> {
         replay: false,
         code_mode: settings.code_mode,
         secret_env: settings.secret_env.clone(),
-        secret_values: settings.token.iter().cloned().collect(),
+        secret_values: settings.secrets(),
     };
     let mut publisher = Publisher::new(settings, remote_git, gh.as_ref(), out);
     let report = run_event_observed(&run_settings, &selected, &event, &mut publisher)?;
@@ -144,6 +144,13 @@ pub fn run(settings: &JobSettings, out: &mut dyn Write) -> Result<JobOutcome> {
     }
     let status = ResultStatus::aggregate(outcomes.iter().filter_map(|o| o.status)).unwrap_or(ResultStatus::Skipped);
     Ok(JobOutcome { status, event: Some(event), flows: outcomes, nothing: None })
+}
+
+impl JobSettings {
+    /// The token and the credential git derives from it: never printed, never stored.
+    pub fn secrets(&self) -> Vec<String> {
+        self.token.iter().flat_map(|token| [token.clone(), crate::git::basic_credential(token)]).collect()
+    }
 }
 
 fn nothing(reason: String) -> JobOutcome {

@@ -16,6 +16,8 @@ use fake_github::{FakeGitHub, Fault};
 use serde_json::{json, Value};
 
 const TOKEN: &str = "ghs_FAKEtoken0123456789abcdefSECRET";
+/// base64("x-access-token:" + TOKEN): what git sends.
+const BASIC: &str = "eC1hY2Nlc3MtdG9rZW46Z2hzX0ZBS0V0b2tlbjAxMjM0NTY3ODlhYmNkZWZTRUNSRVQ=";
 
 struct Setup {
     fx: Fixture,
@@ -112,13 +114,14 @@ impl Setup {
     fn assert_no_leak(&self, run: &Run) {
         // `::add-mask::` is the one line that must carry it: the runner reads it and never shows it.
         let stdout: String = run.stdout.lines().filter(|line| !line.starts_with("::add-mask::")).collect();
+        assert!(run.stdout.contains(&format!("::add-mask::{BASIC}")), "git's credential is masked too");
         assert!(run.stdout.contains(&format!("::add-mask::{TOKEN}")), "the token is masked");
         let mut texts = vec![stdout, run.stderr.clone(), self.outputs()];
         texts.push(std::fs::read_to_string(self.dir.join("summary.md")).unwrap_or_default());
         texts.push(std::fs::read_to_string(self.workspace.join(".git/config")).unwrap());
         texts.extend(files_under(&self.workspace.join(".codex/workspace")));
         for text in texts {
-            assert!(!text.contains(TOKEN), "the token leaked:\n{text}");
+            assert!(!text.contains(TOKEN) && !text.contains(BASIC), "the token leaked:\n{text}");
         }
         let state = self.gh.state();
         assert!(!state.seen.contains(TOKEN), "the token leaked into a request body or URL");

@@ -91,11 +91,12 @@ pub fn cmd_action(env: &Env) -> Result<Exit> {
     // First of all, so the runner hides the token from anything printed later.
     if let Some(token) = input(env, "token") {
         write!(out, "{}", crate::actions::mask(token))?;
+        write!(out, "{}", crate::actions::mask(&crate::git::basic_credential(token)))?;
         out.flush()?;
     }
     let (settings, fail_on_conflict) = job_settings(env)?;
     let outcome = job::run(&settings, &mut out);
-    let secrets: Vec<String> = settings.token.iter().cloned().collect();
+    let secrets = settings.secrets();
     let job = match outcome {
         Ok(job) => job,
         Err(err) => {

@@ -17,7 +17,7 @@ impl Git {
     /// `persist-credentials`): two Authorization headers are refused.
     pub fn with_http_auth(&self, server: &str, token: &str) -> Git {
         let key = format!("http.{}/.extraheader", server.trim_end_matches('/'));
-        let basic = base64::engine::general_purpose::STANDARD.encode(format!("x-access-token:{token}"));
+        let basic = basic_credential(token);
         self.with_env("GIT_CONFIG_COUNT", "2")
             .with_env("GIT_CONFIG_KEY_0", key.clone())
             .with_env("GIT_CONFIG_VALUE_0", "")
@@ -64,6 +64,12 @@ impl Git {
         let new = format!("{new_base}..{new_head}");
         self.run(&["range-diff", "--no-color", "--no-notes", &old, &new])
     }
+}
+
+/// The credential git sends for `token`: base64 of `x-access-token:<token>`.
+/// As secret as the token itself (masked and scrubbed alike).
+pub fn basic_credential(token: &str) -> String {
+    base64::engine::general_purpose::STANDARD.encode(format!("x-access-token:{token}"))
 }
 
 #[cfg(test)]

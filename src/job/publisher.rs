@@ -32,7 +32,7 @@ pub(super) struct Publisher<'a> {
 
 impl<'a> Publisher<'a> {
     pub fn new(settings: &'a JobSettings, git: Git, gh: Option<&'a GitHub>, out: &'a mut dyn Write) -> Publisher<'a> {
-        let secrets = settings.token.iter().cloned().collect();
+        let secrets = settings.secrets();
         Publisher { settings, git, gh, out, checks: CheckReporter::default(), heads: HashMap::new(), secrets }
     }
 

@@ -196,3 +196,20 @@ fn workflow_file_changes_are_announced_and_step_logs_are_scrubbed() {
     );
     assert!(run.stdout.contains("oops ***"), "{}", run.stdout);
 }
+
+#[test]
+fn git_gets_the_token_as_an_http_header_from_the_environment_only() {
+    let s = Setup::new();
+    // origin served over HTTP by the fake, which records how git authenticates.
+    let url = format!("{}/forker/fork.git", s.gh.url);
+    s.fx.fork.git(&["remote", "set-url", "origin", &url]);
+    let run = s.action(&s.dispatch("v1.1.0"), &[("GITHUB_SERVER_URL", &s.gh.url)]);
+    assert_eq!(run.code, 1, "the fake refuses the push\n{}", run.stderr);
+    assert_eq!(s.output("status"), "failed");
+    let state = s.gh.state();
+    assert!(!state.git_auth.is_empty(), "git talked to the server");
+    let basic = super::BASIC;
+    assert!(state.git_auth.iter().all(|auth| auth == &format!("basic {basic}")), "{:?}", state.git_auth);
+    let config = std::fs::read_to_string(s.fx.fork.dir.join(".git/config")).unwrap();
+    assert!(!config.contains(basic) && !config.contains("extraheader"), "{config}");
+}

@@ -52,6 +52,8 @@ pub struct State {
     pub issues_disabled: bool,
     /// Everything any request carried, to look for leaked secrets.
     pub seen: String,
+    /// Authorization headers git sent to the smart-HTTP endpoint.
+    pub git_auth: Vec<String>,
 }
 
 pub struct FakeGitHub {
@@ -114,6 +116,13 @@ fn handle(ctx: &Ctx, method: Method, uri: Uri, headers: HeaderMap, body: Bytes) 
         state.violations.push(text.clone());
         reply(400, json!({"message": text}))
     };
+    // git over smart HTTP (`<owner>/<repo>.git/info/refs`): record how it
+    // authenticated, then refuse, as a repository without push access would.
+    if path.ends_with("/info/refs") {
+        let auth = headers.get("authorization").and_then(|v| v.to_str().ok()).unwrap_or_default().to_string();
+        state.git_auth.push(auth);
+        return (StatusCode::FORBIDDEN, "denied by the fake").into_response();
+    }
     if headers.get("authorization").and_then(|v| v.to_str().ok()) != Some(&format!("Bearer {}", ctx.token)) {
         return reply(401, json!({"message": "Bad credentials"}));
     }
