@@ -31,6 +31,12 @@ pub enum Command {
     /// The GitHub Action: read the workflow's event and `INPUT_*` variables,
     /// run the flows, push the candidate, report check runs, open the PR.
     Action,
+    /// Recreate a release's conflict in a worktree, to resolve it by hand.
+    Resolve(SessionArgs),
+    /// Record the resolution made after `resolve`, then run the flow again.
+    Continue(SessionArgs),
+    /// Drop a resolution in progress (its worktree and paused state).
+    Abort(SessionArgs),
     /// Build a small upstream and fork in a temporary directory and run the
     /// flow for two releases: a clean one and one with a conflict.
     Demo(DemoArgs),
@@ -89,18 +95,37 @@ pub struct RunArgs {
     pub json: bool,
 }
 
+/// Which flow's work for which release a command is about.
 #[derive(Debug, Args)]
-pub struct PromoteArgs {
-    /// The flow whose candidate to promote.
+pub struct ReleaseTarget {
+    /// The flow.
     #[arg(long)]
     pub flow: String,
-    /// The release tag of the candidate.
+    /// The release tag.
     #[arg(long, allow_hyphen_values = true)]
     pub tag: String,
     /// The fork's checkout (default: the git top level of the current directory).
     #[arg(long)]
     pub workspace_root: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct PromoteArgs {
+    #[command(flatten)]
+    pub target: ReleaseTarget,
     /// Also move the branch on the fork's remote (leased, with a remote backup).
+    #[arg(long)]
+    pub push: bool,
+    /// Print one JSON document on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct SessionArgs {
+    #[command(flatten)]
+    pub target: ReleaseTarget,
+    /// With `continue`: push the candidate and the memory of resolutions.
     #[arg(long)]
     pub push: bool,
     /// Print one JSON document on stdout.
@@ -123,6 +148,9 @@ pub fn dispatch(cli: Cli, env: &Env) -> Result<Exit> {
         Command::Run(RunCommand::Event { file, common }) => commands::cmd_run_event(&file, common, env),
         Command::Promote(args) => commands::cmd_promote(args, env),
         Command::Action => commands::cmd_action(env),
+        Command::Resolve(args) => commands::cmd_resolve(args, env),
+        Command::Continue(args) => commands::cmd_continue(args, env),
+        Command::Abort(args) => commands::cmd_abort(args, env),
         Command::Demo(args) => commands::cmd_demo(args, env),
     }
 }

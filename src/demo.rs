@@ -141,6 +141,7 @@ pub fn run(dir: Option<&Path>, env: &Env) -> Result<()> {
         code_mode: env.code_mode(),
         secret_env: env.secret_names(),
         secret_values: env.secret_values(),
+        git_env: Vec::new(),
     };
     for tag in ["v1.1.0", "v2.0.0"] {
         println!("== upstream releases {tag}: patchmoi run upstream-release --repo demo/greeter --tag {tag}\n");
@@ -164,6 +165,10 @@ pub fn run(dir: Option<&Path>, env: &Env) -> Result<()> {
     println!("  reports    {}", StateDir::of(&fork_dir).dir.join("runs").display());
     println!("  flow       {}", flow_dir.join("flow.yml").display());
     println!("Look around: cd {} && git log --oneline --graph patches patchmoi/v1.1.0", fork_dir.display());
+    println!(
+        "Resolve the v2.0.0 conflict once: cd {} && patchmoi resolve --flow demo-fork --tag v2.0.0",
+        fork_dir.display()
+    );
     Ok(())
 }
 

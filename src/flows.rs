@@ -116,6 +116,11 @@ pub struct Step {
     /// Extra environment variables for a `run:` step.
     #[serde(default)]
     pub env: BTreeMap<String, String>,
+    /// For an `if: needs_intervention` step that resolves conflicts: accept a
+    /// resolution that also changes files neither the patch nor the conflict
+    /// touches (rejected by default).
+    #[serde(default, rename = "allow-unrelated-changes")]
+    pub allow_unrelated_changes: bool,
 }
 
 /// `if:` values.

@@ -12,9 +12,10 @@ mod remote;
 mod worktree;
 
 pub use merge::{ConflictEntry, MergeRequest, MergeResult};
-pub use objects::{object_id, Quarantine, RawCommit};
-pub use remote::basic_credential;
+pub use objects::{object_id, Quarantine, RawCommit, TreeEntry};
+pub use remote::{basic_credential, http_auth_env};
 
+use std::collections::BTreeSet;
 use std::ffi::OsString;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -229,6 +230,36 @@ impl Git {
         Ok(out.lines().map(str::to_string).collect())
     }
 
+    /// Paths that differ between two trees (or commits), renames not followed.
+    pub fn changed_paths(&self, from: &str, to: &str) -> Result<Vec<String>> {
+        let out = self
+            .run_bytes(&["diff-tree", "-r", "-z", "--name-only", "--no-renames", "--end-of-options", from, to], None)?;
+        Ok(String::from_utf8_lossy(&out).split('\0').filter(|path| !path.is_empty()).map(str::to_string).collect())
+    }
+
+    /// The files each of `commits` changes (against its first parent).
+    pub fn files_changed_by(&self, commits: &[String]) -> Result<Vec<(String, BTreeSet<String>)>> {
+        let input: String = commits.iter().map(|id| format!("{id}\n")).collect();
+        let args = ["log", "--no-walk=unsorted", "--stdin", "--name-only", "--no-renames", "-z", "--format=%x01%H"];
+        Ok(parse_file_sets(&self.run_bytes(&args, Some(input.as_bytes()))?))
+    }
+
+    /// Non-merge commits of `from..to` that change any of `paths`, each with
+    /// every file it changes (not only the matching ones).
+    pub fn commits_changing(
+        &self,
+        from: &str,
+        to: &str,
+        paths: &BTreeSet<String>,
+    ) -> Result<Vec<(String, BTreeSet<String>)>> {
+        let range = format!("{from}..{to}");
+        let mut args =
+            vec!["log", "--no-merges", "--full-diff", "--name-only", "--no-renames", "-z", "--format=%x01%H"];
+        args.extend(["--end-of-options", &range, "--"]);
+        args.extend(paths.iter().map(String::as_str));
+        Ok(parse_file_sets(&self.with_env("GIT_LITERAL_PATHSPECS", "1").run_bytes(&args, None)?))
+    }
+
     /// `(sha, subject)` of the newest `limit` commits of `from..to` touching `path`.
     pub fn commits_touching(&self, from: &str, to: &str, path: &str, limit: usize) -> Result<Vec<(String, String)>> {
         let range = format!("{from}..{to}");
@@ -364,6 +395,18 @@ impl RefUpdate {
     }
 }
 
+/// Reads `--format=%x01%H --name-only -z` output: `\x01<sha>\0\n<path>\0…`.
+fn parse_file_sets(out: &[u8]) -> Vec<(String, BTreeSet<String>)> {
+    String::from_utf8_lossy(out)
+        .split('\u{1}')
+        .filter_map(|record| {
+            let (sha, rest) = record.split_once('\0')?;
+            let files = rest.trim_start_matches('\n').split('\0').filter(|path| !path.is_empty()).map(str::to_string);
+            Some((sha.to_string(), files.collect()))
+        })
+        .collect()
+}
+
 fn failure_message(args: &[&str], output: &Output) -> String {
     let stderr = redact_url(String::from_utf8_lossy(&output.stderr).trim());
     let status = match output.status.code() {
@@ -457,6 +500,16 @@ mod tests {
         for (input, want) in cases {
             assert_eq!(redact_url(input), want, "{input}");
         }
+    }
+
+    #[test]
+    fn parses_file_sets() {
+        let out = b"\x01aaa\0\nconfig.toml\0\x01bbb\0\nCHANGELOG.md\0src/a b.rs\0\x01ccc\0";
+        let sets = parse_file_sets(out);
+        assert_eq!(sets.len(), 3);
+        assert_eq!(sets[1].0, "bbb");
+        assert_eq!(sets[1].1.iter().cloned().collect::<Vec<_>>(), ["CHANGELOG.md", "src/a b.rs"]);
+        assert!(sets[2].1.is_empty(), "an empty commit changes nothing");
     }
 
     #[test]

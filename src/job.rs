@@ -134,6 +134,10 @@ pub fn run(settings: &JobSettings, out: &mut dyn Write) -> Result<JobOutcome> {
         code_mode: settings.code_mode,
         secret_env: settings.secret_env.clone(),
         secret_values: settings.secrets(),
+        git_env: match &settings.token {
+            Some(token) => crate::git::http_auth_env(&settings.server_url, token),
+            None => Vec::new(),
+        },
     };
     let mut publisher = Publisher::new(settings, remote_git, gh.as_ref(), out);
     let report = run_event_observed(&run_settings, &selected, &event, &mut publisher)?;

@@ -34,6 +34,9 @@ pub struct RunSettings {
     /// Secret values (tokens) that step logs and the state file must not
     /// hold: a step that finds one anyway and prints it is logged as `***`.
     pub secret_values: Vec<String>,
+    /// Extra environment for every git command of the run: the action's
+    /// credentials for the fork's remote (see `Git::with_http_auth`).
+    pub git_env: Vec<(String, String)>,
 }
 
 /// The outcome of one event: every run, and their combined status.
@@ -83,6 +86,9 @@ pub struct Artifacts {
     pub carried: Vec<Patch>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub dropped: Vec<Dropped>,
+    /// Patches whose conflicts the memory of resolutions resolved.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub resolved_from_memory: Vec<stack::RecalledPatch>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub conflict: Option<crate::conflict::ConflictReport>,
     /// `conflict.json` and `conflict.md` of this run.
@@ -172,7 +178,10 @@ pub fn run_event_observed(
         return Ok(RunReport { event: event.clone(), status, runs, stored: true });
     }
     let nonce = settings.replay.then(now);
-    let workspace = Workspace::open(&settings.workspace)?;
+    let mut workspace = Workspace::open(&settings.workspace)?;
+    for (key, value) in &settings.git_env {
+        workspace.git = workspace.git.with_env(key, value.clone());
+    }
     let mut runs = Vec::new();
     for flow in flows {
         runs.extend(run_flow(settings, &workspace, &state_dir, flow, event, nonce.as_deref(), observer)?);
@@ -248,6 +257,8 @@ struct FlowRun<'a> {
     verdict: ResultStatus,
     rebase: Option<RebaseOutput>,
     worktree: Option<Worktree>,
+    /// A `needs_intervention` step's resolution was validated and remembered.
+    repaired: bool,
 }
 
 /// What `uses: rebase` left for the steps after it.
@@ -268,48 +279,68 @@ fn run_flow(
     nonce: Option<&str>,
     observer: &mut dyn StepObserver,
 ) -> Result<Vec<RunResult>> {
-    let mut run = FlowRun {
-        settings,
-        workspace,
-        state_dir,
-        flow,
-        event,
-        verdict: ResultStatus::Completed,
-        rebase: None,
-        worktree: None,
-    };
-    let mut results = Vec::new();
-    for step in &flow.steps {
-        let id = run_id(&event.id, &flow.name, &step.name, nonce);
-        let started_at = now();
-        tracing::info!("{} / {}: {}", flow.name, step.name, event.id);
-        observer.step_started(flow, step, &id);
-        let (status, message, artifacts, error) = run.step(&id, step);
-        tracing::debug!(status = %status, "{message}");
-        let mut result = RunResult {
-            id,
-            flow: flow.name.clone(),
-            step: step.name.clone(),
-            runner: step.runner_name().to_string(),
-            status,
-            gated: error.is_none() && status == ResultStatus::Skipped && step.is_gated() && !settings.code_mode,
-            message,
-            artifacts,
-            error: error.unwrap_or(false),
-            started_at,
-            completed_at: now(),
-        };
-        observer.step_finished(flow, &mut result);
-        if result.status != ResultStatus::Skipped {
-            run.verdict = worse(run.verdict, result.status);
+    let mut results: Vec<RunResult> = Vec::new();
+    // A validated repair is remembered; running the flow again then gets
+    // past that conflict and puts the candidate through the flow's checks.
+    for pass in 0..=MAX_REPAIR_PASSES {
+        if pass > 0 {
+            tracing::info!("{}: a repair was validated and remembered; running the flow again", flow.name);
         }
-        results.push(result);
-    }
-    if let Some(worktree) = run.worktree.take() {
-        workspace.remove_worktree(worktree);
+        let mut run = FlowRun {
+            settings,
+            workspace,
+            state_dir,
+            flow,
+            event,
+            verdict: ResultStatus::Completed,
+            rebase: None,
+            worktree: None,
+            repaired: false,
+        };
+        for step in &flow.steps {
+            let id = run_id(&event.id, &flow.name, &step.name, nonce);
+            let started_at = now();
+            tracing::info!("{} / {}: {}", flow.name, step.name, event.id);
+            observer.step_started(flow, step, &id);
+            let (status, message, artifacts, error) = run.step(&id, step);
+            tracing::debug!(status = %status, "{message}");
+            let mut result = RunResult {
+                id,
+                flow: flow.name.clone(),
+                step: step.name.clone(),
+                runner: step.runner_name().to_string(),
+                status,
+                gated: error.is_none() && status == ResultStatus::Skipped && step.is_gated() && !settings.code_mode,
+                message,
+                artifacts,
+                error: error.unwrap_or(false),
+                started_at,
+                completed_at: now(),
+            };
+            observer.step_finished(flow, &mut result);
+            if result.status != ResultStatus::Skipped {
+                run.verdict = worse(run.verdict, result.status);
+            }
+            match results.iter_mut().find(|earlier| earlier.step == result.step) {
+                // A step a later pass skips keeps what it did in the pass it ran.
+                Some(earlier) if result.status == ResultStatus::Skipped && earlier.status != ResultStatus::Skipped => {}
+                Some(earlier) => *earlier = result,
+                None => results.push(result),
+            }
+        }
+        if let Some(worktree) = run.worktree.take() {
+            workspace.remove_worktree(worktree);
+        }
+        if !run.repaired {
+            break;
+        }
     }
     Ok(results)
 }
+
+/// How many times a flow runs again after validated repairs: each repair
+/// gets it past one conflict.
+const MAX_REPAIR_PASSES: usize = 5;
 
 /// The verdict that decides `if:` after two results.
 fn worse(a: ResultStatus, b: ResultStatus) -> ResultStatus {
@@ -377,21 +408,35 @@ impl FlowRun<'_> {
                 self.rebase = Some(RebaseOutput { candidate: None, commit: Some(head), stopped: None, report: None });
                 (ResultStatus::Completed, format!("{} already contains {tag}; nothing to rebase", spec.branch))
             }
-            RebaseOutcome::Clean { candidate, release, head, carried, dropped } => {
+            RebaseOutcome::Clean { candidate, release, head, carried, dropped, recalled } => {
                 let (status, pushed, push_note) = match self.settings.push {
                     false => (ResultStatus::Changed, false, String::new()),
                     true => match crate::publish::push_branch(git, &spec.remote, &candidate.refname, &candidate.sha) {
-                        Ok(_) => (ResultStatus::Changed, true, format!(", pushed to {}", spec.remote)),
+                        Ok(_) => match crate::memory::Memory::load(git)
+                            .and_then(|mut memory| memory.push(git, &spec.remote))
+                        {
+                            Ok(()) => (ResultStatus::Changed, true, format!(", pushed to {}", spec.remote)),
+                            Err(err) => (
+                                ResultStatus::Failed,
+                                true,
+                                format!("; pushing the memory of resolutions failed: {err:#}"),
+                            ),
+                        },
                         Err(err) => (ResultStatus::Failed, false, format!("; push to {} failed: {err:#}", spec.remote)),
                     },
                 };
+                let memory_note = match recalled.len() {
+                    0 => String::new(),
+                    n => format!(", {n} resolved from memory"),
+                };
                 let message = format!(
-                    "candidate {} at {}: {} patch(es) carried onto {tag}, {} dropped{push_note}",
+                    "candidate {} at {}: {} patch(es) carried onto {tag}, {} dropped{memory_note}{push_note}",
                     spec.candidate,
                     stack::short(&candidate.sha),
                     carried.len(),
                     dropped.len(),
                 );
+                artifacts.resolved_from_memory = recalled;
                 artifacts.candidate_refs.push(CandidateRef {
                     kind: "branch".into(),
                     refname: candidate.refname.clone(),
@@ -408,7 +453,8 @@ impl FlowRun<'_> {
                 self.rebase = Some(RebaseOutput { candidate: Some(candidate), commit, stopped: None, report: None });
                 (status, message)
             }
-            RebaseOutcome::Conflicted { report, stopped, release, head, dropped } => {
+            RebaseOutcome::Conflicted { report, stopped, release, head, dropped, recalled } => {
+                artifacts.resolved_from_memory = recalled;
                 let dir = self.state_dir.run_dir(id)?;
                 let json_path = dir.join("conflict.json");
                 let md_path = dir.join("conflict.md");
@@ -490,7 +536,48 @@ impl FlowRun<'_> {
                 format!("step {} timed out after {}", step.name, humantime::format_duration(step.timeout())),
             ),
         };
-        Ok((status, message, artifacts))
+        let stopped = self.rebase.as_ref().and_then(|rebase| rebase.stopped.clone());
+        match (status, step.condition, stopped) {
+            (ResultStatus::Completed, Some(Condition::NeedsIntervention), Some(stopped)) => {
+                let (status, verdict) = self.accept_repair(step, &root, &stopped)?;
+                Ok((status, format!("{message}; {verdict}"), artifacts))
+            }
+            _ => Ok((status, message, artifacts)),
+        }
+    }
+
+    /// Checks what a `needs_intervention` step left in the stopped-state
+    /// worktree before trusting it: no unmerged paths, no conflict markers
+    /// in the conflicted files, no change outside the files the patch and
+    /// the conflict touch (unless the step allows it). A valid resolution is
+    /// remembered and the flow runs again; anything else keeps the run
+    /// `needs_intervention` with the reason.
+    fn accept_repair(
+        &mut self,
+        step: &Step,
+        worktree: &Path,
+        stopped: &stack::Stopped,
+    ) -> Result<(ResultStatus, String)> {
+        let checkout = crate::git::Git::at(worktree);
+        let unmerged = checkout.unmerged_paths()?;
+        if !unmerged.is_empty() {
+            let message =
+                format!("its resolution was rejected: still unmerged (not `git add`ed): {}", unmerged.join(", "));
+            return Ok((ResultStatus::NeedsIntervention, message));
+        }
+        let resolved = checkout.run(&["write-tree"])?;
+        let mut conflicted: Vec<String> = stopped.conflicts.iter().map(|entry| entry.path.clone()).collect();
+        conflicted.dedup();
+        let allowed = (!step.allow_unrelated_changes).then_some(stopped.patch_paths.as_slice());
+        let git = &self.workspace.git;
+        if let Err(invalid) = crate::recall::validate(git, &stopped.tree, &conflicted, &resolved, allowed)? {
+            return Ok((ResultStatus::NeedsIntervention, format!("its resolution was rejected: {invalid}")));
+        }
+        let tag = self.tag()?.to_string();
+        let recorded =
+            crate::resolve::remember(git, &stopped.tree, &stopped.conflicts, &stopped.patch, &tag, &resolved)?;
+        self.repaired = true;
+        Ok((ResultStatus::Completed, format!("its resolution was validated and remembered ({recorded} new entries)")))
     }
 
     /// Where `run:` steps run: a worktree of the candidate (or of the
@@ -505,7 +592,9 @@ impl FlowRun<'_> {
         };
         let name = format!("{}-{}", self.flow.name, &id[4..]);
         let worktree = match (&rebase.stopped, &rebase.commit) {
-            (Some(stopped), _) => self.workspace.conflict_worktree(&name, stopped)?,
+            (Some(stopped), _) => {
+                self.workspace.conflict_worktree(&name, stopped, self.event.tag().unwrap_or_default())?
+            }
             (None, Some(commit)) => self.workspace.worktree(&name, commit)?,
             (None, None) => return Ok(self.workspace.root.clone()),
         };

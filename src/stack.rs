@@ -12,7 +12,9 @@ use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 
 use crate::conflict::{self, ConflictReport};
-use crate::git::{object_id, ConflictEntry, FetchOutcome, Git, RawCommit, RefUpdate};
+use crate::git::{object_id, ConflictEntry, FetchOutcome, Git, MergeResult, Quarantine, RawCommit, RefUpdate};
+use crate::memory::{Memory, Recalled};
+use crate::recall::recall;
 use crate::replay::replay;
 
 /// What to rebase and where the result goes; names are already validated.
@@ -82,6 +84,9 @@ pub struct Stopped {
     pub head: String,
     pub tree: String,
     pub conflicts: Vec<ConflictEntry>,
+    /// The patch that stopped, and the files it changes.
+    pub patch: Patch,
+    pub patch_paths: Vec<String>,
 }
 
 /// How `uses: rebase` ended.
@@ -90,24 +95,66 @@ pub enum RebaseOutcome {
     /// The branch already contains the release.
     UpToDate { head: String, release: String },
     /// A candidate with every patch that still applies.
-    Clean { candidate: Candidate, release: String, head: String, carried: Vec<Patch>, dropped: Vec<Dropped> },
+    Clean {
+        candidate: Candidate,
+        release: String,
+        head: String,
+        carried: Vec<Patch>,
+        dropped: Vec<Dropped>,
+        recalled: Vec<RecalledPatch>,
+    },
     /// A patch does not apply; nothing was changed but objects and our own refs.
-    Conflicted { report: Box<ConflictReport>, stopped: Stopped, release: String, head: String, dropped: Vec<Dropped> },
+    Conflicted {
+        report: Box<ConflictReport>,
+        stopped: Stopped,
+        release: String,
+        head: String,
+        dropped: Vec<Dropped>,
+        recalled: Vec<RecalledPatch>,
+    },
     /// A precondition is not met; the message says which and what to do.
     Blocked(String),
 }
 
-/// Runs the whole rebase for one release.
-pub fn rebase(git: &Git, spec: &StackSpec) -> Result<RebaseOutcome> {
+/// The stack, ready to replay: everything read, nothing written yet.
+pub struct Prepared {
+    /// The maintained branch head.
+    pub head: String,
+    /// The release commit.
+    pub release: String,
+    pub merge_base: String,
+    /// The patches to replay, oldest first (upstreamed ones left out).
+    pub patches: Vec<RawCommit>,
+    /// Dropped so far, with their position in the whole stack for ordering.
+    dropped: Vec<(usize, Dropped)>,
+    /// Position in the whole stack of each patch in `patches`.
+    positions: Vec<usize>,
+}
+
+/// Before a replay: the stack is ready, or there is nothing to do, or a
+/// precondition does not hold.
+pub enum Precondition {
+    Ready(Box<Prepared>),
+    UpToDate { head: String, release: String },
+    Blocked(String),
+}
+
+/// Resolves the branch, gets the release (fetching it unless `fetch` is
+/// false and it is already here), and reads the stack.
+pub fn prepare(git: &Git, spec: &StackSpec, fetch: bool) -> Result<Precondition> {
     let Some(head) = resolve_branch(git, spec)? else {
-        return Ok(RebaseOutcome::Blocked(format!(
+        return Ok(Precondition::Blocked(format!(
             "maintained branch {} was found neither locally nor on {}",
             spec.branch, spec.remote
         )));
     };
-    let release = match fetch_release(git, spec)? {
-        Ok(release) => release,
-        Err(blocked) => return Ok(RebaseOutcome::Blocked(blocked)),
+    let known = if fetch { None } else { git.resolve_commit(&spec.upstream_ref())? };
+    let release = match known {
+        Some(release) => release,
+        None => match fetch_release(git, spec)? {
+            Ok(release) => release,
+            Err(blocked) => return Ok(Precondition::Blocked(blocked)),
+        },
     };
     let Some(merge_base) = git.merge_base(&head, &release)? else {
         let hint = if git.is_shallow()? {
@@ -115,63 +162,109 @@ pub fn rebase(git: &Git, spec: &StackSpec) -> Result<RebaseOutcome> {
         } else {
             "they share no history"
         };
-        return Ok(RebaseOutcome::Blocked(format!(
+        return Ok(Precondition::Blocked(format!(
             "no common ancestor between branch {} and tag {}: {hint}",
             spec.branch, spec.tag
         )));
     };
     if merge_base == release {
-        return Ok(RebaseOutcome::UpToDate { head, release });
+        return Ok(Precondition::UpToDate { head, release });
     }
-
     let ids = git.first_parent_range(&merge_base, &head)?;
-    let patches = git.read_commits(&ids)?;
-    let upstreamed = upstreamed_patches(git, &merge_base, &release, &patches)?;
-    let mut dropped: Vec<(usize, Dropped)> = Vec::new();
-    let mut kept: Vec<usize> = Vec::new();
-    for (index, patch) in patches.iter().enumerate() {
+    let all = git.read_commits(&ids)?;
+    let upstreamed = upstreamed_patches(git, &merge_base, &release, &all)?;
+    let mut prepared =
+        Prepared { head, release, merge_base, patches: Vec::new(), dropped: Vec::new(), positions: Vec::new() };
+    for (position, patch) in all.into_iter().enumerate() {
         match upstreamed.get(&patch.id) {
-            Some(upstream) => dropped.push((
-                index,
+            Some(upstream) => prepared.dropped.push((
+                position,
                 Dropped {
                     sha: patch.id.clone(),
                     subject: patch.subject(),
                     reason: format!("upstream has the same change as {}", short(upstream)),
                 },
             )),
-            None => kept.push(index),
+            None => {
+                prepared.positions.push(position);
+                prepared.patches.push(patch);
+            }
         }
     }
+    Ok(Precondition::Ready(Box::new(prepared)))
+}
 
-    let quarantine = git.quarantine()?;
+/// A replay with its commits made (in the quarantine).
+pub struct Replayed {
+    /// The commit the next patch would go on: the candidate when clean.
+    pub tip: String,
+    pub carried: Vec<Patch>,
+    pub dropped: Vec<Dropped>,
+    /// Patches whose conflicts the memory resolved.
+    pub recalled: Vec<RecalledPatch>,
+    /// The patch that stopped (index into `Prepared::patches`) and its merge.
+    pub stop: Option<(usize, MergeResult)>,
+}
+
+/// A patch whose conflict was resolved from the memory of resolutions.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RecalledPatch {
+    pub sha: String,
+    pub subject: String,
+    pub files: Vec<Recalled>,
+}
+
+/// Replays the prepared stack onto the release in the quarantine, resolving
+/// conflicts the memory knows, and writes the commits.
+pub fn replay_prepared(quarantine: &Quarantine, git: &Git, prepared: &Prepared, memory: &Memory) -> Result<Replayed> {
     let qgit = &quarantine.git;
-    let release_tree = git.run(&["rev-parse", &format!("{release}^{{tree}}")])?;
-    let stack: Vec<&RawCommit> = kept.iter().map(|index| &patches[*index]).collect();
-    let replayed = replay(qgit, &merge_base, &release, &release_tree, &stack)?;
-    tracing::debug!(
-        patches = stack.len(),
-        sequential_merges = replayed.sequential_merges,
-        "replayed the stack in memory"
-    );
-    for index in &replayed.empty {
-        let patch = stack[*index];
-        dropped.push((
-            kept[*index],
-            Dropped {
-                sha: patch.id.clone(),
-                subject: patch.subject(),
-                reason: "empty after replay: upstream already contains this change".into(),
-            },
-        ));
+    let release_tree = git.run(&["rev-parse", &format!("{}^{{tree}}", prepared.release)])?;
+    let stack: Vec<&RawCommit> = prepared.patches.iter().collect();
+    let mut applied: Vec<(usize, String)> = Vec::new();
+    let mut dropped = prepared.dropped.clone();
+    let mut recalled = Vec::new();
+    let mut stop = None;
+    // Each round replays from a known state: the release, then the tree a
+    // recalled resolution produced, with the stopped patch as the new base.
+    let (mut base, mut onto, mut start) = (prepared.merge_base.clone(), release_tree.clone(), 0);
+    while start < stack.len() {
+        let round = replay(qgit, &base, &onto, &stack[start..])?;
+        tracing::debug!(
+            patches = stack.len() - start,
+            sequential_merges = round.sequential_merges,
+            "replayed in memory"
+        );
+        applied.extend(round.applied.iter().map(|(index, tree)| (start + index, tree.clone())));
+        for index in &round.empty {
+            dropped.push((prepared.positions[start + index], empty_drop(stack[start + index])));
+        }
+        let Some((index, merge)) = round.stop else { break };
+        let index = start + index;
+        let current = applied.last().map_or(release_tree.clone(), |(_, tree)| tree.clone());
+        match recall(qgit, memory, &merge, &quarantine.staging)? {
+            Some((tree, files)) => {
+                let patch = stack[index];
+                recalled.push(RecalledPatch { sha: patch.id.clone(), subject: patch.subject(), files });
+                if tree == current {
+                    dropped.push((prepared.positions[index], empty_drop(patch)));
+                } else {
+                    applied.push((index, tree.clone()));
+                }
+                (base, onto, start) = (patch.id.clone(), tree, index + 1);
+            }
+            None => {
+                stop = Some((index, merge));
+                break;
+            }
+        }
     }
-    dropped.sort_by_key(|(index, _)| *index);
-    let dropped: Vec<Dropped> = dropped.into_iter().map(|(_, drop)| drop).collect();
+    dropped.sort_by_key(|(position, _)| *position);
 
     let format = git.object_format()?;
     let mut bodies = Vec::new();
     let mut ids = Vec::new();
-    let mut parent = release.clone();
-    for (index, tree) in &replayed.applied {
+    let mut parent = prepared.release.clone();
+    for (index, tree) in &applied {
         let body = stack[*index].rewrite(tree, &parent);
         parent = object_id(&format, "commit", &body);
         ids.push(parent.clone());
@@ -181,39 +274,89 @@ pub fn rebase(git: &Git, spec: &StackSpec) -> Result<RebaseOutcome> {
     if written != ids {
         bail!("git stored the replayed commits under other ids than computed ({written:?} != {ids:?})");
     }
-    let tip = parent;
-    let carried: Vec<Patch> = replayed.applied.iter().map(|(index, _)| Patch::of(stack[*index])).collect();
+    Ok(Replayed {
+        tip: parent,
+        carried: applied.iter().map(|(index, _)| Patch::of(stack[*index])).collect(),
+        dropped: dropped.into_iter().map(|(_, drop)| drop).collect(),
+        recalled,
+        stop,
+    })
+}
+
+fn empty_drop(patch: &RawCommit) -> Dropped {
+    Dropped {
+        sha: patch.id.clone(),
+        subject: patch.subject(),
+        reason: "empty after replay: upstream already contains this change".into(),
+    }
+}
+
+/// Runs the whole rebase for one release: memory fetched from the fork's
+/// remote, stack prepared and replayed, then a candidate or a report.
+pub fn rebase(git: &Git, spec: &StackSpec) -> Result<RebaseOutcome> {
+    let prepared = match prepare(git, spec, true)? {
+        Precondition::Ready(prepared) => prepared,
+        Precondition::UpToDate { head, release } => return Ok(RebaseOutcome::UpToDate { head, release }),
+        Precondition::Blocked(message) => return Ok(RebaseOutcome::Blocked(message)),
+    };
+    let mut memory = Memory::load(git)?;
+    memory.fetch(git, &spec.remote)?;
+    let quarantine = git.quarantine()?;
+    let replayed = replay_prepared(&quarantine, git, &prepared, &memory)?;
+    let Prepared { head, release, merge_base, patches, .. } = *prepared;
+    let known = [release.clone(), head.clone()];
 
     if let Some((stop, merge)) = replayed.stop {
+        let stack: Vec<&RawCommit> = patches.iter().collect();
         let context = conflict::Context {
-            git: qgit,
+            git: &quarantine.git,
             merge_base: &merge_base,
             release: &release,
             patches: &stack,
             stop,
             merge: &merge,
-            applied: carried.clone(),
+            applied: replayed.carried.clone(),
         };
         let report = conflict::report(&context)?;
         // Keep the stopped state's objects so a worktree can show it.
-        quarantine.publish(&[tip.clone(), merge.tree.clone()], &[release.clone(), head.clone()])?;
-        let stopped = Stopped { head: tip, tree: merge.tree, conflicts: merge.conflicts };
-        return Ok(RebaseOutcome::Conflicted { report: Box::new(report), stopped, release, head, dropped });
+        quarantine.publish(&[replayed.tip.clone(), merge.tree.clone()], &known)?;
+        let stopped = Stopped {
+            head: replayed.tip,
+            tree: merge.tree,
+            conflicts: merge.conflicts,
+            patch: Patch::of(stack[stop]),
+            patch_paths: git.changed_paths(&crate::replay::first_parent(stack[stop]), &stack[stop].id)?,
+        };
+        return Ok(RebaseOutcome::Conflicted {
+            report: Box::new(report),
+            stopped,
+            release,
+            head,
+            dropped: replayed.dropped,
+            recalled: replayed.recalled,
+        });
     }
 
-    quarantine.publish(std::slice::from_ref(&tip), &[release.clone(), head.clone()])?;
+    quarantine.publish(std::slice::from_ref(&replayed.tip), &known)?;
     let built_from = built_from_ref(&spec.candidate_ref());
     let also = match git.ref_value(&built_from)? {
         Some(old) if old == head => Vec::new(),
         old => vec![RefUpdate::Set { refname: built_from, new: head.clone(), old }],
     };
-    let candidate = move_branch(git, &spec.candidate_ref(), &tip, also)?;
-    Ok(RebaseOutcome::Clean { candidate, release, head, carried, dropped })
+    let candidate = move_branch(git, &spec.candidate_ref(), &replayed.tip, also)?;
+    Ok(RebaseOutcome::Clean {
+        candidate,
+        release,
+        head,
+        carried: replayed.carried,
+        dropped: replayed.dropped,
+        recalled: replayed.recalled,
+    })
 }
 
 /// The maintained branch's head: the local branch, else the remote-tracking
 /// one, else fetched from the remote into the remote-tracking ref.
-fn resolve_branch(git: &Git, spec: &StackSpec) -> Result<Option<String>> {
+pub fn resolve_branch(git: &Git, spec: &StackSpec) -> Result<Option<String>> {
     let local = format!("refs/heads/{}", spec.branch);
     if let Some(head) = git.resolve_commit(&local)? {
         return Ok(Some(head));
@@ -257,37 +400,42 @@ fn fetch_release(git: &Git, spec: &StackSpec) -> Result<Result<String, String>> 
 }
 
 /// Patches whose patch-id matches an upstream commit in `merge_base..release`.
-/// Only upstream commits that touch a file the stack touches can match, so
-/// only those are diffed.
+/// A patch-id covers every file of a diff, so only upstream commits that
+/// change exactly the same set of files as some patch can match: those are
+/// found from file lists (cheap), and only they are diffed.
 fn upstreamed_patches(
     git: &Git,
     merge_base: &str,
     release: &str,
     patches: &[RawCommit],
 ) -> Result<HashMap<String, String>> {
-    let singles: Vec<&RawCommit> = patches.iter().filter(|patch| patch.parents.len() == 1).collect();
+    let singles: Vec<String> =
+        patches.iter().filter(|patch| patch.parents.len() == 1).map(|patch| patch.id.clone()).collect();
     if singles.is_empty() {
         return Ok(HashMap::new());
     }
-    let input: String = singles.iter().map(|patch| format!("{}\n", patch.id)).collect();
-    let names =
-        git.run_bytes(&["diff-tree", "--no-commit-id", "--name-only", "-r", "-z", "--stdin"], Some(input.as_bytes()))?;
-    let paths: BTreeSet<String> =
-        String::from_utf8_lossy(&names).split('\0').filter(|path| !path.is_empty()).map(str::to_string).collect();
+    let stack_sets = git.files_changed_by(&singles)?;
+    let paths: BTreeSet<String> = stack_sets.iter().flat_map(|(_, files)| files.iter().cloned()).collect();
     if paths.is_empty() {
         return Ok(HashMap::new());
     }
-    let stack_diffs = git.run_bytes(&["diff-tree", "-p", "--stdin"], Some(input.as_bytes()))?;
-    let stack_ids = patch_ids(git, &stack_diffs)?;
-
-    let range = format!("{merge_base}..{release}");
-    let mut args =
-        vec!["log", "--no-merges", "--full-diff", "-p", "--format=commit %H", "--end-of-options", &range, "--"];
-    args.extend(paths.iter().map(String::as_str));
-    let upstream_diffs = git.with_env("GIT_LITERAL_PATHSPECS", "1").run_bytes(&args, None)?;
-    let upstream_ids: HashMap<String, String> = patch_ids(git, &upstream_diffs)?.into_iter().collect();
-
-    Ok(stack_ids
+    let upstream_sets = git.commits_changing(merge_base, release, &paths)?;
+    let shapes: BTreeSet<&BTreeSet<String>> = stack_sets.iter().map(|(_, files)| files).collect();
+    let upstream: Vec<String> =
+        upstream_sets.iter().filter(|(_, files)| shapes.contains(files)).map(|(sha, _)| sha.clone()).collect();
+    if upstream.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let upstream_shapes: BTreeSet<&BTreeSet<String>> =
+        upstream_sets.iter().filter(|(sha, _)| upstream.contains(sha)).map(|(_, files)| files).collect();
+    let stack: Vec<String> =
+        stack_sets.iter().filter(|(_, files)| upstream_shapes.contains(files)).map(|(sha, _)| sha.clone()).collect();
+    let diffs = |commits: &[String]| -> Result<Vec<u8>> {
+        let input: String = commits.iter().map(|id| format!("{id}\n")).collect();
+        git.run_bytes(&["diff-tree", "-p", "--no-renames", "--stdin"], Some(input.as_bytes()))
+    };
+    let upstream_ids: HashMap<String, String> = patch_ids(git, &diffs(&upstream)?)?.into_iter().collect();
+    Ok(patch_ids(git, &diffs(&stack)?)?
         .into_iter()
         .filter_map(|(patch_id, commit)| upstream_ids.get(&patch_id).map(|upstream| (commit, upstream.clone())))
         .collect())

@@ -6,9 +6,10 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 
-use crate::git::Git;
+use crate::git::{ConflictEntry, Git};
+use crate::markers::{relabel, Labels};
 use crate::runner::worktrees_dir;
-use crate::stack::Stopped;
+use crate::stack::{short, Patch, Stopped};
 
 pub struct Workspace {
     pub root: PathBuf,
@@ -45,9 +46,10 @@ impl Workspace {
     }
 
     /// A checkout of a stopped replay, conflicts marked and unmerged in the index.
-    pub fn conflict_worktree(&self, name: &str, stopped: &Stopped) -> Result<Worktree> {
+    pub fn conflict_worktree(&self, name: &str, stopped: &Stopped, tag: &str) -> Result<Worktree> {
         let path = self.fresh_path(name)?;
         self.git.add_conflict_worktree(&path, &stopped.head, &stopped.tree, &stopped.conflicts)?;
+        relabel_conflicts(&path, &stopped.conflicts, &labels(tag, &stopped.patch))?;
         Ok(Worktree { path })
     }
 
@@ -58,4 +60,30 @@ impl Workspace {
             tracing::warn!("failed to remove worktree {}: {err:#}", worktree.path.display());
         }
     }
+}
+
+/// How the sides of a patch's conflict on release `tag` are labelled.
+pub fn labels(tag: &str, patch: &Patch) -> Labels {
+    Labels {
+        upstream: format!("upstream {tag}"),
+        base: "base (before the patch)".into(),
+        patch: format!("patch {} \"{}\"", short(&patch.sha), patch.subject),
+    }
+}
+
+/// Rewrites the marker lines of the conflicted files in a worktree so a
+/// person sees which side is which. Only the working files change: the
+/// index keeps git's stages.
+pub fn relabel_conflicts(dir: &Path, conflicts: &[ConflictEntry], labels: &Labels) -> Result<()> {
+    let mut done: Vec<&str> = Vec::new();
+    for entry in conflicts {
+        if done.contains(&entry.path.as_str()) {
+            continue;
+        }
+        done.push(&entry.path);
+        let file = dir.join(&entry.path);
+        let Ok(text) = std::fs::read_to_string(&file) else { continue };
+        std::fs::write(&file, relabel(&text, labels)).with_context(|| format!("failed to write {}", file.display()))?;
+    }
+    Ok(())
 }

@@ -220,3 +220,23 @@ fn demo_runs_both_releases_and_shows_the_report() {
     assert_eq!(again.code, 2);
     assert!(again.stderr.contains("is not empty"));
 }
+
+#[test]
+fn an_old_git_is_named_with_its_version() {
+    let fx = released_fixture();
+    let fake = fx.tmp.path().join("old-git");
+    std::fs::create_dir_all(&fake).unwrap();
+    let script = fake.join("git");
+    std::fs::write(&script, "#!/bin/sh\necho 'git version 2.39.2'\n").unwrap();
+    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let path = format!("{}:{}", fake.display(), std::env::var("PATH").unwrap());
+    let run =
+        fx.patchmoi(&["run", "upstream-release", "--repo", "test/upstream", "--tag", "v1.1.0"], &[("PATH", &path)]);
+    assert_ne!(run.code, 0);
+    assert_eq!(run.stdout, "");
+    assert!(
+        run.stderr.contains("needs git 2.44 or newer") && run.stderr.contains("git version 2.39.2"),
+        "{}",
+        run.stderr
+    );
+}

@@ -110,8 +110,12 @@ fn a_conflict_runs_needs_intervention_steps_in_the_stopped_state() {
     let run = fx.run_release("v1.1.0", &[]);
     assert_eq!(run.json()["status"], "needs_intervention");
     assert_eq!(run.step("build")["status"], "skipped");
+    // Its checks of the stopped state passed (else it would have failed), but
+    // it resolved nothing, so its resolution is rejected.
     let repair = run.step("repair");
-    assert_eq!(repair["status"], "completed", "{repair}");
+    assert_eq!(repair["status"], "needs_intervention", "{repair}");
+    let message = repair["message"].as_str().unwrap();
+    assert!(message.contains("passed") && message.contains("still unmerged (not `git add`ed): a.txt"), "{message}");
 }
 
 #[test]

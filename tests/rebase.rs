@@ -270,3 +270,49 @@ fn the_users_checkout_is_left_exactly_as_it_was() {
     assert!(fx.fork.dir.join(".git/rebase-merge").exists(), "the paused rebase is still there");
     assert_eq!(fx.fork.rev("refs/tags/v1.1.0"), fx.fork.rev("patches~1"), "the fork's own tag is untouched");
 }
+
+#[test]
+fn long_stacks_cross_replay_windows_exactly() {
+    // 40 patches (several replay windows), each editing its own file; upstream
+    // changes every fifth file elsewhere, and with `conflict` also the line patch 35 edits.
+    for conflict in [false, true] {
+        let files: Vec<(String, String)> =
+            (1..=40).map(|i| (format!("f{i:02}.txt"), lines(&format!("f{i}"), 10))).collect();
+        let initial: Vec<(&str, &str)> = files.iter().map(|(path, text)| (path.as_str(), text.as_str())).collect();
+        let fx = Fixture::new(&initial);
+        for (i, (path, text)) in files.iter().enumerate() {
+            fx.fork.commit(&format!("Patch {:02}", i + 1), &[(path, &replace_line(text, 2, "fork"))]);
+        }
+        let mut upstream: Vec<(String, String)> =
+            files.iter().step_by(5).map(|(path, text)| (path.clone(), replace_line(text, 9, "upstream"))).collect();
+        if conflict {
+            upstream.push(("f35.txt".into(), replace_line(&files[34].1, 2, "upstream")));
+        }
+        let changed: Vec<(&str, &str)> = upstream.iter().map(|(path, text)| (path.as_str(), text.as_str())).collect();
+        fx.upstream.commit("Upstream: many files", &changed);
+        fx.upstream.git(&["tag", "v1.1.0"]);
+        fx.install_rebase_flow("");
+        let rebase = fx.run_release("v1.1.0", &[]).step("rebase");
+        if conflict {
+            let report = &rebase["artifacts"]["conflict"];
+            assert_eq!(report["patch"]["subject"], "Patch 35");
+            assert_eq!(report["applied"].as_array().unwrap().len(), 34);
+            assert_eq!(report["remaining"].as_array().unwrap().len(), 5);
+            continue;
+        }
+        let sha = rebase["artifacts"]["candidateRefs"][0]["sha"].as_str().unwrap().to_string();
+        let check = Repo { dir: fx.tmp.path().join("check") };
+        fx.fork.git(&["clone", "--quiet", "--branch", "patches", fx.fork.path_str(), check.dir.to_str().unwrap()]);
+        check.git(&["fetch", "--quiet", fx.upstream.path_str(), "refs/tags/v1.1.0:refs/tags/v1.1.0"]);
+        check.git(&["rebase", "--quiet", "--onto", "v1.1.0", "v1.0.0", "patches"]);
+        assert_eq!(fx.fork.rev(&format!("{sha}^{{tree}}")), check.rev("HEAD^{tree}"));
+        // Every intermediate commit matches git's too.
+        for back in [1, 15, 16, 17, 33] {
+            assert_eq!(
+                fx.fork.rev(&format!("{sha}~{back}^{{tree}}")),
+                check.rev(&format!("HEAD~{back}^{{tree}}")),
+                "~{back}"
+            );
+        }
+    }
+}

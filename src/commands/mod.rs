@@ -3,9 +3,11 @@
 //! text otherwise). Shared here: the exit outcome and flag checks.
 
 mod action;
+mod resolve;
 mod run;
 
 pub use action::{cmd_action, job_settings};
+pub use resolve::{cmd_abort, cmd_continue, cmd_resolve};
 pub use run::{cmd_demo, cmd_promote, cmd_run_event, cmd_run_release};
 
 use std::path::{Path, PathBuf};

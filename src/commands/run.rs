@@ -80,6 +80,7 @@ fn run(event: FlowEvent, flows: &[Flow], root: PathBuf, args: &RunArgs, env: &En
         code_mode,
         secret_env: env.secret_names(),
         secret_values: env.secret_values(),
+        git_env: Vec::new(),
     };
     let report = run_event(&settings, &selected, &event)?;
     if args.json {
@@ -92,14 +93,14 @@ fn run(event: FlowEvent, flows: &[Flow], root: PathBuf, args: &RunArgs, env: &En
 
 /// `promote`.
 pub fn cmd_promote(args: PromoteArgs, _env: &Env) -> Result<Exit> {
-    check_tag(&args.tag)?;
-    let root = workspace_root(args.workspace_root.as_deref())?;
+    check_tag(&args.target.tag)?;
+    let root = workspace_root(args.target.workspace_root.as_deref())?;
     let flows = flows::discover(&root)?;
     let flow = flows
         .iter()
-        .find(|flow| flow.name == args.flow)
-        .ok_or_else(|| usage(format!("unknown flow `{}`", args.flow)))?;
-    let promotion = crate::promote::promote(&Git::open(&root)?, flow, &args.tag, args.push)?;
+        .find(|flow| flow.name == args.target.flow)
+        .ok_or_else(|| usage(format!("unknown flow `{}`", args.target.flow)))?;
+    let promotion = crate::promote::promote(&Git::open(&root)?, flow, &args.target.tag, args.push)?;
     if args.json {
         println!("{}", serde_json::to_string(&promotion)?);
     } else {

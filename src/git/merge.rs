@@ -26,7 +26,7 @@ pub struct MergeResult {
     pub messages: Vec<(Vec<String>, String, String)>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ConflictEntry {
     pub mode: String,
     pub oid: String,

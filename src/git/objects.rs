@@ -100,6 +100,15 @@ fn find_subsequence(haystack: &[u8], needle: &[u8]) -> Option<usize> {
     haystack.windows(needle.len()).position(|window| window == needle)
 }
 
+/// One entry of a tree.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TreeEntry {
+    pub mode: String,
+    pub kind: String,
+    pub oid: String,
+    pub name: String,
+}
+
 /// An object's type (`blob`, `tree`, `commit`, `tag`) and contents.
 pub type Object = (String, Vec<u8>);
 
@@ -170,18 +179,69 @@ impl Git {
 
     /// Writes commit objects in one process and returns their ids.
     pub fn write_commits(&self, staging: &Path, bodies: &[Vec<u8>]) -> Result<Vec<String>> {
+        self.write_objects("commit", staging, bodies)
+    }
+
+    /// Writes blobs in one process and returns their ids.
+    pub fn write_blobs(&self, bodies: &[Vec<u8>]) -> Result<Vec<String>> {
+        let staging = tempfile::tempdir().context("failed to create a temporary directory")?;
+        self.write_objects("blob", staging.path(), bodies)
+    }
+
+    /// `hash-object --stdin-paths` reads one file per object: the bodies are
+    /// staged as files, so any number of objects costs one process.
+    fn write_objects(&self, kind: &str, staging: &Path, bodies: &[Vec<u8>]) -> Result<Vec<String>> {
         if bodies.is_empty() {
             return Ok(Vec::new());
         }
         std::fs::create_dir_all(staging)?;
         let mut paths = String::new();
         for (index, body) in bodies.iter().enumerate() {
-            let path = staging.join(format!("commit-{index}"));
+            let path = staging.join(format!("{kind}-{index}"));
             std::fs::write(&path, body).with_context(|| format!("failed to write {}", path.display()))?;
             paths.push_str(&format!("{}\n", path.display()));
         }
-        let out = self.run_bytes(&["hash-object", "-w", "-t", "commit", "--stdin-paths"], Some(paths.as_bytes()))?;
+        let args = ["hash-object", "-w", "-t", kind, "--no-filters", "--stdin-paths"];
+        let out = self.run_bytes(&args, Some(paths.as_bytes()))?;
         Ok(String::from_utf8_lossy(&out).lines().map(str::to_string).collect())
+    }
+
+    /// The entries of one tree (not recursive).
+    pub fn ls_tree(&self, tree: &str) -> Result<Vec<TreeEntry>> {
+        let out = self.run_bytes(&["ls-tree", "-z", "--end-of-options", tree], None)?;
+        String::from_utf8_lossy(&out)
+            .split('\0')
+            .filter(|line| !line.is_empty())
+            .map(|line| {
+                let (meta, name) = line.split_once('\t').context("malformed ls-tree line")?;
+                let mut fields = meta.split(' ');
+                let (Some(mode), Some(kind), Some(oid)) = (fields.next(), fields.next(), fields.next()) else {
+                    bail!("malformed ls-tree line {line:?}");
+                };
+                Ok(TreeEntry { mode: mode.into(), kind: kind.into(), oid: oid.into(), name: name.into() })
+            })
+            .collect()
+    }
+
+    /// A tree of regular files named `name` holding blob `oid`, no subdirectories.
+    pub fn make_flat_tree<'a>(&self, entries: impl IntoIterator<Item = (&'a str, &'a str)>) -> Result<String> {
+        let mut input = String::new();
+        for (name, oid) in entries {
+            input.push_str(&format!("100644 blob {oid}\t{name}\0"));
+        }
+        let out = self.run_bytes(&["mktree", "-z"], Some(input.as_bytes()))?;
+        Ok(String::from_utf8_lossy(&out).trim().to_string())
+    }
+
+    /// A commit of `tree` with `parents`, stamped with patchmoi's identity.
+    pub fn commit_tree(&self, tree: &str, parents: &[String], message: &str) -> Result<String> {
+        let mut args = vec!["commit-tree", tree];
+        for parent in parents {
+            args.extend(["-p", parent.as_str()]);
+        }
+        args.extend(["-F", "-"]);
+        let out = self.run_bytes(&args, Some(message.as_bytes()))?;
+        Ok(String::from_utf8_lossy(&out).trim().to_string())
     }
 
     /// A quarantine: a repository view whose new objects go to a temporary

@@ -16,13 +16,11 @@ impl Git {
     /// resets headers a checkout may have configured (actions/checkout's
     /// `persist-credentials`): two Authorization headers are refused.
     pub fn with_http_auth(&self, server: &str, token: &str) -> Git {
-        let key = format!("http.{}/.extraheader", server.trim_end_matches('/'));
-        let basic = basic_credential(token);
-        self.with_env("GIT_CONFIG_COUNT", "2")
-            .with_env("GIT_CONFIG_KEY_0", key.clone())
-            .with_env("GIT_CONFIG_VALUE_0", "")
-            .with_env("GIT_CONFIG_KEY_1", key)
-            .with_env("GIT_CONFIG_VALUE_1", format!("AUTHORIZATION: basic {basic}"))
+        let mut git = self.clone();
+        for (key, value) in http_auth_env(server, token) {
+            git = git.with_env(&key, value);
+        }
+        git
     }
 
     /// Fetches the whole history of `remote`'s branches into a shallow
@@ -64,6 +62,19 @@ impl Git {
         let new = format!("{new_base}..{new_head}");
         self.run(&["range-diff", "--no-color", "--no-notes", &old, &new])
     }
+}
+
+/// The environment of [`Git::with_http_auth`], for handles made elsewhere
+/// (the runner's workspace).
+pub fn http_auth_env(server: &str, token: &str) -> Vec<(String, String)> {
+    let key = format!("http.{}/.extraheader", server.trim_end_matches('/'));
+    vec![
+        ("GIT_CONFIG_COUNT".into(), "2".into()),
+        ("GIT_CONFIG_KEY_0".into(), key.clone()),
+        ("GIT_CONFIG_VALUE_0".into(), String::new()),
+        ("GIT_CONFIG_KEY_1".into(), key),
+        ("GIT_CONFIG_VALUE_1".into(), format!("AUTHORIZATION: basic {}", basic_credential(token))),
+    ]
 }
 
 /// The credential git sends for `token`: base64 of `x-access-token:<token>`.

@@ -29,13 +29,57 @@ impl Git {
         tree: &str,
         conflicts: &[ConflictEntry],
     ) -> Result<Git> {
-        let path_text = path.to_str().context("worktree path is not UTF-8")?;
-        self.run(&["worktree", "add", "--detach", "--force", "--no-checkout", "--quiet", path_text, head])
-            .with_context(|| format!("failed to create a worktree at {}", path.display()))?;
-        let worktree = Git::at(path);
+        let worktree = self.add_bare_worktree(path, head)?;
         worktree
             .run(&["read-tree", "--reset", "-u", tree])
             .with_context(|| format!("failed to check out the conflicted state in {}", path.display()))?;
+        worktree.mark_unmerged(conflicts)?;
+        Ok(worktree)
+    }
+
+    /// The same stopped state, but only the conflicting files are written:
+    /// every other path is in the index marked skip-worktree, so status,
+    /// diff and add behave as in a full checkout while a large repository
+    /// costs no more than its conflicts.
+    pub fn add_sparse_conflict_worktree(
+        &self,
+        path: &Path,
+        head: &str,
+        tree: &str,
+        conflicts: &[ConflictEntry],
+    ) -> Result<Git> {
+        let worktree = self.add_bare_worktree(path, head)?;
+        worktree.run(&["read-tree", "--reset", tree])?;
+        let mut conflicted: Vec<&str> = conflicts.iter().map(|entry| entry.path.as_str()).collect();
+        conflicted.dedup();
+        let listed = worktree.run_bytes(&["ls-files", "-z"], None)?;
+        let mut others = Vec::with_capacity(listed.len());
+        for path in listed.split(|byte| *byte == 0).filter(|path| !path.is_empty()) {
+            if !conflicted.iter().any(|conflict| conflict.as_bytes() == path) {
+                others.extend_from_slice(path);
+                others.push(0);
+            }
+        }
+        worktree.run_bytes(&["update-index", "-z", "--skip-worktree", "--stdin"], Some(&others))?;
+        let mut wanted = Vec::new();
+        for path in &conflicted {
+            wanted.extend_from_slice(path.as_bytes());
+            wanted.push(0);
+        }
+        worktree.run_bytes(&["checkout-index", "--force", "-z", "--stdin"], Some(&wanted))?;
+        worktree.mark_unmerged(conflicts)?;
+        Ok(worktree)
+    }
+
+    fn add_bare_worktree(&self, path: &Path, head: &str) -> Result<Git> {
+        let path_text = path.to_str().context("worktree path is not UTF-8")?;
+        self.run(&["worktree", "add", "--detach", "--force", "--no-checkout", "--quiet", path_text, head])
+            .with_context(|| format!("failed to create a worktree at {}", path.display()))?;
+        Ok(Git::at(path))
+    }
+
+    /// Replaces the stage-0 entries of the conflicted paths by their stages.
+    fn mark_unmerged(&self, conflicts: &[ConflictEntry]) -> Result<()> {
         let mut info = String::new();
         let mut removed = Vec::new();
         for entry in conflicts {
@@ -46,10 +90,20 @@ impl Git {
             }
             info.push_str(&format!("{} {} {}\t{}\n", entry.mode, entry.oid, entry.stage, entry.path));
         }
-        worktree
-            .run_bytes(&["update-index", "--index-info"], Some(info.as_bytes()))
+        self.run_bytes(&["update-index", "--index-info"], Some(info.as_bytes()))
             .context("failed to mark the conflicted paths in the worktree index")?;
-        Ok(worktree)
+        Ok(())
+    }
+
+    /// Paths with unmerged index entries.
+    pub fn unmerged_paths(&self) -> Result<Vec<String>> {
+        let out = self.run_bytes(&["ls-files", "--unmerged", "-z"], None)?;
+        let mut paths: Vec<String> = String::from_utf8_lossy(&out)
+            .split('\0')
+            .filter_map(|line| line.split_once('\t').map(|(_, path)| path.to_string()))
+            .collect();
+        paths.dedup();
+        Ok(paths)
     }
 
     /// Removes a worktree patchmoi made, whatever state it is in.

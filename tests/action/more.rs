@@ -209,7 +209,12 @@ fn git_gets_the_token_as_an_http_header_from_the_environment_only() {
     let state = s.gh.state();
     assert!(!state.git_auth.is_empty(), "git talked to the server");
     let basic = super::BASIC;
-    assert!(state.git_auth.iter().all(|auth| auth == &format!("basic {basic}")), "{:?}", state.git_auth);
+    assert!(
+        state.git_auth.iter().all(|auth| auth == &format!("basic {basic}")),
+        "{:?}\n{}",
+        state.git_auth,
+        run.stderr
+    );
     let config = std::fs::read_to_string(s.fx.fork.dir.join(".git/config")).unwrap();
     assert!(!config.contains(basic) && !config.contains("extraheader"), "{config}");
 }
