@@ -27,13 +27,10 @@ const RANGE_DIFF_LIMIT: usize = 20_000;
 pub fn check_output(result: &RunResult, secrets: &[String]) -> CheckOutput {
     let mut summary = format!("**{}**: {}\n", result.status, result.message);
     let mut annotations = Vec::new();
-    if let Some(path) = &result.artifacts.report_markdown {
-        if let Ok(md) = std::fs::read_to_string(path) {
-            summary.push('\n');
-            summary.push_str(&md);
-        }
-    }
     if let Some(report) = &result.artifacts.conflict {
+        let tag = result.artifacts.upstream.as_ref().map(|upstream| upstream.name.as_str()).unwrap_or("the release");
+        summary.push('\n');
+        summary.push_str(&crate::report::conflict_markdown(report, tag));
         for file in &report.files {
             for hunk in &file.hunks {
                 annotations.push(CheckAnnotation {
@@ -55,7 +52,7 @@ pub fn check_output(result: &RunResult, secrets: &[String]) -> CheckOutput {
         summary.push_str("```\n");
     }
     CheckOutput {
-        title: truncate_to(&format!("{}: {}", result.status, result.message), 250, "…"),
+        title: truncate_to(&scrub(&format!("{}: {}", result.status, result.message), secrets), 250, "…"),
         summary: truncate_to(&scrub(&summary, secrets), SUMMARY_LIMIT, ARTIFACT_POINTER),
         annotations,
     }
@@ -159,8 +156,10 @@ pub fn summary_markdown(job: &JobOutcome, secrets: &[String]) -> String {
         }
         md.push('\n');
         for run in &flow.runs {
-            if let Some(text) = run.artifacts.report_markdown.as_ref().and_then(|p| std::fs::read_to_string(p).ok()) {
-                md.push_str(&text);
+            if let Some(report) = &run.artifacts.conflict {
+                let tag =
+                    run.artifacts.upstream.as_ref().map(|upstream| upstream.name.as_str()).unwrap_or("the release");
+                md.push_str(&crate::report::conflict_markdown(report, tag));
                 md.push('\n');
             }
         }
@@ -198,3 +197,7 @@ pub fn artifact_name(job: &JobOutcome) -> String {
         .map(|c| if c.is_control() || "\"\\:<>|*?/".contains(c) { '_' } else { c })
         .collect()
 }
+
+#[cfg(test)]
+#[path = "text_tests.rs"]
+mod tests;
