@@ -53,8 +53,6 @@ pub struct JobSettings {
     pub secret_env: Vec<String>,
     /// The first wait after a GitHub server error.
     pub backoff: Duration,
-    /// Random token for `stop-commands`.
-    pub stop_token: String,
 }
 
 /// What one flow ended with, as outputs and the summary show it.

@@ -72,7 +72,6 @@ pub fn job_settings(env: &Env) -> Result<(JobSettings, bool)> {
         code_mode: env.code_mode(),
         secret_env: env.secret_names(),
         backoff: Duration::from_millis(backoff),
-        stop_token: random_token(),
     };
     Ok((settings, flag(env, "fail-on-conflict", true)?))
 }
@@ -125,7 +124,7 @@ pub fn cmd_action(env: &Env) -> Result<Exit> {
         text.push_str(&format!("nothing to do: {reason}\n"));
     }
     text.push_str(&format!("status: {}\n", job.status));
-    eprint!("{}", crate::actions::untrusted(&crate::actions::scrub(&text, &secrets), &settings.stop_token));
+    eprint!("{}", crate::actions::untrusted(&crate::actions::scrub(&text, &secrets), &random_token()));
     Ok(match job.status {
         ResultStatus::NeedsIntervention if !fail_on_conflict => Exit::Done,
         status if status.needs_attention() => Exit::Attention,

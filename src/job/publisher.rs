@@ -126,7 +126,7 @@ impl<'a> Publisher<'a> {
                 let _ = write!(
                     self.out,
                     "{}",
-                    group(&format!("{} / {}", flow.name, result.step), &clean, &self.settings.stop_token)
+                    group(&format!("{} / {}", flow.name, result.step), &clean, &crate::actions::random_token())
                 );
             }
         }
