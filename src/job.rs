@@ -105,18 +105,30 @@ pub fn run(settings: &JobSettings, out: &mut dyn Write) -> Result<JobOutcome> {
     let trigger =
         resolve_trigger(&settings.inputs, settings.event_name.as_deref(), settings.event_payload.as_ref(), &now)
             .map_err(usage)?;
-    let event = match trigger {
-        Trigger::Event(event) => event,
+    // Each event with the flows it is for (None: every flow that matches).
+    let events: Vec<(FlowEvent, Option<Vec<String>>)> = match trigger {
+        Trigger::Event(event) => vec![(event, None)],
         Trigger::Nothing(reason) => return Ok(nothing(reason)),
-        Trigger::Schedule => match scheduled(settings, &remote_git, &flows, &now)? {
-            Ok(event) => event,
-            Err(reason) => return Ok(nothing(reason)),
-        },
+        Trigger::Schedule => {
+            let (events, handled) = scheduled(settings, &remote_git, &flows, &now)?;
+            if events.is_empty() {
+                return Ok(nothing(handled.join("; ")));
+            }
+            handled.iter().for_each(|reason| tracing::info!("{reason}"));
+            events.into_iter().map(|(event, names)| (event, Some(names))).collect()
+        }
     };
-    if let Some(tag) = event.tag() {
-        crate::commands::check_tag(tag)?;
+    let mut chosen = Vec::new();
+    for (event, names) in events {
+        if let Some(tag) = event.tag() {
+            crate::commands::check_tag(tag)?;
+        }
+        let selected: Vec<&Flow> = select_flows(&flows, &event, settings.flow.as_deref())?
+            .into_iter()
+            .filter(|flow| names.as_ref().is_none_or(|names| names.contains(&flow.name)))
+            .collect();
+        chosen.push((event, selected));
     }
-    let selected = select_flows(&flows, &event, settings.flow.as_deref())?;
     let gh = match settings.push {
         false => None,
         true => {
@@ -138,14 +150,17 @@ pub fn run(settings: &JobSettings, out: &mut dyn Write) -> Result<JobOutcome> {
         },
     };
     let mut publisher = Publisher::new(settings, remote_git, gh.as_ref(), out);
-    let report = run_event_observed(&run_settings, &selected, &event, &mut publisher)?;
     let mut outcomes = Vec::new();
-    for flow in &selected {
-        let runs: Vec<RunResult> = report.runs.iter().filter(|run| run.flow == flow.name).cloned().collect();
-        outcomes.push(publisher.finish_flow(flow, &event, runs, report.stored)?);
+    for (event, selected) in &chosen {
+        let report = run_event_observed(&run_settings, selected, event, &mut publisher)?;
+        for flow in selected {
+            let runs: Vec<RunResult> = report.runs.iter().filter(|run| run.flow == flow.name).cloned().collect();
+            outcomes.push(publisher.finish_flow(flow, event, runs, report.stored)?);
+        }
     }
     let status = ResultStatus::aggregate(outcomes.iter().filter_map(|o| o.status)).unwrap_or(ResultStatus::Skipped);
-    Ok(JobOutcome { status, event: Some(event), flows: outcomes, nothing: None })
+    let event = chosen.into_iter().next().map(|(event, _)| event);
+    Ok(JobOutcome { status, event, flows: outcomes, nothing: None })
 }
 
 impl JobSettings {
@@ -175,25 +190,43 @@ fn deepen(git: &Git, flows: &[Flow]) -> Result<()> {
     Ok(())
 }
 
-/// The newest release the flows follow, unless origin already has its base
-/// branch (an earlier scheduled run handled it). `Ok(Err(reason))`: nothing to do.
-fn scheduled(
-    settings: &JobSettings,
-    git: &Git,
-    flows: &[Flow],
-    now: &str,
-) -> Result<std::result::Result<FlowEvent, String>> {
+/// A scheduled run: each flow's newest release (flows on the same tag share
+/// one event), unless origin already has its base branch: an earlier run
+/// handled it. Returns the events with their flows, and what was skipped.
+type Scheduled = (Vec<(FlowEvent, Vec<String>)>, Vec<String>);
+
+fn scheduled(settings: &JobSettings, git: &Git, flows: &[Flow], now: &str) -> Result<Scheduled> {
     let repo = match &settings.inputs.repo {
         Some(repo) => repo.clone(),
         None => upstream_repo(flows, settings.flow.as_deref())?,
     };
-    let tag = newest_release(git, flows, &repo, settings.flow.as_deref())?;
-    let remote = flows.iter().find_map(|flow| flow.stack.as_ref()).map_or("origin", |stack| stack.remote.as_str());
-    let base = format!("refs/heads/{}", base_branch(&tag));
-    if git.remote_ref(remote, &base).context("failed to ask origin which releases it has")?.is_some() {
-        return Ok(Err(format!("{remote} already has {}: release {tag} of {repo} was handled", base_branch(&tag))));
+    let probe = FlowEvent::upstream_release(&repo, "", String::new());
+    let mut events: Vec<(FlowEvent, Vec<String>)> = Vec::new();
+    let mut handled = Vec::new();
+    let only = settings.flow.as_deref();
+    for flow in flows.iter().filter(|flow| only.is_none_or(|name| flow.name == name)) {
+        let (Some(stack), true) = (&flow.stack, flow.matches(&probe, true)) else { continue };
+        let tag = newest_release(git, flows, &repo, Some(&flow.name))?;
+        let base = format!("refs/heads/{}", base_branch(&tag));
+        let known = git.remote_ref(&stack.remote, &base).context("failed to ask origin which releases it has")?;
+        if known.is_some() {
+            handled.push(format!(
+                "{}: {} already has {}, release {tag} was handled",
+                flow.name,
+                stack.remote,
+                base_branch(&tag)
+            ));
+            continue;
+        }
+        match events.iter_mut().find(|(event, _)| event.tag() == Some(tag.as_str())) {
+            Some((_, names)) => names.push(flow.name.clone()),
+            None => events.push((FlowEvent::upstream_release(&repo, &tag, now.to_string()), vec![flow.name.clone()])),
+        }
     }
-    Ok(Ok(FlowEvent::upstream_release(&repo, &tag, now.to_string())))
+    if events.is_empty() && handled.is_empty() {
+        return Err(usage(format!("no flow with a `stack:` handles releases of {repo}; set the `tag` input")));
+    }
+    Ok((events, handled))
 }
 
 /// The one upstream repository the flows' `on.payload.repo` name.

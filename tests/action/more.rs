@@ -67,6 +67,31 @@ fn a_schedule_runs_the_newest_release_once() {
 }
 
 #[test]
+fn a_schedule_resolves_the_newest_release_of_each_flow() {
+    let s = Setup::new();
+    // A second flow that follows only the 1.0 series: its newest is v1.0.0.
+    let yaml = format!(
+        "name: lts\non:\n  type: upstream.release\n  payload: {{repo: test/upstream, tag: \"v1.0.*\"}}\n\
+         stack:\n  upstream: {}\n  branch: patches\nsteps:\n  - name: rebase\n    uses: rebase\n",
+        s.fx.upstream.path_str()
+    );
+    s.fx.fork.write(".codex/flows/lts/flow.yml", &yaml);
+    let empty = s.dir.join("schedule.json");
+    std::fs::write(&empty, "{}").unwrap();
+    let run = s.action(&empty, &[("GITHUB_EVENT_NAME", "schedule")]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let results: serde_json::Value = serde_json::from_str(&s.output("results")).unwrap();
+    let statuses: Vec<(&str, &str)> = results
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| (r["flow"].as_str().unwrap(), r["status"].as_str().unwrap()))
+        .collect();
+    assert!(statuses.contains(&("fork", "changed")), "{statuses:?}");
+    assert!(statuses.contains(&("lts", "completed")), "v1.0.0 is already in patches: {statuses:?}");
+}
+
+#[test]
 fn a_token_that_cannot_create_check_runs_reports_commit_statuses() {
     let s = Setup::new();
     s.gh.fault(Fault {
