@@ -11,7 +11,7 @@ use anyhow::Result;
 
 use super::text::{check_output, pr_spec, tracking_issue_body};
 use super::{base_branch, FlowOutcome, JobSettings};
-use crate::actions::{group, limited_annotations, scrub, Annotation, Level};
+use crate::actions::{annotation_command, group, scrub, Annotation, Level, ANNOTATIONS_PER_KIND};
 use crate::event::FlowEvent;
 use crate::flows::{Flow, Step};
 use crate::git::Git;
@@ -28,12 +28,23 @@ pub(super) struct Publisher<'a> {
     /// The commit each flow's checks sit on.
     heads: HashMap<String, String>,
     secrets: Vec<String>,
+    /// `::error` and `::warning` lines printed so far: GitHub shows 10 of each per step.
+    printed: HashMap<&'static str, usize>,
 }
 
 impl<'a> Publisher<'a> {
     pub fn new(settings: &'a JobSettings, git: Git, gh: Option<&'a GitHub>, out: &'a mut dyn Write) -> Publisher<'a> {
         let secrets = settings.secrets();
-        Publisher { settings, git, gh, out, checks: CheckReporter::default(), heads: HashMap::new(), secrets }
+        Publisher {
+            settings,
+            git,
+            gh,
+            out,
+            checks: CheckReporter::default(),
+            heads: HashMap::new(),
+            secrets,
+            printed: HashMap::new(),
+        }
     }
 
     fn warn(&mut self, message: &str) {
@@ -46,7 +57,24 @@ impl<'a> Publisher<'a> {
             line: None,
             end_line: None,
         };
-        let _ = write!(self.out, "{}", limited_annotations(&[note]));
+        self.annotate(&[note]);
+    }
+
+    /// Prints annotations, at most [`ANNOTATIONS_PER_KIND`] of each level
+    /// for the whole step (the check runs carry all of them).
+    fn annotate(&mut self, notes: &[Annotation]) {
+        for note in notes {
+            let kind = match note.level {
+                Level::Error => "error",
+                Level::Warning => "warning",
+                Level::Notice => "notice",
+            };
+            let count = self.printed.entry(kind).or_default();
+            if *count < ANNOTATIONS_PER_KIND {
+                *count += 1;
+                let _ = write!(self.out, "{}", annotation_command(note));
+            }
+        }
     }
 
     /// Pushes the candidate and base branch a clean rebase made; a push
@@ -217,7 +245,7 @@ impl<'a> Publisher<'a> {
                     end_line: Some(hunk.end_line),
                 })
                 .collect();
-            write!(self.out, "{}", limited_annotations(&notes))?;
+            self.annotate(&notes);
             if let Some(gh) = self.gh {
                 let title = format!("patchmoi: {} needs intervention on {tag}", flow.name);
                 match gh.upsert_tracking_issue(&flow.name, &title, &tracking_issue_body(report, &tag, &runs)) {
