@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use anyhow::Result;
 use clap::{Args, Parser, Subcommand};
 
+use crate::attempt::Operation;
 use crate::commands::{self, Exit};
 use crate::settings::Env;
 
@@ -40,6 +41,143 @@ pub enum Command {
     /// Build a small upstream and fork in a temporary directory and run the
     /// flow for two releases: a clean one and one with a conflict.
     Demo(DemoArgs),
+    /// Poll release feeds and dispatch new releases (FEED_SOURCES_PATH).
+    Watch(WatchArgs),
+    /// Serve the HTTP API (HOST, PORT; default 127.0.0.1:3000) and poll feeds.
+    Serve(ServeArgs),
+    /// Counts and the latest events, dispatches and attempts.
+    Status(ListArgs),
+    /// Stored events, newest first.
+    Events {
+        #[command(flatten)]
+        list: ListArgs,
+        /// Only events of this type (e.g. upstream.release).
+        #[arg(long = "type")]
+        kind: Option<String>,
+    },
+    /// Dispatch records, newest first.
+    Dispatches {
+        #[command(flatten)]
+        list: ListArgs,
+        /// Only dispatches of this event.
+        #[arg(long)]
+        event_id: Option<String>,
+        /// Only dispatches with this status: dispatched, failed or skipped.
+        #[arg(long)]
+        status: Option<String>,
+    },
+    /// Maintenance attempts, newest first.
+    Attempts {
+        #[command(flatten)]
+        list: ListArgs,
+        /// Only attempts of this event.
+        #[arg(long)]
+        event_id: Option<String>,
+        /// Only attempts with this status (started, skipped, completed,
+        /// changed, needs_intervention, blocked, failed).
+        #[arg(long)]
+        status: Option<String>,
+    },
+    /// Dispatch a stored event again, as a new attempt.
+    Retry(RedispatchArgs),
+    /// Ask the target to run a stored event again (a replay), as a new attempt.
+    Replay(RedispatchArgs),
+    /// Pull an attempt's run results from the backend or the local state file.
+    Sync {
+        /// The attempt id, or any prefix only it has.
+        attempt_id: String,
+        #[command(flatten)]
+        data: DataArgs,
+    },
+    /// Check (and with --apply, prepare) a checkout for patchmoi.
+    #[command(subcommand)]
+    Setup(SetupCommand),
+}
+
+/// Where product state lives and how to print.
+#[derive(Debug, Args)]
+pub struct DataArgs {
+    /// Product state directory (default: DATA_DIR, else ./data).
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+    /// Print one JSON document on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    #[command(flatten)]
+    pub data: DataArgs,
+    /// At most this many rows, newest first (1 to 500).
+    #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u16).range(1..=500))]
+    pub limit: u16,
+}
+
+#[derive(Debug, Args)]
+pub struct RedispatchArgs {
+    /// The stored event's id.
+    pub event_id: String,
+    #[command(flatten)]
+    pub data: DataArgs,
+    /// The checkout to run in when no workspace backend is configured
+    /// (default: the git top level of the current directory).
+    #[arg(long)]
+    pub workspace_root: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct WatchArgs {
+    /// Poll every source once and exit.
+    #[arg(long)]
+    pub once: bool,
+    /// The feed sources file (default: FEED_SOURCES_PATH).
+    #[arg(long)]
+    pub sources: Option<PathBuf>,
+    /// Product state directory (default: DATA_DIR, else ./data).
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+    /// Where `local` targets without workspaceRoot run (default: the current directory).
+    #[arg(long)]
+    pub workspace_root: Option<PathBuf>,
+    /// With --once: print one JSON document on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Product state directory (default: DATA_DIR, else ./data).
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+    /// Where retries run when no workspace backend is configured (default: the current directory).
+    #[arg(long)]
+    pub workspace_root: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SetupCommand {
+    /// Check a fork's checkout: git version, branch, origin, upstream, history.
+    Fork(SetupForkArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct SetupForkArgs {
+    /// The fork's checkout (default: the current directory).
+    #[arg(long)]
+    pub path: Option<PathBuf>,
+    /// The upstream repository's URL.
+    #[arg(long)]
+    pub upstream_url: String,
+    /// The maintained patch branch.
+    #[arg(long)]
+    pub branch: String,
+    /// Write a starter flow and workflow for this fork.
+    #[arg(long)]
+    pub apply: bool,
+    /// Print one JSON document on stdout.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -93,6 +231,10 @@ pub struct RunArgs {
     /// Print one JSON document on stdout.
     #[arg(long)]
     pub json: bool,
+    /// Product state directory where the event, dispatch and attempt are
+    /// recorded (default: DATA_DIR, else ./data).
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
 }
 
 /// Which flow's work for which release a command is about.
@@ -152,6 +294,16 @@ pub fn dispatch(cli: Cli, env: &Env) -> Result<Exit> {
         Command::Continue(args) => commands::cmd_continue(args, env),
         Command::Abort(args) => commands::cmd_abort(args, env),
         Command::Demo(args) => commands::cmd_demo(args, env),
+        Command::Watch(args) => commands::cmd_watch(args, env),
+        Command::Serve(args) => commands::cmd_serve(args, env),
+        Command::Status(args) => commands::cmd_status(args, env),
+        Command::Events { list, kind } => commands::cmd_events(list, kind, env),
+        Command::Dispatches { list, event_id, status } => commands::cmd_dispatches(list, event_id, status, env),
+        Command::Attempts { list, event_id, status } => commands::cmd_attempts(list, event_id, status, env),
+        Command::Retry(args) => commands::cmd_redispatch(args, Operation::Retry, env),
+        Command::Replay(args) => commands::cmd_redispatch(args, Operation::Replay, env),
+        Command::Sync { attempt_id, data } => commands::cmd_sync(&attempt_id, data, env),
+        Command::Setup(SetupCommand::Fork(args)) => commands::cmd_setup_fork(args, env),
     }
 }
 

@@ -244,20 +244,14 @@ impl Git {
         Ok(parse_file_sets(&self.run_bytes(&args, Some(input.as_bytes()))?))
     }
 
-    /// Non-merge commits of `from..to` that change any of `paths`, each with
-    /// every file it changes (not only the matching ones).
-    pub fn commits_changing(
-        &self,
-        from: &str,
-        to: &str,
-        paths: &BTreeSet<String>,
-    ) -> Result<Vec<(String, BTreeSet<String>)>> {
+    /// Every non-merge commit of `from..to` with the files it changes. (No
+    /// pathspec: with hundreds of paths git's pathspec matching costs ten
+    /// times more than listing everything and filtering here.)
+    pub fn files_changed_in(&self, from: &str, to: &str) -> Result<Vec<(String, BTreeSet<String>)>> {
         let range = format!("{from}..{to}");
-        let mut args =
-            vec!["log", "--no-merges", "--full-diff", "--name-only", "--no-renames", "-z", "--format=%x01%H"];
-        args.extend(["--end-of-options", &range, "--"]);
-        args.extend(paths.iter().map(String::as_str));
-        Ok(parse_file_sets(&self.with_env("GIT_LITERAL_PATHSPECS", "1").run_bytes(&args, None)?))
+        let args =
+            ["log", "--no-merges", "--name-only", "--no-renames", "-z", "--format=%x01%H", "--end-of-options", &range];
+        Ok(parse_file_sets(&self.run_bytes(&args, None)?))
     }
 
     /// `(sha, subject)` of the newest `limit` commits of `from..to` touching `path`.

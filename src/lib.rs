@@ -7,17 +7,24 @@
 //! in a worktree ([`checks`]), and results land in the state file ([`state`]).
 
 pub mod actions;
+pub mod attempt;
+pub mod backend;
 pub mod checks;
 pub mod cli;
 pub mod commands;
 pub mod conflict;
 pub mod demo;
+pub mod dispatch;
 pub mod error;
 pub mod event;
+pub mod feed;
 pub mod flows;
 pub mod git;
 pub mod github;
+pub mod github_api;
+pub mod http_client;
 pub mod job;
+pub mod local;
 pub mod markers;
 pub mod memory;
 pub mod promote;
@@ -28,9 +35,13 @@ pub mod replay;
 pub mod report;
 pub mod resolve;
 pub mod runner;
+pub mod server;
+pub mod service;
 pub mod settings;
 pub mod stack;
 pub mod state;
 pub mod status;
+pub mod store;
 pub mod version;
+pub mod webhook;
 pub mod workspace;

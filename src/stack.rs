@@ -402,7 +402,7 @@ fn fetch_release(git: &Git, spec: &StackSpec) -> Result<Result<String, String>> 
 /// Patches whose patch-id matches an upstream commit in `merge_base..release`.
 /// A patch-id covers every file of a diff, so only upstream commits that
 /// change exactly the same set of files as some patch can match: those are
-/// found from file lists (cheap), and only they are diffed.
+/// found from file lists (one `git log --name-only`), and only they are diffed.
 fn upstreamed_patches(
     git: &Git,
     merge_base: &str,
@@ -415,11 +415,7 @@ fn upstreamed_patches(
         return Ok(HashMap::new());
     }
     let stack_sets = git.files_changed_by(&singles)?;
-    let paths: BTreeSet<String> = stack_sets.iter().flat_map(|(_, files)| files.iter().cloned()).collect();
-    if paths.is_empty() {
-        return Ok(HashMap::new());
-    }
-    let upstream_sets = git.commits_changing(merge_base, release, &paths)?;
+    let upstream_sets = git.files_changed_in(merge_base, release)?;
     let shapes: BTreeSet<&BTreeSet<String>> = stack_sets.iter().map(|(_, files)| files).collect();
     let upstream: Vec<String> =
         upstream_sets.iter().filter(|(_, files)| shapes.contains(files)).map(|(sha, _)| sha.clone()).collect();

@@ -5,10 +5,16 @@
 mod action;
 mod resolve;
 mod run;
+mod service;
+mod setup;
 
 pub use action::{cmd_action, job_settings};
 pub use resolve::{cmd_abort, cmd_continue, cmd_resolve};
 pub use run::{cmd_demo, cmd_promote, cmd_run_event, cmd_run_release};
+pub use service::{
+    cmd_attempts, cmd_dispatches, cmd_events, cmd_redispatch, cmd_serve, cmd_status, cmd_sync, cmd_watch,
+};
+pub use setup::cmd_setup_fork;
 
 use std::path::{Path, PathBuf};
 

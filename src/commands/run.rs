@@ -6,19 +6,27 @@ use anyhow::{Context, Result};
 use serde_json::json;
 
 use super::{check_tag, workspace_root, Exit};
+use crate::attempt::Operation;
+use crate::backend::{Backend, BackendSpec};
 use crate::cli::{DemoArgs, PromoteArgs, RunArgs};
+use crate::dispatch::{self, DispatchStatus, Target};
 use crate::error::usage;
 use crate::event::{check_repo, now, FlowEvent};
 use crate::flows::{self, Flow};
 use crate::git::Git;
 use crate::runner::{newest_release, run_event, select_flows, RunSettings};
+use crate::service;
 use crate::settings::Env;
+use crate::store::{Recorded, Store};
 
 /// `run upstream-release` and `run codex-release`.
 pub fn cmd_run_release(repo: &str, args: RunArgs, env: &Env) -> Result<Exit> {
     check_repo(repo).map_err(usage)?;
     if let Some(tag) = &args.tag {
         check_tag(tag)?;
+    }
+    if let (Some(tag), Some(backend), false) = (&args.tag, configured_backend(env), args.dry_run) {
+        return run_remote(FlowEvent::upstream_release(repo, tag, now()), backend, &args, env);
     }
     let root = workspace_root(args.workspace_root.as_deref())?;
     let flows = flows::discover(&root)?;
@@ -38,6 +46,9 @@ pub fn cmd_run_event(file: &Path, args: RunArgs, env: &Env) -> Result<Exit> {
     let event = FlowEvent::from_file(file, now())?;
     if let Some(tag) = event.tag() {
         check_tag(tag).with_context(|| format!("in event file {}", file.display()))?;
+    }
+    if let (Some(backend), false) = (configured_backend(env), args.dry_run) {
+        return run_remote(event, backend, &args, env);
     }
     let root = workspace_root(args.workspace_root.as_deref())?;
     let flows = flows::discover(&root)?;
@@ -72,6 +83,9 @@ fn run(event: FlowEvent, flows: &[Flow], root: PathBuf, args: &RunArgs, env: &En
         }
         return Ok(Exit::Done);
     }
+    if let Some(backend) = configured_backend(env) {
+        return run_remote(event, backend, args, env);
+    }
     let settings = RunSettings {
         workspace: root,
         flow: args.flow.clone(),
@@ -82,13 +96,54 @@ fn run(event: FlowEvent, flows: &[Flow], root: PathBuf, args: &RunArgs, env: &En
         secret_values: env.secret_values(),
         git_env: Vec::new(),
     };
-    let report = run_event(&settings, &selected, &event)?;
+    let operation = if args.replay { Operation::Replay } else { Operation::Dispatch };
+    let mut store = Store::open(&service::data_dir(args.data_dir.as_deref(), env))?;
+    store.record_event(&event)?;
+    let report = run_event(&settings, &selected, &event);
+    let local = service::local_target(env, &settings.workspace, settings.push);
+    dispatch::record(&mut store, &event, dispatch::local_delivery(&local, &event, operation, &report))?;
+    let report = report?;
     if args.json {
         println!("{}", serde_json::to_string(&report)?);
     } else {
         print!("{}", crate::report::run_text(&report));
     }
     Ok(if report.status.needs_attention() { Exit::Attention } else { Exit::Done })
+}
+
+/// The workspace backend from the environment, if one is configured.
+fn configured_backend(env: &Env) -> Option<Backend> {
+    Backend::resolve(&BackendSpec::default(), env)
+}
+
+/// Records the event and dispatches it to the workspace backend instead of
+/// running it here. A dispatch the backend accepted exits 0 (its attempt
+/// is `started` until synced).
+fn run_remote(event: FlowEvent, backend: Backend, args: &RunArgs, env: &Env) -> Result<Exit> {
+    if args.flow.is_some() || args.push {
+        return Err(usage("--flow and --push apply to local runs; the workspace backend decides which flows run"));
+    }
+    let mut store = Store::open(&service::data_dir(args.data_dir.as_deref(), env))?;
+    let recorded = store.record_event(&event)? == Recorded::New;
+    let operation = if args.replay { Operation::Replay } else { Operation::Dispatch };
+    let (record, attempt) = dispatch::dispatch(&mut store, &Target::Workspace(backend), &event, operation)?;
+    if args.json {
+        println!("{}", json!({"event": event, "recorded": recorded, "dispatch": record, "attempt": attempt}));
+    } else {
+        let again = if recorded { "" } else { " (already recorded)" };
+        println!("event: {}{again}", event.id);
+        println!(
+            "dispatch: {} {} {}",
+            record.status.as_str(),
+            record.operation.as_str(),
+            record.url.as_deref().unwrap_or("")
+        );
+        if let Some(error) = &record.error {
+            println!("error: {error}");
+        }
+        println!("attempt: {} {}", attempt.status.as_str(), attempt.id);
+    }
+    Ok(if record.status == DispatchStatus::Failed { Exit::Attention } else { Exit::Done })
 }
 
 /// `promote`.

@@ -1,0 +1,73 @@
+//! Unit tests for URL normalisation, resolution order, signing and run reading.
+
+use super::*;
+use serde_json::json;
+
+#[test]
+fn signature_vector() {
+    assert_eq!(sign("secret", b"payload"), "b82fcb791acec57859b989b430a826488ce2e479fdf92326bd0a2e8375a42ba4");
+    let header = "sha256=b82fcb791acec57859b989b430a826488ce2e479fdf92326bd0a2e8375a42ba4";
+    assert!(verify("secret", b"payload", Some(header)));
+    assert!(!verify("secret", b"payload\n", Some(header)));
+    assert!(!verify("other", b"payload", Some(header)));
+    assert!(!verify("secret", b"payload", None));
+}
+
+#[test]
+fn events_urls_normalise() {
+    for url in [
+        "http://h:3586",
+        "http://h:3586/",
+        "http://h:3586/events",
+        "http://h:3586/events/",
+        "http://h:3586/flow-events",
+    ] {
+        assert_eq!(Backend::new(url, None).events_url(), "http://h:3586/events", "{url}");
+    }
+    assert_eq!(
+        Backend::new("https://flow.example/base/", None).replay_url("patch:upstream.release:o/r:v1"),
+        "https://flow.example/base/events/patch%3Aupstream.release%3Ao%2Fr%3Av1/replay"
+    );
+}
+
+#[test]
+fn url_and_secret_resolution_order() {
+    let all = Env::from_pairs([
+        ("PATCH_WORKSPACE_BACKEND_URL", "http://a/"),
+        ("PATCH_FLOW_BACKEND_URL", "http://b"),
+        ("PATCH_FLOW_DISPATCH_URL", "http://c/events"),
+        ("PATCH_FLOW_DISPATCH_SECRET", "old"),
+        ("MY_URL", "http://mine/events"),
+    ]);
+    let resolve = |spec: BackendSpec, env: &Env| Backend::resolve(&spec, env).map(|b| (b.events_url(), b.secret));
+    assert_eq!(resolve(BackendSpec::default(), &all), Some(("http://a/events".into(), Some("old".into()))));
+    let spec = BackendSpec { url_env: Some("MY_URL"), ..BackendSpec::default() };
+    assert_eq!(resolve(spec, &all).unwrap().0, "http://mine/events");
+    let spec = BackendSpec { url: Some("http://direct"), ..BackendSpec::default() };
+    assert_eq!(resolve(spec, &all).unwrap().0, "http://direct/events");
+    let b_and_c =
+        Env::from_pairs([("PATCH_FLOW_BACKEND_URL", "http://b"), ("PATCH_FLOW_DISPATCH_URL", "http://c/events")]);
+    assert_eq!(resolve(BackendSpec::default(), &b_and_c), Some(("http://b/events".into(), None)));
+    let c =
+        Env::from_pairs([("PATCH_FLOW_DISPATCH_URL", "http://c/events"), ("PATCH_WORKSPACE_BACKEND_SECRET", "new")]);
+    assert_eq!(resolve(BackendSpec::default(), &c), Some(("http://c/events".into(), Some("new".into()))));
+    assert!(resolve(BackendSpec::default(), &Env::default()).is_none());
+    let debug = format!("{:?}", Backend::resolve(&BackendSpec::default(), &c).unwrap());
+    assert!(!debug.contains("new"), "{debug}");
+}
+
+#[test]
+fn backend_runs_read_as_observations() {
+    let run = json!({"id": "run-1", "status": "completed", "completedAt": "t9",
+        "resultJson": "{\"status\":\"changed\",\"message\":\"rebased\",\"artifacts\":{\"candidateRefs\":[{\"kind\":\"branch\",\"ref\":\"refs/heads/patchmoi/v2\",\"sha\":\"abc\"}],\"candidateRef\":\"refs/heads/x\"}}"});
+    let seen = observe_run("run-1", &run);
+    assert_eq!(seen.status, "changed");
+    assert_eq!(seen.message.as_deref(), Some("rebased"));
+    assert_eq!(seen.candidate_refs.len(), 2);
+    assert_eq!(seen.completed_at.as_deref(), Some("t9"));
+    let nested =
+        json!({"status": "completed", "result": {"flow": "f", "result": {"status": "blocked", "message": "no tag"}}});
+    let seen = observe_run("run-2", &nested);
+    assert_eq!((seen.status.as_str(), seen.error.as_deref()), ("blocked", Some("no tag")));
+    assert_eq!(observe_run("run-3", &json!({"status": "running"})).status, "running");
+}

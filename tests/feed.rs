@@ -1,0 +1,251 @@
+//! `watch --once` against local servers: a fake GitHub releases API with
+//! ETags, an Atom feed, a failing source, and repository_dispatch with the
+//! fork-mark skip. Each `watch --once` is a new process, so every second
+//! poll is also a restart.
+
+mod support;
+
+use std::path::Path;
+
+use serde_json::{json, Value};
+use support::{patchmoi, Canned, FakeServer};
+
+fn repo(full: &str) -> Value {
+    let (owner, name) = full.split_once('/').unwrap();
+    json!({"owner": owner, "name": name, "fullName": full, "webUrl": format!("https://github.com/{full}")})
+}
+
+fn write_sources(dir: &Path, sources: Value) -> String {
+    let path = dir.join("feed-sources.json");
+    std::fs::write(&path, json!({ "sources": sources }).to_string()).unwrap();
+    path.to_str().unwrap().to_string()
+}
+
+fn release(tag: &str, draft: bool, prerelease: bool) -> Value {
+    json!({"tag_name": tag, "name": tag.trim_start_matches("rust-v"), "draft": draft, "prerelease": prerelease,
+           "html_url": format!("https://github.com/openai/codex/releases/tag/{tag}")})
+}
+
+fn watch_once(dir: &Path, sources: &str, env: &[(&str, &str)]) -> support::Output {
+    patchmoi(dir, &["watch", "--once", "--json", "--sources", sources, "--data-dir", "state"], env)
+}
+
+fn events(dir: &Path) -> Vec<String> {
+    let out = patchmoi(dir, &["events", "--json", "--data-dir", "state"], &[]).json();
+    out["events"].as_array().unwrap().iter().map(|e| e["id"].as_str().unwrap().to_string()).collect()
+}
+
+#[test]
+fn github_releases_prime_then_emit_each_release_once_with_etags() {
+    let github = FakeServer::start();
+    let backend = FakeServer::start();
+    backend.route("POST", "/events", Canned::json(202, json!({"status": "accepted", "runIds": ["r1"], "matched": 1})));
+    let tmp = tempfile::tempdir().unwrap();
+    let sources = write_sources(
+        tmp.path(),
+        json!([{"id": "codex", "provider": "github", "event": "release", "repo": repo("openai/codex"),
+                "target": {"mode": "workspace_flow", "eventType": "upstream.release", "workspaceUrlEnv": "MY_BACKEND"}}]),
+    );
+    let env = [("GITHUB_API_URL", github.url.as_str()), ("MY_BACKEND", backend.url.as_str()), ("GITHUB_TOKEN", "tok")];
+    let releases = "/repos/openai/codex/releases";
+    github.route(
+        "GET",
+        releases,
+        Canned::json(200, json!([release("rust-v0.130.0", false, false)])).with_etag("\"e1\""),
+    );
+
+    let first = watch_once(tmp.path(), &sources, &env);
+    assert_eq!(first.code, 0, "{}", first.stderr);
+    assert_eq!(first.json()["sources"][0]["primed"], true);
+    assert!(events(tmp.path()).is_empty(), "priming emits nothing");
+    assert_eq!(github.seen()[0].headers.get("authorization").map(String::as_str), Some("Bearer tok"));
+
+    let unchanged = watch_once(tmp.path(), &sources, &env);
+    assert_eq!(unchanged.json()["sources"][0]["unchanged"], true);
+    let last = github.seen().pop().unwrap();
+    assert_eq!((last.headers.get("if-none-match").map(String::as_str), last.status), (Some("\"e1\""), 304));
+
+    github.route(
+        "GET",
+        releases,
+        Canned::json(
+            200,
+            json!([
+                release("rust-v0.132.0-alpha.1", false, true),
+                release("rust-v0.133.0", true, false),
+                release("rust-v0.131.0", false, false),
+                release("rust-v0.130.0", false, false)
+            ]),
+        )
+        .with_etag("\"e2\""),
+    );
+    let second = watch_once(tmp.path(), &sources, &env);
+    assert_eq!(second.code, 0, "{}", second.stderr);
+    assert_eq!(events(tmp.path()), ["patch:upstream.release:openai/codex:rust-v0.131.0"], "no draft, no prerelease");
+    assert_eq!(backend.seen_at("POST", "/events").len(), 1);
+    let third = watch_once(tmp.path(), &sources, &env);
+    assert_eq!(third.json()["sources"][0]["unchanged"], true);
+    assert_eq!(backend.seen_at("POST", "/events").len(), 1, "emitted once and only once");
+    let attempts = patchmoi(tmp.path(), &["attempts", "--json", "--data-dir", "state"], &[]).json();
+    assert_eq!(attempts["attempts"][0]["status"], "started");
+}
+
+#[test]
+fn atom_tags_come_from_links_and_a_failing_source_blocks_nothing() {
+    let feeds = FakeServer::start();
+    feeds.route(
+        "GET",
+        "/codex.atom",
+        Canned::xml(include_str!("fixtures/feeds/codex-releases.atom")).with_etag("\"a\""),
+    );
+    feeds.route("GET", "/broken.atom", Canned::json(500, json!({})));
+    let tmp = tempfile::tempdir().unwrap();
+    let sources = write_sources(
+        tmp.path(),
+        json!([
+            {"id": "broken", "provider": "codeberg", "event": "release", "url": format!("{}/broken.atom", feeds.url),
+             "repo": repo("forgejo/forgejo"), "primeOnly": false},
+            {"id": "codex-atom", "provider": "gitea", "event": "release", "url": format!("{}/codex.atom", feeds.url),
+             "repo": repo("openai/codex"), "primeOnly": false, "target": {"mode": "notify_only"}},
+        ]),
+    );
+    let run = watch_once(tmp.path(), &sources, &[]);
+    assert_eq!(run.code, 1, "a failed source makes the round exit 1: {}", run.stderr);
+    let out = run.json();
+    assert!(out["sources"][0]["error"].as_str().unwrap().contains("returned 500"), "{out}");
+    assert_eq!(out["failed"], 1);
+    assert_eq!(
+        events(tmp.path()),
+        ["patch:upstream.release:openai/codex:rust-v0.131.0", "patch:upstream.release:openai/codex:rust-v0.130.0"],
+        "oldest emitted first (listed newest first), tags from links, not titles"
+    );
+    // The broken source recovers: its first successful poll still emits (no cursor was lost or faked).
+    feeds.route(
+        "GET",
+        "/broken.atom",
+        Canned::xml(&include_str!("fixtures/feeds/codex-releases.atom").replace("openai/codex", "forgejo/forgejo")),
+    );
+    let run = watch_once(tmp.path(), &sources, &[]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(run.json()["sources"][0]["newEvents"].as_array().unwrap().len(), 2);
+    assert_eq!(run.json()["sources"][1]["unchanged"], true);
+}
+
+#[test]
+fn repository_dispatch_skips_releases_the_fork_already_has() {
+    let github = FakeServer::start();
+    github.route(
+        "GET",
+        "/repos/openai/codex/releases",
+        Canned::json(200, json!([release("rust-v2", false, false), release("rust-v1", false, false)])),
+    );
+    github.route(
+        "GET",
+        "/repos/me/codex/git/ref/heads/patchmoi/upstream/rust-v1",
+        Canned::json(200, json!({"ref": "x"})),
+    );
+    github.route("POST", "/repos/me/codex/dispatches", Canned::json(204, json!({})));
+    let tmp = tempfile::tempdir().unwrap();
+    let sources = write_sources(
+        tmp.path(),
+        json!([{"id": "codex", "provider": "github", "event": "release", "repo": repo("openai/codex"), "primeOnly": false,
+                "target": {"mode": "repository_dispatch", "repo": "me/codex", "tokenEnv": "FORK_TOKEN"}}]),
+    );
+    let run = watch_once(tmp.path(), &sources, &[("GITHUB_API_URL", github.url.as_str()), ("FORK_TOKEN", "ft")]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let dispatches = github.seen_at("POST", "/repos/me/codex/dispatches");
+    assert_eq!(dispatches.len(), 1);
+    assert_eq!(dispatches[0].headers.get("authorization").map(String::as_str), Some("Bearer ft"));
+    let body: Value = serde_json::from_str(&dispatches[0].body).unwrap();
+    assert_eq!(body["event_type"], "upstream.release");
+    assert_eq!(body["client_payload"]["tag"], "rust-v2");
+    assert_eq!(body["client_payload"]["repo"], "openai/codex");
+    assert_eq!(body["client_payload"]["event"]["id"], "patch:upstream.release:openai/codex:rust-v2");
+    let listed = patchmoi(tmp.path(), &["dispatches", "--json", "--data-dir", "state"], &[]).json();
+    let statuses: Vec<&str> =
+        listed["dispatches"].as_array().unwrap().iter().map(|d| d["status"].as_str().unwrap()).collect();
+    assert_eq!(statuses, ["dispatched", "skipped"]);
+
+    // Sync asks GitHub for the check runs and the PR on the candidate branch.
+    let check = |id: u64, name: &str, conclusion: Value| {
+        json!({"id": id, "name": name, "external_id": format!("run_{id}"), "status": "completed",
+               "conclusion": conclusion, "html_url": format!("https://github.com/me/codex/runs/{id}")})
+    };
+    let checks = "/repos/me/codex/commits/patchmoi%2Frust-v2/check-runs";
+    github.route(
+        "GET",
+        checks,
+        Canned::json(
+            200,
+            json!({"total_count": 2, "check_runs": [
+        check(1, "patchmoi / fork / rebase", json!("success")), check(2, "patchmoi / fork / build", Value::Null)]}),
+        ),
+    );
+    github.route(
+        "GET",
+        "/repos/me/codex/pulls",
+        Canned::json(
+            200,
+            json!([{"number": 7, "title": "patchmoi: rust-v2",
+        "state": "open", "html_url": "https://github.com/me/codex/pull/7"}]),
+        ),
+    );
+    let attempts =
+        patchmoi(tmp.path(), &["attempts", "--json", "--data-dir", "state", "--status", "started"], &[]).json();
+    let id = attempts["attempts"][0]["id"].as_str().unwrap().to_string();
+    let env = [("GITHUB_API_URL", github.url.as_str())];
+    let synced = patchmoi(tmp.path(), &["sync", &id, "--json", "--data-dir", "state"], &env);
+    assert_eq!(synced.code, 0, "{}", synced.stderr);
+    let attempt = &synced.json()["attempt"];
+    assert_eq!(attempt["status"], "started", "one check still runs: {attempt}");
+    assert_eq!(attempt["pullRequest"]["url"], "https://github.com/me/codex/pull/7");
+    let pulls = github.seen_at("GET", "/repos/me/codex/pulls");
+    assert!(pulls[0].path.contains("head=me%3Apatchmoi%2Frust-v2"), "{}", pulls[0].path);
+    github.route("GET", checks, Canned::json(200, json!({"check_runs": [
+        check(1, "patchmoi / fork / rebase", json!("success")), check(2, "patchmoi / fork / build", json!("failure"))]})));
+    let synced = patchmoi(tmp.path(), &["sync", &id, "--json", "--data-dir", "state"], &env);
+    assert_eq!(synced.code, 1, "a failed attempt needs attention");
+    assert_eq!(synced.json()["attempt"]["status"], "failed");
+    assert_eq!(synced.json()["attempt"]["checkRuns"].as_array().unwrap().len(), 2);
+}
+
+#[test]
+fn bad_sources_files_exit_2_naming_the_file() {
+    let tmp = tempfile::tempdir().unwrap();
+    let sources =
+        write_sources(tmp.path(), json!([{"id": "x", "provider": "github", "event": "push", "repo": repo("o/r")}]));
+    let run = watch_once(tmp.path(), &sources, &[]);
+    assert_eq!(run.code, 2);
+    assert!(
+        run.stderr.contains("feed-sources.json") && run.stderr.contains("`event: push` is not supported"),
+        "{}",
+        run.stderr
+    );
+    let run = patchmoi(tmp.path(), &["watch", "--once"], &[]);
+    assert_eq!(run.code, 2);
+    assert!(run.stderr.contains("FEED_SOURCES_PATH"), "{}", run.stderr);
+}
+
+#[test]
+fn an_event_stored_without_its_dispatch_is_dispatched_by_the_next_poll() {
+    let github = FakeServer::start();
+    let backend = FakeServer::start();
+    backend.route("POST", "/events", Canned::json(202, json!({"status": "accepted", "runIds": [], "matched": 0})));
+    github.route("GET", "/repos/openai/codex/releases", Canned::json(200, json!([release("rust-v1", false, false)])));
+    let tmp = tempfile::tempdir().unwrap();
+    // A poll that died between storing the event and dispatching it.
+    let store = patchmoi::store::Store::open(&tmp.path().join("state")).unwrap();
+    store.record_event(&patchmoi::event::FlowEvent::upstream_release("openai/codex", "rust-v1", "t".into())).unwrap();
+    let sources = write_sources(
+        tmp.path(),
+        json!([{"id": "codex", "provider": "github", "event": "release", "repo": repo("openai/codex"), "primeOnly": false,
+                "target": {"mode": "workspace_flow", "eventType": "upstream.release", "workspaceUrl": backend.url}}]),
+    );
+    let run = watch_once(tmp.path(), &sources, &[("GITHUB_API_URL", github.url.as_str())]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(run.json()["sources"][0]["duplicates"], json!(["patch:upstream.release:openai/codex:rust-v1"]));
+    assert_eq!(backend.seen_at("POST", "/events").len(), 1, "the owed dispatch happened");
+    let again = watch_once(tmp.path(), &sources, &[("GITHUB_API_URL", github.url.as_str())]);
+    assert_eq!(again.code, 0);
+    assert_eq!(backend.seen_at("POST", "/events").len(), 1, "and only once");
+}
