@@ -143,6 +143,11 @@ impl Memory {
         Ok(Memory { entries, tip: Some(tip) })
     }
 
+    /// The commit the memory is at, if it has one.
+    pub fn tip(&self) -> Option<&str> {
+        self.tip.as_deref()
+    }
+
     pub fn len(&self) -> usize {
         self.entries.len()
     }

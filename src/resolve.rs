@@ -19,7 +19,7 @@ use crate::git::{ConflictEntry, Git};
 use crate::memory::{Entry, Memory};
 use crate::recall::{learn_resolutions, validate};
 use crate::runner::worktrees_dir;
-use crate::stack::{prepare, replay_prepared, resolve_branch, Patch, Precondition, RecalledPatch, StackSpec};
+use crate::stack::{prepare, replay_prepared, resolve_branch, Patch, Precondition, RecalledPatch, StackSpec, Stopped};
 use crate::state::{write_atomic, StateDir};
 
 /// A resolution in progress, kept next to the runner state.
@@ -104,43 +104,81 @@ pub fn start(git: &Git, workspace: &Path, flow: &Flow, event: &FlowEvent, tag: &
         );
     }
     let spec = spec_for(flow, tag)?;
-    let prepared = match prepare(git, &spec, false)? {
-        Precondition::Ready(prepared) => prepared,
-        Precondition::UpToDate { .. } => return Ok(Started::UpToDate),
-        Precondition::Blocked(message) => return Ok(Started::Blocked(message)),
+    let stopped = match reusable(git, &state_dir, flow, &spec)? {
+        Some(stopped) => stopped,
+        None => match replay_to_stop(git, &spec)? {
+            Ok(stopped) => stopped,
+            Err(started) => return Ok(started),
+        },
     };
-    let memory = Memory::load(git)?;
-    let quarantine = git.quarantine()?;
-    let replayed = replay_prepared(&quarantine, git, &prepared, &memory)?;
-    let Some((stop, merge)) = replayed.stop else {
-        return Ok(Started::Applies { recalled: replayed.recalled });
-    };
-    quarantine
-        .publish(&[replayed.tip.clone(), merge.tree.clone()], &[prepared.release.clone(), prepared.head.clone()])?;
     let path = worktrees_dir(workspace).join(format!("{}-{tag}", flow.name));
     if path.exists() {
         git.remove_worktree(&path)?;
     }
     std::fs::create_dir_all(worktrees_dir(workspace))?;
-    git.add_sparse_conflict_worktree(&path, &replayed.tip, &merge.tree, &merge.conflicts)?;
-    let commit = &prepared.patches[stop];
-    let patch = Patch { sha: commit.id.clone(), subject: commit.subject(), author: commit.author() };
-    crate::workspace::relabel_conflicts(&path, &merge.conflicts, &crate::workspace::labels(tag, &patch))?;
+    git.add_sparse_conflict_worktree(&path, &stopped.head, &stopped.tree, &stopped.conflicts)?;
+    crate::workspace::relabel_conflicts(&path, &stopped.conflicts, &crate::workspace::labels(tag, &stopped.patch))?;
     let paused = Paused {
         flow: flow.name.clone(),
         tag: tag.to_string(),
         event: event.clone(),
         branch: spec.branch.clone(),
-        branch_head: prepared.head.clone(),
-        release: prepared.release.clone(),
-        patch,
-        merge_tree: merge.tree.clone(),
-        conflicts: merge.conflicts.clone(),
+        branch_head: stopped.branch_head,
+        release: stopped.release,
+        patch: stopped.patch,
+        merge_tree: stopped.tree,
+        conflicts: stopped.conflicts,
         worktree: path,
         created_at: now(),
     };
     write_atomic(&paused_path(&state_dir, &flow.name, tag), &serde_json::to_vec_pretty(&paused)?)?;
     Ok(Started::Ready(Box::new(paused)))
+}
+
+/// The stopped state the last run recorded, when it was computed from the
+/// branch head, release and memory that are here now (so a replay would
+/// give the same) and its objects are still in the repository.
+fn reusable(git: &Git, state_dir: &StateDir, flow: &Flow, spec: &StackSpec) -> Result<Option<Stopped>> {
+    let Some(stopped) = state_dir.load_stopped(&flow.name, &spec.tag)? else { return Ok(None) };
+    let head = resolve_branch(git, spec)?;
+    let release = git.resolve_commit(&spec.upstream_ref())?;
+    let memory = Memory::load(git)?;
+    let same = head.as_deref() == Some(stopped.branch_head.as_str())
+        && release.as_deref() == Some(stopped.release.as_str())
+        && memory.tip() == stopped.memory.as_deref();
+    if !same {
+        return Ok(None);
+    }
+    let present = git.read_objects(&[stopped.head.clone(), stopped.tree.clone()])?.iter().all(Option::is_some);
+    Ok(present.then_some(stopped))
+}
+
+/// Replays the stack (with the memory) up to the patch that stops.
+fn replay_to_stop(git: &Git, spec: &StackSpec) -> Result<Result<Stopped, Started>> {
+    let prepared = match prepare(git, spec, false)? {
+        Precondition::Ready(prepared) => prepared,
+        Precondition::UpToDate { .. } => return Ok(Err(Started::UpToDate)),
+        Precondition::Blocked(message) => return Ok(Err(Started::Blocked(message))),
+    };
+    let memory = Memory::load(git)?;
+    let quarantine = git.quarantine()?;
+    let replayed = replay_prepared(&quarantine, git, &prepared, &memory)?;
+    let Some((stop, merge)) = replayed.stop else {
+        return Ok(Err(Started::Applies { recalled: replayed.recalled }));
+    };
+    quarantine
+        .publish(&[replayed.tip.clone(), merge.tree.clone()], &[prepared.release.clone(), prepared.head.clone()])?;
+    let commit = &prepared.patches[stop];
+    Ok(Ok(Stopped {
+        head: replayed.tip,
+        tree: merge.tree,
+        conflicts: merge.conflicts,
+        patch: Patch { sha: commit.id.clone(), subject: commit.subject(), author: commit.author() },
+        patch_paths: git.changed_paths(&crate::replay::first_parent(commit), &commit.id)?,
+        branch_head: prepared.head.clone(),
+        release: prepared.release.clone(),
+        memory: memory.tip().map(str::to_string),
+    }))
 }
 
 /// Checks the person's resolution and records it in the memory. Returns the

@@ -400,6 +400,9 @@ impl FlowRun<'_> {
         let git = &self.workspace.git;
         let mut artifacts = Artifacts::default();
         let outcome = stack::rebase(git, &spec)?;
+        if !matches!(outcome, RebaseOutcome::Conflicted { .. }) {
+            self.state_dir.clear_stopped(&self.flow.name, &tag)?;
+        }
         let (status, message) = match outcome {
             RebaseOutcome::Blocked(message) => (ResultStatus::Blocked, message),
             RebaseOutcome::UpToDate { head, release } => {
@@ -455,6 +458,7 @@ impl FlowRun<'_> {
             }
             RebaseOutcome::Conflicted { report, stopped, release, head, dropped, recalled } => {
                 artifacts.resolved_from_memory = recalled;
+                self.state_dir.save_stopped(&self.flow.name, &tag, &stopped)?;
                 let dir = self.state_dir.run_dir(id)?;
                 let json_path = dir.join("conflict.json");
                 let md_path = dir.join("conflict.md");

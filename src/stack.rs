@@ -79,7 +79,7 @@ pub struct Candidate {
 
 /// A replay that stopped: the patches before the conflict, committed onto
 /// the release, and the conflicted merge of the patch that stopped.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Stopped {
     pub head: String,
     pub tree: String,
@@ -87,6 +87,11 @@ pub struct Stopped {
     /// The patch that stopped, and the files it changes.
     pub patch: Patch,
     pub patch_paths: Vec<String>,
+    /// What it was computed from: the same inputs give the same state, so
+    /// `resolve` can reuse it instead of replaying again.
+    pub branch_head: String,
+    pub release: String,
+    pub memory: Option<String>,
 }
 
 /// How `uses: rebase` ended.
@@ -326,6 +331,9 @@ pub fn rebase(git: &Git, spec: &StackSpec) -> Result<RebaseOutcome> {
             conflicts: merge.conflicts,
             patch: Patch::of(stack[stop]),
             patch_paths: git.changed_paths(&crate::replay::first_parent(stack[stop]), &stack[stop].id)?,
+            branch_head: head.clone(),
+            release: release.clone(),
+            memory: memory.tip().map(str::to_string),
         };
         return Ok(RebaseOutcome::Conflicted {
             report: Box::new(report),

@@ -13,6 +13,7 @@ use serde_json::Value;
 
 use crate::event::FlowEvent;
 use crate::runner::{Artifacts, RunResult};
+use crate::stack::Stopped;
 use crate::status::ResultStatus;
 
 /// Where patchmoi keeps runner files inside a workspace.
@@ -179,6 +180,37 @@ impl StateDir {
     pub fn save(&self, state: &State) -> Result<()> {
         let json = serde_json::to_vec_pretty(state)?;
         write_atomic(&self.state_file(), &json)
+    }
+}
+
+impl StateDir {
+    fn stopped_path(&self, flow: &str, tag: &str) -> PathBuf {
+        self.dir.join("stopped").join(format!("{flow}-{tag}.json"))
+    }
+
+    /// Keeps the stopped state of a conflicted run, so `resolve` can reuse
+    /// it instead of replaying the stack again.
+    pub fn save_stopped(&self, flow: &str, tag: &str, stopped: &Stopped) -> Result<()> {
+        write_atomic(&self.stopped_path(flow, tag), &serde_json::to_vec_pretty(stopped)?)
+    }
+
+    /// The stopped state of the last conflicted run, if it is still recorded.
+    pub fn load_stopped(&self, flow: &str, tag: &str) -> Result<Option<Stopped>> {
+        let path = self.stopped_path(flow, tag);
+        match std::fs::read_to_string(&path) {
+            // A record we cannot read is only a lost shortcut: resolve replays instead.
+            Ok(text) => Ok(serde_json::from_str(&text).ok()),
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(err) => Err(err).with_context(|| format!("failed to read {}", path.display())),
+        }
+    }
+
+    /// Forgets it once a run gets past the conflict.
+    pub fn clear_stopped(&self, flow: &str, tag: &str) -> Result<()> {
+        match std::fs::remove_file(self.stopped_path(flow, tag)) {
+            Err(err) if err.kind() != std::io::ErrorKind::NotFound => Err(err.into()),
+            _ => Ok(()),
+        }
     }
 }
 

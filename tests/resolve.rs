@@ -202,6 +202,18 @@ fn a_stale_continue_is_refused_and_abort_leaves_nothing_behind() {
     let nothing = session(&fx, "continue", &[]);
     assert_eq!(nothing.code, 1);
     assert!(nothing.stderr.contains("no resolution of fork for v1.1.0 is in progress"), "{}", nothing.stderr);
+
+    // Without the run's record of the stopped state, resolve replays to it: the same state.
+    fx.fork.git(&["reset", "--quiet", "--hard", "HEAD~1"]);
+    let reused = session(&fx, "resolve", &["--json"]).json();
+    let reused_file = Repo { dir: reused["worktree"].as_str().unwrap().into() }.read("a.txt");
+    session(&fx, "abort", &[]);
+    std::fs::remove_file(fx.state_dir().join("stopped/fork-v1.1.0.json")).unwrap();
+    let replayed = session(&fx, "resolve", &["--json"]).json();
+    assert_eq!(reused["mergeTree"], replayed["mergeTree"]);
+    assert_eq!(reused["conflicts"], replayed["conflicts"]);
+    assert_eq!(Repo { dir: replayed["worktree"].as_str().unwrap().into() }.read("a.txt"), reused_file);
+    assert!(reused_file.contains("<<<<<<< upstream v1.1.0"), "{reused_file}");
 }
 
 /// A flow whose gated agent step runs `script` in the stopped state, then a check.
