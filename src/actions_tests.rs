@@ -40,6 +40,11 @@ fn events_from_githubs_example_payloads() {
         panic!()
     };
     assert_eq!(event.id, "patch:upstream.release:openai/codex:rust-v0.131.0");
+    // What patchmoi's own service sends (dispatch.rs): the whole event, plus repo and tag.
+    let event = crate::event::FlowEvent::upstream_release("openai/codex", "rust-v0.132.0", "then".into());
+    dispatch["client_payload"] = json!({"event": event, "repo": "openai/codex", "tag": "rust-v0.132.0"});
+    let trigger = resolve_trigger(&none, Some("repository_dispatch"), Some(&dispatch), "now").unwrap();
+    assert_eq!(trigger, Trigger::Event(event));
 
     // workflow_dispatch: the example has no inputs, which means "the newest release".
     let mut manual = example("workflow_dispatch");
