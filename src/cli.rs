@@ -29,6 +29,9 @@ pub enum Command {
     Run(RunCommand),
     /// Move the maintained branch to a release's candidate (keeps a backup).
     Promote(PromoteArgs),
+    /// The GitHub Action: read the workflow's event and `INPUT_*` variables,
+    /// run the flows, push the candidate, report check runs, open the PR.
+    Action,
     /// Recreate a release's conflict in a worktree, to resolve it by hand.
     Resolve(SessionArgs),
     /// Record the resolution made after `resolve`, then run the flow again.
@@ -286,6 +289,7 @@ pub fn dispatch(cli: Cli, env: &Env) -> Result<Exit> {
         Command::Run(RunCommand::CodexRelease { repo, common }) => commands::cmd_run_release(&repo, common, env),
         Command::Run(RunCommand::Event { file, common }) => commands::cmd_run_event(&file, common, env),
         Command::Promote(args) => commands::cmd_promote(args, env),
+        Command::Action => commands::cmd_action(env),
         Command::Resolve(args) => commands::cmd_resolve(args, env),
         Command::Continue(args) => commands::cmd_continue(args, env),
         Command::Abort(args) => commands::cmd_abort(args, env),

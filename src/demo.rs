@@ -140,6 +140,8 @@ pub fn run(dir: Option<&Path>, env: &Env) -> Result<()> {
         replay: true,
         code_mode: env.code_mode(),
         secret_env: env.secret_names(),
+        secret_values: env.secret_values(),
+        git_env: Vec::new(),
     };
     for tag in ["v1.1.0", "v2.0.0"] {
         println!("== upstream releases {tag}: patchmoi run upstream-release --repo demo/greeter --tag {tag}\n");

@@ -3,15 +3,17 @@
 //! what it is for.
 //!
 //! Submodules add intention-named calls for object work (`objects`), in-memory
-//! merges (`merge`) and worktrees (`worktree`); they all go through
+//! merges (`merge`), worktrees (`worktree`) and the fork's remote (`remote`); they all go through
 //! [`Git::output`], so this file is the only place that spawns git.
 
 mod merge;
 mod objects;
+mod remote;
 mod worktree;
 
 pub use merge::{ConflictEntry, MergeRequest, MergeResult};
 pub use objects::{object_id, Quarantine, RawCommit, TreeEntry};
+pub use remote::{basic_credential, http_auth_env};
 
 use std::collections::BTreeSet;
 use std::ffi::OsString;

@@ -6,6 +6,7 @@
 //! wrapper ([`git`]), a conflict becomes a report ([`conflict`]), checks run
 //! in a worktree ([`checks`]), and results land in the state file ([`state`]).
 
+pub mod actions;
 pub mod attempt;
 pub mod backend;
 pub mod checks;
@@ -19,8 +20,10 @@ pub mod event;
 pub mod feed;
 pub mod flows;
 pub mod git;
+pub mod github;
 pub mod github_api;
 pub mod http_client;
+pub mod job;
 pub mod local;
 pub mod markers;
 pub mod memory;

@@ -23,6 +23,9 @@ pub fn run(local: &LocalTarget, event: &FlowEvent, replay: bool) -> Result<RunRe
         replay,
         code_mode: local.code_mode,
         secret_env: local.secret_env.clone(),
+        // The service does not hand its secret values to local targets (yet).
+        secret_values: Vec::new(),
+        git_env: Vec::new(),
     };
     run_event(&settings, &selected, event)
 }

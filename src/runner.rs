@@ -31,6 +31,12 @@ pub struct RunSettings {
     pub code_mode: bool,
     /// Environment variables that must never reach a `run:` step.
     pub secret_env: Vec<String>,
+    /// Secret values (tokens) that step logs and the state file must not
+    /// hold: a step that finds one anyway and prints it is logged as `***`.
+    pub secret_values: Vec<String>,
+    /// Extra environment for every git command of the run: the action's
+    /// credentials for the fork's remote (see `Git::with_http_auth`).
+    pub git_env: Vec<(String, String)>,
 }
 
 /// The outcome of one event: every run, and their combined status.
@@ -137,9 +143,32 @@ pub fn run_id(event_id: &str, flow: &str, step: &str, replay_nonce: Option<&str>
     }
 }
 
+/// Told about steps as they run, e.g. to report them on GitHub while the
+/// run goes on. `step_finished` may amend the result (a failed push makes a
+/// clean rebase `failed`); the amended status decides the next `if:`.
+pub trait StepObserver {
+    fn step_started(&mut self, _flow: &Flow, _step: &Step, _run_id: &str) {}
+    fn step_finished(&mut self, _flow: &Flow, _result: &mut RunResult) {}
+}
+
+/// Observes nothing.
+pub struct NoObserver;
+
+impl StepObserver for NoObserver {}
+
 /// Runs every matching flow for `event`, or reports the stored results of
 /// an event that already ran (unless `settings.replay`).
 pub fn run_event(settings: &RunSettings, flows: &[&Flow], event: &FlowEvent) -> Result<RunReport> {
+    run_event_observed(settings, flows, event, &mut NoObserver)
+}
+
+/// [`run_event`], telling `observer` about each step.
+pub fn run_event_observed(
+    settings: &RunSettings,
+    flows: &[&Flow],
+    event: &FlowEvent,
+    observer: &mut dyn StepObserver,
+) -> Result<RunReport> {
     let state_dir = StateDir::of(&settings.workspace);
     let _lock = state_dir.lock()?;
     let mut state = state_dir.load()?;
@@ -149,10 +178,13 @@ pub fn run_event(settings: &RunSettings, flows: &[&Flow], event: &FlowEvent) -> 
         return Ok(RunReport { event: event.clone(), status, runs, stored: true });
     }
     let nonce = settings.replay.then(now);
-    let workspace = Workspace::open(&settings.workspace)?;
+    let mut workspace = Workspace::open(&settings.workspace)?;
+    for (key, value) in &settings.git_env {
+        workspace.git = workspace.git.with_env(key, value.clone());
+    }
     let mut runs = Vec::new();
     for flow in flows {
-        runs.extend(run_flow(settings, &workspace, &state_dir, flow, event, nonce.as_deref())?);
+        runs.extend(run_flow(settings, &workspace, &state_dir, flow, event, nonce.as_deref(), observer)?);
     }
     state.record(event, &runs, &now());
     state_dir.save(&state)?;
@@ -245,6 +277,7 @@ fn run_flow(
     flow: &Flow,
     event: &FlowEvent,
     nonce: Option<&str>,
+    observer: &mut dyn StepObserver,
 ) -> Result<Vec<RunResult>> {
     let mut results: Vec<RunResult> = Vec::new();
     // A validated repair is remembered; running the flow again then gets
@@ -268,12 +301,10 @@ fn run_flow(
             let id = run_id(&event.id, &flow.name, &step.name, nonce);
             let started_at = now();
             tracing::info!("{} / {}: {}", flow.name, step.name, event.id);
+            observer.step_started(flow, step, &id);
             let (status, message, artifacts, error) = run.step(&id, step);
             tracing::debug!(status = %status, "{message}");
-            if status != ResultStatus::Skipped {
-                run.verdict = worse(run.verdict, status);
-            }
-            let result = RunResult {
+            let mut result = RunResult {
                 id,
                 flow: flow.name.clone(),
                 step: step.name.clone(),
@@ -286,6 +317,10 @@ fn run_flow(
                 started_at,
                 completed_at: now(),
             };
+            observer.step_finished(flow, &mut result);
+            if result.status != ResultStatus::Skipped {
+                run.verdict = worse(run.verdict, result.status);
+            }
             match results.iter_mut().find(|earlier| earlier.step == result.step) {
                 // A step a later pass skips keeps what it did in the pass it ran.
                 Some(earlier) if result.status == ResultStatus::Skipped && earlier.status != ResultStatus::Skipped => {}
@@ -484,7 +519,10 @@ impl FlowRun<'_> {
             timeout: step.timeout(),
             log_path: log_path.clone(),
         };
-        let result = run_check(&spec)?;
+        let mut result = run_check(&spec)?;
+        if !self.settings.secret_values.is_empty() {
+            scrub_log(&log_path, &mut result.log_tail, &self.settings.secret_values)?;
+        }
         let artifacts =
             Artifacts { log: Some(log_path.display().to_string()), log_tail: result.log_tail, ..Artifacts::default() };
         let seconds = result.duration.as_secs_f64();
@@ -568,6 +606,20 @@ impl FlowRun<'_> {
         self.worktree = Some(worktree);
         Ok(path)
     }
+}
+
+/// Replaces secret values in a step's log file and its tail.
+fn scrub_log(path: &Path, tail: &mut [String], secrets: &[String]) -> Result<()> {
+    let text = std::fs::read(path).with_context(|| format!("failed to read log {}", path.display()))?;
+    let text = String::from_utf8_lossy(&text);
+    let clean = crate::actions::scrub(&text, secrets);
+    if clean != text {
+        crate::state::write_atomic(path, clean.as_bytes())?;
+    }
+    for line in tail.iter_mut() {
+        *line = crate::actions::scrub(line, secrets);
+    }
+    Ok(())
 }
 
 fn condition_name(condition: Condition) -> &'static str {

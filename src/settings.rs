@@ -53,6 +53,11 @@ impl Env {
         crate::flows::code_mode_enabled(self.get("CODEX_FLOWS_MODE"), self.get("CODEX_FLOWS_ENABLE_CODE_MODE"))
     }
 
+    /// Values of the secret variables that are set: logs replace them by `***`.
+    pub fn secret_values(&self) -> Vec<String> {
+        SECRET_VARIABLES.iter().filter_map(|name| self.get(name)).map(str::to_string).collect()
+    }
+
     /// Names of variables a `run:` step must not see.
     pub fn secret_names(&self) -> Vec<String> {
         SECRET_VARIABLES.iter().map(|name| name.to_string()).collect()

@@ -2,11 +2,13 @@
 //! calls the library and prints the result (JSON on stdout with `--json`,
 //! text otherwise). Shared here: the exit outcome and flag checks.
 
+mod action;
 mod resolve;
 mod run;
 mod service;
 mod setup;
 
+pub use action::{cmd_action, job_settings};
 pub use resolve::{cmd_abort, cmd_continue, cmd_resolve};
 pub use run::{cmd_demo, cmd_promote, cmd_run_event, cmd_run_release};
 pub use service::{

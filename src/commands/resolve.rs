@@ -100,6 +100,8 @@ pub fn cmd_continue(args: SessionArgs, env: &Env) -> Result<Exit> {
         replay: true,
         code_mode: env.code_mode(),
         secret_env: env.secret_names(),
+        secret_values: env.secret_values(),
+        git_env: Vec::new(),
     };
     let report = run_event(&settings, &[&flow], &paused.event)?;
     let next = match report.status {

@@ -93,6 +93,8 @@ fn run(event: FlowEvent, flows: &[Flow], root: PathBuf, args: &RunArgs, env: &En
         replay: args.replay,
         code_mode,
         secret_env: env.secret_names(),
+        secret_values: env.secret_values(),
+        git_env: Vec::new(),
     };
     let operation = if args.replay { Operation::Replay } else { Operation::Dispatch };
     let mut store = Store::open(&service::data_dir(args.data_dir.as_deref(), env))?;

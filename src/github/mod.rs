@@ -1,0 +1,295 @@
+//! The one module that talks to the GitHub API, through octocrab, with
+//! domain verbs (`start_check`, `finish_check`, `open_or_update_pr`,
+//! `close_superseded_prs`, `upsert_tracking_issue`). octocrab's types stay
+//! in here; callers see plain values and [`ApiError`].
+//!
+//! Requests are JSON in, JSON out. octocrab's own retry layer is left out
+//! (its feature is off): it would repeat POSTs. [`retry_delay`] decides
+//! instead: reads and idempotent writes are retried a bounded number of times
+//! on 5xx and dropped connections, every request on 403/429 that carries
+//! `retry-after` or an exhausted rate limit; a create that failed in an
+//! unknown state is looked up again before it is tried again.
+
+mod checks;
+mod issues;
+mod pulls;
+
+pub use checks::{CheckAnnotation, CheckConclusion, CheckOutput, CheckReporter, CheckSpot};
+pub use issues::TrackingIssue;
+pub use pulls::{pr_creation_refused, PullRequest, PullRequestSpec};
+
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use http::{HeaderMap, Method, StatusCode};
+use octocrab::Octocrab;
+use serde_json::Value;
+
+/// The REST API version we speak (sent on every request).
+const API_VERSION: &str = "2022-11-28";
+
+/// How many times one request is sent at most.
+const MAX_ATTEMPTS: u32 = 3;
+
+/// The longest wait for a rate limit we accept; longer ones fail clearly.
+const MAX_WAIT: Duration = Duration::from_secs(60);
+
+/// A client for one repository.
+pub struct GitHub {
+    runtime: tokio::runtime::Runtime,
+    octo: Octocrab,
+    /// `owner/name` of the repository the workflow runs in.
+    pub repo: String,
+    backoff: Duration,
+}
+
+/// A request GitHub answered with an error status, or could not answer.
+#[derive(Debug)]
+pub struct ApiError {
+    /// None when no response came (connection dropped, timeout).
+    pub status: Option<u16>,
+    pub message: String,
+    pub what: String,
+}
+
+impl std::fmt::Display for ApiError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.status {
+            Some(status) => write!(f, "GitHub answered {status} to {}: {}", self.what, self.message),
+            None => write!(f, "no answer from GitHub to {}: {}", self.what, self.message),
+        }
+    }
+}
+
+impl std::error::Error for ApiError {}
+
+impl ApiError {
+    /// Whether the request may or may not have taken effect.
+    pub fn unknown_outcome(&self) -> bool {
+        self.status.is_none_or(|status| status >= 500)
+    }
+}
+
+/// The status of an API error anywhere in `err`'s chain.
+pub fn api_status(err: &anyhow::Error) -> Option<u16> {
+    err.chain().find_map(|cause| cause.downcast_ref::<ApiError>()).and_then(|api| api.status)
+}
+
+/// The API error anywhere in `err`'s chain.
+pub fn api_error(err: &anyhow::Error) -> Option<&ApiError> {
+    err.chain().find_map(|cause| cause.downcast_ref::<ApiError>())
+}
+
+/// How long to wait before sending a request again, or None to stop.
+/// `attempt` counts the sends so far (1 after the first).
+pub fn retry_delay(
+    idempotent: bool,
+    status: Option<u16>,
+    headers: &[(String, String)],
+    attempt: u32,
+    backoff: Duration,
+    now_epoch: u64,
+) -> Option<Duration> {
+    if attempt >= MAX_ATTEMPTS {
+        return None;
+    }
+    let header = |name: &str| headers.iter().find(|(key, _)| key.eq_ignore_ascii_case(name)).map(|(_, v)| v.trim());
+    match status {
+        // Rate limits: GitHub did not act on the request, so even a POST may go again.
+        // https://docs.github.com/rest/using-the-rest-api/best-practices-for-using-the-rest-api#handle-rate-limit-errors-appropriately
+        Some(403 | 429) => {
+            let wait = if let Some(seconds) = header("retry-after").and_then(|v| v.parse::<u64>().ok()) {
+                Duration::from_secs(seconds)
+            } else if header("x-ratelimit-remaining") == Some("0") {
+                let reset = header("x-ratelimit-reset")?.parse::<u64>().ok()?;
+                Duration::from_secs(reset.saturating_sub(now_epoch) + 1)
+            } else {
+                return None;
+            };
+            (wait <= MAX_WAIT).then_some(wait)
+        }
+        Some(status) if status >= 500 && idempotent => Some(backoff * attempt),
+        None if idempotent => Some(backoff * attempt),
+        _ => None,
+    }
+}
+
+impl GitHub {
+    /// A client for `repo` at `api_url` (`GITHUB_API_URL`; GitHub Enterprise
+    /// works the same way); `backoff` is the first wait after a server error.
+    pub fn connect(api_url: &str, token: Option<&str>, repo: &str, backoff: Duration) -> Result<GitHub> {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .context("failed to start the runtime for GitHub API calls")?;
+        let octo = runtime.block_on(async {
+            let mut builder = Octocrab::builder()
+                .base_uri(api_url.trim_end_matches('/'))
+                .with_context(|| format!("GITHUB_API_URL {api_url:?} is not a URL"))?
+                .add_header(http::HeaderName::from_static("x-github-api-version"), API_VERSION.to_string())
+                .set_connect_timeout(Some(Duration::from_secs(10)))
+                .set_read_timeout(Some(Duration::from_secs(60)));
+            if let Some(token) = token {
+                builder = builder.personal_token(token.to_string());
+            }
+            builder.build().context("failed to build the GitHub API client")
+        })?;
+        Ok(GitHub { runtime, octo, repo: repo.to_string(), backoff })
+    }
+
+    /// `/repos/<owner>/<name>` + `path`.
+    fn route(&self, path: &str) -> String {
+        format!("/repos/{}{path}", self.repo)
+    }
+
+    /// Sends one request (with bounded retries) and returns the JSON reply
+    /// (`Null` for an empty body). `what` names the request in errors.
+    fn call(&self, method: Method, path: &str, body: Option<&Value>, what: &str) -> Result<Value> {
+        let idempotent = method != Method::POST;
+        let uri = self.route(path);
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let (status, headers, text) = match self.runtime.block_on(self.send(method.clone(), &uri, body)) {
+                Ok(reply) => reply,
+                Err(err) => {
+                    let error = ApiError { status: None, message: err, what: what.to_string() };
+                    match retry_delay(idempotent, None, &[], attempt, self.backoff, epoch()) {
+                        Some(wait) => {
+                            tracing::warn!("{error}; trying again in {wait:?}");
+                            std::thread::sleep(wait);
+                            continue;
+                        }
+                        None => return Err(error.into()),
+                    }
+                }
+            };
+            if status.is_success() {
+                return Ok(if text.trim().is_empty() { Value::Null } else { serde_json::from_str(&text)? });
+            }
+            let message = serde_json::from_str::<Value>(&text)
+                .ok()
+                .and_then(|json| json.get("message").and_then(Value::as_str).map(str::to_string))
+                .unwrap_or_else(|| text.chars().take(300).collect());
+            let error = ApiError { status: Some(status.as_u16()), message, what: what.to_string() };
+            let pairs: Vec<(String, String)> = headers
+                .iter()
+                .filter_map(|(key, value)| Some((key.as_str().to_string(), value.to_str().ok()?.to_string())))
+                .collect();
+            match retry_delay(idempotent, Some(status.as_u16()), &pairs, attempt, self.backoff, epoch()) {
+                Some(wait) => {
+                    tracing::warn!("{error}; trying again in {wait:?}");
+                    std::thread::sleep(wait);
+                }
+                None => return Err(error.into()),
+            }
+        }
+    }
+
+    async fn send(
+        &self,
+        method: Method,
+        uri: &str,
+        body: Option<&Value>,
+    ) -> Result<(StatusCode, HeaderMap, String), String> {
+        let request = http::Request::builder().method(method).uri(uri);
+        let request = self.octo.build_request(request, body).map_err(|err| err.to_string())?;
+        let response = self.octo.execute(request).await.map_err(|err| format!("{err}"))?;
+        let status = response.status();
+        let headers = response.headers().clone();
+        let text = self.octo.body_to_string(response).await.map_err(|err| format!("{err}"))?;
+        Ok((status, headers, text))
+    }
+
+    pub(crate) fn get(&self, path: &str, what: &str) -> Result<Value> {
+        self.call(Method::GET, path, None, what)
+    }
+
+    pub(crate) fn post(&self, path: &str, body: &Value, what: &str) -> Result<Value> {
+        self.call(Method::POST, path, Some(body), what)
+    }
+
+    pub(crate) fn patch(&self, path: &str, body: &Value, what: &str) -> Result<Value> {
+        self.call(Method::PATCH, path, Some(body), what)
+    }
+
+    pub(crate) fn delete(&self, path: &str, what: &str) -> Result<Value> {
+        self.call(Method::DELETE, path, None, what)
+    }
+
+    /// Finds an object, or creates it. When the create fails in a way that
+    /// may have created it anyway (5xx, no answer), looks again before one
+    /// more try: the retry that never makes a duplicate.
+    pub(crate) fn find_or_create<T>(
+        &self,
+        find: impl Fn() -> Result<Option<T>>,
+        create: impl Fn() -> Result<T>,
+    ) -> Result<T> {
+        if let Some(found) = find()? {
+            return Ok(found);
+        }
+        match create() {
+            Ok(made) => Ok(made),
+            Err(err) if api_error(&err).is_some_and(ApiError::unknown_outcome) => {
+                tracing::warn!("{err:#}; looking again before one more try");
+                match find()? {
+                    Some(found) => Ok(found),
+                    None => create(),
+                }
+            }
+            Err(err) => Err(err),
+        }
+    }
+
+    /// Deletes branch `name` on the repository; a branch already gone is fine.
+    pub fn delete_branch(&self, name: &str) -> Result<()> {
+        match self.delete(&format!("/git/refs/heads/{name}"), &format!("delete branch {name}")) {
+            Ok(_) => Ok(()),
+            Err(err) if matches!(api_status(&err), Some(404 | 422)) => Ok(()),
+            Err(err) => Err(err),
+        }
+    }
+}
+
+fn epoch() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retries_are_bounded_and_only_where_safe() {
+        let ms = Duration::from_millis(100);
+        let h = |pairs: &[(&str, &str)]| pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect::<Vec<_>>();
+        type Case = (bool, Option<u16>, Vec<(String, String)>, u32, Option<Duration>);
+        let cases: Vec<Case> = vec![
+            (true, Some(500), h(&[]), 1, Some(ms)),
+            (true, Some(502), h(&[]), 2, Some(ms * 2)),
+            (true, Some(500), h(&[]), 3, None),
+            (false, Some(500), h(&[]), 1, None),
+            (true, None, h(&[]), 1, Some(ms)),
+            (false, None, h(&[]), 1, None),
+            (false, Some(403), h(&[("Retry-After", "2")]), 1, Some(Duration::from_secs(2))),
+            (
+                false,
+                Some(429),
+                h(&[("x-ratelimit-remaining", "0"), ("x-ratelimit-reset", "1010")]),
+                1,
+                Some(Duration::from_secs(11)),
+            ),
+            (true, Some(403), h(&[]), 1, None),
+            (true, Some(403), h(&[("retry-after", "3600")]), 1, None),
+            (true, Some(422), h(&[]), 1, None),
+            (true, Some(404), h(&[]), 1, None),
+        ];
+        for (idempotent, status, headers, attempt, want) in cases {
+            assert_eq!(
+                retry_delay(idempotent, status, &headers, attempt, ms, 1000),
+                want,
+                "{status:?} {headers:?} {attempt}"
+            );
+        }
+    }
+}
