@@ -116,11 +116,6 @@ pub struct Step {
     /// Extra environment variables for a `run:` step.
     #[serde(default)]
     pub env: BTreeMap<String, String>,
-    /// For an `if: needs_intervention` step that resolves conflicts: accept a
-    /// resolution that also changes files neither the patch nor the conflict
-    /// touches (rejected by default).
-    #[serde(default, rename = "allow-unrelated-changes")]
-    pub allow_unrelated_changes: bool,
 }
 
 /// `if:` values.
@@ -224,6 +219,13 @@ impl Flow {
             let sample = stack.candidate.replace("{tag}", "v1.0.0");
             crate::refname::check_ref_name(&sample)
                 .map_err(|why| format!("stack.candidate: `{}` {why}", stack.candidate))?;
+            // Candidates never go over the maintained branch: promotion is its own, leased step.
+            if !stack.candidate.contains("{tag}") && stack.candidate == stack.branch {
+                return Err(format!(
+                    "stack.candidate: `{}` is the maintained branch; use a template such as `patchmoi/{{tag}}`",
+                    stack.candidate
+                ));
+            }
         }
         Ok(())
     }
@@ -383,6 +385,10 @@ steps:
             (
                 "name: n\non: {type: t}\nstack: {upstream: u, branch: b, candidate: 'a..{tag}'}\nsteps: [{name: s, uses: rebase}]",
                 "stack.candidate",
+            ),
+            (
+                "name: n\non: {type: t}\nstack: {upstream: u, branch: b, candidate: b}\nsteps: [{name: s, uses: rebase}]",
+                "is the maintained branch",
             ),
         ];
         for (yaml, want) in cases {

@@ -113,11 +113,12 @@ pub fn relabel(text: &str, labels: &Labels) -> String {
     out
 }
 
-/// Whether `text` still has a conflict marker at the start of a line.
+/// Whether `text` still has a conflict marker at the start of a line. Only
+/// the opening and closing markers count: a lone `=======` is also how
+/// Markdown and reStructuredText underline a heading.
 pub fn has_markers(text: &str) -> bool {
-    text.lines().any(|line| ["<<<<<<<", "=======", ">>>>>>>", "|||||||"].iter().any(|marker| is_marker(line, marker)))
+    text.lines().any(|line| is_marker(line, "<<<<<<<") || is_marker(line, ">>>>>>>"))
 }
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -174,7 +175,8 @@ mod tests {
     #[test]
     fn detects_leftover_markers() {
         assert!(has_markers("x\n<<<<<<< HEAD\ny\n"));
-        assert!(has_markers("=======\n"));
+        assert!(has_markers("a\n>>>>>>> patch\n"));
+        assert!(!has_markers("Install\n=======\n\nRun make.\n"), "a setext heading is not a marker");
         assert!(!has_markers("x\n======== heading underline\n<<<<<<<<\n"));
     }
 }

@@ -135,7 +135,9 @@ fn replace_paths(git: &Git, tree: &str, files: &[(String, Option<String>, String
 pub enum Invalid {
     /// Conflict markers are still in these files.
     Markers(Vec<String>),
-    /// These files changed although neither the patch nor the conflict touches them.
+    /// These files changed although they do not conflict: a resolution is
+    /// remembered and replayed for the conflicting files only, so these
+    /// changes would be lost.
     Unrelated(Vec<String>),
 }
 
@@ -143,22 +145,23 @@ impl std::fmt::Display for Invalid {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Invalid::Markers(paths) => write!(f, "conflict markers are left in {}", paths.join(", ")),
-            Invalid::Unrelated(paths) => {
-                write!(f, "files outside the conflict and the patch changed: {}", paths.join(", "))
-            }
+            Invalid::Unrelated(paths) => write!(
+                f,
+                "files that do not conflict changed ({}); a resolution keeps only the conflicting files, so make such changes in a patch of the stack",
+                paths.join(", ")
+            ),
         }
     }
 }
 
 /// Checks a resolved tree against the stopped merge: no markers left in
-/// the conflicted files and, unless `allowed_paths` is None, no change
-/// outside those paths.
+/// the conflicted files and no change to any other file (the memory could
+/// not replay it, so it would be silently lost).
 pub fn validate(
     git: &Git,
     merge_tree: &str,
     conflicted: &[String],
     resolved_tree: &str,
-    allowed_paths: Option<&[String]>,
 ) -> Result<Result<(), Invalid>> {
     let files = read_files(git, resolved_tree, conflicted)?;
     let marked: Vec<String> = conflicted
@@ -170,13 +173,10 @@ pub fn validate(
     if !marked.is_empty() {
         return Ok(Err(Invalid::Markers(marked)));
     }
-    if let Some(allowed) = allowed_paths {
-        let changed = git.changed_paths(merge_tree, resolved_tree)?;
-        let unrelated: Vec<String> =
-            changed.into_iter().filter(|path| !conflicted.contains(path) && !allowed.contains(path)).collect();
-        if !unrelated.is_empty() {
-            return Ok(Err(Invalid::Unrelated(unrelated)));
-        }
+    let changed = git.changed_paths(merge_tree, resolved_tree)?;
+    let unrelated: Vec<String> = changed.into_iter().filter(|path| !conflicted.contains(path)).collect();
+    if !unrelated.is_empty() {
+        return Ok(Err(Invalid::Unrelated(unrelated)));
     }
     Ok(Ok(()))
 }

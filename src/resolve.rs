@@ -213,7 +213,7 @@ pub fn finish(git: &Git, workspace: &Path, flow: &Flow, tag: &str) -> Result<(Pa
         );
     }
     let resolved = worktree.run(&["write-tree"]).context("failed to read the resolution from the worktree index")?;
-    if let Err(invalid) = validate(git, &paused.merge_tree, &paused.conflicted_paths(), &resolved, None)? {
+    if let Err(invalid) = validate(git, &paused.merge_tree, &paused.conflicted_paths(), &resolved)? {
         bail!("the resolution in {} is not finished: {invalid}", paused.worktree.display());
     }
     let recorded = remember(git, &paused.merge_tree, &paused.conflicts, &paused.patch, &paused.tag, &resolved)?;

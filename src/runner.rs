@@ -543,7 +543,7 @@ impl FlowRun<'_> {
         let stopped = self.rebase.as_ref().and_then(|rebase| rebase.stopped.clone());
         match (status, step.condition, stopped) {
             (ResultStatus::Completed, Some(Condition::NeedsIntervention), Some(stopped)) => {
-                let (status, verdict) = self.accept_repair(step, &root, &stopped)?;
+                let (status, verdict) = self.accept_repair(&root, &stopped)?;
                 Ok((status, format!("{message}; {verdict}"), artifacts))
             }
             _ => Ok((status, message, artifacts)),
@@ -552,16 +552,10 @@ impl FlowRun<'_> {
 
     /// Checks what a `needs_intervention` step left in the stopped-state
     /// worktree before trusting it: no unmerged paths, no conflict markers
-    /// in the conflicted files, no change outside the files the patch and
-    /// the conflict touch (unless the step allows it). A valid resolution is
-    /// remembered and the flow runs again; anything else keeps the run
-    /// `needs_intervention` with the reason.
-    fn accept_repair(
-        &mut self,
-        step: &Step,
-        worktree: &Path,
-        stopped: &stack::Stopped,
-    ) -> Result<(ResultStatus, String)> {
+    /// in the conflicted files, no change to any other file (the memory
+    /// could not keep it). A valid resolution is remembered and the flow runs
+    /// again; anything else keeps the run `needs_intervention` with the reason.
+    fn accept_repair(&mut self, worktree: &Path, stopped: &stack::Stopped) -> Result<(ResultStatus, String)> {
         let checkout = crate::git::Git::at(worktree);
         let unmerged = checkout.unmerged_paths()?;
         if !unmerged.is_empty() {
@@ -572,9 +566,8 @@ impl FlowRun<'_> {
         let resolved = checkout.run(&["write-tree"])?;
         let mut conflicted: Vec<String> = stopped.conflicts.iter().map(|entry| entry.path.clone()).collect();
         conflicted.dedup();
-        let allowed = (!step.allow_unrelated_changes).then_some(stopped.patch_paths.as_slice());
         let git = &self.workspace.git;
-        if let Err(invalid) = crate::recall::validate(git, &stopped.tree, &conflicted, &resolved, allowed)? {
+        if let Err(invalid) = crate::recall::validate(git, &stopped.tree, &conflicted, &resolved)? {
             return Ok((ResultStatus::NeedsIntervention, format!("its resolution was rejected: {invalid}")));
         }
         let tag = self.tag()?.to_string();

@@ -55,13 +55,28 @@ impl Env {
 
     /// Values of the secret variables that are set: logs replace them by `***`.
     pub fn secret_values(&self) -> Vec<String> {
-        SECRET_VARIABLES.iter().filter_map(|name| self.get(name)).map(str::to_string).collect()
+        self.secret_names().iter().filter_map(|name| self.get(name)).map(str::to_string).collect()
     }
 
-    /// Names of variables a `run:` step must not see.
+    /// Names of variables a `run:` step must not see: the known ones, and
+    /// any set variable whose name says it holds a credential (a feed
+    /// source's `tokenEnv`, a CI's own `*_TOKEN`, …).
     pub fn secret_names(&self) -> Vec<String> {
-        SECRET_VARIABLES.iter().map(|name| name.to_string()).collect()
+        let mut names: Vec<String> = SECRET_VARIABLES.iter().map(|name| name.to_string()).collect();
+        let by_name: Vec<String> =
+            self.vars.keys().filter(|name| looks_secret(name) && !names.contains(name)).cloned().collect();
+        names.extend(by_name);
+        names
     }
+}
+
+/// Whether a variable's name says it holds a credential: one of its
+/// `_`-separated words is TOKEN, SECRET, PASSWORD, … (so `GH_TOKEN` is one
+/// and `TOKENIZER_THREADS` is not), or it ends in `API_KEY`/`PRIVATE_KEY`.
+fn looks_secret(name: &str) -> bool {
+    let upper = name.to_ascii_uppercase();
+    let words = ["TOKEN", "SECRET", "PASSWORD", "PASSWD", "CREDENTIAL", "CREDENTIALS"];
+    upper.split('_').any(|word| words.contains(&word)) || upper.ends_with("API_KEY") || upper.ends_with("PRIVATE_KEY")
 }
 
 #[cfg(test)]
@@ -75,5 +90,22 @@ mod tests {
         assert_eq!(env.get("B"), Some("x"));
         assert!(env.code_mode());
         assert!(!Env::default().code_mode());
+    }
+
+    #[test]
+    fn credential_variables_are_secret_by_name() {
+        let env = Env::from_pairs([
+            ("FORK_DISPATCH_TOKEN", "ghp_x"),
+            ("npm_config_password", "p"),
+            ("OPENAI_API_KEY", "sk"),
+            ("PATH", "/bin"),
+            ("TOKENIZER_THREADS", "4"),
+        ]);
+        let names = env.secret_names();
+        for secret in ["GITHUB_TOKEN", "FORK_DISPATCH_TOKEN", "npm_config_password", "OPENAI_API_KEY"] {
+            assert!(names.iter().any(|name| name == secret), "{secret}");
+        }
+        assert!(!names.iter().any(|name| name == "PATH"));
+        assert_eq!(env.secret_values().len(), 3);
     }
 }

@@ -220,8 +220,17 @@ impl State {
     }
 
     /// The stored runs of an event, in the order they ran.
+    /// The current runs of an event: for each flow step, its latest run (a
+    /// replay or a `continue` supersedes what ran before), in first-run order.
     pub fn runs_of(&self, event_id: &str) -> Vec<&RunView> {
-        self.runs.iter().filter(|run| run.event_id == event_id).collect()
+        let mut latest: Vec<&RunView> = Vec::new();
+        for run in self.runs.iter().filter(|run| run.event_id == event_id) {
+            match latest.iter_mut().find(|kept| kept.flow_name == run.flow_name && kept.step_name == run.step_name) {
+                Some(kept) => *kept = run,
+                None => latest.push(run),
+            }
+        }
+        latest
     }
 
     /// Records an event (once) and its runs; a run id seen before is replaced.

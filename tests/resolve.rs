@@ -77,6 +77,12 @@ fn a_human_resolution_gives_the_candidate_git_rebase_gives() {
     assert_eq!(rebase["artifacts"]["resolvedFromMemory"][0]["files"][0]["firstResolvedIn"], "v1.1.0");
     let check = report["runs"].as_array().unwrap().iter().find(|run| run["step"] == "check").unwrap().clone();
     assert_eq!(check["status"], "completed", "the candidate went through the checks");
+    // The stored result of the event is now the resolved one.
+    let stored = fx.run_release("v1.1.0", &[]);
+    assert_eq!(stored.code, 0, "{}", stored.stdout);
+    assert_eq!(stored.json()["stored"], true);
+    assert_eq!(stored.json()["status"], "changed");
+    assert_eq!(stored.json()["runs"].as_array().unwrap().len(), 2);
     assert!(!worktree.dir.exists(), "the worktree is gone");
 
     // The same resolution made during a plain `git rebase`.
@@ -249,7 +255,7 @@ fn agent_resolutions_with_markers_unrelated_changes_or_unstaged_files_are_reject
         ("git add a.txt", "conflict markers are left in a.txt"),
         (
             "sed -i '/^[<=>|]\\{7\\}/d' a.txt\necho extra >> b.txt\ngit add a.txt b.txt",
-            "files outside the conflict and the patch changed: b.txt",
+            "files that do not conflict changed (b.txt)",
         ),
         ("sed -i '/^[<=>|]\\{7\\}/d' a.txt", "still unmerged"),
     ];
@@ -310,4 +316,38 @@ fn a_modify_delete_resolution_is_remembered_whole_and_binary_files_are_not_remem
     assert_eq!(done.code, 1, "without a memory entry the replay stops again: {}", done.stdout);
     assert_eq!(fx.fork.rev("refs/patchmoi/resolutions"), memory_before);
     assert!(done.stderr.contains("logo.bin is not text"), "{}", done.stderr);
+}
+
+#[test]
+fn continue_refuses_changes_it_could_not_keep() {
+    let fx = conflicting(false);
+    fx.install_rebase_flow("");
+    fx.run_release("v1.1.0", &[]);
+    let worktree = Repo { dir: session(&fx, "resolve", &["--json"]).json()["worktree"].as_str().unwrap().into() };
+    resolve_a_by_hand(&worktree);
+    worktree.write("NOTES.md", "porting notes\n");
+    worktree.git(&["add", "NOTES.md"]);
+    let refused = session(&fx, "continue", &[]);
+    assert_eq!(refused.code, 1);
+    assert!(refused.stderr.contains("files that do not conflict changed (NOTES.md)"), "{}", refused.stderr);
+    assert!(worktree.dir.join("NOTES.md").exists(), "nothing the person wrote is lost");
+    worktree.git(&["rm", "--quiet", "--cached", "NOTES.md"]);
+    std::fs::remove_file(worktree.dir.join("NOTES.md")).unwrap();
+    assert_eq!(session(&fx, "continue", &[]).code, 0);
+}
+
+#[test]
+fn a_deletion_of_a_path_with_a_space_resolves_and_is_remembered() {
+    let fx = Fixture::new(&[("my file.txt", &lines("m", 5)), ("other.txt", "o\n")]);
+    fx.fork.commit("Fork: edit my file", &[("my file.txt", &replace_line(&lines("m", 5), 2, "fork"))]);
+    fx.upstream.git(&["rm", "--quiet", "my file.txt"]);
+    fx.upstream.commit("Upstream: drop my file", &[]);
+    fx.upstream.git(&["tag", "v1.1.0"]);
+    fx.install_rebase_flow("");
+    fx.run_release("v1.1.0", &[]);
+    let worktree = Repo { dir: session(&fx, "resolve", &["--json"]).json()["worktree"].as_str().unwrap().into() };
+    worktree.git(&["rm", "--quiet", "my file.txt"]);
+    let done = session(&fx, "continue", &[]);
+    assert_eq!(done.code, 0, "{}\n{}", done.stdout, done.stderr);
+    assert!(fx.fork.git_output(&["cat-file", "-e", "patchmoi/v1.1.0:my file.txt"]).status.code() != Some(0));
 }

@@ -149,11 +149,16 @@ impl Git {
             let newline = rest.iter().position(|b| *b == b'\n').context("truncated cat-file output")?;
             let header = String::from_utf8_lossy(&rest[..newline]).into_owned();
             rest = &rest[newline + 1..];
-            let fields: Vec<&str> = header.split(' ').collect();
-            if fields.len() != 3 {
-                // `<spec> missing` or `<spec> ambiguous`
+            // `<spec> missing` and `<spec> ambiguous` carry the spec, which may
+            // itself contain spaces (`<tree>:my file`); a found object is
+            // `<oid> <type> <size>`.
+            if header.ends_with(" missing") || header.ends_with(" ambiguous") {
                 objects.push(None);
                 continue;
+            }
+            let fields: Vec<&str> = header.split(' ').collect();
+            if fields.len() != 3 {
+                bail!("unexpected cat-file answer {header:?} for {spec}");
             }
             let size: usize = fields[2].parse().with_context(|| format!("bad object size for {spec}"))?;
             if rest.len() < size + 1 {
