@@ -281,9 +281,14 @@ async fn github_webhook(State(settings): State<Shared>, headers: HeaderMap, body
     blocking(move || {
         let store = open(&settings)?;
         let attempts = store.attempts(&Filter { limit: Some(MAX_LIMIT), ..Filter::default() })?;
-        match webhook::apply(kind, &payload, &attempts, &crate::event::now()) {
-            Some(next) => {
-                store.save_attempt(&next)?;
+        let now = crate::event::now();
+        match webhook::apply(kind, &payload, &attempts, &now) {
+            Some(matched) => {
+                // Apply it again to the row as it is now, in one transaction.
+                let next = store.update_attempt(&matched.id, |current| {
+                    webhook::apply(kind, &payload, std::slice::from_ref(current), &now)
+                        .unwrap_or_else(|| current.clone())
+                })?;
                 Ok((StatusCode::ACCEPTED, Json(json!({"matched": 1, "attempt": next}))))
             }
             None => Ok((StatusCode::ACCEPTED, Json(json!({"matched": 0})))),

@@ -118,13 +118,14 @@ fn sync_from_github(store: &Store, env: &Env, attempt: &Attempt) -> Result<Attem
     let api = GitHubApi::from_env(env, env.get("GITHUB_TOKEN").map(str::to_string));
     let now = crate::event::now();
     let check_runs = api.check_runs(repo, &branch).map_err(ServiceError::Upstream)?;
-    let mut next = crate::webhook::apply_check_runs(attempt, &check_runs, &now);
-    if let Some(pull) = api.pull_for_branch(repo, &branch).map_err(ServiceError::Upstream)? {
-        next = crate::webhook::apply_pull_request(&next, &pull, &now);
-    }
-    if next != *attempt {
-        store.save_attempt(&next)?;
-    }
+    let pull = api.pull_for_branch(repo, &branch).map_err(ServiceError::Upstream)?;
+    let next = store.update_attempt(&attempt.id, |current| {
+        let next = crate::webhook::apply_check_runs(current, &check_runs, &now);
+        match &pull {
+            Some(pull) => crate::webhook::apply_pull_request(&next, pull, &now),
+            None => next,
+        }
+    })?;
     Ok(next)
 }
 
@@ -157,9 +158,6 @@ pub fn sync(store: &Store, env: &Env, id_or_prefix: &str) -> Result<Attempt, Ser
         }
         Transport::RepositoryDispatch => return sync_from_github(store, env, &attempt),
     };
-    let next = apply_observations(&attempt, &observed, &crate::event::now());
-    if next != attempt {
-        store.save_attempt(&next)?;
-    }
-    Ok(next)
+    let now = crate::event::now();
+    Ok(store.update_attempt(&attempt.id, |current| apply_observations(current, &observed, &now))?)
 }

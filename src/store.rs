@@ -18,7 +18,7 @@ use crate::event::FlowEvent;
 
 /// The database file inside `DATA_DIR`.
 pub const DB_FILE: &str = "patchmoi.sqlite3";
-const SCHEMA_VERSION: i64 = 1;
+const SCHEMA_VERSION: i64 = 2;
 const SCHEMA: &str = "
 CREATE TABLE events (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -49,6 +49,18 @@ CREATE TABLE feed_cursors (
     json TEXT NOT NULL
 );
 ";
+
+/// Version 2: who is dispatching an event, so two pollers never both do.
+const SCHEMA_V2: &str = "
+CREATE TABLE dispatch_claims (
+    event_id TEXT PRIMARY KEY,
+    claimed_at INTEGER NOT NULL
+);
+";
+
+/// A claim older than this without a dispatch record belongs to a poll that
+/// died mid-way: the event is owed its dispatch again.
+const STALE_CLAIM_SECONDS: i64 = 600;
 
 /// Listings return at most this many rows; `--limit`/`limit` clamp to it.
 pub const MAX_LIMIT: usize = 500;
@@ -137,6 +149,11 @@ impl Store {
         match version {
             0 => {
                 tx.execute_batch(SCHEMA)?;
+                tx.execute_batch(SCHEMA_V2)?;
+                tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
+            }
+            1 => {
+                tx.execute_batch(SCHEMA_V2)?;
                 tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
             }
             SCHEMA_VERSION => {}
@@ -246,6 +263,39 @@ impl Store {
     /// Writes an attempt's new version.
     pub fn save_attempt(&self, attempt: &Attempt) -> Result<()> {
         upsert_attempt(&self.conn, attempt)
+    }
+
+    /// Re-reads attempt `id` and writes `change(current)`, in one immediate
+    /// transaction: an update computed from network answers (a sync) never
+    /// overwrites one that landed meanwhile (a webhook), and the other way round.
+    pub fn update_attempt(&self, id: &str, change: impl FnOnce(&Attempt) -> Attempt) -> Result<Attempt> {
+        let tx = rusqlite::Transaction::new_unchecked(&self.conn, rusqlite::TransactionBehavior::Immediate)?;
+        let json: String = tx
+            .query_row("SELECT json FROM attempts WHERE id = ?1", params![id], |row| row.get(0))
+            .with_context(|| format!("attempt {id} is not in the database"))?;
+        let current: Attempt = serde_json::from_str(&json).with_context(|| format!("attempt {id} is not valid"))?;
+        let next = change(&current);
+        if next != current {
+            upsert_attempt(&tx, &next)?;
+        }
+        tx.commit()?;
+        Ok(next)
+    }
+
+    /// Claims the dispatch of an event: true for exactly one caller, however
+    /// many pollers (threads or processes) see the event, unless the event
+    /// already has a dispatch record. A claim left by a poll that died
+    /// before dispatching goes stale after ten minutes and can be taken again.
+    pub fn claim_dispatch(&self, event_id: &str) -> Result<bool> {
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_secs() as i64;
+        let changed = self.conn.execute(
+            "INSERT INTO dispatch_claims (event_id, claimed_at)
+             SELECT ?1, ?2 WHERE NOT EXISTS (SELECT 1 FROM dispatches WHERE event_id = ?1)
+             ON CONFLICT(event_id) DO UPDATE SET claimed_at = excluded.claimed_at
+             WHERE dispatch_claims.claimed_at < ?3",
+            params![event_id, now, now - STALE_CLAIM_SECONDS],
+        )?;
+        Ok(changed == 1)
     }
 
     /// Attempt and dispatch counts per status, over the whole database.

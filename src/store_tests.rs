@@ -119,3 +119,48 @@ fn status_filters_name_the_parameter() {
     assert!(attempt_status_filter(Some("done"), "--status").unwrap_err().starts_with("--status must be one of"));
     assert!(dispatch_status_filter(Some("x"), "status").unwrap_err().contains("dispatched, failed, skipped"));
 }
+
+#[test]
+fn one_claim_per_event_unless_stale_or_dispatched() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = Store::open(dir.path()).unwrap();
+    let other = Store::open(dir.path()).unwrap();
+    let (first, second) = (event("rust-v1"), event("rust-v2"));
+    store.record_event(&first).unwrap();
+    assert!(store.claim_dispatch(&first.id).unwrap(), "the first poller claims it");
+    assert!(!other.claim_dispatch(&first.id).unwrap(), "a second process does not");
+    // A claim left by a poll that died long ago is taken over.
+    store.conn.execute("UPDATE dispatch_claims SET claimed_at = 0 WHERE event_id = ?1", params![first.id]).unwrap();
+    assert!(other.claim_dispatch(&first.id).unwrap());
+    // An event that already has a dispatch (from `run`, say) is never claimed.
+    store.record_event(&second).unwrap();
+    let attempt = attempt("a2", &second, AttemptStatus::Started);
+    store.record_dispatch(&record(&second, DispatchStatus::Dispatched), &attempt).unwrap();
+    assert!(!store.claim_dispatch(&second.id).unwrap());
+}
+
+#[test]
+fn attempt_updates_apply_to_the_row_as_it_is_now() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = Store::open(dir.path()).unwrap();
+    let ev = event("rust-v1");
+    store.record_event(&ev).unwrap();
+    let started = store
+        .record_dispatch(&record(&ev, DispatchStatus::Dispatched), &attempt("a1", &ev, AttemptStatus::Started))
+        .unwrap();
+    // A webhook lands while a sync is talking to the network…
+    let mut landed = started.clone();
+    landed.message = Some("check run completed".into());
+    store.save_attempt(&landed).unwrap();
+    // …and the sync's change is applied to what is there now, not to its stale copy.
+    let next = store
+        .update_attempt(&started.id, |current| {
+            let mut next = current.clone();
+            next.error = Some("from sync".into());
+            next
+        })
+        .unwrap();
+    assert_eq!(next.message.as_deref(), Some("check run completed"));
+    assert_eq!(next.error.as_deref(), Some("from sync"));
+    assert!(store.update_attempt("nope", |current| current.clone()).is_err());
+}

@@ -119,8 +119,10 @@ pub fn poll_source(store: &mut Store, source: &FeedSource, env: &Env, workspace:
             }
         };
         let recorded = store.record_event(&event)?;
-        // An event stored by a poll that died before dispatching is still owed its dispatch.
-        let owed = recorded == Recorded::New || store.dispatches(&event_filter(&event.id))?.is_empty();
+        // One claim per event: another poller seeing the same release (a
+        // second source, a cron `watch --once` beside `serve`) gets false.
+        // An event stored by a poll that died before dispatching is still owed.
+        let owed = store.claim_dispatch(&event.id)?;
         match recorded {
             Recorded::Duplicate => report.duplicates.push(event.id.clone()),
             Recorded::New => {
@@ -138,10 +140,6 @@ pub fn poll_source(store: &mut Store, source: &FeedSource, env: &Env, workspace:
     let next = Cursor { seen, etag, last_checked_at: Some(crate::event::now()) };
     store.save_cursor(&source.id, &next).context("failed to save the feed cursor")?;
     Ok(report)
-}
-
-fn event_filter(event_id: &str) -> crate::store::Filter {
-    crate::store::Filter { event_id: Some(event_id.to_string()), limit: Some(1), ..crate::store::Filter::default() }
 }
 
 /// The event for a new release entry, or None (logged) when the entry names
