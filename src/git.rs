@@ -6,6 +6,7 @@
 //! merges (`merge`), worktrees (`worktree`) and the fork's remote (`remote`); they all go through
 //! [`Git::output`], so this file is the only place that spawns git.
 
+mod history;
 mod merge;
 mod objects;
 mod remote;
@@ -15,7 +16,6 @@ pub use merge::{ConflictEntry, MergeRequest, MergeResult};
 pub use objects::{object_id, Quarantine, RawCommit, TreeEntry};
 pub use remote::{basic_credential, http_auth_env};
 
-use std::collections::BTreeSet;
 use std::ffi::OsString;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -224,89 +224,6 @@ impl Git {
         Ok(PathBuf::from(self.run(&["rev-parse", "--show-toplevel"])?))
     }
 
-    /// Commits of `from..to` along first parents, oldest first.
-    pub fn first_parent_range(&self, from: &str, to: &str) -> Result<Vec<String>> {
-        let range = format!("{from}..{to}");
-        let out = self.run(&["rev-list", "--first-parent", "--reverse", "--end-of-options", &range])?;
-        Ok(out.lines().map(str::to_string).collect())
-    }
-
-    /// First-parent commits of `from..to` that change any of `paths`, oldest first.
-    pub fn first_parent_range_touching(&self, from: &str, to: &str, paths: &[String]) -> Result<Vec<String>> {
-        let range = format!("{from}..{to}");
-        let mut args = vec!["rev-list", "--first-parent", "--reverse", "--end-of-options", &range, "--"];
-        args.extend(paths.iter().map(String::as_str));
-        let out = self.with_env("GIT_LITERAL_PATHSPECS", "1").run(&args)?;
-        Ok(out.lines().map(str::to_string).collect())
-    }
-
-    /// Paths that differ between two trees (or commits), renames not followed.
-    pub fn changed_paths(&self, from: &str, to: &str) -> Result<Vec<String>> {
-        let out = self
-            .run_bytes(&["diff-tree", "-r", "-z", "--name-only", "--no-renames", "--end-of-options", from, to], None)?;
-        Ok(String::from_utf8_lossy(&out).split('\0').filter(|path| !path.is_empty()).map(str::to_string).collect())
-    }
-
-    /// The files each of `commits` changes (against its first parent).
-    pub fn files_changed_by(&self, commits: &[String]) -> Result<Vec<(String, BTreeSet<String>)>> {
-        let input: String = commits.iter().map(|id| format!("{id}\n")).collect();
-        let args = ["log", "--no-walk=unsorted", "--stdin", "--name-only", "--no-renames", "-z", "--format=%x01%H"];
-        Ok(parse_file_sets(&self.run_bytes(&args, Some(input.as_bytes()))?))
-    }
-
-    /// Every non-merge commit of `from..to` with the files it changes. (No
-    /// pathspec: with hundreds of paths git's pathspec matching costs ten
-    /// times more than listing everything and filtering here.)
-    pub fn files_changed_in(&self, from: &str, to: &str) -> Result<Vec<(String, BTreeSet<String>)>> {
-        let range = format!("{from}..{to}");
-        let args =
-            ["log", "--no-merges", "--name-only", "--no-renames", "-z", "--format=%x01%H", "--end-of-options", &range];
-        Ok(parse_file_sets(&self.run_bytes(&args, None)?))
-    }
-
-    /// `(sha, subject)` of the newest `limit` commits of `from..to` touching `path`.
-    pub fn commits_touching(&self, from: &str, to: &str, path: &str, limit: usize) -> Result<Vec<(String, String)>> {
-        let range = format!("{from}..{to}");
-        let max = format!("--max-count={limit}");
-        let args = ["log", "--no-merges", &max, "--format=%H%x00%s", "--end-of-options", &range, "--", path];
-        let out = self.with_env("GIT_LITERAL_PATHSPECS", "1").run(&args)?;
-        Ok(out
-            .lines()
-            .filter_map(|line| line.split_once('\0'))
-            .map(|(sha, subject)| (sha.to_string(), subject.to_string()))
-            .collect())
-    }
-
-    /// Tag names on a remote (URL or path), without the `^{}` peel lines.
-    pub fn ls_remote_tags(&self, remote: &str) -> Result<Vec<String>> {
-        let out = self
-            .run(&["ls-remote", "--tags", "--refs", "--end-of-options", remote])
-            .with_context(|| format!("failed to list tags of {}", redact_url(remote)))?;
-        Ok(out
-            .lines()
-            .filter_map(|line| line.split_once('\t'))
-            .filter_map(|(_, name)| name.strip_prefix("refs/tags/"))
-            .map(str::to_string)
-            .collect())
-    }
-
-    /// Fetches one ref from `remote` into `into` (forced: it is our own
-    /// namespace), never all tags. `refname` must be a full, validated ref.
-    pub fn fetch_ref(&self, remote: &str, refname: &str, into: &str) -> Result<FetchOutcome> {
-        let refspec = format!("+{refname}:{into}");
-        let args = ["fetch", "--no-tags", "--no-write-fetch-head", "--quiet", "--end-of-options", remote, &refspec];
-        let output = self.output(&args, None)?;
-        if output.status.success() {
-            return Ok(FetchOutcome::Fetched);
-        }
-        let stderr = redact_url(String::from_utf8_lossy(&output.stderr).trim());
-        // Message from fetch-pack / transport when the ref is absent (stable under LC_ALL=C).
-        if stderr.contains("couldn't find remote ref") {
-            return Ok(FetchOutcome::Missing);
-        }
-        Ok(FetchOutcome::Unreachable(stderr))
-    }
-
     /// Applies ref updates as one atomic transaction: either all move or none.
     pub fn update_refs(&self, updates: &[RefUpdate]) -> Result<()> {
         if updates.is_empty() {
@@ -330,36 +247,6 @@ impl Git {
             .filter_map(|line| line.split_once('\0'))
             .map(|(name, sha)| (name.to_string(), sha.to_string()))
             .collect())
-    }
-
-    /// The configured URL of a remote, or None.
-    pub fn remote_url(&self, remote: &str) -> Result<Option<String>> {
-        let key = format!("remote.{remote}.url");
-        let output = self.output(&["config", "--get", &key], None)?;
-        Ok(output.status.success().then(|| String::from_utf8_lossy(&output.stdout).trim().to_string()))
-    }
-
-    /// Pushes `src` to `dst` on `remote`, leasing on the value we expect there
-    /// (`None` = the ref must not exist yet), so a concurrent push is never
-    /// overwritten.
-    pub fn push_with_lease(&self, remote: &str, src: &str, dst: &str, expect: Option<&str>) -> Result<()> {
-        let lease = format!("--force-with-lease={dst}:{}", expect.unwrap_or(""));
-        let refspec = format!("{src}:{dst}");
-        self.run(&["push", "--quiet", "--porcelain", &lease, "--end-of-options", remote, &refspec])
-            .with_context(|| format!("failed to push {dst} to {remote}"))?;
-        Ok(())
-    }
-
-    /// The value of `refname` on `remote`, or None when it has none.
-    pub fn remote_ref(&self, remote: &str, refname: &str) -> Result<Option<String>> {
-        let out = self
-            .run(&["ls-remote", "--end-of-options", remote, refname])
-            .with_context(|| format!("failed to read {refname} from {remote}"))?;
-        Ok(out
-            .lines()
-            .filter_map(|line| line.split_once('\t'))
-            .find(|(_, name)| *name == refname)
-            .map(|(sha, _)| sha.to_string()))
     }
 
     /// Branches checked out in any worktree of this repository, as full refs.
@@ -397,18 +284,6 @@ impl RefUpdate {
             RefUpdate::Delete { refname, old } => format!("delete {refname} {old}\n"),
         }
     }
-}
-
-/// Reads `--format=%x01%H --name-only -z` output: `\x01<sha>\0\n<path>\0…`.
-fn parse_file_sets(out: &[u8]) -> Vec<(String, BTreeSet<String>)> {
-    String::from_utf8_lossy(out)
-        .split('\u{1}')
-        .filter_map(|record| {
-            let (sha, rest) = record.split_once('\0')?;
-            let files = rest.trim_start_matches('\n').split('\0').filter(|path| !path.is_empty()).map(str::to_string);
-            Some((sha.to_string(), files.collect()))
-        })
-        .collect()
 }
 
 fn failure_message(args: &[&str], output: &Output) -> String {
@@ -504,16 +379,6 @@ mod tests {
         for (input, want) in cases {
             assert_eq!(redact_url(input), want, "{input}");
         }
-    }
-
-    #[test]
-    fn parses_file_sets() {
-        let out = b"\x01aaa\0\nconfig.toml\0\x01bbb\0\nCHANGELOG.md\0src/a b.rs\0\x01ccc\0";
-        let sets = parse_file_sets(out);
-        assert_eq!(sets.len(), 3);
-        assert_eq!(sets[1].0, "bbb");
-        assert_eq!(sets[1].1.iter().cloned().collect::<Vec<_>>(), ["CHANGELOG.md", "src/a b.rs"]);
-        assert!(sets[2].1.is_empty(), "an empty commit changes nothing");
     }
 
     #[test]

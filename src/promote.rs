@@ -11,7 +11,8 @@ use serde::Serialize;
 use crate::error::usage;
 use crate::flows::Flow;
 use crate::git::{Git, RefUpdate};
-use crate::stack::{backup_ref, built_from_ref, short};
+use crate::publish::{backup_ref, built_from_ref};
+use crate::stack::short;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Promotion {

@@ -1,11 +1,13 @@
-//! Publishing refs to the fork's remote without ever losing what was there:
-//! the remote's old value is fetched into a backup ref first, and the push
-//! leases on exactly that value.
+//! Moving and publishing refs without ever losing what was there: a local
+//! branch moves in one transaction with a backup of its old value, and a
+//! push to the fork's remote first fetches the remote's old value into a
+//! backup ref and leases on exactly that value.
 
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 
+use crate::git::RefUpdate;
 use crate::git::{FetchOutcome, Git};
-use crate::stack::backup_ref;
+use crate::stack::Candidate;
 
 /// Pushes `sha` to `refname` on `remote`. When the remote has another value
 /// there, it is kept under `refs/patchmoi/backup/remotes/<remote>/…` and the
@@ -38,4 +40,44 @@ pub fn push_branch(git: &Git, remote: &str, refname: &str, sha: &str) -> Result<
         None => pushed?,
     }
     Ok(backup)
+}
+
+/// Points `refname` at `sha`, together with `also`, in one transaction; an
+/// old value that differs is kept first under `refs/patchmoi/backup/…`, so
+/// nothing is lost. Refuses when the branch is checked out in some worktree.
+pub fn move_branch(git: &Git, refname: &str, sha: &str, mut also: Vec<RefUpdate>) -> Result<Candidate> {
+    let old = git.ref_value(refname)?;
+    let mut backup = None;
+    if old.as_deref() != Some(sha) {
+        if let Some((_, path)) = git.checked_out_branches()?.into_iter().find(|(branch, _)| branch == refname) {
+            bail!("{refname} is checked out in {}; patchmoi will not move a checked-out branch", path.display());
+        }
+        if let Some(old) = &old {
+            let name = backup_ref(git, refname)?;
+            also.push(RefUpdate::Set { refname: name.clone(), new: old.clone(), old: None });
+            backup = Some(name);
+        }
+        also.push(RefUpdate::Set { refname: refname.to_string(), new: sha.to_string(), old: old.clone() });
+    }
+    git.update_refs(&also).with_context(|| format!("failed to move {refname}"))?;
+    Ok(Candidate { refname: refname.to_string(), sha: sha.to_string(), backup })
+}
+
+/// Where we remember which maintained-branch head a candidate was built
+/// from: `promote` leases on it, even where no state file survived.
+pub fn built_from_ref(candidate_ref: &str) -> String {
+    format!("refs/patchmoi/built-from/{}", candidate_ref.trim_start_matches("refs/"))
+}
+
+/// A fresh `refs/patchmoi/backup/<ref without refs/>/<UTC time>` name.
+pub fn backup_ref(git: &Git, refname: &str) -> Result<String> {
+    let stamp = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string().replace(['-', ':'], "");
+    let base = format!("refs/patchmoi/backup/{}/{stamp}", refname.trim_start_matches("refs/"));
+    let mut name = base.clone();
+    let mut n = 1;
+    while git.ref_value(&name)?.is_some() {
+        n += 1;
+        name = format!("{base}-{n}");
+    }
+    Ok(name)
 }

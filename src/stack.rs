@@ -6,8 +6,6 @@
 //! change to the user's branches or tags. It writes objects (as one pack),
 //! refs under `refs/patchmoi/`, and the candidate branch.
 
-use std::collections::{BTreeSet, HashMap};
-
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 
@@ -177,7 +175,7 @@ pub fn prepare(git: &Git, spec: &StackSpec, fetch: bool) -> Result<Precondition>
     }
     let ids = git.first_parent_range(&merge_base, &head)?;
     let all = git.read_commits(&ids)?;
-    let upstreamed = upstreamed_patches(git, &merge_base, &release, &all)?;
+    let upstreamed = crate::upstreamed::upstreamed_patches(git, &merge_base, &release, &all)?;
     let mut prepared =
         Prepared { head, release, merge_base, patches: Vec::new(), dropped: Vec::new(), positions: Vec::new() };
     for (position, patch) in all.into_iter().enumerate() {
@@ -346,12 +344,12 @@ pub fn rebase(git: &Git, spec: &StackSpec) -> Result<RebaseOutcome> {
     }
 
     quarantine.publish(std::slice::from_ref(&replayed.tip), &known)?;
-    let built_from = built_from_ref(&spec.candidate_ref());
+    let built_from = crate::publish::built_from_ref(&spec.candidate_ref());
     let also = match git.ref_value(&built_from)? {
         Some(old) if old == head => Vec::new(),
         old => vec![RefUpdate::Set { refname: built_from, new: head.clone(), old }],
     };
-    let candidate = move_branch(git, &spec.candidate_ref(), &replayed.tip, also)?;
+    let candidate = crate::publish::move_branch(git, &spec.candidate_ref(), &replayed.tip, also)?;
     Ok(RebaseOutcome::Clean {
         candidate,
         release,
@@ -405,97 +403,6 @@ fn fetch_release(git: &Git, spec: &StackSpec) -> Result<Result<String, String>> 
     }
     let release = git.resolve_commit(&into)?.with_context(|| format!("tag {} does not point at a commit", spec.tag))?;
     Ok(Ok(release))
-}
-
-/// Patches whose patch-id matches an upstream commit in `merge_base..release`.
-/// A patch-id covers every file of a diff, so only upstream commits that
-/// change exactly the same set of files as some patch can match: those are
-/// found from file lists (one `git log --name-only`), and only they are diffed.
-fn upstreamed_patches(
-    git: &Git,
-    merge_base: &str,
-    release: &str,
-    patches: &[RawCommit],
-) -> Result<HashMap<String, String>> {
-    let singles: Vec<String> =
-        patches.iter().filter(|patch| patch.parents.len() == 1).map(|patch| patch.id.clone()).collect();
-    if singles.is_empty() {
-        return Ok(HashMap::new());
-    }
-    let stack_sets = git.files_changed_by(&singles)?;
-    let upstream_sets = git.files_changed_in(merge_base, release)?;
-    let shapes: BTreeSet<&BTreeSet<String>> = stack_sets.iter().map(|(_, files)| files).collect();
-    let upstream: Vec<String> =
-        upstream_sets.iter().filter(|(_, files)| shapes.contains(files)).map(|(sha, _)| sha.clone()).collect();
-    if upstream.is_empty() {
-        return Ok(HashMap::new());
-    }
-    let upstream_shapes: BTreeSet<&BTreeSet<String>> =
-        upstream_sets.iter().filter(|(sha, _)| upstream.contains(sha)).map(|(_, files)| files).collect();
-    let stack: Vec<String> =
-        stack_sets.iter().filter(|(_, files)| upstream_shapes.contains(files)).map(|(sha, _)| sha.clone()).collect();
-    let diffs = |commits: &[String]| -> Result<Vec<u8>> {
-        let input: String = commits.iter().map(|id| format!("{id}\n")).collect();
-        git.run_bytes(&["diff-tree", "-p", "--no-renames", "--stdin"], Some(input.as_bytes()))
-    };
-    let upstream_ids: HashMap<String, String> = patch_ids(git, &diffs(&upstream)?)?.into_iter().collect();
-    Ok(patch_ids(git, &diffs(&stack)?)?
-        .into_iter()
-        .filter_map(|(patch_id, commit)| upstream_ids.get(&patch_id).map(|upstream| (commit, upstream.clone())))
-        .collect())
-}
-
-/// `(patch-id, commit)` pairs from diffs, stable across hunk order.
-fn patch_ids(git: &Git, diffs: &[u8]) -> Result<Vec<(String, String)>> {
-    if diffs.is_empty() {
-        return Ok(Vec::new());
-    }
-    let out = git.run_bytes(&["patch-id", "--stable"], Some(diffs))?;
-    Ok(String::from_utf8_lossy(&out)
-        .lines()
-        .filter_map(|line| line.split_once(' '))
-        .map(|(id, commit)| (id.to_string(), commit.to_string()))
-        .collect())
-}
-
-/// Points `refname` at `sha`, together with `also`, in one transaction; an
-/// old value that differs is kept first under `refs/patchmoi/backup/…`, so
-/// nothing is lost. Refuses when the branch is checked out in some worktree.
-pub fn move_branch(git: &Git, refname: &str, sha: &str, mut also: Vec<RefUpdate>) -> Result<Candidate> {
-    let old = git.ref_value(refname)?;
-    let mut backup = None;
-    if old.as_deref() != Some(sha) {
-        if let Some((_, path)) = git.checked_out_branches()?.into_iter().find(|(branch, _)| branch == refname) {
-            bail!("{refname} is checked out in {}; patchmoi will not move a checked-out branch", path.display());
-        }
-        if let Some(old) = &old {
-            let name = backup_ref(git, refname)?;
-            also.push(RefUpdate::Set { refname: name.clone(), new: old.clone(), old: None });
-            backup = Some(name);
-        }
-        also.push(RefUpdate::Set { refname: refname.to_string(), new: sha.to_string(), old: old.clone() });
-    }
-    git.update_refs(&also).with_context(|| format!("failed to move {refname}"))?;
-    Ok(Candidate { refname: refname.to_string(), sha: sha.to_string(), backup })
-}
-
-/// Where we remember which maintained-branch head a candidate was built
-/// from: `promote` leases on it, even where no state file survived.
-pub fn built_from_ref(candidate_ref: &str) -> String {
-    format!("refs/patchmoi/built-from/{}", candidate_ref.trim_start_matches("refs/"))
-}
-
-/// A fresh `refs/patchmoi/backup/<ref without refs/>/<UTC time>` name.
-pub fn backup_ref(git: &Git, refname: &str) -> Result<String> {
-    let stamp = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string().replace(['-', ':'], "");
-    let base = format!("refs/patchmoi/backup/{}/{stamp}", refname.trim_start_matches("refs/"));
-    let mut name = base.clone();
-    let mut n = 1;
-    while git.ref_value(&name)?.is_some() {
-        n += 1;
-        name = format!("{base}-{n}");
-    }
-    Ok(name)
 }
 
 pub fn short(sha: &str) -> &str {

@@ -1,14 +1,75 @@
-//! Talking to the fork's remote from a workflow: credentials handed to git
-//! through the environment only, deepening a shallow checkout, and the
-//! questions asked before a push (which workflow files it changes, how the
-//! old stack compares with the new one).
+//! Talking to remotes: listing tags, fetching one ref, leased pushes, and,
+//! from a workflow, credentials handed to git through the environment only,
+//! deepening a shallow checkout, and the questions asked before a push
+//! (which workflow files it changes, how the old stack compares with the
+//! new one).
 
 use anyhow::{Context, Result};
 use base64::Engine;
 
-use super::Git;
+use super::{redact_url, FetchOutcome, Git};
 
 impl Git {
+    /// Tag names on a remote (URL or path), without the `^{}` peel lines.
+    pub fn ls_remote_tags(&self, remote: &str) -> Result<Vec<String>> {
+        let out = self
+            .run(&["ls-remote", "--tags", "--refs", "--end-of-options", remote])
+            .with_context(|| format!("failed to list tags of {}", redact_url(remote)))?;
+        Ok(out
+            .lines()
+            .filter_map(|line| line.split_once('\t'))
+            .filter_map(|(_, name)| name.strip_prefix("refs/tags/"))
+            .map(str::to_string)
+            .collect())
+    }
+
+    /// Fetches one ref from `remote` into `into` (forced: it is our own
+    /// namespace), never all tags. `refname` must be a full, validated ref.
+    pub fn fetch_ref(&self, remote: &str, refname: &str, into: &str) -> Result<FetchOutcome> {
+        let refspec = format!("+{refname}:{into}");
+        let args = ["fetch", "--no-tags", "--no-write-fetch-head", "--quiet", "--end-of-options", remote, &refspec];
+        let output = self.output(&args, None)?;
+        if output.status.success() {
+            return Ok(FetchOutcome::Fetched);
+        }
+        let stderr = redact_url(String::from_utf8_lossy(&output.stderr).trim());
+        // Message from fetch-pack / transport when the ref is absent (stable under LC_ALL=C).
+        if stderr.contains("couldn't find remote ref") {
+            return Ok(FetchOutcome::Missing);
+        }
+        Ok(FetchOutcome::Unreachable(stderr))
+    }
+
+    /// The configured URL of a remote, or None.
+    pub fn remote_url(&self, remote: &str) -> Result<Option<String>> {
+        let key = format!("remote.{remote}.url");
+        let output = self.output(&["config", "--get", &key], None)?;
+        Ok(output.status.success().then(|| String::from_utf8_lossy(&output.stdout).trim().to_string()))
+    }
+
+    /// Pushes `src` to `dst` on `remote`, leasing on the value we expect there
+    /// (`None` = the ref must not exist yet), so a concurrent push is never
+    /// overwritten.
+    pub fn push_with_lease(&self, remote: &str, src: &str, dst: &str, expect: Option<&str>) -> Result<()> {
+        let lease = format!("--force-with-lease={dst}:{}", expect.unwrap_or(""));
+        let refspec = format!("{src}:{dst}");
+        self.run(&["push", "--quiet", "--porcelain", &lease, "--end-of-options", remote, &refspec])
+            .with_context(|| format!("failed to push {dst} to {remote}"))?;
+        Ok(())
+    }
+
+    /// The value of `refname` on `remote`, or None when it has none.
+    pub fn remote_ref(&self, remote: &str, refname: &str) -> Result<Option<String>> {
+        let out = self
+            .run(&["ls-remote", "--end-of-options", remote, refname])
+            .with_context(|| format!("failed to read {refname} from {remote}"))?;
+        Ok(out
+            .lines()
+            .filter_map(|line| line.split_once('\t'))
+            .find(|(_, name)| *name == refname)
+            .map(|(sha, _)| sha.to_string()))
+    }
+
     /// The same repository, sending `token` as an HTTP header to `server`
     /// (`https://github.com`) on every fetch and push. It goes through
     /// `GIT_CONFIG_COUNT`/`GIT_CONFIG_KEY_n`/`GIT_CONFIG_VALUE_n`: never on a
