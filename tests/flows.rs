@@ -6,17 +6,9 @@ mod common;
 
 use common::{lines, replace_line, Fixture};
 
-fn released_fixture() -> Fixture {
-    let fx = Fixture::new(&[("a.txt", &lines("a", 10)), ("b.txt", &lines("b", 10))]);
-    fx.fork.commit("Fork patch", &[("a.txt", &replace_line(&lines("a", 10), 2, "fork"))]);
-    fx.upstream.commit("Upstream change", &[("b.txt", &replace_line(&lines("b", 10), 2, "upstream"))]);
-    fx.upstream.git(&["tag", "v1.1.0"]);
-    fx
-}
-
 #[test]
 fn run_steps_see_the_candidate_and_never_the_token() {
-    let fx = released_fixture();
+    let fx = Fixture::released();
     fx.install_rebase_flow(
         "  - name: inspect\n    working-directory: sub\n    env: {EXTRA: yes}\n    run: |\n      \
          test \"$(git rev-parse HEAD)\" = \"$PATCHMOI_CANDIDATE_SHA\"\n      \
@@ -43,7 +35,7 @@ fn run_steps_see_the_candidate_and_never_the_token() {
 
 #[test]
 fn failing_and_timed_out_steps_fail_the_run_and_keep_their_logs() {
-    let fx = released_fixture();
+    let fx = Fixture::released();
     fx.install_rebase_flow(
         "  - name: build\n    run: 'for i in $(seq 1 80); do echo line $i; done; exit 3'\n\
          \x20 - name: never\n    run: 'true'\n\
@@ -65,7 +57,7 @@ fn failing_and_timed_out_steps_fail_the_run_and_keep_their_logs() {
     assert_eq!(report["status"], "completed");
     assert!(report["artifacts"]["logTail"][0].as_str().unwrap().contains("reporting after failed"));
 
-    let fx = released_fixture();
+    let fx = Fixture::released();
     fx.install_rebase_flow("  - name: slow\n    timeout: 1s\n    run: 'sleep 30 & sleep 30'\n");
     let started = std::time::Instant::now();
     let run = fx.run_release("v1.1.0", &[]);
@@ -77,7 +69,7 @@ fn failing_and_timed_out_steps_fail_the_run_and_keep_their_logs() {
 
 #[test]
 fn code_mode_steps_are_gated_until_the_variable_is_set() {
-    let fx = released_fixture();
+    let fx = Fixture::released();
     fx.install_rebase_flow("  - name: agent\n    runner: code-mode\n    run: 'echo agent ran'\n");
     let run = fx.run_release("v1.1.0", &[]);
     assert_eq!(run.code, 0);
@@ -120,7 +112,7 @@ fn a_conflict_runs_needs_intervention_steps_in_the_stopped_state() {
 
 #[test]
 fn dry_run_matches_with_shadowing_and_writes_nothing() {
-    let fx = released_fixture();
+    let fx = Fixture::released();
     fx.install_rebase_flow("  - name: agent\n    runner: code-mode\n    if: needs_intervention\n    run: 'true'\n");
     // A repository flow with the same name is shadowed by the installed one;
     // another repository flow is listed after it.
@@ -172,7 +164,7 @@ fn dry_run_matches_with_shadowing_and_writes_nothing() {
 
 #[test]
 fn newest_tag_follows_prerelease_and_skip_rules() {
-    let fx = released_fixture();
+    let fx = Fixture::released();
     for tag in ["v1.2.0", "v1.10.0-rc.1", "v1.9.0", "v1.9.1", "other-v9.0.0"] {
         fx.upstream.git(&["tag", tag]);
     }
@@ -215,7 +207,7 @@ fn newest_tag_follows_prerelease_and_skip_rules() {
 
 #[test]
 fn state_file_records_events_and_runs() {
-    let fx = released_fixture();
+    let fx = Fixture::released();
     fx.install_rebase_flow("  - name: check\n    run: 'true'\n");
     let run = fx.run_release("v1.1.0", &[]);
     let state: serde_json::Value =

@@ -4,13 +4,11 @@
 
 mod common;
 
-use common::{lines, replace_line, Fixture};
+use common::Fixture;
 
+/// [`Fixture::released`] with the usual rebase flow installed.
 fn released_fixture() -> Fixture {
-    let fx = Fixture::new(&[("a.txt", &lines("a", 10)), ("b.txt", &lines("b", 10))]);
-    fx.fork.commit("Fork patch", &[("a.txt", &replace_line(&lines("a", 10), 2, "fork"))]);
-    fx.upstream.commit("Upstream change", &[("b.txt", &replace_line(&lines("b", 10), 2, "upstream"))]);
-    fx.upstream.git(&["tag", "v1.1.0"]);
+    let fx = Fixture::released();
     fx.install_rebase_flow("");
     fx
 }

@@ -126,6 +126,16 @@ impl Fixture {
         Fixture { tmp, upstream, fork }
     }
 
+    /// The fixture most tests start from: a.txt and b.txt; the fork's one
+    /// patch changes a.txt line 2, upstream's v1.1.0 changes b.txt line 2.
+    pub fn released() -> Fixture {
+        let fx = Fixture::new(&[("a.txt", &lines("a", 10)), ("b.txt", &lines("b", 10))]);
+        fx.fork.commit("Fork patch", &[("a.txt", &replace_line(&lines("a", 10), 2, "fork"))]);
+        fx.upstream.commit("Upstream change", &[("b.txt", &replace_line(&lines("b", 10), 2, "upstream"))]);
+        fx.upstream.git(&["tag", "v1.1.0"]);
+        fx
+    }
+
     /// Installs a flow under `.codex/flows/<name>/flow.yml` (untracked, as
     /// codex-flows installs them, and excluded so the tree stays clean).
     pub fn install_flow(&self, name: &str, yaml: &str) {
