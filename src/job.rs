@@ -95,6 +95,16 @@ pub fn run(settings: &JobSettings, out: &mut dyn Write) -> Result<JobOutcome> {
     deepen(&remote_git, &flows)?;
     if let Some(tag) = &settings.promote {
         crate::commands::check_tag(tag).map_err(|err| usage(format!("input `promote`: {err:#}")))?;
+        if !settings.push {
+            let why =
+                format!("input `promote: {tag}` moves the maintained branch on origin, which `push: false` forbids");
+            return Ok(JobOutcome {
+                status: ResultStatus::Skipped,
+                event: None,
+                flows: Vec::new(),
+                nothing: Some(why),
+            });
+        }
         let repo = match &settings.inputs.repo {
             Some(repo) => repo.clone(),
             None => upstream_repo(&flows, settings.flow.as_deref())?,

@@ -1,7 +1,7 @@
 //! The `patchmoi` binary: parse, start tracing, run, map the outcome to an
 //! exit code (0 done, 1 needs attention or failed, 2 usage or configuration).
 
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
 
 use clap::Parser;
@@ -11,21 +11,54 @@ use patchmoi::error::is_usage;
 use patchmoi::settings::Env;
 
 fn main() -> ExitCode {
+    patchmoi::settings::hand_over_token();
     let cli = Cli::parse();
     let env = Env::capture();
-    init_tracing(cli.verbose, env.get("RUST_LOG"));
+    let on_actions = env.get("GITHUB_ACTIONS") == Some("true");
+    init_tracing(cli.verbose, env.get("RUST_LOG"), on_actions);
     match dispatch(cli, &env) {
         Ok(Exit::Done) => ExitCode::SUCCESS,
         Ok(Exit::Attention) => ExitCode::from(1),
         Err(err) => {
-            eprintln!("error: {err:#}");
+            let mut stderr = Stderr { defuse: on_actions };
+            let _ = writeln!(stderr, "error: {err:#}");
             ExitCode::from(if is_usage(&err) { 2 } else { 1 })
         }
     }
 }
 
+/// stderr, with workflow commands defused on GitHub Actions: a line that
+/// starts with `::` would be obeyed by the runner, and what we print can
+/// carry untrusted text (a tag from a dispatch payload, git's messages).
+/// Commands patchmoi means to give go to stdout, never through here.
+struct Stderr {
+    defuse: bool,
+}
+
+impl Write for Stderr {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if !self.defuse {
+            return std::io::stderr().write(buf);
+        }
+        let text = String::from_utf8_lossy(buf);
+        let mut safe = String::with_capacity(text.len() + 4);
+        for line in text.split_inclusive('\n') {
+            if line.starts_with("::") {
+                safe.push(' ');
+            }
+            safe.push_str(line);
+        }
+        std::io::stderr().write_all(safe.as_bytes())?;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        std::io::stderr().flush()
+    }
+}
+
 /// Logs go to stderr; stdout is for results.
-fn init_tracing(verbose: u8, rust_log: Option<&str>) {
+fn init_tracing(verbose: u8, rust_log: Option<&str>, defuse: bool) {
     let default = match verbose {
         0 => "patchmoi=info",
         1 => "patchmoi=debug",
@@ -35,7 +68,7 @@ fn init_tracing(verbose: u8, rust_log: Option<&str>) {
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        .with_writer(move || Stderr { defuse })
         .with_ansi(std::io::stderr().is_terminal())
         .with_target(false)
         .without_time()

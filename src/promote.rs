@@ -45,8 +45,11 @@ impl Promotion {
     }
 }
 
-/// Promotes `flow`'s candidate for `tag`.
-pub fn promote(git: &Git, flow: &Flow, tag: &str, push: bool) -> Result<Promotion> {
+/// Promotes `flow`'s candidate for `tag`. With `local`, the local branch
+/// moves (and must not be checked out); without it (a CI runner, whose
+/// checkout usually has the branch checked out and is thrown away) only the
+/// remote branch moves, which needs `push`.
+pub fn promote(git: &Git, flow: &Flow, tag: &str, push: bool, local: bool) -> Result<Promotion> {
     let stack = flow
         .stack
         .as_ref()
@@ -59,7 +62,7 @@ pub fn promote(git: &Git, flow: &Flow, tag: &str, push: bool) -> Result<Promotio
         format!("patchmoi has no record of what {candidate_ref} was built from; run the flow for {tag} again")
     })?;
     let branch_ref = format!("refs/heads/{}", stack.branch);
-    let local = git.ref_value(&branch_ref)?;
+    let current = if local { git.ref_value(&branch_ref)? } else { None };
 
     let mut promotion = Promotion {
         branch: stack.branch.clone(),
@@ -69,7 +72,7 @@ pub fn promote(git: &Git, flow: &Flow, tag: &str, push: bool) -> Result<Promotio
         remote_backup: None,
         pushed: false,
     };
-    match &local {
+    match &current {
         Some(head) if *head == candidate => promotion.from = candidate.clone(),
         Some(head) if *head != built_from => bail!(
             "{} moved since the candidate was built (built from {}, now at {}); run the flow for {tag} again with --replay",
@@ -93,6 +96,7 @@ pub fn promote(git: &Git, flow: &Flow, tag: &str, push: bool) -> Result<Promotio
             promotion.backup = Some(backup);
         }
         None if !push => bail!("there is no local branch {}; pass --push to promote it on {}", stack.branch, stack.remote),
+        None if !local => {}
         None => {}
     }
 
@@ -109,10 +113,8 @@ pub fn promote(git: &Git, flow: &Flow, tag: &str, push: bool) -> Result<Promotio
             ),
             _ => {
                 if let Some(head) = &remote_head {
-                    let stamp = humantime::format_rfc3339_seconds(std::time::SystemTime::now())
-                        .to_string()
-                        .replace([':', '-'], "");
-                    let remote_backup = format!("refs/heads/patchmoi/backup/{}/{stamp}", stack.branch);
+                    let remote_backup =
+                        format!("refs/heads/patchmoi/backup/{}/{}", stack.branch, crate::publish::stamp());
                     git.push_with_lease(&stack.remote, head, &remote_backup, None)?;
                     promotion.remote_backup = Some(remote_backup);
                 }

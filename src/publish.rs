@@ -10,9 +10,12 @@ use crate::git::{FetchOutcome, Git};
 use crate::stack::Candidate;
 
 /// Pushes `sha` to `refname` on `remote`. When the remote has another value
-/// there, it is kept under `refs/patchmoi/backup/remotes/<remote>/…` and the
-/// push leases on it, so a concurrent push is refused rather than lost.
-/// Returns the backup ref, if one was made.
+/// there (a reviewer may have pushed onto a candidate), it is kept twice
+/// before the push: under `refs/patchmoi/backup/remotes/<remote>/…` here, and
+/// as the branch `patchmoi/backup/<branch>/<time>` on the remote itself,
+/// since a CI runner's local refs vanish with it. The push leases on that
+/// value, so a concurrent push is refused rather than lost. Returns the
+/// local backup ref, if one was made.
 pub fn push_branch(git: &Git, remote: &str, refname: &str, sha: &str) -> Result<Option<String>> {
     let current = git.remote_ref(remote, refname)?;
     if current.as_deref() == Some(sha) {
@@ -33,6 +36,12 @@ pub fn push_branch(git: &Git, remote: &str, refname: &str, sha: &str) -> Result<
                 anyhow::bail!("failed to keep a backup of {refname} from {remote}: {message}")
             }
         }
+    }
+    if let Some(old) = &lease {
+        let short = refname.strip_prefix("refs/heads/").unwrap_or(refname);
+        let remote_backup = format!("refs/heads/patchmoi/backup/{short}/{}", stamp());
+        git.push_with_lease(remote, old, &remote_backup, None)
+            .with_context(|| format!("failed to keep {refname}'s previous value on {remote}"))?;
     }
     let pushed = git.push_with_lease(remote, sha, refname, lease.as_deref());
     match &backup {
@@ -69,10 +78,14 @@ pub fn built_from_ref(candidate_ref: &str) -> String {
     format!("refs/patchmoi/built-from/{}", candidate_ref.trim_start_matches("refs/"))
 }
 
+/// The current UTC time as a ref name component, e.g. `20261124T021500Z`.
+pub fn stamp() -> String {
+    humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string().replace(['-', ':'], "")
+}
+
 /// A fresh `refs/patchmoi/backup/<ref without refs/>/<UTC time>` name.
 pub fn backup_ref(git: &Git, refname: &str) -> Result<String> {
-    let stamp = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string().replace(['-', ':'], "");
-    let base = format!("refs/patchmoi/backup/{}/{stamp}", refname.trim_start_matches("refs/"));
+    let base = format!("refs/patchmoi/backup/{}/{}", refname.trim_start_matches("refs/"), stamp());
     let mut name = base.clone();
     let mut n = 1;
     while git.ref_value(&name)?.is_some() {

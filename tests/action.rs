@@ -313,3 +313,19 @@ fn bad_events_and_inputs_exit_2_and_change_nothing() {
     assert_eq!(s.fx.fork.git(&["for-each-ref"]), refs);
     assert!(s.gh.state().requests.is_empty());
 }
+
+#[test]
+fn a_rerun_does_not_repeat_annotations() {
+    let s = conflicting();
+    let event = s.dispatch("v1.2.0");
+    s.action(&event, &[]);
+    let first =
+        runs_named(&s.gh.state().check_runs, "patchmoi / fork / rebase")[0]["annotations"].as_array().unwrap().len();
+    assert!(first > 0);
+    s.forget_state();
+    s.action(&event, &[]);
+    let state = s.gh.state();
+    let rebase = runs_named(&state.check_runs, "patchmoi / fork / rebase");
+    assert_eq!(rebase.len(), 1);
+    assert_eq!(rebase[0]["annotations"].as_array().unwrap().len(), first, "GitHub appends: a re-run must not resend");
+}

@@ -155,7 +155,7 @@ pub fn cmd_promote(args: PromoteArgs, _env: &Env) -> Result<Exit> {
         .iter()
         .find(|flow| flow.name == args.target.flow)
         .ok_or_else(|| usage(format!("unknown flow `{}`", args.target.flow)))?;
-    let promotion = crate::promote::promote(&Git::open(&root)?, flow, &args.target.tag, args.push)?;
+    let promotion = crate::promote::promote(&Git::open(&root)?, flow, &args.target.tag, args.push, true)?;
     if args.json {
         println!("{}", serde_json::to_string(&promotion)?);
     } else {

@@ -73,6 +73,10 @@ pub struct CheckOutput {
 #[derive(Debug, Default)]
 pub struct CheckReporter {
     ids: HashMap<(String, String), u64>,
+    /// Check runs an earlier job made (found on the commit, not created
+    /// here): GitHub appends annotations on every update, and theirs are
+    /// already there (same commit, same release: the same conflict).
+    inherited: std::collections::HashSet<(String, String)>,
     /// Set once GitHub refused a check run: statuses from then on.
     pub statuses_only: bool,
 }
@@ -103,7 +107,10 @@ impl CheckReporter {
         if self.statuses_only {
             return self.status(gh, spot, conclusion.status_state(), &output.title);
         }
-        let mut chunks = output.annotations.chunks(ANNOTATIONS_PER_REQUEST);
+        self.discover(gh, spot)?;
+        let annotations: &[CheckAnnotation] =
+            if self.inherited.contains(&key(spot)) { &[] } else { &output.annotations };
+        let mut chunks = annotations.chunks(ANNOTATIONS_PER_REQUEST);
         let first = chunks.next().unwrap_or_default();
         let body = json!({
             "name": spot.name, "head_sha": spot.sha, "external_id": spot.external_id,
@@ -124,12 +131,31 @@ impl CheckReporter {
         Ok(())
     }
 
+    /// Finds a check run an earlier job left on the commit, once.
+    fn discover(&mut self, gh: &GitHub, spot: &CheckSpot) -> Result<()> {
+        if self.ids.contains_key(&key(spot)) {
+            return Ok(());
+        }
+        let what = format!("check run `{}` on {}", spot.name, &spot.sha[..spot.sha.len().min(12)]);
+        if let Some(id) = find(gh, spot, &what)? {
+            self.ids.insert(key(spot), id);
+            self.inherited.insert(key(spot));
+        }
+        Ok(())
+    }
+
     /// Updates the check run we know or find on the commit, else creates it.
     fn upsert(&mut self, gh: &GitHub, spot: &CheckSpot, body: &Value) -> Result<()> {
         let what = format!("check run `{}` on {}", spot.name, &spot.sha[..spot.sha.len().min(12)]);
         let known = match self.ids.get(&key(spot)) {
             Some(id) => Some(*id),
-            None => find(gh, spot, &what)?,
+            None => {
+                let found = find(gh, spot, &what)?;
+                if found.is_some() {
+                    self.inherited.insert(key(spot));
+                }
+                found
+            }
         };
         let id = match known {
             Some(id) => {

@@ -25,15 +25,21 @@ pub enum TrackingIssue {
     Disabled,
 }
 
+/// The label of tracking issues (GitHub creates it on first use).
+const TRACKING_LABEL: &str = "patchmoi";
+
 /// The hidden line that marks the tracking issue of `flow`.
 pub fn issue_marker(flow: &str) -> String {
     format!("<!-- patchmoi:tracking flow={flow} -->")
 }
 
 impl GitHub {
+    /// Looks among issues labelled `patchmoi` only: the repository's other
+    /// issues and pull requests (newest first) would push an old tracking
+    /// issue beyond the pages we read.
     fn find_issue(&self, marker: &str) -> Result<Option<Value>> {
         for page in 1..=PAGES {
-            let path = format!("/issues?state=all&per_page=100&page={page}");
+            let path = format!("/issues?state=all&labels={TRACKING_LABEL}&per_page=100&page={page}");
             let issues = self.get(&path, "list issues")?;
             let Some(list) = issues.as_array() else { return Ok(None) };
             let found = list.iter().find(|issue| {
@@ -60,7 +66,7 @@ impl GitHub {
             self.patch(&format!("/issues/{number}"), &update, &format!("update tracking issue #{number}"))?;
             return Ok(TrackingIssue::Updated { number, url: issue["html_url"].as_str().unwrap_or_default().into() });
         }
-        let create = json!({"title": title, "body": body});
+        let create = json!({"title": title, "body": body, "labels": [TRACKING_LABEL]});
         let made = self.find_or_create(
             || self.find_issue(&marker),
             || self.post("/issues", &create, &format!("open the tracking issue of flow {flow}")),

@@ -100,7 +100,7 @@ fn promote_flow(git: &Git, flow: &Flow, spec: &StackSpec) -> Result<(ResultStatu
             ),
         ));
     }
-    match crate::promote::promote(git, flow, &spec.tag, true) {
+    match crate::promote::promote(git, flow, &spec.tag, true, false) {
         Ok(promotion) => {
             let mut message = format!("{} promoted to {} ({})", spec.branch, spec.candidate, short(&promotion.to));
             if let Some(backup) = &promotion.remote_backup {

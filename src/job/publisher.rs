@@ -110,8 +110,10 @@ impl<'a> Publisher<'a> {
             Err(err) => tracing::debug!("{err:#}"),
         }
         let base = format!("refs/heads/{}", base_branch(&upstream.name));
-        let pushed = crate::publish::push_branch(&self.git, &stack.remote, &base, &upstream.sha)
-            .and_then(|_| crate::publish::push_branch(&self.git, &stack.remote, &candidate.refname, &candidate.sha));
+        // The candidate first: the base branch is the mark that a release was
+        // handled (the schedule and the service skip releases that have it).
+        let pushed = crate::publish::push_branch(&self.git, &stack.remote, &candidate.refname, &candidate.sha)
+            .and_then(|_| crate::publish::push_branch(&self.git, &stack.remote, &base, &upstream.sha));
         match pushed {
             Ok(_) => {
                 candidate.pushed = true;

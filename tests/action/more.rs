@@ -243,3 +243,108 @@ fn git_gets_the_token_as_an_http_header_from_the_environment_only() {
     let config = std::fs::read_to_string(s.fx.fork.dir.join(".git/config")).unwrap();
     assert!(!config.contains(basic) && !config.contains("extraheader"), "{config}");
 }
+
+#[test]
+fn a_commit_pushed_onto_the_candidate_is_kept_on_origin_before_a_rerun_replaces_it() {
+    let s = Setup::new();
+    assert_eq!(s.action(&s.dispatch("v1.1.0"), &[]).code, 0);
+    let review = Repo { dir: s.fx.tmp.path().join("reviewer") };
+    let out = Command::new("git")
+        .args(["clone", "--quiet", "--branch", "patchmoi/v1.1.0", s.origin.path_str(), review.dir.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    review.commit("Reviewer fix", &[("c.txt", "fix\n")]);
+    review.git(&["push", "--quiet", "origin", "patchmoi/v1.1.0"]);
+    let fixed = s.origin_branch("patchmoi/v1.1.0").unwrap();
+    s.forget_state();
+    assert_eq!(s.action(&s.dispatch("v1.1.0"), &[]).code, 0);
+    let backups = s.origin.git(&["for-each-ref", "--format=%(objectname) %(refname)", "refs/heads/patchmoi/backup/"]);
+    assert!(backups.contains(&format!("{fixed} refs/heads/patchmoi/backup/patchmoi/v1.1.0/")), "{backups}");
+}
+
+#[test]
+fn untrusted_text_cannot_become_a_workflow_command() {
+    let s = Setup::new();
+    let run = s.action(&s.dispatch("v1\n::warning title=injected::hello from the payload"), &[]);
+    assert_ne!(run.code, 0);
+    assert!(run.stderr.contains("hello from the payload"), "{}", run.stderr);
+    assert!(!run.stderr.lines().any(|line| line.starts_with("::warning")), "{}", run.stderr);
+}
+
+#[test]
+fn promotion_on_a_runner_whose_checkout_has_the_branch_checked_out() {
+    let mut s = Setup::new();
+    assert_eq!(s.action(&s.dispatch("v1.1.0"), &[]).code, 0);
+    let candidate = s.origin_branch("patchmoi/v1.1.0").unwrap();
+    let clone = s.fx.tmp.path().join("on-patches");
+    let out = Command::new("git")
+        .args(["clone", "--quiet", "--branch", "patches", s.origin.path_str(), clone.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let flow = std::fs::read_to_string(s.fx.fork.dir.join(".codex/flows/fork/flow.yml")).unwrap();
+    Repo { dir: clone.clone() }.write(".codex/flows/fork/flow.yml", &flow);
+    std::fs::write(clone.join(".git/info/exclude"), ".codex/\n").unwrap();
+    s.workspace = clone;
+    let run = s.action(&s.dispatch("v1.1.0"), &[("INPUT_PROMOTE", "v1.1.0"), ("INPUT_REPO", "test/upstream")]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(s.output("status"), "changed");
+    assert_eq!(s.origin_branch("patches").unwrap(), candidate);
+}
+
+#[test]
+fn promotion_respects_push_false() {
+    let mut s = Setup::new();
+    assert_eq!(s.action(&s.dispatch("v1.1.0"), &[]).code, 0);
+    let old_head = s.origin_branch("patches").unwrap();
+    s.workspace = fresh_checkout(&s, "promote-dry");
+    let run = s.action(
+        &s.dispatch("v1.1.0"),
+        &[("INPUT_PROMOTE", "v1.1.0"), ("INPUT_REPO", "test/upstream"), ("INPUT_PUSH", "false")],
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(s.output("status"), "skipped");
+    assert_eq!(s.origin_branch("patches").unwrap(), old_head, "push: false moves nothing on origin");
+}
+
+#[test]
+fn a_release_whose_candidate_was_refused_is_retried_by_the_schedule() {
+    let s = Setup::new();
+    let hook = s.origin.dir.join("hooks/pre-receive");
+    std::fs::create_dir_all(hook.parent().unwrap()).unwrap();
+    std::fs::write(
+        &hook,
+        "#!/bin/sh\nwhile read old new ref; do case \"$ref\" in refs/heads/patchmoi/v*) echo \"refusing to allow a GitHub App to create or update workflow .github/workflows/x.yml without workflows permission\" >&2; exit 1;; esac; done\n",
+    )
+    .unwrap();
+    Command::new("chmod").args(["+x", hook.to_str().unwrap()]).status().unwrap();
+    let schedule = s.dir.join("schedule.json");
+    std::fs::write(&schedule, r#"{"schedule": "17 6 * * *"}"#).unwrap();
+    let run = s.action(&schedule, &[("GITHUB_EVENT_NAME", "schedule")]);
+    assert_ne!(run.code, 0);
+    assert_eq!(s.origin_branch("patchmoi/upstream/v1.1.0"), None, "no mark without a candidate");
+    std::fs::remove_file(&hook).unwrap();
+    s.forget_state();
+    let run = s.action(&schedule, &[("GITHUB_EVENT_NAME", "schedule")]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(s.origin_branch("patchmoi/v1.1.0").is_some());
+}
+
+#[test]
+fn a_run_step_cannot_read_the_token_from_its_parent() {
+    let s = Setup::new();
+    let flow = std::fs::read_to_string(s.fx.fork.dir.join(".codex/flows/fork/flow.yml")).unwrap();
+    // The step fails if its parent (patchmoi) has the token in its environment.
+    let flow = format!(
+        "{flow}  - name: thief\n    run: \"! tr '\\\\0' '\\\\n' < /proc/$PPID/environ | grep -q '^INPUT_TOKEN='\"\n"
+    );
+    s.fx.install_flow("fork", &flow);
+    let run = s.action(&s.dispatch("v1.1.0"), &[]);
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    assert_eq!(s.output("status"), "changed");
+    let state = s.gh.state();
+    let thief = super::runs_named(&state.check_runs, "patchmoi / fork / thief");
+    assert_eq!(thief.len(), 1);
+    assert_eq!(thief[0]["conclusion"], "success", "the step found the token in its parent's environment");
+}
