@@ -53,7 +53,7 @@ fn a_refused_pr_is_blocked_with_the_setting_named_and_the_candidate_kept() {
 }
 
 #[test]
-fn a_server_error_on_create_is_a_clear_failure() {
+fn a_validation_error_on_create_is_a_clear_failure() {
     let s = Setup::new();
     for _ in 0..2 {
         s.gh.fault(Fault {

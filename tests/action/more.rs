@@ -22,8 +22,19 @@ fn check_runs_go_in_progress_before_the_step_and_complete_after() {
     // rebase: created completed once pushed; build: created in_progress, then completed.
     assert_eq!(writes.len(), 3, "{writes:?}");
     assert!(writes[0].starts_with("POST") && writes[1].starts_with("POST") && writes[2].starts_with("PATCH"));
+    // The build's check run was created in progress, before the step ran.
+    let lines: Vec<&str> = state.seen.lines().collect();
+    let created = lines
+        .windows(2)
+        .find(|pair| {
+            pair[0].starts_with("POST ")
+                && pair[0].contains("/check-runs")
+                && pair[1].contains("patchmoi / fork / build")
+        })
+        .map(|pair| pair[1])
+        .expect("the build's check run was created");
+    assert!(created.contains("\"status\":\"in_progress\""), "{created}");
     let build = runs_named(&state.check_runs, "patchmoi / fork / build");
-    assert_eq!(build[0]["started_at"], serde_json::Value::Null);
     assert_eq!(build[0]["conclusion"], "success");
 }
 
