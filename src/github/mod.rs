@@ -146,6 +146,18 @@ impl GitHub {
     /// (`Null` for an empty body). `what` names the request in errors.
     fn call(&self, method: Method, path: &str, body: Option<&Value>, what: &str) -> Result<Value> {
         let idempotent = method != Method::POST;
+        self.call_with(method, path, body, what, idempotent)
+    }
+
+    /// [`GitHub::call`], saying whether repeating the request is harmless.
+    fn call_with(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+        what: &str,
+        idempotent: bool,
+    ) -> Result<Value> {
         let uri = self.route(path);
         let mut attempt = 0;
         loop {
@@ -211,6 +223,12 @@ impl GitHub {
 
     pub(crate) fn patch(&self, path: &str, body: &Value, what: &str) -> Result<Value> {
         self.call(Method::PATCH, path, Some(body), what)
+    }
+
+    /// A PATCH whose effect adds to what is there (check-run annotations are
+    /// appended): not repeated after a server error, which may have applied it.
+    pub(crate) fn patch_appending(&self, path: &str, body: &Value, what: &str) -> Result<Value> {
+        self.call_with(Method::PATCH, path, Some(body), what, false)
     }
 
     pub(crate) fn delete(&self, path: &str, what: &str) -> Result<Value> {

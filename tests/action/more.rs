@@ -129,8 +129,43 @@ fn a_token_that_cannot_create_check_runs_reports_commit_statuses() {
 #[test]
 fn many_conflicting_hunks_are_annotated_fifty_per_request() {
     let s = Setup::new();
+    let run = s.action(&sixty_conflicting_hunks(&s), &[]);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert_eq!(run.stdout.matches("::error file=c.txt").count(), 10, "at most 10 in the log");
+    let state = s.gh.state();
+    let rebase = runs_named(&state.check_runs, "patchmoi / fork / rebase");
+    assert_eq!(rebase.len(), 1);
+    let notes = rebase[0]["annotations"].as_array().unwrap();
+    assert_eq!(notes.len(), 60, "all of them on the check run, 50 + 10");
+    assert_eq!(notes[59]["start_line"], 600);
+    assert_eq!(rebase[0]["conclusion"], "action_required");
+}
+
+#[test]
+fn annotations_are_not_sent_twice_after_a_server_error() {
+    let s = Setup::new();
+    let event = sixty_conflicting_hunks(&s);
+    // The second batch of annotations lands, then the answer is a 500.
+    s.gh.fault(Fault {
+        method: "patch",
+        template: "/repos/{owner}/{repo}/check-runs/{check_run_id}",
+        status: Some(500),
+        headers: vec![],
+        message: "Server Error",
+        apply: true,
+    });
+    let run = s.action(&event, &[]);
+    assert_eq!(run.code, 1, "the conflict, not the annotation glitch, decides: {}", run.stderr);
+    let state = s.gh.state();
+    let rebase = runs_named(&state.check_runs, "patchmoi / fork / rebase");
+    assert_eq!(rebase[0]["annotations"].as_array().unwrap().len(), 60, "a PATCH that appends is not repeated");
+    assert_eq!(rebase[0]["conclusion"], "action_required");
+}
+
+/// Upstream v1.5.0 and the fork both edit the same 60 lines of c.txt, ten
+/// lines apart so git keeps every conflict its own hunk; returns the event.
+fn sixty_conflicting_hunks(s: &Setup) -> std::path::PathBuf {
     let base = lines("c", 600);
-    // Ten lines apart, so git keeps every conflict its own hunk.
     let edit = |text: &str, with: &str| {
         (1..=60).fold(text.to_string(), |acc, i| replace_line(&acc, i * 10, &format!("{with} {i}")))
     };
@@ -144,16 +179,7 @@ fn many_conflicting_hunks_are_annotated_fifty_per_request() {
     s.fx.fork.git(&["push", "--quiet", "--force", "origin", "patches"]);
     s.fx.upstream.commit("Upstream edits c", &[("c.txt", &edit(&base, "upstream"))]);
     s.fx.upstream.git(&["tag", "v1.5.0"]);
-    let run = s.action(&s.dispatch("v1.5.0"), &[]);
-    assert_eq!(run.code, 1, "{}", run.stderr);
-    assert_eq!(run.stdout.matches("::error file=c.txt").count(), 10, "at most 10 in the log");
-    let state = s.gh.state();
-    let rebase = runs_named(&state.check_runs, "patchmoi / fork / rebase");
-    assert_eq!(rebase.len(), 1);
-    let notes = rebase[0]["annotations"].as_array().unwrap();
-    assert_eq!(notes.len(), 60, "all of them on the check run, 50 + 10");
-    assert_eq!(notes[59]["start_line"], 600);
-    assert_eq!(rebase[0]["conclusion"], "action_required");
+    s.dispatch("v1.5.0")
 }
 
 /// A fresh checkout of origin on another branch, as a workflow has it.
