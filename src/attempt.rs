@@ -208,20 +208,16 @@ pub struct RunObservation {
 /// needs_intervention, any blocked, any failed, any changed; all skipped →
 /// skipped; all completed or skipped → completed; otherwise started.
 pub fn derive_status(runs: &[Option<ResultStatus>]) -> AttemptStatus {
-    if runs.is_empty() {
-        return AttemptStatus::Started;
+    // The one precedence rule lives in ResultStatus::aggregate; an attempt
+    // only adds that a run without a result yet keeps it `started` unless a
+    // decisive status (attention needed, or changed) is already known.
+    let known: Vec<ResultStatus> = runs.iter().flatten().copied().collect();
+    match ResultStatus::aggregate(known.iter().copied()) {
+        None => AttemptStatus::Started,
+        Some(status) if status.needs_attention() || status == ResultStatus::Changed => status.into(),
+        Some(_) if known.len() < runs.len() => AttemptStatus::Started,
+        Some(status) => status.into(),
     }
-    let order = [ResultStatus::NeedsIntervention, ResultStatus::Blocked, ResultStatus::Failed, ResultStatus::Changed];
-    if let Some(found) = order.into_iter().find(|status| runs.contains(&Some(*status))) {
-        return found.into();
-    }
-    if runs.iter().all(|run| *run == Some(ResultStatus::Skipped)) {
-        return AttemptStatus::Skipped;
-    }
-    if runs.iter().all(|run| matches!(run, Some(ResultStatus::Completed | ResultStatus::Skipped))) {
-        return AttemptStatus::Completed;
-    }
-    AttemptStatus::Started
 }
 
 /// Adds `more` to `into`, skipping refs already there (same kind, repo,
