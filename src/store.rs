@@ -139,6 +139,18 @@ impl Store {
         Ok(store)
     }
 
+    /// For commands that only look: the database in `data_dir` when there is
+    /// one, else an empty one in memory, so looking creates nothing on disk.
+    pub fn open_to_read(data_dir: &Path) -> Result<Store> {
+        let path = data_dir.join(DB_FILE);
+        if path.exists() {
+            return Store::open(data_dir);
+        }
+        let mut store = Store { conn: Connection::open_in_memory()?, path };
+        store.migrate()?;
+        Ok(store)
+    }
+
     pub fn path(&self) -> &Path {
         &self.path
     }

@@ -238,3 +238,16 @@ fn an_old_git_is_named_with_its_version() {
         run.stderr
     );
 }
+
+#[test]
+fn looking_at_an_empty_data_dir_creates_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    for args in
+        [vec!["status", "--json"], vec!["events", "--json"], vec!["attempts", "--json"], vec!["dispatches", "--json"]]
+    {
+        let run = patchmoi(tmp.path(), &args, &[]);
+        assert_eq!(run.code, 0, "{args:?}: {}", run.stderr);
+        assert!(run.stdout.starts_with('{'), "{args:?}: {}", run.stdout);
+    }
+    assert!(!tmp.path().join("data").exists(), "a read-only command created the data directory");
+}

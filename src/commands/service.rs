@@ -19,6 +19,11 @@ fn open(data: &DataArgs, env: &Env) -> Result<Store> {
     Store::open(&service::data_dir(data.data_dir.as_deref(), env))
 }
 
+/// For the listings: nothing is created where there is nothing to list.
+fn open_to_read(data: &DataArgs, env: &Env) -> Result<Store> {
+    Store::open_to_read(&service::data_dir(data.data_dir.as_deref(), env))
+}
+
 fn cli_error(err: ServiceError) -> anyhow::Error {
     match err {
         ServiceError::BadInput(message) => usage(message),
@@ -30,7 +35,7 @@ fn cli_error(err: ServiceError) -> anyhow::Error {
 /// `status`.
 pub fn cmd_status(args: ListArgs, env: &Env) -> Result<Exit> {
     let dir = service::data_dir(args.data.data_dir.as_deref(), env);
-    let store = Store::open(&dir)?;
+    let store = Store::open_to_read(&dir)?;
     let filter = Filter { limit: Some(args.limit.into()), ..Filter::default() };
     let (events, dispatches, attempts) = (store.events(&filter)?, store.dispatches(&filter)?, store.attempts(&filter)?);
     let (attempt_counts, dispatch_counts) = store.status_counts()?;
@@ -66,7 +71,7 @@ pub fn cmd_status(args: ListArgs, env: &Env) -> Result<Exit> {
 
 /// `events`.
 pub fn cmd_events(args: ListArgs, kind: Option<String>, env: &Env) -> Result<Exit> {
-    let store = open(&args.data, env)?;
+    let store = open_to_read(&args.data, env)?;
     let events = store.events(&Filter { kind, limit: Some(args.limit.into()), ..Filter::default() })?;
     if args.data.json {
         println!("{}", json!({ "events": events }));
@@ -81,7 +86,7 @@ pub fn cmd_events(args: ListArgs, kind: Option<String>, env: &Env) -> Result<Exi
 /// `dispatches`.
 pub fn cmd_dispatches(args: ListArgs, event_id: Option<String>, status: Option<String>, env: &Env) -> Result<Exit> {
     let status = dispatch_status_filter(status.as_deref(), "--status").map_err(usage)?;
-    let store = open(&args.data, env)?;
+    let store = open_to_read(&args.data, env)?;
     let dispatches = store.dispatches(&Filter { event_id, status, limit: Some(args.limit.into()), kind: None })?;
     if args.data.json {
         println!("{}", json!({ "dispatches": dispatches }));
@@ -96,7 +101,7 @@ pub fn cmd_dispatches(args: ListArgs, event_id: Option<String>, status: Option<S
 /// `attempts`.
 pub fn cmd_attempts(args: ListArgs, event_id: Option<String>, status: Option<String>, env: &Env) -> Result<Exit> {
     let status = attempt_status_filter(status.as_deref(), "--status").map_err(usage)?;
-    let store = open(&args.data, env)?;
+    let store = open_to_read(&args.data, env)?;
     let attempts = store.attempts(&Filter { event_id, status, limit: Some(args.limit.into()), kind: None })?;
     if args.data.json {
         println!("{}", json!({ "attempts": attempts }));
