@@ -12,7 +12,7 @@ mod objects;
 mod remote;
 mod worktree;
 
-pub use merge::{ConflictEntry, MergeRequest, MergeResult};
+pub use merge::{conflicted_paths, ConflictEntry, MergeRequest, MergeResult};
 pub use objects::{object_id, Quarantine, RawCommit, TreeEntry};
 pub use remote::{basic_credential, http_auth_env};
 
@@ -237,16 +237,6 @@ impl Git {
         self.run_bytes(&["update-ref", "--stdin"], Some(script.as_bytes()))
             .context("failed to update refs in one transaction")?;
         Ok(())
-    }
-
-    /// Full ref names under `prefix` with their values.
-    pub fn refs_under(&self, prefix: &str) -> Result<Vec<(String, String)>> {
-        let out = self.run(&["for-each-ref", "--format=%(refname)%00%(objectname)", prefix])?;
-        Ok(out
-            .lines()
-            .filter_map(|line| line.split_once('\0'))
-            .map(|(name, sha)| (name.to_string(), sha.to_string()))
-            .collect())
     }
 
     /// Branches checked out in any worktree of this repository, as full refs.

@@ -190,12 +190,7 @@ pub fn learn_resolutions(
     resolved_tree: &str,
     template: &Entry,
 ) -> Result<Vec<(String, Entry)>> {
-    let mut paths: Vec<String> = Vec::new();
-    for entry in conflicts {
-        if !paths.contains(&entry.path) {
-            paths.push(entry.path.clone());
-        }
-    }
+    let paths = crate::git::conflicted_paths(conflicts);
     let marked = read_files(git, merge_tree, &paths)?;
     let resolved = read_files(git, resolved_tree, &paths)?;
     let mut learned: BTreeMap<String, Entry> = BTreeMap::new();

@@ -43,9 +43,7 @@ pub struct Paused {
 
 impl Paused {
     pub fn conflicted_paths(&self) -> Vec<String> {
-        let mut paths: Vec<String> = self.conflicts.iter().map(|entry| entry.path.clone()).collect();
-        paths.dedup();
-        paths
+        crate::git::conflicted_paths(&self.conflicts)
     }
 }
 

@@ -75,13 +75,8 @@ pub fn labels(tag: &str, patch: &Patch) -> Labels {
 /// person sees which side is which. Only the working files change: the
 /// index keeps git's stages.
 pub fn relabel_conflicts(dir: &Path, conflicts: &[ConflictEntry], labels: &Labels) -> Result<()> {
-    let mut done: Vec<&str> = Vec::new();
-    for entry in conflicts {
-        if done.contains(&entry.path.as_str()) {
-            continue;
-        }
-        done.push(&entry.path);
-        let file = dir.join(&entry.path);
+    for path in crate::git::conflicted_paths(conflicts) {
+        let file = dir.join(&path);
         let Ok(text) = std::fs::read_to_string(&file) else { continue };
         std::fs::write(&file, relabel(&text, labels)).with_context(|| format!("failed to write {}", file.display()))?;
     }

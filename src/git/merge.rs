@@ -38,14 +38,19 @@ pub struct ConflictEntry {
 impl MergeResult {
     /// Conflicted paths, each once, in git's order.
     pub fn conflicted_paths(&self) -> Vec<String> {
-        let mut paths: Vec<String> = Vec::new();
-        for entry in &self.conflicts {
-            if paths.last() != Some(&entry.path) && !paths.contains(&entry.path) {
-                paths.push(entry.path.clone());
-            }
-        }
-        paths
+        conflicted_paths(&self.conflicts)
     }
+}
+
+/// The paths of conflict entries (one per stage), each once, in order.
+pub fn conflicted_paths(conflicts: &[ConflictEntry]) -> Vec<String> {
+    let mut paths: Vec<String> = Vec::new();
+    for entry in conflicts {
+        if !paths.contains(&entry.path) {
+            paths.push(entry.path.clone());
+        }
+    }
+    paths
 }
 
 impl Git {

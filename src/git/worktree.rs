@@ -50,8 +50,7 @@ impl Git {
     ) -> Result<Git> {
         let worktree = self.add_bare_worktree(path, head)?;
         worktree.run(&["read-tree", "--reset", tree])?;
-        let mut conflicted: Vec<&str> = conflicts.iter().map(|entry| entry.path.as_str()).collect();
-        conflicted.dedup();
+        let conflicted = super::conflicted_paths(conflicts);
         let listed = worktree.run_bytes(&["ls-files", "-z"], None)?;
         let mut others = Vec::with_capacity(listed.len());
         for path in listed.split(|byte| *byte == 0).filter(|path| !path.is_empty()) {

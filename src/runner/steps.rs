@@ -230,8 +230,7 @@ impl FlowRun<'_> {
             return Ok((ResultStatus::NeedsIntervention, message));
         }
         let resolved = checkout.run(&["write-tree"])?;
-        let mut conflicted: Vec<String> = stopped.conflicts.iter().map(|entry| entry.path.clone()).collect();
-        conflicted.dedup();
+        let conflicted = crate::git::conflicted_paths(&stopped.conflicts);
         let git = &self.workspace.git;
         if let Err(invalid) = crate::recall::validate(git, &stopped.tree, &conflicted, &resolved)? {
             return Ok((ResultStatus::NeedsIntervention, format!("its resolution was rejected: {invalid}")));
