@@ -9,6 +9,7 @@
 mod history;
 mod merge;
 mod objects;
+mod pack;
 mod remote;
 mod worktree;
 

@@ -164,8 +164,7 @@ fn replay_to_stop(git: &Git, spec: &StackSpec) -> Result<Result<Stopped, Started
     let Some((stop, merge)) = replayed.stop else {
         return Ok(Err(Started::Applies { recalled: replayed.recalled }));
     };
-    quarantine
-        .publish(&[replayed.tip.clone(), merge.tree.clone()], &[prepared.release.clone(), prepared.head.clone()])?;
+    quarantine.publish(&[replayed.tip.clone(), merge.tree.clone()])?;
     let commit = &prepared.patches[stop];
     Ok(Ok(Stopped {
         head: replayed.tip,

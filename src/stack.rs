@@ -307,7 +307,6 @@ pub fn rebase(git: &Git, spec: &StackSpec) -> Result<RebaseOutcome> {
     let quarantine = git.quarantine()?;
     let replayed = replay_prepared(&quarantine, git, &prepared, &memory)?;
     let Prepared { head, release, merge_base, patches, .. } = *prepared;
-    let known = [release.clone(), head.clone()];
 
     if let Some((stop, merge)) = replayed.stop {
         let stack: Vec<&RawCommit> = patches.iter().collect();
@@ -322,7 +321,7 @@ pub fn rebase(git: &Git, spec: &StackSpec) -> Result<RebaseOutcome> {
         };
         let report = conflict::report(&context)?;
         // Keep the stopped state's objects so a worktree can show it.
-        quarantine.publish(&[replayed.tip.clone(), merge.tree.clone()], &known)?;
+        quarantine.publish(&[replayed.tip.clone(), merge.tree.clone()])?;
         let stopped = Stopped {
             head: replayed.tip,
             tree: merge.tree,
@@ -343,7 +342,7 @@ pub fn rebase(git: &Git, spec: &StackSpec) -> Result<RebaseOutcome> {
         });
     }
 
-    quarantine.publish(std::slice::from_ref(&replayed.tip), &known)?;
+    quarantine.publish(std::slice::from_ref(&replayed.tip))?;
     let built_from = crate::publish::built_from_ref(&spec.candidate_ref());
     let also = match git.ref_value(&built_from)? {
         Some(old) if old == head => Vec::new(),

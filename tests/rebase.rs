@@ -46,6 +46,8 @@ fn clean_rebase_matches_git_rebase_and_keeps_authorship() {
     let log = |repo: &Repo, range: &str| repo.git(&["log", "--format=%s|%an|%ae|%ad|%cn|%cd", range]);
     assert_eq!(log(&fx.fork, "refs/patchmoi/upstream/tags/v1.1.0..patchmoi/v1.1.0"), log(&fx.fork, "v1.0.0..patches"));
     assert_eq!(fx.fork.rev(&format!("{sha}~3")), fx.upstream.rev("v1.1.0"));
+    // The replay's objects arrived whole: fsck fails on any missing or corrupt one.
+    fx.fork.git(&["fsck", "--strict", "--no-dangling", "--no-progress"]);
 }
 
 #[test]
@@ -298,6 +300,13 @@ fn long_stacks_cross_replay_windows_exactly() {
             assert_eq!(report["patch"]["subject"], "Patch 35");
             assert_eq!(report["applied"].as_array().unwrap().len(), 34);
             assert_eq!(report["remaining"].as_array().unwrap().len(), 5);
+            // The stopped state was published for `resolve` to show.
+            let stopped = std::fs::read_to_string(fx.state_dir().join("stopped/fork-v1.1.0.json")).unwrap();
+            let stopped: serde_json::Value = serde_json::from_str(&stopped).unwrap();
+            let (head, tree) = (stopped["head"].as_str().unwrap(), stopped["tree"].as_str().unwrap());
+            assert_eq!(fx.fork.git(&["rev-list", "--count", &format!("v1.0.0..{head}")]), "35");
+            assert!(fx.fork.git(&["show", &format!("{tree}:f35.txt")]).contains("<<<<<<<"));
+            fx.fork.git(&["fsck", "--strict", "--no-progress"]);
             continue;
         }
         let sha = rebase["artifacts"]["candidateRefs"][0]["sha"].as_str().unwrap().to_string();

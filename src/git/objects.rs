@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use sha1::Digest;
 
+use super::pack::{write_pack, LooseObjects};
 use super::Git;
 
 /// A commit as stored, plus the fields replay needs.
@@ -277,7 +278,13 @@ impl Git {
             .with_env("GIT_OBJECT_DIRECTORY", quarantine_objects.as_os_str())
             .with_env("GIT_ALTERNATE_OBJECT_DIRECTORIES", objects.as_os_str())
             .with_config("core.looseCompression=0");
-        Ok(Quarantine { git, staging: dir.path().join("staging"), repo: self.clone(), _dir: dir })
+        Ok(Quarantine {
+            git,
+            staging: dir.path().join("staging"),
+            objects: quarantine_objects,
+            repo: self.clone(),
+            _dir: dir,
+        })
     }
 }
 
@@ -287,32 +294,26 @@ pub struct Quarantine {
     pub git: Git,
     /// Scratch space for files that feed git (commit bodies).
     pub staging: PathBuf,
+    /// Where the new objects are, loose.
+    objects: PathBuf,
     /// The repository itself, outside the quarantine.
     repo: Git,
     _dir: tempfile::TempDir,
 }
 
 impl Quarantine {
-    /// Moves the objects reachable from `tips` (commits or trees) but not from
-    /// `known` into the repository as one pack.
-    pub fn publish(&self, tips: &[String], known: &[String]) -> Result<()> {
-        if tips.is_empty() {
+    /// Moves the objects reachable from `tips` (commits or trees) that only
+    /// the quarantine has into the repository, as one pack.
+    pub fn publish(&self, tips: &[String]) -> Result<()> {
+        let format = self.repo.object_format()?;
+        let loose = LooseObjects::list(&self.objects, &format)?;
+        let objects = loose.reachable(tips)?;
+        if objects.is_empty() {
             return Ok(());
         }
-        let mut input = String::new();
-        for tip in tips {
-            input.push_str(&format!("{tip}\n"));
-        }
-        input.push_str("--not\n");
-        for id in known {
-            input.push_str(&format!("{id}\n"));
-        }
-        // The quarantine may be on another filesystem (tmpfs), so the pack
-        // streams out of it and is indexed inside the repository, as a fetch would.
-        let pack = self
-            .git
-            .run_bytes(&["pack-objects", "--revs", "--stdout", "--quiet"], Some(input.as_bytes()))
-            .context("failed to pack the new objects")?;
+        let pack = write_pack(&objects, &format)?;
+        // The quarantine may be on another filesystem (tmpfs), so the pack is
+        // streamed into the repository and indexed there, as a fetch would be.
         self.repo
             .run_bytes(&["index-pack", "--stdin"], Some(&pack))
             .context("failed to store the new objects as one pack")?;

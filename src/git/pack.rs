@@ -1,0 +1,181 @@
+//! Publishing a quarantine: the new objects a replay made, found by walking
+//! from its tips, written into the repository as one pack.
+//!
+//! `git pack-objects` would do it, but it reads each loose object twice
+//! through open/mmap/munmap and spends most of its time in the kernel (0.2 s
+//! for the 1,700 objects of a 200-patch replay here). Reading the files once
+//! and writing an undeltified pack takes a few milliseconds; `git index-pack`
+//! then checks every object and writes the index, as it does for a fetch.
+//! The next `git gc` deltifies the pack like any other.
+
+use std::collections::HashSet;
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use flate2::read::ZlibDecoder;
+use flate2::write::ZlibEncoder;
+use flate2::Compression;
+use sha1::Digest;
+
+use super::objects::Object;
+
+/// The loose objects of one object directory (a quarantine's).
+pub struct LooseObjects {
+    dir: PathBuf,
+    /// Ids of every loose object in `dir`, listed once.
+    ids: HashSet<String>,
+    /// Bytes of a binary object id: 20 for SHA-1, 32 for SHA-256.
+    id_len: usize,
+}
+
+impl LooseObjects {
+    pub fn list(dir: &Path, format: &str) -> Result<LooseObjects> {
+        let mut ids = HashSet::new();
+        let entries = std::fs::read_dir(dir).with_context(|| format!("failed to list {}", dir.display()))?;
+        for fanout in entries {
+            let fanout = fanout?;
+            let prefix = fanout.file_name().to_string_lossy().into_owned();
+            if prefix.len() != 2 || !fanout.file_type()?.is_dir() {
+                continue;
+            }
+            for object in std::fs::read_dir(fanout.path())? {
+                let rest = object?.file_name().to_string_lossy().into_owned();
+                // Half-written objects are `tmp_obj_*`; only finished ones count.
+                if rest.bytes().all(|b| b.is_ascii_hexdigit()) {
+                    ids.insert(format!("{prefix}{rest}"));
+                }
+            }
+        }
+        let id_len = if format == "sha256" { 32 } else { 20 };
+        Ok(LooseObjects { dir: dir.to_path_buf(), ids, id_len })
+    }
+
+    /// The object, inflated: a loose object is zlib of `<type> <size>\0<body>`.
+    fn read(&self, id: &str) -> Result<Object> {
+        let path = self.dir.join(&id[..2]).join(&id[2..]);
+        let compressed = std::fs::read(&path).with_context(|| format!("failed to read {}", path.display()))?;
+        let mut raw = Vec::with_capacity(compressed.len());
+        ZlibDecoder::new(&compressed[..])
+            .read_to_end(&mut raw)
+            .with_context(|| format!("object {id} in {} is corrupt", self.dir.display()))?;
+        let nul = raw.iter().position(|b| *b == 0).with_context(|| format!("object {id} has no header"))?;
+        let header = String::from_utf8_lossy(&raw[..nul]).into_owned();
+        let (kind, size) = header.split_once(' ').with_context(|| format!("object {id} has a bad header"))?;
+        let body = raw.split_off(nul + 1);
+        if size.parse::<usize>().ok() != Some(body.len()) {
+            bail!("object {id} in {} is truncated", self.dir.display());
+        }
+        Ok((kind.to_string(), body))
+    }
+
+    /// Every object here reachable from `tips` (commits or trees), each once.
+    /// Objects not here are in the repository already (the quarantine's
+    /// alternate: git does not write an object it can already read), and so
+    /// is everything they reach.
+    pub fn reachable(&self, tips: &[String]) -> Result<Vec<Object>> {
+        let mut seen = HashSet::new();
+        let mut stack: Vec<String> = tips.iter().filter(|id| self.ids.contains(*id)).cloned().collect();
+        let mut objects = Vec::new();
+        while let Some(id) = stack.pop() {
+            if !seen.insert(id.clone()) {
+                continue;
+            }
+            let (kind, body) = self.read(&id)?;
+            let links = match kind.as_str() {
+                "commit" => commit_links(&body),
+                "tree" => tree_links(&body, self.id_len).with_context(|| format!("tree {id} is malformed"))?,
+                _ => Vec::new(),
+            };
+            stack.extend(links.into_iter().filter(|link| self.ids.contains(link) && !seen.contains(link)));
+            objects.push((kind, body));
+        }
+        Ok(objects)
+    }
+}
+
+/// The tree and parents a commit names.
+fn commit_links(body: &[u8]) -> Vec<String> {
+    body.split(|b| *b == b'\n')
+        .take_while(|line| !line.is_empty())
+        .filter_map(|line| line.strip_prefix(b"tree ").or_else(|| line.strip_prefix(b"parent ")))
+        .map(|id| String::from_utf8_lossy(id).into_owned())
+        .collect()
+}
+
+/// The ids a tree's entries point at (`<mode> <name>\0<binary id>` each),
+/// except submodules, whose commits live in another repository.
+fn tree_links(mut body: &[u8], id_len: usize) -> Result<Vec<String>> {
+    let mut links = Vec::new();
+    while !body.is_empty() {
+        let nul = body.iter().position(|b| *b == 0).context("entry without a name")?;
+        let mode = &body[..body.iter().position(|b| *b == b' ').context("entry without a mode")?];
+        let Some(id) = body.get(nul + 1..nul + 1 + id_len) else { bail!("entry with a short id") };
+        if mode != b"160000" {
+            links.push(id.iter().map(|b| format!("{b:02x}")).collect());
+        }
+        body = &body[nul + 1 + id_len..];
+    }
+    Ok(links)
+}
+
+/// A version 2 pack of `objects`, undeltified, trailed by its checksum in
+/// the repository's hash.
+pub fn write_pack(objects: &[Object], format: &str) -> Result<Vec<u8>> {
+    let mut pack = Vec::new();
+    pack.extend_from_slice(b"PACK");
+    pack.extend_from_slice(&2u32.to_be_bytes());
+    pack.extend_from_slice(&u32::try_from(objects.len()).context("too many objects for one pack")?.to_be_bytes());
+    for (kind, body) in objects {
+        let code: u8 = match kind.as_str() {
+            "commit" => 1,
+            "tree" => 2,
+            "blob" => 3,
+            "tag" => 4,
+            other => bail!("cannot pack an object of type {other}"),
+        };
+        // Type and size: 3 bits of type and 4 of size, then 7 bits a byte.
+        let mut size = body.len();
+        let mut byte = (code << 4) | (size & 0x0f) as u8;
+        size >>= 4;
+        while size > 0 {
+            pack.push(byte | 0x80);
+            byte = (size & 0x7f) as u8;
+            size >>= 7;
+        }
+        pack.push(byte);
+        let mut encoder = ZlibEncoder::new(&mut pack, Compression::fast());
+        encoder.write_all(body)?;
+        encoder.finish()?;
+    }
+    let checksum =
+        if format == "sha256" { sha2::Sha256::digest(&pack).to_vec() } else { sha1::Sha1::digest(&pack).to_vec() };
+    pack.extend_from_slice(&checksum);
+    Ok(pack)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tree_links_skip_submodules() {
+        let mut body = b"100644 a.txt\0".to_vec();
+        body.extend([0x11; 20]);
+        body.extend_from_slice(b"160000 sub\0");
+        body.extend([0x22; 20]);
+        body.extend_from_slice(b"40000 dir\0");
+        body.extend([0x33; 20]);
+        let links = tree_links(&body, 20).unwrap();
+        assert_eq!(links, vec!["11".repeat(20), "33".repeat(20)]);
+        assert!(tree_links(&body[..body.len() - 1], 20).is_err());
+    }
+
+    #[test]
+    fn pack_headers_encode_type_and_size() {
+        let pack = write_pack(&[("blob".into(), vec![b'x'; 300])], "sha1").unwrap();
+        assert_eq!(&pack[..12], b"PACK\0\0\0\x02\0\0\0\x01");
+        // 300 = 0b1_0010_1100: low nibble 0xc with the blob type, then 300 >> 4 = 18.
+        assert_eq!(&pack[12..14], &[0x80 | (3 << 4) | 0x0c, 18]);
+    }
+}
