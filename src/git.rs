@@ -11,11 +11,13 @@ mod merge;
 mod objects;
 mod pack;
 mod remote;
+mod replay;
 mod worktree;
 
 pub use merge::{conflicted_paths, ConflictEntry, MergeRequest, MergeResult};
 pub use objects::{object_id, Quarantine, RawCommit, TreeEntry};
 pub use remote::{basic_credential, http_auth_env};
+pub use replay::Run;
 
 use std::ffi::OsString;
 use std::io::Write;

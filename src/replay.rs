@@ -3,8 +3,18 @@
 //!
 //! Sequential replay is a chain: patch *i* lands on the tree patch *i-1*
 //! produced, `R_i = merge(base = parent(S_i), ours = R_{i-1}, theirs = S_i)`.
-//! Because `git merge-tree` only answers once its input is closed, a chain
-//! would cost one process per patch. Instead we guess a window of `R_i` at
+//!
+//! The fast way is `git replay`, which runs that chain in one process and
+//! keeps merge-ort's caches between patches (see [`crate::git::Run`]). It
+//! takes runs of patches that are parent and child in history, so the stack
+//! goes in as runs split where an upstreamed patch was dropped, and it stops
+//! without saying where when a patch conflicts. It is used while it applies;
+//! from the first run that does not (or for a stack git replay cannot take:
+//! merges in it, or merge settings it might read differently) the windows
+//! below take over and find the exact patch that stops.
+//!
+//! Windows: because `git merge-tree` only answers once its input is closed, a
+//! chain would cost one process per patch. Instead we guess a window of `R_i` at
 //! once: from the true tree `R_k` at the window's start, the cumulative merge
 //! `C_i = merge(base = S_k, ours = R_k, theirs = S_i)` (one batch), then
 //! check the guesses with the real chain step, fed the guessed predecessor:
@@ -21,10 +31,10 @@
 
 use anyhow::Result;
 
-use crate::git::{Git, MergeRequest, MergeResult, RawCommit};
+use crate::git::{Git, MergeRequest, MergeResult, Quarantine, RawCommit, Run};
 
 /// How the replay of a stack went, in trees; commits are made by the caller.
-#[derive(Debug)]
+#[derive(Debug, Default)]
 pub struct Replay {
     /// Patches that landed, in order: index into the input and the new tree.
     pub applied: Vec<(usize, String)>,
@@ -33,29 +43,80 @@ pub struct Replay {
     /// The patch that did not apply and its conflicted merge; the patches
     /// after it were not tried.
     pub stop: Option<(usize, MergeResult)>,
+    /// How many patches `git replay` replayed in one go.
+    pub chained: usize,
     /// How many merges ran one process each (0 when every guess held).
     pub sequential_merges: usize,
+}
+
+impl Replay {
+    /// Records the tree patch `index` produced on top of `current`.
+    fn record(&mut self, index: usize, tree: String, current: &mut String) {
+        if tree == *current {
+            self.empty.push(index);
+        } else {
+            self.applied.push((index, tree.clone()));
+        }
+        *current = tree;
+    }
 }
 
 /// How many patches one pair of batched merges covers.
 pub const WINDOW: usize = 16;
 
-/// Replays `patches` (oldest first) onto the tree `onto`; `merge_base` is
-/// the commit the first patch's change is measured from for the guesses
-/// (the stack's merge base, or the patch before the first one).
-pub fn replay(git: &Git, merge_base: &str, onto: &str, patches: &[&RawCommit]) -> Result<Replay> {
-    let mut replay = Replay { applied: Vec::new(), empty: Vec::new(), stop: None, sequential_merges: 0 };
-    let mut current = onto.to_string();
-    let mut base = merge_base.to_string();
-    for (number, window) in patches.chunks(WINDOW).enumerate() {
-        let offset = number * WINDOW;
-        if let Some(stop) = replay_window(git, &base, &mut current, window, offset, &mut replay)? {
+/// Where a replay starts: a commit and its tree.
+pub struct Onto<'a> {
+    pub commit: &'a str,
+    pub tree: &'a str,
+}
+
+/// Replays `patches` (oldest first) onto `onto`; `merge_base` is the commit
+/// the first patch's change is measured from for the guesses (the stack's
+/// merge base, or the patch before the first one).
+pub fn replay(quarantine: &Quarantine, merge_base: &str, onto: &Onto, patches: &[&RawCommit]) -> Result<Replay> {
+    let mut replay = Replay::default();
+    let mut current = onto.tree.to_string();
+    if let Some(trees) = chained(quarantine, onto.commit, patches)? {
+        for (index, tree) in trees.into_iter().enumerate() {
+            replay.record(index, tree, &mut current);
+            replay.chained += 1;
+        }
+    }
+    let done = replay.chained;
+    let mut base = if done == 0 { merge_base.to_string() } else { patches[done - 1].id.clone() };
+    for (number, window) in patches[done..].chunks(WINDOW).enumerate() {
+        let offset = done + number * WINDOW;
+        if let Some(stop) = replay_window(&quarantine.git, &base, &mut current, window, offset, &mut replay)? {
             replay.stop = Some(stop);
             break;
         }
         base = window.last().expect("chunks are not empty").id.clone();
     }
     Ok(replay)
+}
+
+/// The trees of the leading patches that `git replay` applies, in order:
+/// all of them, or up to the run that conflicts. None when the stack is not
+/// one git replay can take.
+fn chained(quarantine: &Quarantine, onto: &str, patches: &[&RawCommit]) -> Result<Option<Vec<String>>> {
+    if patches.is_empty() || patches.iter().any(|patch| patch.parents.len() != 1) {
+        return Ok(None);
+    }
+    if !quarantine.git.merges_by_default_rules()? {
+        return Ok(None);
+    }
+    let mut runs: Vec<Run> = Vec::new();
+    for (index, patch) in patches.iter().enumerate() {
+        let parent = patch.parents[0].as_str();
+        match runs.last_mut() {
+            Some(run) if index > 0 && patches[index - 1].id == parent => {
+                run.last = &patch.id;
+                run.len += 1;
+            }
+            _ => runs.push(Run { from: parent, last: &patch.id, len: 1 }),
+        }
+    }
+    quarantine.replay_runs(onto, &runs)
 }
 
 /// One window: guesses, checks, then the walk that trusts a check only while
@@ -97,13 +158,8 @@ fn replay_window(
         if !result.clean {
             return Ok(Some((offset + index, result)));
         }
-        if result.tree == *current {
-            replay.empty.push(offset + index);
-        } else {
-            replay.applied.push((offset + index, result.tree.clone()));
-        }
         on_guess = guesses[index].clean && guesses[index].tree == result.tree;
-        *current = result.tree;
+        replay.record(offset + index, result.tree, current);
     }
     Ok(None)
 }

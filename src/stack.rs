@@ -13,7 +13,7 @@ use crate::conflict::{self, ConflictReport};
 use crate::git::{object_id, ConflictEntry, FetchOutcome, Git, MergeResult, Quarantine, RawCommit, RefUpdate};
 use crate::memory::{Memory, Recalled};
 use crate::recall::recall;
-use crate::replay::replay;
+use crate::replay::{replay, Onto};
 
 /// What to rebase and where the result goes; names are already validated.
 #[derive(Debug, Clone)]
@@ -228,12 +228,15 @@ pub fn replay_prepared(quarantine: &Quarantine, git: &Git, prepared: &Prepared, 
     let mut recalled = Vec::new();
     let mut stop = None;
     // Each round replays from a known state: the release, then the tree a
-    // recalled resolution produced, with the stopped patch as the new base.
-    let (mut base, mut onto, mut start) = (prepared.merge_base.clone(), release_tree.clone(), 0);
+    // recalled resolution produced (in a scratch commit, as git replay wants
+    // a commit), with the stopped patch as the new base.
+    let (mut base, mut start) = (prepared.merge_base.clone(), 0);
+    let (mut onto_commit, mut onto) = (prepared.release.clone(), release_tree.clone());
     while start < stack.len() {
-        let round = replay(qgit, &base, &onto, &stack[start..])?;
+        let round = replay(quarantine, &base, &Onto { commit: &onto_commit, tree: &onto }, &stack[start..])?;
         tracing::debug!(
             patches = stack.len() - start,
+            chained = round.chained,
             sequential_merges = round.sequential_merges,
             "replayed in memory"
         );
@@ -253,6 +256,7 @@ pub fn replay_prepared(quarantine: &Quarantine, git: &Git, prepared: &Prepared, 
                 } else {
                     applied.push((index, tree.clone()));
                 }
+                onto_commit = qgit.commit_tree(&tree, &[], "patchmoi: replay base")?;
                 (base, onto, start) = (patch.id.clone(), tree, index + 1);
             }
             None => {
@@ -263,7 +267,7 @@ pub fn replay_prepared(quarantine: &Quarantine, git: &Git, prepared: &Prepared, 
     }
     dropped.sort_by_key(|(position, _)| *position);
 
-    let format = git.object_format()?;
+    let format = quarantine.format();
     let mut bodies = Vec::new();
     let mut ids = Vec::new();
     let mut parent = prepared.release.clone();
@@ -273,7 +277,7 @@ pub fn replay_prepared(quarantine: &Quarantine, git: &Git, prepared: &Prepared, 
         ids.push(parent.clone());
         bodies.push(body);
     }
-    let written = qgit.write_commits(&quarantine.staging, &bodies)?;
+    let written = quarantine.write_commits(&bodies)?;
     if written != ids {
         bail!("git stored the replayed commits under other ids than computed ({written:?} != {ids:?})");
     }

@@ -325,3 +325,90 @@ fn long_stacks_cross_replay_windows_exactly() {
         }
     }
 }
+
+#[test]
+fn sha256_repositories_replay_drop_and_stop_like_sha1_ones() {
+    // Patch 2 is upstreamed (dropped by patch-id, splitting the stack in two
+    // runs); patch 4 conflicts with upstream; patch 5 comes after it.
+    let files: Vec<(String, String)> = (1..=5).map(|i| (format!("f{i}.txt"), lines(&format!("f{i}"), 10))).collect();
+    let initial: Vec<(&str, &str)> = files.iter().map(|(path, text)| (path.as_str(), text.as_str())).collect();
+    for conflict in [false, true] {
+        let fx = Fixture::new_in_format(&initial, "sha256");
+        for (i, (path, text)) in files.iter().enumerate() {
+            fx.fork.commit(&format!("Patch {}", i + 1), &[(path, &replace_line(text, 2, "fork"))]);
+        }
+        let mut upstream = vec![("f2.txt", replace_line(&files[1].1, 2, "fork"))];
+        upstream.push(("f3.txt", replace_line(&files[2].1, 8, "upstream")));
+        if conflict {
+            upstream.push(("f4.txt", replace_line(&files[3].1, 2, "upstream")));
+        }
+        let changed: Vec<(&str, &str)> = upstream.iter().map(|(path, text)| (*path, text.as_str())).collect();
+        fx.upstream.commit("Upstream: take patch 2 and more", &changed);
+        fx.upstream.git(&["tag", "v1.1.0"]);
+        fx.install_rebase_flow("");
+        let run = fx.run_release("v1.1.0", &[]);
+        let rebase = run.step("rebase");
+        let dropped: Vec<&str> =
+            rebase["artifacts"]["dropped"].as_array().unwrap().iter().map(|d| d["subject"].as_str().unwrap()).collect();
+        assert_eq!(dropped, ["Patch 2"], "{}", run.stderr);
+        if conflict {
+            let report = &rebase["artifacts"]["conflict"];
+            assert_eq!(report["patch"]["subject"], "Patch 4");
+            let applied: Vec<&str> =
+                report["applied"].as_array().unwrap().iter().map(|p| p["subject"].as_str().unwrap()).collect();
+            assert_eq!(applied, ["Patch 1", "Patch 3"]);
+            assert_eq!(report["files"][0]["hunks"][0]["upstream"], "upstream\n");
+            fx.fork.git(&["fsck", "--strict", "--no-progress"]);
+            continue;
+        }
+        let sha = rebase["artifacts"]["candidateRefs"][0]["sha"].as_str().unwrap().to_string();
+        assert_eq!(sha.len(), 64, "a sha256 id");
+        let check = Repo { dir: fx.tmp.path().join("check") };
+        fx.fork.git(&["clone", "--quiet", "--branch", "patches", fx.fork.path_str(), check.dir.to_str().unwrap()]);
+        check.git(&["fetch", "--quiet", fx.upstream.path_str(), "refs/tags/v1.1.0:refs/tags/v1.1.0"]);
+        check.git(&["rebase", "--quiet", "--onto", "v1.1.0", "v1.0.0", "patches"]);
+        assert_eq!(fx.fork.rev(&format!("{sha}^{{tree}}")), check.rev("HEAD^{tree}"));
+        assert_eq!(
+            fx.fork.git(&["log", "--format=%s", &format!("v1.0.0..{sha}")]),
+            check.git(&["log", "--format=%s", "v1.0.0..HEAD"])
+        );
+        fx.fork.git(&["fsck", "--strict", "--no-dangling", "--no-progress"]);
+    }
+}
+
+#[test]
+fn merge_settings_of_the_repository_count_as_in_git_rebase() {
+    // Upstream moves directory a/ to b/; the fork adds a/new.txt. By default
+    // git calls that a conflict (where does the new file go?); with
+    // merge.directoryRenames=true it moves the file along. patchmoi must
+    // agree with `git rebase` under both settings.
+    let fx = Fixture::new(&[("a/x.txt", &lines("x", 5)), ("a/y.txt", &lines("y", 5))]);
+    fx.fork.commit("Patch: add a/new.txt", &[("a/new.txt", "new\n")]);
+    fx.upstream.git(&["mv", "a", "b"]);
+    fx.upstream.git(&["commit", "--quiet", "-m", "Upstream: move a/ to b/"]);
+    fx.upstream.git(&["tag", "v1.1.0"]);
+    fx.install_rebase_flow("");
+    for setting in [None, Some("true")] {
+        let check = Repo { dir: fx.tmp.path().join(format!("check-{setting:?}")) };
+        fx.fork.git(&["clone", "--quiet", "--branch", "patches", fx.fork.path_str(), check.dir.to_str().unwrap()]);
+        if let Some(value) = setting {
+            fx.fork.git(&["config", "merge.directoryRenames", value]);
+            check.git(&["config", "merge.directoryRenames", value]);
+        }
+        check.git(&["fetch", "--quiet", fx.upstream.path_str(), "refs/tags/v1.1.0:refs/tags/v1.1.0"]);
+        let git_rebase = check.git_output(&["rebase", "--quiet", "--onto", "v1.1.0", "v1.0.0", "patches"]);
+        let run = fx.run_release("v1.1.0", &["--replay"]);
+        let rebase = run.step("rebase");
+        if setting.is_none() {
+            assert!(!git_rebase.status.success());
+            assert_eq!(rebase["status"], "needs_intervention", "{}", run.stderr);
+            assert_eq!(rebase["artifacts"]["conflict"]["patch"]["subject"], "Patch: add a/new.txt");
+        } else {
+            assert!(git_rebase.status.success());
+            assert_eq!(rebase["status"], "changed", "{}", run.stderr);
+            let sha = rebase["artifacts"]["candidateRefs"][0]["sha"].as_str().unwrap().to_string();
+            assert_eq!(fx.fork.rev(&format!("{sha}^{{tree}}")), check.rev("HEAD^{tree}"));
+            assert_eq!(fx.fork.git(&["ls-tree", "-r", "--name-only", &sha]), "b/new.txt\nb/x.txt\nb/y.txt");
+        }
+    }
+}

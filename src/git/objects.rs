@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use sha1::Digest;
 
-use super::pack::{write_pack, LooseObjects};
+use super::pack::{write_loose, write_pack, LooseObjects};
 use super::Git;
 
 /// A commit as stored, plus the fields replay needs.
@@ -183,11 +183,6 @@ impl Git {
             .collect()
     }
 
-    /// Writes commit objects in one process and returns their ids.
-    pub fn write_commits(&self, staging: &Path, bodies: &[Vec<u8>]) -> Result<Vec<String>> {
-        self.write_objects("commit", staging, bodies)
-    }
-
     /// Writes blobs in one process and returns their ids.
     pub fn write_blobs(&self, bodies: &[Vec<u8>]) -> Result<Vec<String>> {
         let staging = tempfile::tempdir().context("failed to create a temporary directory")?;
@@ -272,6 +267,7 @@ impl Git {
                     .with_context(|| format!("failed to create a quarantine under {}", parent.display()))?
             }
         };
+        let format = self.object_format()?;
         let quarantine_objects = dir.path().join("objects");
         std::fs::create_dir_all(&quarantine_objects)?;
         let git = self
@@ -282,8 +278,10 @@ impl Git {
             git,
             staging: dir.path().join("staging"),
             objects: quarantine_objects,
+            repo_objects: objects,
+            format,
             repo: self.clone(),
-            _dir: dir,
+            dir,
         })
     }
 }
@@ -296,22 +294,54 @@ pub struct Quarantine {
     pub staging: PathBuf,
     /// Where the new objects are, loose.
     objects: PathBuf,
+    /// The repository's object directory.
+    repo_objects: PathBuf,
+    /// `sha1` or `sha256`, the repository's object format.
+    format: String,
     /// The repository itself, outside the quarantine.
     repo: Git,
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
 }
 
 impl Quarantine {
+    /// `sha1` or `sha256`.
+    pub fn format(&self) -> &str {
+        &self.format
+    }
+
+    pub(super) fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// The repository's config file (shared by all its worktrees).
+    pub(super) fn repo_config(&self) -> PathBuf {
+        self.repo_objects.parent().map_or_else(|| self.repo_objects.join("../config"), |dir| dir.join("config"))
+    }
+
+    /// Writes commits into the quarantine and returns their ids.
+    pub fn write_commits(&self, bodies: &[Vec<u8>]) -> Result<Vec<String>> {
+        bodies.iter().map(|body| write_loose(&self.objects, &self.format, "commit", body)).collect()
+    }
+
     /// Moves the objects reachable from `tips` (commits or trees) that only
     /// the quarantine has into the repository, as one pack.
     pub fn publish(&self, tips: &[String]) -> Result<()> {
-        let format = self.repo.object_format()?;
-        let loose = LooseObjects::list(&self.objects, &format)?;
-        let objects = loose.reachable(tips)?;
+        let format = &self.format;
+        // A tip the repository has (the same replay again) brings all it
+        // reaches; only the others need packing.
+        let input: String = tips.iter().map(|tip| format!("{tip}\n")).collect();
+        let answers = self.repo.run_bytes(&["cat-file", "--batch-check"], Some(input.as_bytes()))?;
+        let missing: Vec<String> = String::from_utf8_lossy(&answers)
+            .lines()
+            .filter_map(|line| line.strip_suffix(" missing"))
+            .map(str::to_string)
+            .collect();
+        let loose = LooseObjects::list(&self.objects, format)?;
+        let objects = loose.reachable(&missing)?;
         if objects.is_empty() {
             return Ok(());
         }
-        let pack = write_pack(&objects, &format)?;
+        let pack = write_pack(&objects, format)?;
         // The quarantine may be on another filesystem (tmpfs), so the pack is
         // streamed into the repository and indexed there, as a fetch would be.
         self.repo

@@ -94,6 +94,29 @@ impl LooseObjects {
     }
 }
 
+/// Writes `body` as a loose object of `kind` into the object directory
+/// `dir` and returns its id: what `git hash-object -w` does, without a
+/// process or a staging file per batch. Stored uncompressed, as the
+/// quarantine's git writes its own (`core.looseCompression=0`); renamed into
+/// place, so a reader never sees half an object.
+pub fn write_loose(dir: &Path, format: &str, kind: &str, body: &[u8]) -> Result<String> {
+    let id = super::object_id(format, kind, body);
+    let fanout = dir.join(&id[..2]);
+    let path = fanout.join(&id[2..]);
+    if path.exists() {
+        return Ok(id);
+    }
+    std::fs::create_dir_all(&fanout).with_context(|| format!("failed to create {}", fanout.display()))?;
+    let mut encoder = ZlibEncoder::new(Vec::with_capacity(body.len() + 64), Compression::none());
+    encoder.write_all(format!("{kind} {}\0", body.len()).as_bytes())?;
+    encoder.write_all(body)?;
+    let bytes = encoder.finish()?;
+    let temporary = fanout.join(format!("tmp_obj_{}", &id[2..]));
+    std::fs::write(&temporary, bytes).with_context(|| format!("failed to write {}", temporary.display()))?;
+    std::fs::rename(&temporary, &path).with_context(|| format!("failed to write {}", path.display()))?;
+    Ok(id)
+}
+
 /// The tree and parents a commit names.
 fn commit_links(body: &[u8]) -> Vec<String> {
     body.split(|b| *b == b'\n')
@@ -112,11 +135,23 @@ fn tree_links(mut body: &[u8], id_len: usize) -> Result<Vec<String>> {
         let mode = &body[..body.iter().position(|b| *b == b' ').context("entry without a mode")?];
         let Some(id) = body.get(nul + 1..nul + 1 + id_len) else { bail!("entry with a short id") };
         if mode != b"160000" {
-            links.push(id.iter().map(|b| format!("{b:02x}")).collect());
+            links.push(hex(id));
         }
         body = &body[nul + 1 + id_len..];
     }
     Ok(links)
+}
+
+/// Lowercase hex of a binary id (a tree of 3,000 entries is 60,000 bytes to
+/// convert, so no formatting machinery per byte).
+fn hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(bytes.len() * 2);
+    for byte in bytes {
+        out.push(DIGITS[usize::from(byte >> 4)] as char);
+        out.push(DIGITS[usize::from(byte & 0x0f)] as char);
+    }
+    out
 }
 
 /// A version 2 pack of `objects`, undeltified, trailed by its checksum in

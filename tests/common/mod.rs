@@ -20,9 +20,14 @@ pub struct Repo {
 
 impl Repo {
     pub fn init(dir: &Path) -> Repo {
+        Repo::init_in_format(dir, "sha1")
+    }
+
+    /// A repository whose objects are named by `format` (`sha1`, `sha256`).
+    pub fn init_in_format(dir: &Path, format: &str) -> Repo {
         std::fs::create_dir_all(dir).unwrap();
         let repo = Repo { dir: dir.to_path_buf() };
-        repo.git(&["init", "--quiet", "--initial-branch=main"]);
+        repo.git(&["init", "--quiet", "--initial-branch=main", &format!("--object-format={format}")]);
         repo
     }
 
@@ -110,8 +115,13 @@ impl Fixture {
     /// Upstream with `files` committed and tagged `v1.0.0`; the fork a clone
     /// of it with branch `patches` checked out at `v1.0.0`.
     pub fn new(files: &[(&str, &str)]) -> Fixture {
+        Fixture::new_in_format(files, "sha1")
+    }
+
+    /// [`Fixture::new`] with repositories in object `format`.
+    pub fn new_in_format(files: &[(&str, &str)], format: &str) -> Fixture {
         let tmp = tempfile::tempdir().unwrap();
-        let upstream = Repo::init(&tmp.path().join("upstream"));
+        let upstream = Repo::init_in_format(&tmp.path().join("upstream"), format);
         upstream.commit("Initial import", files);
         upstream.git(&["tag", "v1.0.0"]);
         let fork_dir = tmp.path().join("fork");

@@ -1,0 +1,120 @@
+//! Chains of patches replayed in one process with `git replay`.
+//!
+//! `git replay` runs the same merge as `git merge-tree` for each patch, but
+//! keeps merge-ort's caches from one patch to the next, so a chain of 200
+//! costs about what 50 separate merges would. It only answers for branches,
+//! so it runs against a scratch repository inside the quarantine: the
+//! quarantine's objects (with the real repository as alternate), the
+//! repository's config included, and one scratch branch per run. The real
+//! repository's refs are never touched. The commits it makes carry a scratch
+//! committer; only their trees are used, and patchmoi writes the real commits.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+
+use super::objects::Quarantine;
+use super::Git;
+
+/// A run of patches where each is the parent of the next, replayed as
+/// `git replay --onto <tip> <from>..<last>`.
+pub struct Run<'a> {
+    /// Parent of the first patch.
+    pub from: &'a str,
+    pub last: &'a str,
+    pub len: usize,
+}
+
+/// Settings under which `git replay` may merge differently from `git
+/// merge-tree`: newer versions of replay ignore the merge config, older ones
+/// read it. Where any is set, the merges run through merge-tree.
+const MERGE_SETTINGS: &str =
+    r"^(merge\.(renames|directoryrenames|renamelimit|renormalize)|diff\.(renames|renamelimit))$";
+
+/// The scratch branch each run replays.
+const SCRATCH_BRANCH: &str = "refs/heads/patchmoi-replay";
+
+impl Git {
+    /// Whether merges here follow git's default rename and renormalize rules.
+    pub fn merges_by_default_rules(&self) -> Result<bool> {
+        let output = self.output(&["config", "--get-regexp", MERGE_SETTINGS], None)?;
+        match output.status.code() {
+            Some(1) => Ok(true),
+            Some(0) => Ok(false),
+            _ => bail!("git config failed: {}", String::from_utf8_lossy(&output.stderr).trim()),
+        }
+    }
+}
+
+impl Quarantine {
+    /// Replays `runs` one after the other onto the commit `onto`, stopping at
+    /// the first that conflicts, and returns the trees of the patches
+    /// replayed, in order. None when git answered in a way we did not expect
+    /// (the caller then merges patch by patch).
+    pub fn replay_runs(&self, onto: &str, runs: &[Run]) -> Result<Option<Vec<String>>> {
+        let scratch = self.scratch_repository()?;
+        let git = self.git.with_env("GIT_DIR", scratch.as_os_str());
+        let (mut tip, mut replayed) = (onto.to_string(), 0);
+        for run in runs {
+            let branch = scratch.join(SCRATCH_BRANCH);
+            std::fs::write(&branch, format!("{}\n", run.last))
+                .with_context(|| format!("failed to write {}", branch.display()))?;
+            let range = format!("{}..{SCRATCH_BRANCH}", run.from);
+            let output = git.output(&["replay", "--onto", &tip, &range], None)?;
+            match output.status.code() {
+                Some(0) => {}
+                // Exit 1 is a merge that did not come out clean.
+                Some(1) => break,
+                _ => bail!("git replay failed: {}", String::from_utf8_lossy(&output.stderr).trim()),
+            }
+            let text = String::from_utf8_lossy(&output.stdout);
+            let Some(new) =
+                text.strip_prefix(&format!("update {SCRATCH_BRANCH} ")).and_then(|rest| rest.split(' ').next())
+            else {
+                tracing::debug!(output = %text, "git replay named no new tip");
+                return Ok(None);
+            };
+            tip = new.to_string();
+            replayed += run.len;
+        }
+        let trees = if replayed == 0 { Vec::new() } else { chain_trees(&git, onto, &tip)? };
+        if trees.len() != replayed {
+            // A git that drops commits which became empty, say.
+            tracing::debug!(expected = replayed, got = trees.len(), "git replay made another number of commits");
+            return Ok(None);
+        }
+        Ok(Some(trees))
+    }
+
+    /// A repository in the quarantine that sees every object (the
+    /// quarantine's and, through it, the repository's) and has its own refs.
+    fn scratch_repository(&self) -> Result<PathBuf> {
+        let scratch = self.dir().join("scratch");
+        if scratch.join("HEAD").is_file() {
+            return Ok(scratch);
+        }
+        std::fs::create_dir_all(scratch.join("refs/heads"))
+            .with_context(|| format!("failed to create {}", scratch.display()))?;
+        std::fs::write(scratch.join("HEAD"), "ref: refs/heads/main\n")?;
+        let mut config = String::new();
+        // The repository's own settings first (merge drivers, rename limits),
+        // then what makes this a repository of the same object format.
+        config.push_str(&format!("[include]\n\tpath = {}\n", quoted(&self.repo_config())));
+        config.push_str("[core]\n\trepositoryformatversion = 1\n");
+        config.push_str(&format!("[extensions]\n\tobjectFormat = {}\n", self.format()));
+        std::fs::write(scratch.join("config"), config)?;
+        Ok(scratch)
+    }
+}
+
+/// The trees of the commits `onto..tip`, oldest first.
+fn chain_trees(git: &Git, onto: &str, tip: &str) -> Result<Vec<String>> {
+    let out = git.run(&["rev-list", "--first-parent", "--reverse", "--format=%T", tip, &format!("^{onto}")])?;
+    Ok(out.lines().filter(|line| !line.starts_with("commit ")).map(str::to_string).collect())
+}
+
+/// A config value in double quotes, as git's config syntax escapes them.
+fn quoted(path: &Path) -> String {
+    let text = path.to_string_lossy();
+    format!("\"{}\"", text.replace('\\', "\\\\").replace('"', "\\\""))
+}
