@@ -72,17 +72,30 @@ pub struct Onto<'a> {
 
 /// Replays `patches` (oldest first) onto `onto`; `merge_base` is the commit
 /// the first patch's change is measured from for the guesses (the stack's
-/// merge base, or the patch before the first one).
-pub fn replay(quarantine: &Quarantine, merge_base: &str, onto: &Onto, patches: &[&RawCommit]) -> Result<Replay> {
+/// merge base, or the patch before the first one). `known` holds what an
+/// earlier replay of the leading patches gave: (scratch commit, tree) each.
+pub fn replay(
+    quarantine: &Quarantine,
+    merge_base: &str,
+    onto: &Onto,
+    patches: &[&RawCommit],
+    known: &[(String, String)],
+) -> Result<Replay> {
     let mut replay = Replay::default();
     let mut current = onto.tree.to_string();
-    if let Some(trees) = chained(quarantine, onto.commit, patches)? {
-        for (index, tree) in trees.into_iter().enumerate() {
-            replay.record(index, tree, &mut current);
+    let mut tip = onto.commit;
+    for (index, (commit, tree)) in known.iter().take(patches.len()).enumerate() {
+        replay.record(index, tree.clone(), &mut current);
+        tip = commit;
+    }
+    let mut done = known.len().min(patches.len());
+    if let Some(steps) = chained(quarantine, tip, &patches[done..])? {
+        for (_, tree) in steps {
+            replay.record(done, tree, &mut current);
+            done += 1;
             replay.chained += 1;
         }
     }
-    let done = replay.chained;
     let mut base = if done == 0 { merge_base.to_string() } else { patches[done - 1].id.clone() };
     for (number, window) in patches[done..].chunks(WINDOW).enumerate() {
         let offset = done + number * WINDOW;
@@ -95,10 +108,19 @@ pub fn replay(quarantine: &Quarantine, merge_base: &str, onto: &Onto, patches: &
     Ok(replay)
 }
 
-/// The trees of the leading patches that `git replay` applies, in order:
-/// all of them, or up to the run that conflicts. None when the stack is not
-/// one git replay can take.
-fn chained(quarantine: &Quarantine, onto: &str, patches: &[&RawCommit]) -> Result<Option<Vec<String>>> {
+/// The whole stack replayed in one `git replay` run, as if no patch were
+/// dropped: (scratch commit, tree) of every patch, or none when a patch
+/// conflicts (git replay does not say which) or the stack is not one git
+/// replay can take. The caller keeps what holds once it knows the drops.
+pub fn speculate(quarantine: &Quarantine, onto: &str, stack: &[RawCommit]) -> Result<Vec<(String, String)>> {
+    let patches: Vec<&RawCommit> = stack.iter().collect();
+    Ok(chained(quarantine, onto, &patches)?.unwrap_or_default())
+}
+
+/// (scratch commit, tree) of the leading patches that `git replay` applies
+/// onto the commit `onto`: all of them, or up to the run that conflicts.
+/// None when the stack is not one git replay can take.
+fn chained(quarantine: &Quarantine, onto: &str, patches: &[&RawCommit]) -> Result<Option<Vec<(String, String)>>> {
     if patches.is_empty() || patches.iter().any(|patch| patch.parents.len() != 1) {
         return Ok(None);
     }

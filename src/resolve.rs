@@ -159,8 +159,8 @@ fn replay_to_stop(git: &Git, spec: &StackSpec) -> Result<Result<Stopped, Started
         Precondition::Blocked(message) => return Ok(Err(Started::Blocked(message))),
     };
     let memory = Memory::load(git)?;
-    let quarantine = git.quarantine()?;
-    let replayed = replay_prepared(&quarantine, git, &prepared, &memory)?;
+    let replayed = replay_prepared(git, &prepared, &memory)?;
+    let quarantine = &prepared.quarantine;
     let Some((stop, merge)) = replayed.stop else {
         return Ok(Err(Started::Applies { recalled: replayed.recalled }));
     };

@@ -132,6 +132,12 @@ pub struct Prepared {
     dropped: Vec<(usize, Dropped)>,
     /// Position in the whole stack of each patch in `patches`.
     positions: Vec<usize>,
+    /// Where the replay's objects go until they are published.
+    pub quarantine: Quarantine,
+    /// The whole stack, upstreamed patches included, replayed while those
+    /// were being found: (scratch commit, tree) of the leading patches, up to
+    /// where it stopped. See [`crate::replay::speculate`].
+    speculation: Vec<(String, String)>,
 }
 
 /// Before a replay: the stack is ready, or there is nothing to do, or a
@@ -175,9 +181,35 @@ pub fn prepare(git: &Git, spec: &StackSpec, fetch: bool) -> Result<Precondition>
     }
     let ids = git.first_parent_range(&merge_base, &head)?;
     let all = git.read_commits(&ids)?;
-    let upstreamed = crate::upstreamed::upstreamed_patches(git, &merge_base, &release, &all)?;
-    let mut prepared =
-        Prepared { head, release, merge_base, patches: Vec::new(), dropped: Vec::new(), positions: Vec::new() };
+    let quarantine = git.quarantine()?;
+    // Finding upstreamed patches reads every upstream commit's files, about
+    // as long as replaying the stack takes: the replay runs beside it, on
+    // the guess that nothing is dropped, and is kept where that holds.
+    let (upstreamed, speculation) = std::thread::scope(|scope| {
+        let speculation = scope.spawn(|| crate::replay::speculate(&quarantine, &release, &all));
+        let upstreamed = crate::upstreamed::upstreamed_patches(git, &merge_base, &release, &all);
+        (upstreamed, speculation.join())
+    });
+    let upstreamed = upstreamed?;
+    let speculation = match speculation {
+        Ok(Ok(steps)) => steps,
+        // Only a head start: the replay proper runs the same and reports.
+        Ok(Err(error)) => {
+            tracing::debug!("speculative replay failed: {error:#}");
+            Vec::new()
+        }
+        Err(panic) => std::panic::resume_unwind(panic),
+    };
+    let mut prepared = Prepared {
+        head,
+        release,
+        merge_base,
+        patches: Vec::new(),
+        dropped: Vec::new(),
+        positions: Vec::new(),
+        quarantine,
+        speculation,
+    };
     for (position, patch) in all.into_iter().enumerate() {
         match upstreamed.get(&patch.id) {
             Some(upstream) => prepared.dropped.push((
@@ -219,7 +251,8 @@ pub struct RecalledPatch {
 
 /// Replays the prepared stack onto the release in the quarantine, resolving
 /// conflicts the memory knows, and writes the commits.
-pub fn replay_prepared(quarantine: &Quarantine, git: &Git, prepared: &Prepared, memory: &Memory) -> Result<Replayed> {
+pub fn replay_prepared(git: &Git, prepared: &Prepared, memory: &Memory) -> Result<Replayed> {
+    let quarantine = &prepared.quarantine;
     let qgit = &quarantine.git;
     let release_tree = git.run(&["rev-parse", &format!("{}^{{tree}}", prepared.release)])?;
     let stack: Vec<&RawCommit> = prepared.patches.iter().collect();
@@ -232,8 +265,10 @@ pub fn replay_prepared(quarantine: &Quarantine, git: &Git, prepared: &Prepared, 
     // a commit), with the stopped patch as the new base.
     let (mut base, mut start) = (prepared.merge_base.clone(), 0);
     let (mut onto_commit, mut onto) = (prepared.release.clone(), release_tree.clone());
+    let mut known = prepared.speculated(&release_tree);
     while start < stack.len() {
-        let round = replay(quarantine, &base, &Onto { commit: &onto_commit, tree: &onto }, &stack[start..])?;
+        let onto_at = Onto { commit: &onto_commit, tree: &onto };
+        let round = replay(quarantine, &base, &onto_at, &stack[start..], &std::mem::take(&mut known))?;
         tracing::debug!(
             patches = stack.len() - start,
             chained = round.chained,
@@ -273,7 +308,7 @@ pub fn replay_prepared(quarantine: &Quarantine, git: &Git, prepared: &Prepared, 
     let mut parent = prepared.release.clone();
     for (index, tree) in &applied {
         let body = stack[*index].rewrite(tree, &parent);
-        parent = object_id(&format, "commit", &body);
+        parent = object_id(format, "commit", &body);
         ids.push(parent.clone());
         bodies.push(body);
     }
@@ -288,6 +323,29 @@ pub fn replay_prepared(quarantine: &Quarantine, git: &Git, prepared: &Prepared, 
         recalled,
         stop,
     })
+}
+
+impl Prepared {
+    /// The speculative replay's (commit, tree) for the leading patches of
+    /// `patches`, as far as it is exact: a patch dropped as upstreamed must
+    /// have changed nothing there, so that the trees after it are the ones a
+    /// replay without it gives.
+    fn speculated(&self, release_tree: &str) -> Vec<(String, String)> {
+        let mut known = Vec::new();
+        let mut dropped = self.dropped.iter().map(|(position, _)| *position).peekable();
+        for &position in &self.positions {
+            let Some(step) = self.speculation.get(position) else { break };
+            // Both indexes are below `position`, which the speculation covers.
+            while let Some(drop) = dropped.next_if(|drop| *drop < position) {
+                let before = if drop == 0 { release_tree } else { self.speculation[drop - 1].1.as_str() };
+                if self.speculation[drop].1 != before {
+                    return known;
+                }
+            }
+            known.push(step.clone());
+        }
+        known
+    }
 }
 
 fn empty_drop(patch: &RawCommit) -> Dropped {
@@ -308,9 +366,8 @@ pub fn rebase(git: &Git, spec: &StackSpec) -> Result<RebaseOutcome> {
     };
     let mut memory = Memory::load(git)?;
     memory.fetch(git, &spec.remote)?;
-    let quarantine = git.quarantine()?;
-    let replayed = replay_prepared(&quarantine, git, &prepared, &memory)?;
-    let Prepared { head, release, merge_base, patches, .. } = *prepared;
+    let replayed = replay_prepared(git, &prepared, &memory)?;
+    let Prepared { head, release, merge_base, patches, quarantine, .. } = *prepared;
 
     if let Some((stop, merge)) = replayed.stop {
         let stack: Vec<&RawCommit> = patches.iter().collect();

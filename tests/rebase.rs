@@ -412,3 +412,34 @@ fn merge_settings_of_the_repository_count_as_in_git_rebase() {
         }
     }
 }
+
+#[test]
+fn a_patch_upstream_took_and_then_reverted_stays_dropped() {
+    // Upstream took patch 2 (same patch-id), then reverted it. `git rebase
+    // v1.1.0` drops patch 2 by patch-id (`--onto` with the old base would
+    // not look); replaying it would bring the change back.
+    let files: Vec<(String, String)> = (1..=3).map(|i| (format!("f{i}.txt"), lines(&format!("f{i}"), 10))).collect();
+    let initial: Vec<(&str, &str)> = files.iter().map(|(path, text)| (path.as_str(), text.as_str())).collect();
+    let fx = Fixture::new(&initial);
+    for (i, (path, text)) in files.iter().enumerate() {
+        fx.fork.commit(&format!("Patch {}", i + 1), &[(path, &replace_line(text, 2, "fork"))]);
+    }
+    fx.upstream.commit("Upstream: take patch 2", &[("f2.txt", &replace_line(&files[1].1, 2, "fork"))]);
+    fx.upstream.commit("Upstream: revert it", &[("f2.txt", &files[1].1)]);
+    fx.upstream.git(&["tag", "v1.1.0"]);
+    fx.install_rebase_flow("");
+
+    let rebase = fx.run_release("v1.1.0", &[]).step("rebase");
+    assert_eq!(rebase["status"], "changed");
+    let dropped = &rebase["artifacts"]["dropped"];
+    assert_eq!(dropped.as_array().unwrap().len(), 1);
+    assert_eq!(dropped[0]["subject"], "Patch 2");
+    assert!(dropped[0]["reason"].as_str().unwrap().starts_with("upstream has the same change as"));
+    let sha = rebase["artifacts"]["candidateRefs"][0]["sha"].as_str().unwrap().to_string();
+    let check = Repo { dir: fx.tmp.path().join("check") };
+    fx.fork.git(&["clone", "--quiet", "--branch", "patches", fx.fork.path_str(), check.dir.to_str().unwrap()]);
+    check.git(&["fetch", "--quiet", fx.upstream.path_str(), "refs/tags/v1.1.0:refs/tags/v1.1.0"]);
+    check.git(&["rebase", "--quiet", "v1.1.0", "patches"]);
+    assert_eq!(fx.fork.rev(&format!("{sha}^{{tree}}")), check.rev("HEAD^{tree}"));
+    assert_eq!(fx.fork.git(&["show", &format!("{sha}:f2.txt")]), files[1].1.trim_end());
+}

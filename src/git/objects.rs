@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use sha1::Digest;
 
-use super::pack::{write_loose, write_pack, LooseObjects};
+use super::pack::{loose_compressor, write_loose, write_pack, LooseObjects};
 use super::Git;
 
 /// A commit as stored, plus the fields replay needs.
@@ -320,7 +320,8 @@ impl Quarantine {
 
     /// Writes commits into the quarantine and returns their ids.
     pub fn write_commits(&self, bodies: &[Vec<u8>]) -> Result<Vec<String>> {
-        bodies.iter().map(|body| write_loose(&self.objects, &self.format, "commit", body)).collect()
+        let mut zlib = loose_compressor();
+        bodies.iter().map(|body| write_loose(&self.objects, &self.format, "commit", body, &mut zlib)).collect()
     }
 
     /// Moves the objects reachable from `tips` (commits or trees) that only

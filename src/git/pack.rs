@@ -9,13 +9,10 @@
 //! The next `git gc` deltifies the pack like any other.
 
 use std::collections::HashSet;
-use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
-use flate2::read::ZlibDecoder;
-use flate2::write::ZlibEncoder;
-use flate2::Compression;
+use flate2::{Compress, Compression, Decompress, FlushCompress, FlushDecompress, Status};
 use sha1::Digest;
 
 use super::objects::Object;
@@ -52,12 +49,11 @@ impl LooseObjects {
     }
 
     /// The object, inflated: a loose object is zlib of `<type> <size>\0<body>`.
-    fn read(&self, id: &str) -> Result<Object> {
+    fn read(&self, id: &str, zlib: &mut Decompress) -> Result<Object> {
         let path = self.dir.join(&id[..2]).join(&id[2..]);
         let compressed = std::fs::read(&path).with_context(|| format!("failed to read {}", path.display()))?;
-        let mut raw = Vec::with_capacity(compressed.len());
-        ZlibDecoder::new(&compressed[..])
-            .read_to_end(&mut raw)
+        let mut raw = Vec::new();
+        inflate(zlib, &compressed, &mut raw)
             .with_context(|| format!("object {id} in {} is corrupt", self.dir.display()))?;
         let nul = raw.iter().position(|b| *b == 0).with_context(|| format!("object {id} has no header"))?;
         let header = String::from_utf8_lossy(&raw[..nul]).into_owned();
@@ -77,11 +73,12 @@ impl LooseObjects {
         let mut seen = HashSet::new();
         let mut stack: Vec<String> = tips.iter().filter(|id| self.ids.contains(*id)).cloned().collect();
         let mut objects = Vec::new();
+        let mut zlib = Decompress::new(true);
         while let Some(id) = stack.pop() {
             if !seen.insert(id.clone()) {
                 continue;
             }
-            let (kind, body) = self.read(&id)?;
+            let (kind, body) = self.read(&id, &mut zlib)?;
             let links = match kind.as_str() {
                 "commit" => commit_links(&body),
                 "tree" => tree_links(&body, self.id_len).with_context(|| format!("tree {id} is malformed"))?,
@@ -99,7 +96,7 @@ impl LooseObjects {
 /// process or a staging file per batch. Stored uncompressed, as the
 /// quarantine's git writes its own (`core.looseCompression=0`); renamed into
 /// place, so a reader never sees half an object.
-pub fn write_loose(dir: &Path, format: &str, kind: &str, body: &[u8]) -> Result<String> {
+pub fn write_loose(dir: &Path, format: &str, kind: &str, body: &[u8], zlib: &mut Compress) -> Result<String> {
     let id = super::object_id(format, kind, body);
     let fanout = dir.join(&id[..2]);
     let path = fanout.join(&id[2..]);
@@ -107,14 +104,50 @@ pub fn write_loose(dir: &Path, format: &str, kind: &str, body: &[u8]) -> Result<
         return Ok(id);
     }
     std::fs::create_dir_all(&fanout).with_context(|| format!("failed to create {}", fanout.display()))?;
-    let mut encoder = ZlibEncoder::new(Vec::with_capacity(body.len() + 64), Compression::none());
-    encoder.write_all(format!("{kind} {}\0", body.len()).as_bytes())?;
-    encoder.write_all(body)?;
-    let bytes = encoder.finish()?;
+    let mut object = format!("{kind} {}\0", body.len()).into_bytes();
+    object.extend_from_slice(body);
+    let mut bytes = Vec::new();
+    deflate(zlib, &object, &mut bytes)?;
     let temporary = fanout.join(format!("tmp_obj_{}", &id[2..]));
     std::fs::write(&temporary, bytes).with_context(|| format!("failed to write {}", temporary.display()))?;
     std::fs::rename(&temporary, &path).with_context(|| format!("failed to write {}", path.display()))?;
     Ok(id)
+}
+
+/// A compressor for loose objects: stored, not compressed, as the
+/// quarantine's git writes them (`core.looseCompression=0`). One serves any
+/// number of objects; a new one per object would allocate and clear its
+/// state (hundreds of kilobytes) each time.
+pub fn loose_compressor() -> Compress {
+    Compress::new(Compression::none(), true)
+}
+
+/// Appends `input` as one zlib stream to `out`, reusing `zlib`.
+fn deflate(zlib: &mut Compress, input: &[u8], out: &mut Vec<u8>) -> Result<()> {
+    zlib.reset();
+    loop {
+        out.reserve(input.len() / 2 + 64);
+        let consumed = usize::try_from(zlib.total_in())?;
+        if zlib.compress_vec(&input[consumed..], out, FlushCompress::Finish)? == Status::StreamEnd {
+            return Ok(());
+        }
+    }
+}
+
+/// Appends the contents of the zlib stream `input` to `out`, reusing `zlib`.
+fn inflate(zlib: &mut Decompress, input: &[u8], out: &mut Vec<u8>) -> Result<()> {
+    zlib.reset(true);
+    loop {
+        out.reserve(input.len() + 64);
+        let (consumed, produced) = (usize::try_from(zlib.total_in())?, zlib.total_out());
+        if zlib.decompress_vec(&input[consumed..], out, FlushDecompress::Finish)? == Status::StreamEnd {
+            return Ok(());
+        }
+        // All input read, and nothing more came out: the stream is cut short.
+        if usize::try_from(zlib.total_in())? == input.len() && zlib.total_out() == produced {
+            bail!("the stream ends early");
+        }
+    }
 }
 
 /// The tree and parents a commit names.
@@ -157,6 +190,7 @@ fn hex(bytes: &[u8]) -> String {
 /// A version 2 pack of `objects`, undeltified, trailed by its checksum in
 /// the repository's hash.
 pub fn write_pack(objects: &[Object], format: &str) -> Result<Vec<u8>> {
+    let mut zlib = Compress::new(Compression::fast(), true);
     let mut pack = Vec::new();
     pack.extend_from_slice(b"PACK");
     pack.extend_from_slice(&2u32.to_be_bytes());
@@ -179,9 +213,7 @@ pub fn write_pack(objects: &[Object], format: &str) -> Result<Vec<u8>> {
             size >>= 7;
         }
         pack.push(byte);
-        let mut encoder = ZlibEncoder::new(&mut pack, Compression::fast());
-        encoder.write_all(body)?;
-        encoder.finish()?;
+        deflate(&mut zlib, body, &mut pack)?;
     }
     let checksum =
         if format == "sha256" { sha2::Sha256::digest(&pack).to_vec() } else { sha1::Sha1::digest(&pack).to_vec() };
@@ -204,6 +236,64 @@ mod tests {
         let links = tree_links(&body, 20).unwrap();
         assert_eq!(links, vec!["11".repeat(20), "33".repeat(20)]);
         assert!(tree_links(&body[..body.len() - 1], 20).is_err());
+    }
+
+    fn git(dir: &Path, args: &[&str], input: Option<&[u8]>) -> Vec<u8> {
+        let mut child = std::process::Command::new("git")
+            .current_dir(dir)
+            .args(args)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        std::io::Write::write_all(&mut child.stdin.take().unwrap(), input.unwrap_or_default()).unwrap();
+        let output = child.wait_with_output().unwrap();
+        assert!(output.status.success(), "git {args:?}");
+        output.stdout
+    }
+
+    #[test]
+    fn loose_objects_and_packs_round_trip_through_git() {
+        for format in ["sha1", "sha256"] {
+            let tmp = tempfile::tempdir().unwrap();
+            let repo = tmp.path();
+            git(repo, &["init", "--quiet", &format!("--object-format={format}")], None);
+            let objects = repo.join(".git/objects");
+            // Written by patchmoi, read by git and by patchmoi.
+            let mut zlib = loose_compressor();
+            let big: Vec<u8> = (0..200_000u32).flat_map(|n| n.to_le_bytes()).collect();
+            let blob = write_loose(&objects, format, "blob", &big, &mut zlib).unwrap();
+            let small = write_loose(&objects, format, "blob", b"hello\n", &mut zlib).unwrap();
+            assert_eq!(git(repo, &["cat-file", "blob", &blob], None), big);
+            let tree_input = format!("100644 blob {blob}\tbig\n100644 blob {small}\tsmall\n");
+            let tree = String::from_utf8(git(repo, &["mktree"], Some(tree_input.as_bytes()))).unwrap();
+            let tree = tree.trim().to_string();
+            let loose = LooseObjects::list(&objects, format).unwrap();
+            let mut found = loose.reachable(std::slice::from_ref(&tree)).unwrap();
+            found.sort_by_key(|(_, body)| body.len());
+            let kinds: Vec<&str> = found.iter().map(|(kind, _)| kind.as_str()).collect();
+            assert_eq!(kinds, ["blob", "tree", "blob"]);
+            assert_eq!(found[2].1, big);
+
+            // The same objects as a pack, indexed by git in a fresh repository.
+            let other = tmp.path().join("other");
+            git(tmp.path(), &["init", "--quiet", &format!("--object-format={format}"), "other"], None);
+            git(&other, &["index-pack", "--stdin"], Some(&write_pack(&found, format).unwrap()));
+            assert_eq!(git(&other, &["cat-file", "blob", &format!("{tree}:big")], None), big);
+            assert_eq!(git(&other, &["cat-file", "blob", &format!("{tree}:small")], None), b"hello\n");
+        }
+    }
+
+    #[test]
+    fn a_cut_short_object_is_an_error() {
+        let tmp = tempfile::tempdir().unwrap();
+        let id = write_loose(tmp.path(), "sha1", "blob", b"some text", &mut loose_compressor()).unwrap();
+        let path = tmp.path().join(&id[..2]).join(&id[2..]);
+        let bytes = std::fs::read(&path).unwrap();
+        std::fs::write(&path, &bytes[..bytes.len() - 6]).unwrap();
+        let loose = LooseObjects::list(tmp.path(), "sha1").unwrap();
+        let error = loose.reachable(&[id]).unwrap_err();
+        assert!(format!("{error:#}").contains("is corrupt"), "{error:#}");
     }
 
     #[test]

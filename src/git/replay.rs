@@ -48,10 +48,10 @@ impl Git {
 
 impl Quarantine {
     /// Replays `runs` one after the other onto the commit `onto`, stopping at
-    /// the first that conflicts, and returns the trees of the patches
-    /// replayed, in order. None when git answered in a way we did not expect
-    /// (the caller then merges patch by patch).
-    pub fn replay_runs(&self, onto: &str, runs: &[Run]) -> Result<Option<Vec<String>>> {
+    /// the first that conflicts, and returns the (scratch commit, tree) of
+    /// each patch replayed, in order. None when git answered in a way we did
+    /// not expect (the caller then merges patch by patch).
+    pub fn replay_runs(&self, onto: &str, runs: &[Run]) -> Result<Option<Vec<(String, String)>>> {
         let scratch = self.scratch_repository()?;
         let git = self.git.with_env("GIT_DIR", scratch.as_os_str());
         let (mut tip, mut replayed) = (onto.to_string(), 0);
@@ -77,13 +77,13 @@ impl Quarantine {
             tip = new.to_string();
             replayed += run.len;
         }
-        let trees = if replayed == 0 { Vec::new() } else { chain_trees(&git, onto, &tip)? };
-        if trees.len() != replayed {
+        let steps = if replayed == 0 { Vec::new() } else { chain(&git, onto, &tip)? };
+        if steps.len() != replayed {
             // A git that drops commits which became empty, say.
-            tracing::debug!(expected = replayed, got = trees.len(), "git replay made another number of commits");
+            tracing::debug!(expected = replayed, got = steps.len(), "git replay made another number of commits");
             return Ok(None);
         }
-        Ok(Some(trees))
+        Ok(Some(steps))
     }
 
     /// A repository in the quarantine that sees every object (the
@@ -107,10 +107,17 @@ impl Quarantine {
     }
 }
 
-/// The trees of the commits `onto..tip`, oldest first.
-fn chain_trees(git: &Git, onto: &str, tip: &str) -> Result<Vec<String>> {
+/// The commits `onto..tip` with their trees, oldest first.
+fn chain(git: &Git, onto: &str, tip: &str) -> Result<Vec<(String, String)>> {
     let out = git.run(&["rev-list", "--first-parent", "--reverse", "--format=%T", tip, &format!("^{onto}")])?;
-    Ok(out.lines().filter(|line| !line.starts_with("commit ")).map(str::to_string).collect())
+    let mut steps = Vec::new();
+    let mut lines = out.lines();
+    while let Some(header) = lines.next() {
+        let commit = header.strip_prefix("commit ").with_context(|| format!("unexpected rev-list line {header:?}"))?;
+        let tree = lines.next().with_context(|| format!("rev-list gave no tree for {commit}"))?;
+        steps.push((commit.to_string(), tree.to_string()));
+    }
+    Ok(steps)
 }
 
 /// A config value in double quotes, as git's config syntax escapes them.
