@@ -28,7 +28,7 @@ use std::sync::OnceLock;
 use anyhow::{bail, Context, Result};
 
 /// The oldest git that has everything we use: `git merge-tree --write-tree
-/// --merge-base` with trees, and `--stdin` batches of such merges.
+/// --merge-base` with trees, `--stdin` batches of such merges, and `git replay`.
 pub const MIN_GIT_VERSION: (u32, u32) = (2, 44);
 
 /// Identity for the few objects git itself stamps (reflog entries, the demo's
