@@ -302,20 +302,16 @@ pub fn replay_prepared(git: &Git, prepared: &Prepared, memory: &Memory) -> Resul
     }
     dropped.sort_by_key(|(position, _)| *position);
 
-    let format = quarantine.format();
+    // Each commit names its parent's id, which patchmoi computes itself: the
+    // chain needs no process per commit.
     let mut bodies = Vec::new();
-    let mut ids = Vec::new();
     let mut parent = prepared.release.clone();
     for (index, tree) in &applied {
         let body = stack[*index].rewrite(tree, &parent);
-        parent = object_id(format, "commit", &body);
-        ids.push(parent.clone());
+        parent = object_id(quarantine.format(), "commit", &body);
         bodies.push(body);
     }
-    let written = quarantine.write_commits(&bodies)?;
-    if written != ids {
-        bail!("git stored the replayed commits under other ids than computed ({written:?} != {ids:?})");
-    }
+    quarantine.write_commits(&bodies)?;
     Ok(Replayed {
         tip: parent,
         carried: applied.iter().map(|(index, _)| Patch::of(stack[*index])).collect(),
