@@ -12,7 +12,7 @@ use serde_json::{json, Value};
 use crate::attempt::{apply_observations, Attempt, AttemptStatus, Operation, RunObservation, Transport};
 use crate::backend::Backend;
 use crate::event::FlowEvent;
-use crate::github_api::GitHubApi;
+use crate::github::Endpoint;
 use crate::store::Store;
 
 /// What became of a dispatch.
@@ -75,7 +75,7 @@ pub enum Target {
     /// A `repository_dispatch` to `repo`, unless its `patchmoi/upstream/<tag>`
     /// branch shows it already handled the release.
     RepositoryDispatch {
-        api: GitHubApi,
+        api: Endpoint,
         repo: String,
     },
     /// The runner in-process on a checkout.
@@ -225,16 +225,14 @@ fn deliver(target: &Target, event: &FlowEvent, operation: Operation) -> Delivery
 /// Sends the release to the fork unless the fork's `patchmoi/upstream/<tag>`
 /// branch shows it handled it already (a scheduled workflow keeps no
 /// `DATA_DIR` between runs, so the fork is the memory). True when sent.
-fn repository_dispatch(api: &GitHubApi, repo: &str, event: &FlowEvent, operation: Operation) -> Result<bool> {
+fn repository_dispatch(api: &Endpoint, repo: &str, event: &FlowEvent, operation: Operation) -> Result<bool> {
+    let github = api.connect(repo)?;
     let tag = event.tag().unwrap_or_default();
-    if operation == Operation::Dispatch
-        && !tag.is_empty()
-        && api.has_branch(repo, &format!("patchmoi/upstream/{tag}"))?
-    {
+    if operation == Operation::Dispatch && !tag.is_empty() && github.has_branch(&format!("patchmoi/upstream/{tag}"))? {
         return Ok(false);
     }
     let payload = json!({"event": event, "repo": event.repo(), "tag": event.tag()});
-    api.repository_dispatch(repo, &event.kind, &payload)?;
+    github.dispatch(&event.kind, &payload)?;
     Ok(true)
 }
 

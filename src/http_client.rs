@@ -1,6 +1,6 @@
-//! The one blocking HTTP client the service uses (feeds, the workspace
-//! backend, the GitHub API): timeouts, a User-Agent, and every status as an
-//! answer rather than an error, so callers branch on it.
+//! The one blocking HTTP client the service uses for everything but the
+//! GitHub API (feeds, the workspace backend): timeouts, a User-Agent, and
+//! every status as an answer rather than an error, so callers branch on it.
 
 use std::time::Duration;
 

@@ -21,7 +21,6 @@ pub mod feed;
 pub mod flows;
 pub mod git;
 pub mod github;
-pub mod github_api;
 pub mod http_client;
 pub mod job;
 pub mod local;

@@ -10,7 +10,7 @@ use crate::attempt::{apply_observations, Attempt, Operation, Transport};
 use crate::backend::{Backend, BackendSpec};
 use crate::dispatch::{DispatchRecord, LocalTarget, Target};
 use crate::event::FlowEvent;
-use crate::github_api::GitHubApi;
+use crate::github::Endpoint;
 use crate::settings::Env;
 use crate::store::{Lookup, Store};
 
@@ -115,10 +115,10 @@ fn sync_from_github(store: &Store, env: &Env, attempt: &Attempt) -> Result<Attem
     let (Some(repo), Some(branch)) = (repo, crate::webhook::default_candidate(attempt)) else {
         return Err(ServiceError::BadInput("the attempt does not name the fork and tag to sync from".into()));
     };
-    let api = GitHubApi::from_env(env, env.get("GITHUB_TOKEN").map(str::to_string));
+    let github = Endpoint::from_env(env, env.get("GITHUB_TOKEN")).connect(repo).map_err(ServiceError::Upstream)?;
     let now = crate::event::now();
-    let check_runs = api.check_runs(repo, &branch).map_err(ServiceError::Upstream)?;
-    let pull = api.pull_for_branch(repo, &branch).map_err(ServiceError::Upstream)?;
+    let check_runs = github.check_runs_on(&branch).map_err(ServiceError::Upstream)?;
+    let pull = github.pull_of_branch(&branch).map_err(ServiceError::Upstream)?;
     let next = store.update_attempt(&attempt.id, |current| {
         let next = crate::webhook::apply_check_runs(current, &check_runs, &now);
         match &pull {

@@ -249,3 +249,32 @@ fn an_event_stored_without_its_dispatch_is_dispatched_by_the_next_poll() {
     assert_eq!(again.code, 0);
     assert_eq!(backend.seen_at("POST", "/events").len(), 1, "and only once");
 }
+
+#[test]
+fn github_calls_ride_out_a_server_error_but_never_send_a_dispatch_twice() {
+    let github = FakeServer::start();
+    let releases = "/repos/openai/codex/releases";
+    github.route_once("GET", releases, Canned::json(502, json!({"message": "Server Error"})));
+    github.route("GET", releases, Canned::json(200, json!([release("rust-v1", false, false)])));
+    github.route("POST", "/repos/me/codex/dispatches", Canned::json(502, json!({"message": "Server Error"})));
+    let tmp = tempfile::tempdir().unwrap();
+    let sources = write_sources(
+        tmp.path(),
+        json!([{"id": "codex", "provider": "github", "event": "release", "repo": repo("openai/codex"), "primeOnly": false,
+                "target": {"mode": "repository_dispatch", "repo": "me/codex"}}]),
+    );
+    let env = [("GITHUB_API_URL", github.url.as_str()), ("GITHUB_TOKEN", "t"), ("PATCHMOI_API_BACKOFF_MS", "1")];
+    let run = watch_once(tmp.path(), &sources, &env);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    // The list was asked again after the 502, and the release went out.
+    let statuses: Vec<u16> = github.seen_at("GET", releases).iter().map(|seen| seen.status).collect();
+    assert_eq!(statuses, [502, 200]);
+    assert_eq!(events(tmp.path()).len(), 1);
+    // A dispatch that failed in an unknown state is not sent again by this
+    // poll (the fork may be running already); it is recorded for `retry`.
+    assert_eq!(github.seen_at("POST", "/repos/me/codex/dispatches").len(), 1);
+    let listed = patchmoi(tmp.path(), &["dispatches", "--json", "--data-dir", "state"], &[]).json();
+    assert_eq!(listed["dispatches"][0]["status"], "failed");
+    let error = listed["dispatches"][0]["error"].as_str().unwrap();
+    assert!(error.contains("502") && error.contains("me/codex"), "{error}");
+}

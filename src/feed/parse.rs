@@ -5,7 +5,7 @@
 
 use percent_encoding::percent_decode_str;
 
-use crate::github_api::Release;
+use crate::github::Release;
 
 /// One release announced by a feed.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -14,7 +14,7 @@ use crate::attempt::Operation;
 use crate::backend::{Backend, BackendSpec};
 use crate::dispatch::Target;
 use crate::event::FlowEvent;
-use crate::github_api::{GitHubApi, Releases};
+use crate::github::{Endpoint, Releases};
 use crate::http_client::{self, Request};
 use crate::settings::Env;
 use crate::store::{Cursor, Recorded, Store};
@@ -68,8 +68,8 @@ enum Fetched {
 
 fn fetch(source: &FeedSource, etag: Option<&str>, env: &Env) -> Result<Fetched> {
     if source.provider == "github" {
-        let api = GitHubApi::from_env(env, env.get("GITHUB_TOKEN").map(str::to_string));
-        return Ok(match api.releases(&source.repo.full_name, etag)? {
+        let github = Endpoint::from_env(env, env.get("GITHUB_TOKEN")).connect(&source.repo.full_name)?;
+        return Ok(match github.releases(etag)? {
             Releases::NotModified => Fetched::NotModified,
             Releases::Listed { releases, etag } => {
                 Fetched::Entries { entries: release_entries(&releases, source.prereleases), etag }
@@ -211,10 +211,7 @@ pub fn resolve_target(target: Option<&TargetConfig>, env: &Env, workspace: &Path
         }
         TargetConfig::RepositoryDispatch { repo, token_env, .. } => {
             let token = token_env.as_deref().and_then(|name| env.get(name)).or_else(|| env.get("GITHUB_TOKEN"));
-            Some(Target::RepositoryDispatch {
-                api: GitHubApi::from_env(env, token.map(str::to_string)),
-                repo: repo.clone(),
-            })
+            Some(Target::RepositoryDispatch { api: Endpoint::from_env(env, token), repo: repo.clone() })
         }
         TargetConfig::Local { workspace_root, .. } => {
             let root = workspace_root.as_deref().map(Path::new).unwrap_or(workspace);

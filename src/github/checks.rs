@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use anyhow::Result;
 use serde_json::{json, Value};
 
-use super::{api_error, GitHub};
+use super::{api_error, encode, GitHub};
 
 /// GitHub takes at most 50 annotations per create or update request.
 const ANNOTATIONS_PER_REQUEST: usize = 50;
@@ -219,6 +219,16 @@ fn find(gh: &GitHub, spot: &CheckSpot, what: &str) -> Result<Option<u64>> {
     }))
 }
 
+impl GitHub {
+    /// Every check run on the head of `branch`, whoever made it (what the
+    /// patch service reads to sync an attempt).
+    pub fn check_runs_on(&self, branch: &str) -> Result<Vec<Value>> {
+        let path = format!("/commits/{}/check-runs?per_page=100", encode(branch));
+        let found = self.get(&path, &format!("list the check runs on {branch}"))?;
+        Ok(found["check_runs"].as_array().cloned().unwrap_or_default())
+    }
+}
+
 fn output_json(output: &CheckOutput, annotations: &[CheckAnnotation]) -> Value {
     let annotations: Vec<Value> = annotations
         .iter()
@@ -228,14 +238,4 @@ fn output_json(output: &CheckOutput, annotations: &[CheckAnnotation]) -> Value {
         })
         .collect();
     json!({"title": output.title, "summary": output.summary, "annotations": annotations})
-}
-
-/// Percent-encodes a query value.
-pub(crate) fn encode(text: &str) -> String {
-    text.bytes()
-        .map(|byte| match byte {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (byte as char).to_string(),
-            _ => format!("%{byte:02X}"),
-        })
-        .collect()
 }

@@ -1,7 +1,9 @@
 //! The one module that talks to the GitHub API, through octocrab, with
-//! domain verbs (`start_check`, `finish_check`, `open_or_update_pr`,
-//! `close_superseded_prs`, `upsert_tracking_issue`). octocrab's types stay
-//! in here; callers see plain values and [`ApiError`].
+//! domain verbs: for the Action `start_check`, `finish_check`,
+//! `open_or_update_pr`, `close_superseded_prs`, `upsert_tracking_issue`; for
+//! the patch service `releases`, `dispatch`, `has_branch`, `check_runs_on`,
+//! `pull_of_branch`. octocrab's types stay in here; callers see plain values
+//! and [`ApiError`].
 //!
 //! Requests are JSON in, JSON out. octocrab's own retry layer is left out
 //! (its feature is off): it would repeat POSTs. [`retry_delay`] decides
@@ -13,15 +15,17 @@
 mod checks;
 mod issues;
 mod pulls;
+mod releases;
 
 pub use checks::{CheckAnnotation, CheckConclusion, CheckOutput, CheckReporter, CheckSpot};
 pub use issues::TrackingIssue;
 pub use pulls::{pr_creation_refused, PullRequest, PullRequestSpec};
+pub use releases::{Release, Releases};
 
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use http::{HeaderMap, Method, StatusCode};
+use http::{HeaderMap, HeaderName, Method, StatusCode};
 use octocrab::Octocrab;
 use serde_json::Value;
 
@@ -33,6 +37,39 @@ const MAX_ATTEMPTS: u32 = 3;
 
 /// The longest wait for a rate limit we accept; longer ones fail clearly.
 const MAX_WAIT: Duration = Duration::from_secs(60);
+
+/// Where the API is and the token to use there: what the patch service
+/// keeps, connecting per repository when it has something to send.
+#[derive(Clone)]
+pub struct Endpoint {
+    pub url: String,
+    token: Option<String>,
+    /// The first wait after a server error.
+    pub backoff: Duration,
+}
+
+impl std::fmt::Debug for Endpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Endpoint").field("url", &self.url).field("token", &self.token.is_some()).finish()
+    }
+}
+
+impl Endpoint {
+    /// `GITHUB_API_URL` (default `https://api.github.com`) with `token`;
+    /// `PATCHMOI_API_BACKOFF_MS` sets the first wait after a server error.
+    pub fn from_env(env: &crate::settings::Env, token: Option<&str>) -> Endpoint {
+        let backoff = env.get("PATCHMOI_API_BACKOFF_MS").and_then(|ms| ms.parse().ok()).unwrap_or(1000);
+        Endpoint {
+            url: env.get("GITHUB_API_URL").unwrap_or("https://api.github.com").to_string(),
+            token: token.map(str::to_string),
+            backoff: Duration::from_millis(backoff),
+        }
+    }
+
+    pub fn connect(&self, repo: &str) -> Result<GitHub> {
+        GitHub::connect(&self.url, self.token.as_deref(), repo, self.backoff)
+    }
+}
 
 /// A client for one repository.
 pub struct GitHub {
@@ -158,11 +195,23 @@ impl GitHub {
         what: &str,
         idempotent: bool,
     ) -> Result<Value> {
+        let request = Call { method, path, body, headers: &[], what, idempotent, answers: &[] };
+        let reply = self.send_call(&request)?;
+        Ok(if reply.text.trim().is_empty() { Value::Null } else { serde_json::from_str(&reply.text)? })
+    }
+
+    /// Sends `call` with bounded retries. A 2xx, or a status the call
+    /// `answers` itself (a 304, a 404 that means "no"), is a reply; any other
+    /// status is an [`ApiError`] once retries are spent.
+    fn send_call(&self, call: &Call) -> Result<Reply> {
+        let Call { method, path, body, headers: extra, what, idempotent, answers } = call;
+        let (body, idempotent) = (*body, *idempotent);
         let uri = self.route(path);
         let mut attempt = 0;
         loop {
             attempt += 1;
-            let (status, headers, text) = match self.runtime.block_on(self.send(method.clone(), &uri, body)) {
+            let sent = self.runtime.block_on(self.send(method.clone(), &uri, body, extra));
+            let (status, headers, text) = match sent {
                 Ok(reply) => reply,
                 Err(err) => {
                     let error = ApiError { status: None, message: err, what: what.to_string() };
@@ -176,8 +225,8 @@ impl GitHub {
                     }
                 }
             };
-            if status.is_success() {
-                return Ok(if text.trim().is_empty() { Value::Null } else { serde_json::from_str(&text)? });
+            if status.is_success() || answers.contains(&status.as_u16()) {
+                return Ok(Reply { status: status.as_u16(), headers, text });
             }
             let message = serde_json::from_str::<Value>(&text)
                 .ok()
@@ -203,8 +252,12 @@ impl GitHub {
         method: Method,
         uri: &str,
         body: Option<&Value>,
+        headers: &[(HeaderName, String)],
     ) -> Result<(StatusCode, HeaderMap, String), String> {
-        let request = http::Request::builder().method(method).uri(uri);
+        let mut request = http::Request::builder().method(method).uri(uri);
+        for (name, value) in headers {
+            request = request.header(name, value);
+        }
         let request = self.octo.build_request(request, body).map_err(|err| err.to_string())?;
         let response = self.octo.execute(request).await.map_err(|err| format!("{err}"))?;
         let status = response.status();
@@ -267,6 +320,36 @@ impl GitHub {
             Err(err) => Err(err),
         }
     }
+}
+
+/// One request as [`GitHub::send_call`] sends it.
+struct Call<'a> {
+    method: Method,
+    /// Below `/repos/<owner>/<name>`.
+    path: &'a str,
+    body: Option<&'a Value>,
+    headers: &'a [(HeaderName, String)],
+    /// Names the request in errors.
+    what: &'a str,
+    /// Whether sending it twice is harmless.
+    idempotent: bool,
+    /// Non-2xx statuses that are answers, not errors.
+    answers: &'a [u16],
+}
+
+/// A status GitHub answered with, its headers and body.
+struct Reply {
+    status: u16,
+    headers: HeaderMap,
+    text: String,
+}
+
+/// A path segment or query value, percent-encoded: everything but RFC 3986's
+/// unreserved characters (branch names carry `/`, heads carry `:`).
+pub(crate) fn encode(text: &str) -> String {
+    const UNRESERVED: &percent_encoding::AsciiSet =
+        &percent_encoding::NON_ALPHANUMERIC.remove(b'-').remove(b'_').remove(b'.').remove(b'~');
+    percent_encoding::utf8_percent_encode(text, UNRESERVED).to_string()
 }
 
 fn epoch() -> u64 {

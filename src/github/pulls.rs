@@ -6,8 +6,7 @@
 use anyhow::Result;
 use serde_json::{json, Value};
 
-use super::checks::encode;
-use super::{api_error, GitHub};
+use super::{api_error, encode, GitHub};
 
 /// What the candidate's PR should say.
 #[derive(Debug, Clone)]
@@ -64,6 +63,14 @@ impl GitHub {
         let head = format!("{}:{branch}", self.owner());
         let path = format!("/pulls?state=open&head={}&per_page=100", encode(&head));
         let found = self.get(&path, &format!("look up the pull request of {branch}"))?;
+        Ok(found.as_array().and_then(|prs| prs.first().cloned()))
+    }
+
+    /// The newest PR whose head is `branch` in this repository, in any state.
+    pub fn pull_of_branch(&self, branch: &str) -> Result<Option<Value>> {
+        let head = format!("{}:{branch}", self.owner());
+        let path = format!("/pulls?state=all&head={}", encode(&head));
+        let found = self.get(&path, &format!("look up the pull requests of {branch}"))?;
         Ok(found.as_array().and_then(|prs| prs.first().cloned()))
     }
 

@@ -55,6 +55,8 @@ struct Inner {
     seen: Vec<Seen>,
     /// "METHOD /path" (path without query) → answer.
     routes: HashMap<String, Canned>,
+    /// Answers given once each, before `routes`, in order.
+    once: HashMap<String, std::collections::VecDeque<Canned>>,
     secret: Option<String>,
 }
 
@@ -78,6 +80,11 @@ impl FakeServer {
     /// Answer `METHOD /path` with `canned` from now on.
     pub fn route(&self, method: &str, path: &str, canned: Canned) {
         self.inner.lock().unwrap().routes.insert(format!("{method} {path}"), canned);
+    }
+
+    /// Answer the next `METHOD /path` with `canned`, once, before the route.
+    pub fn route_once(&self, method: &str, path: &str, canned: Canned) {
+        self.inner.lock().unwrap().once.entry(format!("{method} {path}")).or_default().push_back(canned);
     }
 
     /// Verify `x-flow-signature-256` on POSTs with this secret (401 otherwise).
@@ -113,8 +120,10 @@ async fn handle(
     let path = uri.path_and_query().map(|p| p.as_str().to_string()).unwrap_or_default();
     let body = String::from_utf8_lossy(&body).into_owned();
     let key = format!("{method} {}", uri.path());
-    let mut answer =
-        inner.routes.get(&key).cloned().unwrap_or(Canned::json(404, serde_json::json!({"error": "not found"})));
+    let once = inner.once.get_mut(&key).and_then(std::collections::VecDeque::pop_front);
+    let mut answer = once
+        .or_else(|| inner.routes.get(&key).cloned())
+        .unwrap_or(Canned::json(404, serde_json::json!({"error": "not found"})));
     if method == Method::POST {
         if let Some(secret) = &inner.secret {
             let want = format!("sha256={}", patchmoi::backend::sign(secret, body.as_bytes()));

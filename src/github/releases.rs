@@ -1,0 +1,87 @@
+//! What the patch service asks of GitHub: a repository's releases (a
+//! conditional request, so an unchanged list costs no rate limit), a
+//! `repository_dispatch` to a fork, and whether a fork has a branch.
+
+use anyhow::{Context, Result};
+use http::{HeaderName, Method};
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::{encode, Call, GitHub};
+
+/// A release as the REST API lists it (the fields we read).
+#[derive(Debug, Clone, Deserialize)]
+pub struct Release {
+    pub tag_name: String,
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub html_url: Option<String>,
+    #[serde(default)]
+    pub draft: bool,
+    #[serde(default)]
+    pub prerelease: bool,
+    #[serde(default)]
+    pub published_at: Option<String>,
+}
+
+/// The answer to a conditional request for releases.
+#[derive(Debug)]
+pub enum Releases {
+    /// 304: nothing changed since the ETag we sent.
+    NotModified,
+    /// Newest first, as GitHub lists them.
+    Listed { releases: Vec<Release>, etag: Option<String> },
+}
+
+impl GitHub {
+    /// The newest releases, unless they are still what `etag` names.
+    /// https://docs.github.com/rest/using-the-rest-api/best-practices-for-using-the-rest-api#use-conditional-requests-if-appropriate
+    pub fn releases(&self, etag: Option<&str>) -> Result<Releases> {
+        let headers: Vec<(HeaderName, String)> =
+            etag.map(|etag| (http::header::IF_NONE_MATCH, etag.to_string())).into_iter().collect();
+        let what = format!("list the releases of {}", self.repo);
+        let call = Call {
+            method: Method::GET,
+            path: "/releases?per_page=30",
+            body: None,
+            headers: &headers,
+            what: &what,
+            idempotent: true,
+            answers: &[304],
+        };
+        let reply = self.send_call(&call)?;
+        if reply.status == 304 {
+            return Ok(Releases::NotModified);
+        }
+        let releases = serde_json::from_str(&reply.text)
+            .with_context(|| format!("GitHub answered the releases of {} with unexpected JSON", self.repo))?;
+        let etag = reply.headers.get(http::header::ETAG).and_then(|value| value.to_str().ok()).map(str::to_string);
+        Ok(Releases::Listed { releases, etag })
+    }
+
+    /// Sends a `repository_dispatch` event of `event_type`. Not repeated
+    /// after a server error: the fork's workflow may have started already.
+    pub fn dispatch(&self, event_type: &str, client_payload: &Value) -> Result<()> {
+        let body = json!({"event_type": event_type, "client_payload": client_payload});
+        self.post("/dispatches", &body, &format!("send {event_type} to {}", self.repo))?;
+        Ok(())
+    }
+
+    /// Whether the repository has branch `branch`.
+    pub fn has_branch(&self, branch: &str) -> Result<bool> {
+        let segments: Vec<String> = branch.split('/').map(encode).collect();
+        let path = format!("/git/ref/heads/{}", segments.join("/"));
+        let what = format!("look up branch {branch} of {}", self.repo);
+        let call = Call {
+            method: Method::GET,
+            path: &path,
+            body: None,
+            headers: &[],
+            what: &what,
+            idempotent: true,
+            answers: &[404],
+        };
+        Ok(self.send_call(&call)?.status != 404)
+    }
+}
