@@ -249,6 +249,56 @@ fn conflict_is_action_required_with_annotations_and_one_tracking_issue() {
 }
 
 #[test]
+fn tracking_issues_opened_by_racing_runs_become_one() {
+    // Two runs for different releases both found no tracking issue and both
+    // opened one. The next run keeps the oldest and closes the other.
+    let s = conflicting();
+    {
+        let mut state = s.gh.state();
+        for title in ["from the run for v1.1.0", "from the run for v1.2.0"] {
+            let (number, id) = (state.next_number, state.next_id);
+            state.next_number += 1;
+            state.next_id += 1;
+            state.issues.push(json!({"id": id, "number": number, "state": "open", "title": title,
+                "body": format!("{title}\n\n<!-- patchmoi:tracking flow=fork -->\n"), "html_url": "x"}));
+        }
+    }
+    let run = s.action(&s.dispatch("v1.2.0"), &[("INPUT_FAIL_ON_CONFLICT", "false")]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let state = s.gh.state();
+    let (older, newer) = (&state.issues[0], &state.issues[1]);
+    assert_eq!(older["state"], "open");
+    assert!(older["body"].as_str().unwrap().contains("v1.2.0"), "the oldest carries the report: {older}");
+    assert_eq!(newer["state"], "closed");
+    assert_eq!(newer["state_reason"], "duplicate");
+    assert_eq!(newer["duplicate_issue_id"], older["id"]);
+    let comments: Vec<&Value> = state.comments.iter().filter(|c| c["issue"] == newer["number"]).collect();
+    assert_eq!(comments.len(), 1);
+    assert!(comments[0]["body"].as_str().unwrap().contains(&format!("Duplicate of #{}", older["number"])));
+    let duplicate = newer["number"].clone();
+    drop(state);
+    // The next run finds one open issue to update and closes nothing more.
+    s.forget_state();
+    s.action(&s.dispatch("v1.2.0"), &[("INPUT_FAIL_ON_CONFLICT", "false")]);
+    assert_eq!(s.gh.state().comments.iter().filter(|c| c["issue"] == duplicate).count(), 1);
+}
+
+#[test]
+fn a_tracking_issue_opened_meanwhile_by_another_run_is_kept_and_ours_closed() {
+    let s = conflicting();
+    s.gh.state().issue_opened_meanwhile = Some(json!({"state": "open", "title": "from the run for v1.1.0",
+        "body": "v1.1.0 report\n\n<!-- patchmoi:tracking flow=fork -->\n", "html_url": "x"}));
+    let run = s.action(&s.dispatch("v1.2.0"), &[("INPUT_FAIL_ON_CONFLICT", "false")]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let state = s.gh.state();
+    assert_eq!(state.issues.len(), 2);
+    let (theirs, ours) = (&state.issues[0], &state.issues[1]);
+    assert_eq!(theirs["state"], "open");
+    assert!(theirs["body"].as_str().unwrap().contains("v1.2.0"), "the kept issue carries this run's report");
+    assert_eq!((ours["state"].as_str(), ours["state_reason"].as_str()), (Some("closed"), Some("duplicate")));
+}
+
+#[test]
 fn issues_disabled_is_a_warning_not_a_failure() {
     let s = conflicting();
     s.gh.state().issues_disabled = true;

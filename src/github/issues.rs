@@ -1,6 +1,9 @@
 //! The tracking issue: one per flow, found again by a hidden marker in its
-//! body and edited (reopened if closed), never one per run. Issues are off
-//! by default on forks; that is an outcome, not an error.
+//! body and edited (reopened if closed), never one per run. Two runs of one
+//! flow for different releases may both find none and both open one; the
+//! oldest marked issue is the one, and the others are closed as its
+//! duplicates by whichever run sees them. Issues are off by default on
+//! forks; that is an outcome, not an error.
 
 use anyhow::Result;
 use serde_json::{json, Value};
@@ -34,50 +37,88 @@ pub fn issue_marker(flow: &str) -> String {
 }
 
 impl GitHub {
-    /// Looks among issues labelled `patchmoi` only: the repository's other
-    /// issues and pull requests (newest first) would push an old tracking
-    /// issue beyond the pages we read.
-    fn find_issue(&self, marker: &str) -> Result<Option<Value>> {
+    /// The issues carrying `marker`, oldest first. Looks among issues
+    /// labelled `patchmoi` only: the repository's other issues and pull
+    /// requests (newest first) would push an old tracking issue beyond the
+    /// pages we read.
+    fn find_issues(&self, marker: &str) -> Result<Vec<Value>> {
+        let mut found: Vec<Value> = Vec::new();
         for page in 1..=PAGES {
             let path = format!("/issues?state=all&labels={TRACKING_LABEL}&per_page=100&page={page}");
             let issues = self.get(&path, "list issues")?;
-            let Some(list) = issues.as_array() else { return Ok(None) };
-            let found = list.iter().find(|issue| {
+            let Some(list) = issues.as_array() else { break };
+            found.extend(list.iter().cloned().filter(|issue| {
                 issue.get("pull_request").is_none() && issue["body"].as_str().is_some_and(|body| body.contains(marker))
-            });
-            if found.is_some() || list.len() < 100 {
-                return Ok(found.cloned());
+            }));
+            if list.len() < 100 {
+                break;
             }
         }
-        Ok(None)
+        found.sort_by_key(|issue| issue["number"].as_u64().unwrap_or(u64::MAX));
+        Ok(found)
+    }
+
+    /// Closes `duplicates` of the tracking issue `keep`, each with a comment
+    /// that points at it. A duplicate already closed is left as it is.
+    fn close_duplicates(&self, keep: &Value, duplicates: &[Value]) -> Result<()> {
+        let number = keep["number"].as_u64().unwrap_or_default();
+        for duplicate in duplicates.iter().filter(|issue| issue["state"] != "closed") {
+            let other = duplicate["number"].as_u64().unwrap_or_default();
+            let comment =
+                json!({"body": format!("Duplicate of #{number}: patchmoi keeps one tracking issue per flow.")});
+            self.post(&format!("/issues/{other}/comments"), &comment, &format!("comment on duplicate issue #{other}"))?;
+            let mut close = json!({"state": "closed", "state_reason": "duplicate"});
+            if let Some(id) = keep["id"].as_u64() {
+                close["duplicate_issue_id"] = json!(id);
+            }
+            self.patch(&format!("/issues/{other}"), &close, &format!("close duplicate issue #{other}"))?;
+        }
+        Ok(())
+    }
+
+    /// Puts `title` and `body` into the existing tracking issue `issue`.
+    fn update_issue(&self, issue: &Value, title: &str, body: &str) -> Result<TrackingIssue> {
+        let number = issue["number"].as_u64().unwrap_or_default();
+        let update = json!({"title": title, "body": body, "state": "open"});
+        self.patch(&format!("/issues/{number}"), &update, &format!("update tracking issue #{number}"))?;
+        Ok(TrackingIssue::Updated { number, url: issue["html_url"].as_str().unwrap_or_default().into() })
     }
 
     /// Writes `title` and `body` into the flow's tracking issue.
     pub fn upsert_tracking_issue(&self, flow: &str, title: &str, body: &str) -> Result<TrackingIssue> {
         let marker = issue_marker(flow);
         let body = format!("{}\n\n{marker}\n", body.trim_end());
-        let found = match self.find_issue(&marker) {
+        let found = match self.find_issues(&marker) {
             Err(err) if api_status(&err) == Some(410) => return Ok(TrackingIssue::Disabled),
             other => other?,
         };
-        if let Some(issue) = found {
-            let number = issue["number"].as_u64().unwrap_or_default();
-            let update = json!({"title": title, "body": body, "state": "open"});
-            self.patch(&format!("/issues/{number}"), &update, &format!("update tracking issue #{number}"))?;
-            return Ok(TrackingIssue::Updated { number, url: issue["html_url"].as_str().unwrap_or_default().into() });
+        if let Some((keep, duplicates)) = found.split_first() {
+            let updated = self.update_issue(keep, title, &body)?;
+            self.close_duplicates(keep, duplicates)?;
+            return Ok(updated);
         }
         let create = json!({"title": title, "body": body, "labels": [TRACKING_LABEL]});
         let made = self.find_or_create(
-            || self.find_issue(&marker),
+            || Ok(self.find_issues(&marker)?.into_iter().next()),
             || self.post("/issues", &create, &format!("open the tracking issue of flow {flow}")),
         );
-        match made {
-            Ok(issue) => Ok(TrackingIssue::Created {
-                number: issue["number"].as_u64().unwrap_or_default(),
-                url: issue["html_url"].as_str().unwrap_or_default().into(),
+        let made = match made {
+            Ok(issue) => issue,
+            Err(err) if api_status(&err) == Some(410) => return Ok(TrackingIssue::Disabled),
+            Err(err) => return Err(err),
+        };
+        // Another run may have opened one at the same time: the oldest stays.
+        let found = self.find_issues(&marker)?;
+        match found.split_first() {
+            Some((keep, duplicates)) if keep["number"] != made["number"] => {
+                let updated = self.update_issue(keep, title, &body)?;
+                self.close_duplicates(keep, duplicates)?;
+                Ok(updated)
+            }
+            _ => Ok(TrackingIssue::Created {
+                number: made["number"].as_u64().unwrap_or_default(),
+                url: made["html_url"].as_str().unwrap_or_default().into(),
             }),
-            Err(err) if api_status(&err) == Some(410) => Ok(TrackingIssue::Disabled),
-            Err(err) => Err(err),
         }
     }
 }

@@ -50,6 +50,9 @@ pub struct State {
     pub violations: Vec<String>,
     pub faults: VecDeque<Fault>,
     pub issues_disabled: bool,
+    /// An issue another client opens just before the next issue is created
+    /// (a run racing this one).
+    pub issue_opened_meanwhile: Option<Value>,
     /// Everything any request carried, to look for leaked secrets.
     pub seen: String,
     /// Authorization headers git sent to the smart-HTTP endpoint.

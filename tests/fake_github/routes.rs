@@ -129,10 +129,19 @@ pub fn route(
             reply(200, json!(chunk))
         }
         ("post", "/repos/{owner}/{repo}/issues") => {
+            if let Some(mut other) = state.issue_opened_meanwhile.take() {
+                other["number"] = json!(state.next_number);
+                other["id"] = json!(state.next_id);
+                state.next_number += 1;
+                state.next_id += 1;
+                state.issues.push(other);
+            }
             let number = state.next_number;
             state.next_number += 1;
-            let issue = json!({"number": number, "state": "open", "title": body["title"], "body": body["body"],
-                               "html_url": html("issues", number)});
+            let id = state.next_id;
+            state.next_id += 1;
+            let issue = json!({"id": id, "number": number, "state": "open", "title": body["title"], "body": body["body"],
+                               "labels": body["labels"], "html_url": html("issues", number)});
             state.issues.push(issue.clone());
             reply(201, issue)
         }
