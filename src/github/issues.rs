@@ -47,9 +47,14 @@ impl GitHub {
             let path = format!("/issues?state=all&labels={TRACKING_LABEL}&per_page=100&page={page}");
             let issues = self.get(&path, "list issues")?;
             let Some(list) = issues.as_array() else { break };
-            found.extend(list.iter().cloned().filter(|issue| {
-                issue.get("pull_request").is_none() && issue["body"].as_str().is_some_and(|body| body.contains(marker))
-            }));
+            found.extend(
+                list.iter()
+                    .filter(|issue| {
+                        issue.get("pull_request").is_none()
+                            && issue["body"].as_str().is_some_and(|body| body.contains(marker))
+                    })
+                    .cloned(),
+            );
             if list.len() < 100 {
                 break;
             }
