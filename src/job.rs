@@ -13,7 +13,6 @@ pub use text::{outputs, summary_markdown};
 
 use std::io::Write;
 use std::path::PathBuf;
-use std::time::Duration;
 
 use anyhow::{Context, Result};
 use serde::Serialize;
@@ -24,7 +23,7 @@ use crate::error::usage;
 use crate::event::FlowEvent;
 use crate::flows::{self, Flow};
 use crate::git::Git;
-use crate::github::GitHub;
+use crate::github::Endpoint;
 use crate::runner::{newest_release, run_event_observed, select_flows, RunResult, RunSettings};
 use crate::status::ResultStatus;
 use publisher::Publisher;
@@ -33,7 +32,8 @@ use publisher::Publisher;
 #[derive(Debug, Clone)]
 pub struct JobSettings {
     pub workspace: PathBuf,
-    pub token: Option<String>,
+    /// `GITHUB_API_URL`, the `token` input, `PATCHMOI_API_BACKOFF_MS`.
+    pub api: Endpoint,
     pub flow: Option<String>,
     pub inputs: EventInputs,
     pub event_name: Option<String>,
@@ -42,8 +42,7 @@ pub struct JobSettings {
     pub pull_request: bool,
     /// A tag whose candidate becomes the maintained branch (instead of a run).
     pub promote: Option<String>,
-    /// `GITHUB_API_URL` and `GITHUB_SERVER_URL`.
-    pub api_url: String,
+    /// `GITHUB_SERVER_URL`.
     pub server_url: String,
     /// `GITHUB_REPOSITORY`: the fork.
     pub repository: Option<String>,
@@ -51,8 +50,6 @@ pub struct JobSettings {
     pub sha: Option<String>,
     pub code_mode: bool,
     pub secret_env: Vec<String>,
-    /// The first wait after a GitHub server error.
-    pub backoff: Duration,
 }
 
 /// What one flow ended with, as outputs and the summary show it.
@@ -88,7 +85,7 @@ pub fn run(settings: &JobSettings, out: &mut dyn Write) -> Result<JobOutcome> {
     let root = &settings.workspace;
     let flows = flows::discover(root)?;
     let git = Git::open(root)?;
-    let remote_git = match &settings.token {
+    let remote_git = match settings.api.token() {
         Some(token) => git.with_http_auth(&settings.server_url, token),
         None => git.clone(),
     };
@@ -143,7 +140,7 @@ pub fn run(settings: &JobSettings, out: &mut dyn Write) -> Result<JobOutcome> {
         false => None,
         true => {
             let repo = settings.repository.as_deref().ok_or_else(|| usage("GITHUB_REPOSITORY is not set"))?;
-            Some(GitHub::connect(&settings.api_url, settings.token.as_deref(), repo, settings.backoff)?)
+            Some(settings.api.connect(repo)?)
         }
     };
     let run_settings = RunSettings {
@@ -154,7 +151,7 @@ pub fn run(settings: &JobSettings, out: &mut dyn Write) -> Result<JobOutcome> {
         code_mode: settings.code_mode,
         secret_env: settings.secret_env.clone(),
         secret_values: settings.secrets(),
-        git_env: match &settings.token {
+        git_env: match settings.api.token() {
             Some(token) => crate::git::http_auth_env(&settings.server_url, token),
             None => Vec::new(),
         },
@@ -176,7 +173,7 @@ pub fn run(settings: &JobSettings, out: &mut dyn Write) -> Result<JobOutcome> {
 impl JobSettings {
     /// The token and the credential git derives from it: never printed, never stored.
     pub fn secrets(&self) -> Vec<String> {
-        self.token.iter().flat_map(|token| [token.clone(), crate::git::basic_credential(token)]).collect()
+        self.api.token().iter().flat_map(|token| [token.to_string(), crate::git::basic_credential(token)]).collect()
     }
 }
 

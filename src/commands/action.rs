@@ -5,13 +5,13 @@
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use anyhow::{Context, Result};
 
 use super::{workspace_root, Exit};
 use crate::actions::{random_token, EventInputs};
 use crate::error::usage;
+use crate::github::Endpoint;
 use crate::job::{self, JobOutcome, JobSettings};
 use crate::settings::Env;
 use crate::status::ResultStatus;
@@ -54,10 +54,9 @@ pub fn job_settings(env: &Env) -> Result<(JobSettings, bool)> {
         let value = event_payload.as_ref().and_then(|event| event["inputs"]["promote"].as_str());
         value.filter(|tag| from_dispatch && !tag.trim().is_empty()).map(|tag| tag.trim().to_string())
     });
-    let backoff = env.get("PATCHMOI_API_BACKOFF_MS").and_then(|ms| ms.parse().ok()).unwrap_or(1000);
     let settings = JobSettings {
         workspace,
-        token: input(env, "token").map(str::to_string),
+        api: Endpoint::from_env(env, input(env, "token")),
         flow: input(env, "flow").map(str::to_string),
         inputs: EventInputs { tag, repo: input(env, "repo").map(str::to_string) },
         event_name: env.get("GITHUB_EVENT_NAME").map(str::to_string),
@@ -65,13 +64,11 @@ pub fn job_settings(env: &Env) -> Result<(JobSettings, bool)> {
         push: flag(env, "push", true)?,
         pull_request: flag(env, "pull-request", true)?,
         promote,
-        api_url: env.get("GITHUB_API_URL").unwrap_or("https://api.github.com").to_string(),
         server_url: env.get("GITHUB_SERVER_URL").unwrap_or("https://github.com").to_string(),
         repository: env.get("GITHUB_REPOSITORY").map(str::to_string),
         sha: env.get("GITHUB_SHA").map(str::to_string),
         code_mode: env.code_mode(),
         secret_env: env.secret_names(),
-        backoff: Duration::from_millis(backoff),
     };
     Ok((settings, flag(env, "fail-on-conflict", true)?))
 }

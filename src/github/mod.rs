@@ -66,6 +66,10 @@ impl Endpoint {
         }
     }
 
+    pub fn token(&self) -> Option<&str> {
+        self.token.as_deref()
+    }
+
     pub fn connect(&self, repo: &str) -> Result<GitHub> {
         GitHub::connect(&self.url, self.token.as_deref(), repo, self.backoff)
     }
