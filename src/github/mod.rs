@@ -158,7 +158,7 @@ pub fn retry_delay(
 impl GitHub {
     /// A client for `repo` at `api_url` (`GITHUB_API_URL`; GitHub Enterprise
     /// works the same way); `backoff` is the first wait after a server error.
-    pub fn connect(api_url: &str, token: Option<&str>, repo: &str, backoff: Duration) -> Result<GitHub> {
+    fn connect(api_url: &str, token: Option<&str>, repo: &str, backoff: Duration) -> Result<GitHub> {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
