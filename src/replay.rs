@@ -43,7 +43,7 @@ pub struct Replay {
     /// The patch that did not apply and its conflicted merge; the patches
     /// after it were not tried.
     pub stop: Option<(usize, MergeResult)>,
-    /// How many patches `git replay` replayed in one go.
+    /// How many patches `git replay` replayed (here or in `known`).
     pub chained: usize,
     /// How many merges ran one process each (0 when every guess held).
     pub sequential_merges: usize,
@@ -86,6 +86,7 @@ pub fn replay(
     let mut tip = onto.commit;
     for (index, (commit, tree)) in known.iter().take(patches.len()).enumerate() {
         replay.record(index, tree.clone(), &mut current);
+        replay.chained += 1;
         tip = commit;
     }
     let mut done = known.len().min(patches.len());
@@ -124,7 +125,7 @@ fn chained(quarantine: &Quarantine, onto: &str, patches: &[&RawCommit]) -> Resul
     if patches.is_empty() || patches.iter().any(|patch| patch.parents.len() != 1) {
         return Ok(None);
     }
-    if !quarantine.git.merges_by_default_rules()? {
+    if !quarantine.replay_allowed() {
         return Ok(None);
     }
     let mut runs: Vec<Run> = Vec::new();

@@ -291,7 +291,7 @@ pub fn replay_prepared(git: &Git, prepared: &Prepared, memory: &Memory) -> Resul
                 } else {
                     applied.push((index, tree.clone()));
                 }
-                onto_commit = qgit.commit_tree(&tree, &[], "patchmoi: replay base")?;
+                onto_commit = quarantine.base_commit(&tree)?;
                 (base, onto, start) = (patch.id.clone(), tree, index + 1);
             }
             None => {

@@ -27,6 +27,8 @@ fn clean_rebase_matches_git_rebase_and_keeps_authorship() {
 
     let run = fx.run_release("v1.1.0", &[]);
     assert_eq!(run.code, 0, "{}", run.stderr);
+    // The fast path carried all three patches (`git replay`, see src/git/replay.rs).
+    assert!(run.stderr.contains("chained=3"), "{}", run.stderr);
     let rebase = run.step("rebase");
     assert_eq!(rebase["status"], "changed");
     let candidate = &rebase["artifacts"]["candidateRefs"][0];
@@ -442,4 +444,59 @@ fn a_patch_upstream_took_and_then_reverted_stays_dropped() {
     check.git(&["rebase", "--quiet", "v1.1.0", "patches"]);
     assert_eq!(fx.fork.rev(&format!("{sha}^{{tree}}")), check.rev("HEAD^{tree}"));
     assert_eq!(fx.fork.git(&["show", &format!("{sha}:f2.txt")]), files[1].1.trim_end());
+}
+
+#[test]
+fn merge_attributes_and_conditional_config_count_as_in_git_rebase() {
+    // The fork edits line 8 of f.txt and g.txt, upstream line 2: a clean
+    // text merge, unless the repository's own attributes say otherwise:
+    // `merge=binary` from .git/info/attributes (git rebase stops), or a merge
+    // driver defined in a config file that only an `includeIf "gitdir:"`
+    // brings in (it keeps upstream's side, so the patch comes out empty).
+    let (f, g) = (lines("f", 10), lines("g", 10));
+    let fx = Fixture::new(&[("f.txt", &f), ("g.txt", &g)]);
+    fx.fork.commit("Patch: f line 8", &[("f.txt", &replace_line(&f, 8, "fork"))]);
+    fx.fork.commit("Patch: g line 8", &[("g.txt", &replace_line(&g, 8, "fork"))]);
+    fx.upstream
+        .commit("Upstream: line 2", &[("f.txt", &replace_line(&f, 2, "up")), ("g.txt", &replace_line(&g, 2, "up"))]);
+    fx.upstream.git(&["tag", "v1.1.0"]);
+    fx.install_rebase_flow("");
+    for case in ["binary", "driver"] {
+        let setup = |repo: &Repo| {
+            let git_dir = repo.dir.join(".git");
+            let attributes = if case == "binary" { "f.txt merge=binary\n" } else { "g.txt merge=keepours\n" };
+            std::fs::write(git_dir.join("info/attributes"), attributes).unwrap();
+            if case == "driver" {
+                std::fs::write(git_dir.join("driver.inc"), "[merge \"keepours\"]\n\tdriver = true\n").unwrap();
+                // As people write it for a folder of repositories: `gitdir:~/work/`.
+                let condition = format!("includeIf.gitdir:{}/.path", repo.dir.display());
+                repo.git(&["config", &condition, "driver.inc"]);
+            }
+        };
+        let check = Repo { dir: fx.tmp.path().join(format!("check-{case}")) };
+        fx.fork.git(&["clone", "--quiet", "--branch", "patches", fx.fork.path_str(), check.dir.to_str().unwrap()]);
+        setup(&fx.fork);
+        setup(&check);
+        check.git(&["fetch", "--quiet", fx.upstream.path_str(), "refs/tags/v1.1.0:refs/tags/v1.1.0"]);
+        let git_rebase = check.git_output(&["rebase", "--quiet", "v1.1.0", "patches"]);
+        let run = fx.run_release("v1.1.0", &["--replay"]);
+        let rebase = run.step("rebase");
+        if case == "binary" {
+            assert!(!git_rebase.status.success());
+            assert_eq!(rebase["status"], "needs_intervention", "{}", run.stderr);
+            assert_eq!(rebase["artifacts"]["conflict"]["patch"]["subject"], "Patch: f line 8");
+        } else {
+            assert!(git_rebase.status.success(), "{}", String::from_utf8_lossy(&git_rebase.stderr));
+            assert_eq!(rebase["status"], "changed", "{}", run.stderr);
+            let sha = rebase["artifacts"]["candidateRefs"][0]["sha"].as_str().unwrap().to_string();
+            assert_eq!(fx.fork.rev(&format!("{sha}^{{tree}}")), check.rev("HEAD^{tree}"));
+            assert_eq!(
+                fx.fork.git(&["show", &format!("{sha}:g.txt")]),
+                replace_line(&g, 2, "up").trim_end(),
+                "{}",
+                run.stderr
+            );
+        }
+        std::fs::remove_file(fx.fork.dir.join(".git/info/attributes")).unwrap();
+    }
 }

@@ -126,7 +126,18 @@ fn two_conflicts_stop_twice_and_the_memory_serves_the_next_release() {
     let b = replace_line(&replace_line(&lines("b", 30), 20, "b 20 (upstream)"), 3, "b 3 (v1.2)");
     fx.upstream.commit("Upstream: v1.2 changes", &[("a.txt", &a), ("b.txt", &b)]);
     fx.upstream.git(&["tag", "v1.2.0"]);
-    let run = fx.run_release("v1.2.0", &[]);
+    // Also: git packs the recalled files' blobs itself (they are above
+    // core.bigFileThreshold), and no git identity is configured, as on CI.
+    fx.fork.git(&["config", "core.bigFileThreshold", "100"]);
+    let no_identity = [
+        ("GIT_CONFIG_GLOBAL", "/dev/null"),
+        ("GIT_CONFIG_NOSYSTEM", "1"),
+        ("GIT_CONFIG_COUNT", "1"),
+        ("GIT_CONFIG_KEY_0", "user.useConfigOnly"),
+        ("GIT_CONFIG_VALUE_0", "true"),
+    ];
+    let args = ["run", "upstream-release", "--repo", "test/upstream", "--tag", "v1.2.0", "--json"];
+    let run = fx.patchmoi(&args, &no_identity);
     assert_eq!(run.code, 0, "{}", run.stderr);
     let rebase = run.step("rebase");
     assert_eq!(rebase["status"], "changed");
@@ -140,6 +151,7 @@ fn two_conflicts_stop_twice_and_the_memory_serves_the_next_release() {
     assert_eq!(rebase["artifacts"]["resolvedFromMemory"][0]["files"][0]["firstResolvedIn"], "v1.1.0");
     let candidate = fx.fork.git(&["show", "patchmoi/v1.2.0:a.txt"]);
     assert!(candidate.contains(RESOLVED_A) && candidate.contains("a 28 (v1.2)"), "{candidate}");
+    fx.fork.git(&["fsck", "--strict", "--no-dangling", "--no-progress"]);
 }
 
 #[test]

@@ -280,6 +280,7 @@ impl Git {
             objects: quarantine_objects,
             repo_objects: objects,
             format,
+            replay_allowed: std::sync::OnceLock::new(),
             repo: self.clone(),
             dir,
         })
@@ -298,6 +299,8 @@ pub struct Quarantine {
     repo_objects: PathBuf,
     /// `sha1` or `sha256`, the repository's object format.
     format: String,
+    /// See [`Quarantine::replay_allowed`].
+    pub(super) replay_allowed: std::sync::OnceLock<bool>,
     /// The repository itself, outside the quarantine.
     repo: Git,
     dir: tempfile::TempDir,
@@ -313,15 +316,39 @@ impl Quarantine {
         self.dir.path()
     }
 
-    /// The repository's config file (shared by all its worktrees).
-    pub(super) fn repo_config(&self) -> PathBuf {
-        self.repo_objects.parent().map_or_else(|| self.repo_objects.join("../config"), |dir| dir.join("config"))
+    /// The repository's common git directory (shared by all its worktrees:
+    /// config, `info/`, objects).
+    pub(super) fn repo_common_dir(&self) -> &Path {
+        self.repo_objects.parent().unwrap_or(&self.repo_objects)
     }
 
     /// Writes commits into the quarantine and returns their ids.
     pub fn write_commits(&self, bodies: &[Vec<u8>]) -> Result<Vec<String>> {
         let mut zlib = loose_compressor();
         bodies.iter().map(|body| write_loose(&self.objects, &self.format, "commit", body, &mut zlib)).collect()
+    }
+
+    /// The packs git wrote into the quarantine, if any.
+    fn packs(&self) -> Result<Vec<PathBuf>> {
+        let dir = self.objects.join("pack");
+        let Ok(entries) = std::fs::read_dir(&dir) else { return Ok(Vec::new()) };
+        let mut packs = Vec::new();
+        for entry in entries {
+            let path = entry.with_context(|| format!("failed to list {}", dir.display()))?.path();
+            if path.extension().is_some_and(|ext| ext == "pack") {
+                packs.push(path);
+            }
+        }
+        Ok(packs)
+    }
+
+    /// A commit of `tree` with no parent, for `git replay` to start from:
+    /// it wants a commit, and a resolved conflict gives only a tree. Fixed
+    /// identity and date, so no configured identity is needed.
+    pub fn base_commit(&self, tree: &str) -> Result<String> {
+        let stamp = "patchmoi <patchmoi@users.noreply.github.com> 0 +0000";
+        let body = format!("tree {tree}\nauthor {stamp}\ncommitter {stamp}\n\npatchmoi: replay base\n");
+        write_loose(&self.objects, &self.format, "commit", body.as_bytes(), &mut loose_compressor())
     }
 
     /// Moves the objects reachable from `tips` (commits or trees) that only
@@ -337,6 +364,13 @@ impl Quarantine {
             .filter_map(|line| line.strip_suffix(" missing"))
             .map(str::to_string)
             .collect();
+        // Git itself may have packed what it wrote here (`hash-object` puts
+        // blobs above core.bigFileThreshold straight into a pack): those
+        // packs go over as they are.
+        for pack in self.packs()? {
+            let bytes = std::fs::read(&pack).with_context(|| format!("failed to read {}", pack.display()))?;
+            self.repo.run_bytes(&["index-pack", "--stdin"], Some(&bytes)).context("failed to store a pack")?;
+        }
         let loose = LooseObjects::list(&self.objects, format)?;
         let objects = loose.reachable(&missing)?;
         if objects.is_empty() {
