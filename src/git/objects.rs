@@ -255,6 +255,7 @@ impl Git {
     pub fn quarantine(&self) -> Result<Quarantine> {
         let objects = self.git_path("objects")?;
         let in_memory = Path::new("/dev/shm");
+        remove_abandoned_quarantines(in_memory);
         let builder = tempfile::Builder::new().prefix("patchmoi-quarantine-").tempdir_in(in_memory);
         let dir = match builder {
             Ok(dir) => dir,
@@ -284,6 +285,23 @@ impl Git {
             repo: self.clone(),
             dir,
         })
+    }
+}
+
+/// A quarantine is removed when its run ends; one whose process was killed
+/// stays, in memory, until the machine restarts. Any older than a day is
+/// such a leftover (no run takes that long): remove it, quietly.
+fn remove_abandoned_quarantines(dir: &Path) {
+    const ABANDONED: std::time::Duration = std::time::Duration::from_secs(24 * 60 * 60);
+    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    for entry in entries.flatten() {
+        let ours = entry.file_name().to_string_lossy().starts_with("patchmoi-quarantine-");
+        let age = entry.metadata().and_then(|meta| meta.modified()).ok().and_then(|at| at.elapsed().ok());
+        if ours && age.is_some_and(|age| age > ABANDONED) {
+            if let Err(error) = std::fs::remove_dir_all(entry.path()) {
+                tracing::debug!("could not remove {}: {error}", entry.path().display());
+            }
+        }
     }
 }
 
@@ -389,6 +407,24 @@ impl Quarantine {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn quarantines_left_by_killed_runs_are_removed_after_a_day() {
+        let dir = tempfile::tempdir().unwrap();
+        let old = dir.path().join("patchmoi-quarantine-old");
+        let fresh = dir.path().join("patchmoi-quarantine-fresh");
+        let other = dir.path().join("someone-elses");
+        for path in [&old, &fresh, &other] {
+            std::fs::create_dir_all(path.join("objects/ab")).unwrap();
+        }
+        let two_days_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(48 * 3600);
+        for path in [&old, &other] {
+            std::fs::File::open(path).unwrap().set_modified(two_days_ago).unwrap();
+        }
+        remove_abandoned_quarantines(dir.path());
+        assert!(!old.exists());
+        assert!(fresh.exists() && other.exists());
+    }
 
     const SIGNED: &[u8] = b"tree 1111\nparent 2222\nparent 3333\nauthor A U <a@x> 1700000000 +0100\n\
 committer C O <c@x> 1700000100 +0000\nencoding ISO-8859-1\ngpgsig -----BEGIN PGP SIGNATURE-----\n \n abc\n -----END PGP SIGNATURE-----\n\
