@@ -16,15 +16,47 @@ fn main() -> ExitCode {
     let env = Env::capture();
     let on_actions = env.get("GITHUB_ACTIONS") == Some("true");
     init_tracing(cli.verbose, env.get("RUST_LOG"), on_actions);
-    match dispatch(cli, &env) {
-        Ok(Exit::Done) => ExitCode::SUCCESS,
-        Ok(Exit::Attention) => ExitCode::from(1),
-        Err(err) => {
+    quiet_when_the_reader_leaves();
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| dispatch(cli, &env)));
+    match outcome {
+        Err(panic) if reader_left(panic.as_ref()) => ExitCode::from(READER_LEFT),
+        Err(panic) => std::panic::resume_unwind(panic),
+        Ok(Ok(Exit::Done)) => ExitCode::SUCCESS,
+        Ok(Ok(Exit::Attention)) => ExitCode::from(1),
+        Ok(Err(err)) => {
             let mut stderr = Stderr { defuse: on_actions };
             let _ = writeln!(stderr, "error: {err:#}");
             ExitCode::from(if is_usage(&err) { 2 } else { 1 })
         }
     }
+}
+
+/// The exit code of a tool that SIGPIPE stopped, as a shell reports it.
+const READER_LEFT: u8 = 128 + 13;
+
+/// Whether a panic is `println!` finding stdout closed (`patchmoi status |
+/// head`).
+fn reader_left(payload: &(dyn std::any::Any + Send)) -> bool {
+    let message = payload
+        .downcast_ref::<String>()
+        .map(String::as_str)
+        .or_else(|| payload.downcast_ref::<&str>().copied())
+        .unwrap_or_default();
+    message.starts_with("failed printing to stdout") && message.contains("Broken pipe")
+}
+
+/// When the reader of stdout goes away, patchmoi stops as any Unix tool
+/// does, without a panic message. Rust ignores SIGPIPE and `println!`
+/// panics instead; putting SIGPIPE back is no way out, since it would also
+/// kill patchmoi when a git child closes its stdin early. The panic unwinds
+/// (locks and temporary directories are released) and `main` exits 141.
+fn quiet_when_the_reader_leaves() {
+    let report = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        if !reader_left(info.payload()) {
+            report(info);
+        }
+    }));
 }
 
 /// stderr, with workflow commands defused on GitHub Actions: a line that

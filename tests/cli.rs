@@ -251,3 +251,21 @@ fn looking_at_an_empty_data_dir_creates_nothing() {
     }
     assert!(!tmp.path().join("data").exists(), "a read-only command created the data directory");
 }
+
+#[test]
+fn a_reader_that_goes_away_ends_the_output_quietly() {
+    // `patchmoi events --json | head -0`: stdout is closed before patchmoi writes.
+    let tmp = tempfile::tempdir().unwrap();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_patchmoi"))
+        .current_dir(tmp.path())
+        .args(["events", "--json", "--data-dir", "state"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let output = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(141), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
