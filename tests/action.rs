@@ -298,6 +298,49 @@ fn a_tracking_issue_opened_meanwhile_by_another_run_is_kept_and_ours_closed() {
     assert_eq!((ours["state"].as_str(), ours["state_reason"].as_str()), (Some("closed"), Some("duplicate")));
 }
 
+/// Marked tracking issues of flow `fork` in the fake, in order: (title, state).
+fn marked_issues(s: &Setup, issues: &[(&str, &str)]) {
+    let mut state = s.gh.state();
+    for (title, issue_state) in issues {
+        let (number, id) = (state.next_number, state.next_id);
+        state.next_number += 1;
+        state.next_id += 1;
+        state.issues.push(json!({"id": id, "number": number, "state": issue_state, "title": title,
+            "body": format!("{title}\n\n<!-- patchmoi:tracking flow=fork -->\n"), "html_url": "x"}));
+    }
+}
+
+#[test]
+fn an_open_tracking_issue_wins_over_an_older_closed_one() {
+    // An old closed marked issue (from before, or closed by hand) stays closed.
+    let s = conflicting();
+    marked_issues(&s, &[("old and closed", "closed"), ("the live one", "open")]);
+    let run = s.action(&s.dispatch("v1.2.0"), &[("INPUT_FAIL_ON_CONFLICT", "false")]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let state = s.gh.state();
+    assert_eq!(state.issues[0]["state"], "closed");
+    assert_eq!(state.issues[0]["title"], "old and closed");
+    assert_eq!(state.issues[1]["state"], "open");
+    assert!(state.issues[1]["body"].as_str().unwrap().contains("v1.2.0"));
+    assert!(state.comments.is_empty(), "{:?}", state.comments);
+}
+
+#[test]
+fn where_github_refuses_the_duplicate_reason_the_copy_is_closed_as_not_planned() {
+    let s = conflicting();
+    marked_issues(&s, &[("first", "open"), ("second", "open")]);
+    s.gh.state().no_duplicate_reason = true;
+    let run = s.action(&s.dispatch("v1.2.0"), &[("INPUT_FAIL_ON_CONFLICT", "false")]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let state = s.gh.state();
+    assert!(state.issues[0]["body"].as_str().unwrap().contains("v1.2.0"));
+    assert_eq!(
+        (state.issues[1]["state"].as_str(), state.issues[1]["state_reason"].as_str()),
+        (Some("closed"), Some("not_planned"))
+    );
+    assert_eq!(state.comments.len(), 1);
+}
+
 #[test]
 fn issues_disabled_is_a_warning_not_a_failure() {
     let s = conflicting();

@@ -1,9 +1,10 @@
 //! The tracking issue: one per flow, found again by a hidden marker in its
 //! body and edited (reopened if closed), never one per run. Two runs of one
 //! flow for different releases may both find none and both open one; the
-//! oldest marked issue is the one, and the others are closed as its
-//! duplicates by whichever run sees them. Issues are off by default on
-//! forks; that is an outcome, not an error.
+//! oldest open marked issue is the one (the oldest of all when none is
+//! open), and the others are closed as its duplicates by whichever run sees
+//! them. Issues are off by default on forks; that is an outcome, not an
+//! error.
 
 use anyhow::Result;
 use serde_json::{json, Value};
@@ -37,7 +38,8 @@ pub fn issue_marker(flow: &str) -> String {
 }
 
 impl GitHub {
-    /// The issues carrying `marker`, oldest first. Looks among issues
+    /// The issues carrying `marker`, each once, the tracking issue first: the
+    /// oldest open one, else the oldest. Looks among issues
     /// labelled `patchmoi` only: the repository's other issues and pull
     /// requests (newest first) would push an old tracking issue beyond the
     /// pages we read.
@@ -59,26 +61,50 @@ impl GitHub {
                 break;
             }
         }
-        found.sort_by_key(|issue| issue["number"].as_u64().unwrap_or(u64::MAX));
+        // A page can shift while we read (an issue opened meanwhile), so an
+        // issue may come twice.
+        found.sort_by_key(|issue| (issue["state"] == "closed", issue["number"].as_u64().unwrap_or(u64::MAX)));
+        found.dedup_by(|a, b| a["number"] == b["number"]);
         Ok(found)
     }
 
     /// Closes `duplicates` of the tracking issue `keep`, each with a comment
-    /// that points at it. A duplicate already closed is left as it is.
-    fn close_duplicates(&self, keep: &Value, duplicates: &[Value]) -> Result<()> {
+    /// that points at it once it is closed. One that cannot be closed is
+    /// left for the next run (and said so): the tracking issue itself is up
+    /// to date either way.
+    fn close_duplicates(&self, keep: &Value, duplicates: &[Value]) {
         let number = keep["number"].as_u64().unwrap_or_default();
-        for duplicate in duplicates.iter().filter(|issue| issue["state"] != "closed") {
+        let open = duplicates.iter().filter(|issue| issue["state"] != "closed" && issue["number"] != keep["number"]);
+        for duplicate in open {
             let other = duplicate["number"].as_u64().unwrap_or_default();
+            if let Err(err) = self.close_as_duplicate(other, keep) {
+                tracing::warn!("could not close issue #{other}, a duplicate of tracking issue #{number}: {err:#}");
+                continue;
+            }
             let comment =
                 json!({"body": format!("Duplicate of #{number}: patchmoi keeps one tracking issue per flow.")});
-            self.post(&format!("/issues/{other}/comments"), &comment, &format!("comment on duplicate issue #{other}"))?;
-            let mut close = json!({"state": "closed", "state_reason": "duplicate"});
-            if let Some(id) = keep["id"].as_u64() {
-                close["duplicate_issue_id"] = json!(id);
+            let what = format!("comment on duplicate issue #{other}");
+            if let Err(err) = self.post(&format!("/issues/{other}/comments"), &comment, &what) {
+                tracing::warn!("{err:#}");
             }
-            self.patch(&format!("/issues/{other}"), &close, &format!("close duplicate issue #{other}"))?;
         }
-        Ok(())
+    }
+
+    /// Closes issue `number` as a duplicate of `keep`; where GitHub does not
+    /// take that reason (older GitHub Enterprise), as not planned.
+    fn close_as_duplicate(&self, number: u64, keep: &Value) -> Result<()> {
+        let what = format!("close duplicate issue #{number}");
+        let mut close = json!({"state": "closed", "state_reason": "duplicate"});
+        if let Some(id) = keep["id"].as_u64() {
+            close["duplicate_issue_id"] = json!(id);
+        }
+        match self.patch(&format!("/issues/{number}"), &close, &what) {
+            Err(err) if api_status(&err) == Some(422) => {
+                let close = json!({"state": "closed", "state_reason": "not_planned"});
+                self.patch(&format!("/issues/{number}"), &close, &what).map(|_| ())
+            }
+            other => other.map(|_| ()),
+        }
     }
 
     /// Puts `title` and `body` into the existing tracking issue `issue`.
@@ -99,7 +125,7 @@ impl GitHub {
         };
         if let Some((keep, duplicates)) = found.split_first() {
             let updated = self.update_issue(keep, title, &body)?;
-            self.close_duplicates(keep, duplicates)?;
+            self.close_duplicates(keep, duplicates);
             return Ok(updated);
         }
         let create = json!({"title": title, "body": body, "labels": [TRACKING_LABEL]});
@@ -117,7 +143,7 @@ impl GitHub {
         match found.split_first() {
             Some((keep, duplicates)) if keep["number"] != made["number"] => {
                 let updated = self.update_issue(keep, title, &body)?;
-                self.close_duplicates(keep, duplicates)?;
+                self.close_duplicates(keep, duplicates);
                 Ok(updated)
             }
             _ => Ok(TrackingIssue::Created {

@@ -53,6 +53,9 @@ pub struct State {
     /// An issue another client opens just before the next issue is created
     /// (a run racing this one).
     pub issue_opened_meanwhile: Option<Value>,
+    /// Answer 422 to closing an issue as a duplicate (as an older GitHub
+    /// Enterprise without that reason would).
+    pub no_duplicate_reason: bool,
     /// Everything any request carried, to look for leaked secrets.
     pub seen: String,
     /// Authorization headers git sent to the smart-HTTP endpoint.

@@ -145,6 +145,11 @@ pub fn route(
             state.issues.push(issue.clone());
             reply(201, issue)
         }
+        ("patch", "/repos/{owner}/{repo}/issues/{issue_number}")
+            if state.no_duplicate_reason && body["state_reason"] == "duplicate" =>
+        {
+            reply(422, json!({"message": "Validation Failed"}))
+        }
         ("patch", "/repos/{owner}/{repo}/issues/{issue_number}") => {
             let number: u64 = param("issue_number").parse().unwrap_or_default();
             let Some(issue) = state.issues.iter_mut().find(|issue| issue["number"] == number) else {
