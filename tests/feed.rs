@@ -278,3 +278,30 @@ fn github_calls_ride_out_a_server_error_but_never_send_a_dispatch_twice() {
     let error = listed["dispatches"][0]["error"].as_str().unwrap();
     assert!(error.contains("502") && error.contains("me/codex"), "{error}");
 }
+
+#[test]
+fn a_renamed_upstream_is_followed_to_its_new_place_within_the_api() {
+    // GitHub answers a renamed or transferred repository with a 301 to
+    // /repositories/<id>/...; a redirect elsewhere is not followed (the token
+    // would go along).
+    let github = FakeServer::start();
+    let elsewhere = FakeServer::start();
+    let moved = format!("{}/repositories/42/releases?per_page=30", github.url);
+    github.route("GET", "/repos/openai/codex/releases", Canned::redirect(301, &moved));
+    github.route("GET", "/repositories/42/releases", Canned::json(200, json!([release("rust-v1", false, false)])));
+    github.route("GET", "/repos/other/tool/releases", Canned::redirect(301, &format!("{}/steal", elsewhere.url)));
+    let tmp = tempfile::tempdir().unwrap();
+    let sources = write_sources(
+        tmp.path(),
+        json!([{"id": "codex", "provider": "github", "event": "release", "repo": repo("openai/codex"), "primeOnly": false,
+                "target": {"mode": "notify_only"}},
+               {"id": "tool", "provider": "github", "event": "release", "repo": repo("other/tool"), "primeOnly": false,
+                "target": {"mode": "notify_only"}}]),
+    );
+    let env = [("GITHUB_API_URL", github.url.as_str()), ("GITHUB_TOKEN", "secret-token")];
+    let run = watch_once(tmp.path(), &sources, &env);
+    assert_eq!(events(tmp.path()), ["patch:upstream.release:openai/codex:rust-v1"], "{}", run.stderr);
+    assert_eq!(github.seen_at("GET", "/repositories/42/releases").len(), 1);
+    assert!(run.stdout.contains("301") || run.stderr.contains("301"), "{}\n{}", run.stdout, run.stderr);
+    assert!(elsewhere.seen().is_empty(), "the token must not leave the API");
+}

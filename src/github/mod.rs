@@ -29,8 +29,9 @@ use http::{HeaderMap, HeaderName, Method, StatusCode};
 use octocrab::Octocrab;
 use serde_json::Value;
 
-/// The REST API version we speak (sent on every request).
-const API_VERSION: &str = "2022-11-28";
+// The REST API version, `X-GitHub-Api-Version: 2022-11-28`, goes on every
+// request from octocrab itself (its Cargo metadata); adding it again would
+// send it twice.
 
 /// How many times one request is sent at most.
 const MAX_ATTEMPTS: u32 = 3;
@@ -82,7 +83,12 @@ pub struct GitHub {
     /// `owner/name` of the repository the workflow runs in.
     pub repo: String,
     backoff: Duration,
+    /// The API's base URL, without a trailing slash.
+    base: String,
 }
+
+/// How many redirects one request follows.
+const MAX_REDIRECTS: u32 = 3;
 
 /// A request GitHub answered with an error status, or could not answer.
 #[derive(Debug)]
@@ -167,7 +173,6 @@ impl GitHub {
             let mut builder = Octocrab::builder()
                 .base_uri(api_url.trim_end_matches('/'))
                 .with_context(|| format!("GITHUB_API_URL {api_url:?} is not a URL"))?
-                .add_header(http::HeaderName::from_static("x-github-api-version"), API_VERSION.to_string())
                 .set_connect_timeout(Some(Duration::from_secs(10)))
                 .set_read_timeout(Some(Duration::from_secs(60)));
             if let Some(token) = token {
@@ -175,7 +180,8 @@ impl GitHub {
             }
             builder.build().context("failed to build the GitHub API client")
         })?;
-        Ok(GitHub { runtime, octo, repo: repo.to_string(), backoff })
+        let base = api_url.trim_end_matches('/').to_string();
+        Ok(GitHub { runtime, octo, repo: repo.to_string(), backoff, base })
     }
 
     /// `/repos/<owner>/<name>` + `path`.
@@ -210,8 +216,8 @@ impl GitHub {
     fn send_call(&self, call: &Call) -> Result<Reply> {
         let Call { method, path, body, headers: extra, what, idempotent, answers } = call;
         let (body, idempotent) = (*body, *idempotent);
-        let uri = self.route(path);
-        let mut attempt = 0;
+        let mut uri = self.route(path);
+        let (mut attempt, mut redirects) = (0, 0);
         loop {
             attempt += 1;
             let sent = self.runtime.block_on(self.send(method.clone(), &uri, body, extra));
@@ -231,6 +237,20 @@ impl GitHub {
             };
             if status.is_success() || answers.contains(&status.as_u16()) {
                 return Ok(Reply { status: status.as_u16(), headers, text });
+            }
+            // A renamed or transferred repository answers reads with a
+            // redirect to its new place. Followed only within the API (the
+            // token goes along) and only for reads.
+            // https://docs.github.com/rest/using-the-rest-api/best-practices-for-using-the-rest-api#follow-redirects
+            if status.is_redirection() && *method == Method::GET && redirects < MAX_REDIRECTS {
+                let location = headers.get(http::header::LOCATION).and_then(|value| value.to_str().ok());
+                if let Some(next) = location.and_then(|location| location.strip_prefix(&self.base)) {
+                    if next.starts_with('/') {
+                        tracing::debug!("{what}: GitHub redirected to {next}");
+                        (uri, redirects, attempt) = (next.to_string(), redirects + 1, attempt - 1);
+                        continue;
+                    }
+                }
             }
             let message = serde_json::from_str::<Value>(&text)
                 .ok()

@@ -132,8 +132,13 @@ fn handle(ctx: &Ctx, method: Method, uri: Uri, headers: HeaderMap, body: Bytes) 
     if headers.get("authorization").and_then(|v| v.to_str().ok()) != Some(&format!("Bearer {}", ctx.token)) {
         return reply(401, json!({"message": "Bad credentials"}));
     }
-    if headers.get("x-github-api-version").and_then(|v| v.to_str().ok()) != Some("2022-11-28") {
-        return violation(&mut state, format!("{method} {path}: no X-GitHub-Api-Version: 2022-11-28"));
+    // Exactly one: a repeated header reads as "2022-11-28, 2022-11-28".
+    let versions: Vec<&str> = headers.get_all("x-github-api-version").iter().filter_map(|v| v.to_str().ok()).collect();
+    if versions != ["2022-11-28"] {
+        return violation(
+            &mut state,
+            format!("{method} {path}: X-GitHub-Api-Version is {versions:?}, not 2022-11-28 once"),
+        );
     }
     let Some((template, params)) = ctx.spec.operation(&method_name, &path) else {
         return violation(&mut state, format!("{method} {path}: not an operation of the trimmed OpenAPI description"));

@@ -33,11 +33,18 @@ pub struct Canned {
     pub body: String,
     pub etag: Option<String>,
     pub content_type: &'static str,
+    /// A `location` header (for redirects).
+    pub location: Option<String>,
 }
 
 impl Canned {
     pub fn json(status: u16, body: serde_json::Value) -> Canned {
-        Canned { status, body: body.to_string(), etag: None, content_type: "application/json" }
+        Canned { status, body: body.to_string(), etag: None, content_type: "application/json", location: None }
+    }
+
+    /// A redirect to `location`.
+    pub fn redirect(status: u16, location: &str) -> Canned {
+        Canned { location: Some(location.to_string()), ..Canned::json(status, serde_json::json!({"message": "Moved"})) }
     }
 
     pub fn with_etag(mut self, etag: &str) -> Canned {
@@ -46,7 +53,7 @@ impl Canned {
     }
 
     pub fn xml(body: &str) -> Canned {
-        Canned { status: 200, body: body.to_string(), etag: None, content_type: "application/atom+xml" }
+        Canned { status: 200, body: body.to_string(), etag: None, content_type: "application/atom+xml", location: None }
     }
 }
 
@@ -134,7 +141,13 @@ async fn handle(
     }
     if let (Some(etag), Some(sent)) = (&answer.etag, headers.get("if-none-match")) {
         if etag == sent {
-            answer = Canned { status: 304, body: String::new(), etag: Some(etag.clone()), content_type: "text/plain" };
+            answer = Canned {
+                status: 304,
+                body: String::new(),
+                etag: Some(etag.clone()),
+                content_type: "text/plain",
+                location: None,
+            };
         }
     }
     inner.seen.push(Seen { method: method.to_string(), path, headers, body, status: answer.status });
@@ -143,6 +156,9 @@ async fn handle(
             .into_response();
     if let Some(etag) = answer.etag {
         response.headers_mut().insert("etag", etag.parse().unwrap());
+    }
+    if let Some(location) = answer.location {
+        response.headers_mut().insert("location", location.parse().unwrap());
     }
     response
 }
