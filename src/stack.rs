@@ -10,7 +10,7 @@ use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 
 use crate::conflict::{self, ConflictReport};
-use crate::git::{object_id, ConflictEntry, FetchOutcome, Git, MergeResult, Quarantine, RawCommit, RefUpdate};
+use crate::git::{ConflictEntry, FetchOutcome, Git, MergeResult, Quarantine, RawCommit, RefUpdate};
 use crate::memory::{Memory, Recalled};
 use crate::recall::recall;
 use crate::replay::{replay, Onto};
@@ -302,16 +302,12 @@ pub fn replay_prepared(git: &Git, prepared: &Prepared, memory: &Memory) -> Resul
     }
     dropped.sort_by_key(|(position, _)| *position);
 
-    // Each commit names its parent's id, which patchmoi computes itself: the
-    // chain needs no process per commit.
-    let mut bodies = Vec::new();
+    // Each commit names its parent's id, which patchmoi computes as it
+    // writes the commit: the chain needs no process per commit.
     let mut parent = prepared.release.clone();
     for (index, tree) in &applied {
-        let body = stack[*index].rewrite(tree, &parent);
-        parent = object_id(quarantine.format(), "commit", &body);
-        bodies.push(body);
+        parent = quarantine.write_commit(&stack[*index].rewrite(tree, &parent))?;
     }
-    quarantine.write_commits(&bodies)?;
     Ok(Replayed {
         tip: parent,
         carried: applied.iter().map(|(index, _)| Patch::of(stack[*index])).collect(),

@@ -93,7 +93,7 @@ impl RawCommit {
     }
 }
 
-fn header_lines(raw: &[u8]) -> impl Iterator<Item = &[u8]> {
+pub(super) fn header_lines(raw: &[u8]) -> impl Iterator<Item = &[u8]> {
     raw.split(|b| *b == b'\n').take_while(|line| !line.is_empty())
 }
 
@@ -282,6 +282,7 @@ impl Git {
             repo_objects: objects,
             format,
             replay_allowed: std::sync::OnceLock::new(),
+            zlib: std::sync::Mutex::new(loose_compressor()),
             repo: self.clone(),
             dir,
         })
@@ -319,6 +320,8 @@ pub struct Quarantine {
     format: String,
     /// See [`Quarantine::replay_allowed`].
     pub(super) replay_allowed: std::sync::OnceLock<bool>,
+    /// One compressor for the loose objects patchmoi writes here.
+    zlib: std::sync::Mutex<flate2::Compress>,
     /// The repository itself, outside the quarantine.
     repo: Git,
     dir: tempfile::TempDir,
@@ -340,10 +343,12 @@ impl Quarantine {
         self.repo_objects.parent().unwrap_or(&self.repo_objects)
     }
 
-    /// Writes commits into the quarantine and returns their ids.
-    pub fn write_commits(&self, bodies: &[Vec<u8>]) -> Result<Vec<String>> {
-        let mut zlib = loose_compressor();
-        bodies.iter().map(|body| write_loose(&self.objects, &self.format, "commit", body, &mut zlib)).collect()
+    /// Writes a commit into the quarantine and returns its id.
+    pub fn write_commit(&self, body: &[u8]) -> Result<String> {
+        // A poisoned lock only means another thread panicked mid-write; the
+        // compressor is reset before every object.
+        let mut zlib = self.zlib.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        write_loose(&self.objects, &self.format, "commit", body, &mut zlib)
     }
 
     /// The packs git wrote into the quarantine, if any.
@@ -365,8 +370,9 @@ impl Quarantine {
     /// identity and date, so no configured identity is needed.
     pub fn base_commit(&self, tree: &str) -> Result<String> {
         let stamp = "patchmoi <patchmoi@users.noreply.github.com> 0 +0000";
-        let body = format!("tree {tree}\nauthor {stamp}\ncommitter {stamp}\n\npatchmoi: replay base\n");
-        write_loose(&self.objects, &self.format, "commit", body.as_bytes(), &mut loose_compressor())
+        self.write_commit(
+            format!("tree {tree}\nauthor {stamp}\ncommitter {stamp}\n\npatchmoi: replay base\n").as_bytes(),
+        )
     }
 
     /// Moves the objects reachable from `tips` (commits or trees) that only

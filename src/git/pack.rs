@@ -15,7 +15,7 @@ use anyhow::{bail, Context, Result};
 use flate2::{Compress, Compression, Decompress, FlushCompress, FlushDecompress, Status};
 use sha1::Digest;
 
-use super::objects::Object;
+use super::objects::{header_lines, Object};
 
 /// The loose objects of one object directory (a quarantine's).
 pub struct LooseObjects {
@@ -152,8 +152,7 @@ fn inflate(zlib: &mut Decompress, input: &[u8], out: &mut Vec<u8>) -> Result<()>
 
 /// The tree and parents a commit names.
 fn commit_links(body: &[u8]) -> Vec<String> {
-    body.split(|b| *b == b'\n')
-        .take_while(|line| !line.is_empty())
+    header_lines(body)
         .filter_map(|line| line.strip_prefix(b"tree ").or_else(|| line.strip_prefix(b"parent ")))
         .map(|id| String::from_utf8_lossy(id).into_owned())
         .collect()
