@@ -21,8 +21,8 @@ use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
+use patchmoi::engine::stack::{rebase, RebaseOutcome, StackSpec};
 use patchmoi::git::Git;
-use patchmoi::stack::{rebase, RebaseOutcome, StackSpec};
 
 /// Each kind of edit owns a band of lines, with an untouched line between
 /// bands: git's merge treats changes on adjacent lines as one conflict.

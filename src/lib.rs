@@ -1,48 +1,26 @@
 //! patchmoi keeps a fork's patch stack alive across upstream releases.
 //!
-//! Data moves one way: an event ([`event`]) matches flows ([`flows`]); the
-//! runner ([`runner`]) executes their steps: the patch-stack engine
-//! ([`stack`]) replays the stack onto the release in memory through the git
-//! wrapper ([`git`]), a conflict becomes a report ([`conflict`]), checks run
-//! in a worktree ([`checks`]), and results land in the state file ([`state`]).
+//! The crate is built in layers; each folder owns one, and imports only
+//! point down this list (`tests/it/layers.rs` fails on a cycle or an upward
+//! edge; docs/architecture.md says where a new feature goes):
+//!
+//! - [`cli`]: the command line, the only reader of the environment; it
+//!   resolves one settings value per face and calls the faces below.
+//! - [`action`]: the GitHub Actions face (one job: run, publish, report).
+//! - [`service`]: the patch service (feeds, store, dispatch, HTTP server).
+//! - [`flow`]: flows, events, the runner and its steps, state on disk.
+//! - [`engine`]: the patch-stack engine: replay, conflicts, memory, publish.
+//! - [`github`]: the one HTTP stack (GitHub through octocrab, the backend).
+//! - [`git`]: the one wrapper around the git CLI.
+//! - [`core`]: small shared types (errors, ref names, tag order, statuses).
+//!
+//! Data moves one way: event → plan → git → report.
 
-pub mod actions;
-pub mod attempt;
-pub mod backend;
-pub mod checks;
+pub mod action;
 pub mod cli;
-pub mod commands;
-pub mod conflict;
-pub mod demo;
-pub mod dispatch;
-pub mod error;
-pub mod event;
-pub mod feed;
-pub mod flows;
+pub mod core;
+pub mod engine;
+pub mod flow;
 pub mod git;
 pub mod github;
-pub mod http_client;
-pub mod job;
-pub mod local;
-pub mod markers;
-pub mod memory;
-pub mod promote;
-pub mod publish;
-pub mod recall;
-pub mod refname;
-pub mod replay;
-pub mod report;
-pub mod resolve;
-pub mod results;
-pub mod runner;
-pub mod server;
 pub mod service;
-pub mod settings;
-pub mod stack;
-pub mod state;
-pub mod status;
-pub mod store;
-pub mod upstreamed;
-pub mod version;
-pub mod webhook;
-pub mod workspace;

@@ -5,13 +5,13 @@ use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
 
 use clap::Parser;
+use patchmoi::cli::settings::Env;
+use patchmoi::cli::Exit;
 use patchmoi::cli::{dispatch, Cli};
-use patchmoi::commands::Exit;
-use patchmoi::error::is_usage;
-use patchmoi::settings::Env;
+use patchmoi::core::error::is_usage;
 
 fn main() -> ExitCode {
-    patchmoi::settings::hand_over_token();
+    patchmoi::cli::settings::hand_over_token();
     let cli = Cli::parse();
     let env = Env::capture();
     let on_actions = env.get("GITHUB_ACTIONS") == Some("true");

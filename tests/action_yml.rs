@@ -47,7 +47,7 @@ fn action_yml_passes_every_input_through_env_and_interpolates_no_event_data() {
 fn example_flows_load() {
     for name in ["codex-fork", "generic"] {
         let path = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(format!("examples/flows/{name}/flow.yml"));
-        let flow = patchmoi::flows::Flow::load(&path).unwrap_or_else(|err| panic!("{name}: {err:#}"));
+        let flow = patchmoi::flow::flows::Flow::load(&path).unwrap_or_else(|err| panic!("{name}: {err:#}"));
         assert!(flow.has_rebase(), "{name}");
     }
 }

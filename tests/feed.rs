@@ -234,8 +234,10 @@ fn an_event_stored_without_its_dispatch_is_dispatched_by_the_next_poll() {
     github.route("GET", "/repos/openai/codex/releases", Canned::json(200, json!([release("rust-v1", false, false)])));
     let tmp = tempfile::tempdir().unwrap();
     // A poll that died between storing the event and dispatching it.
-    let store = patchmoi::store::Store::open(&tmp.path().join("state")).unwrap();
-    store.record_event(&patchmoi::event::FlowEvent::upstream_release("openai/codex", "rust-v1", "t".into())).unwrap();
+    let store = patchmoi::service::store::Store::open(&tmp.path().join("state")).unwrap();
+    store
+        .record_event(&patchmoi::flow::event::FlowEvent::upstream_release("openai/codex", "rust-v1", "t".into()))
+        .unwrap();
     let sources = write_sources(
         tmp.path(),
         json!([{"id": "codex", "provider": "github", "event": "release", "repo": repo("openai/codex"), "primeOnly": false,

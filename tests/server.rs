@@ -170,7 +170,7 @@ fn webhooks_need_a_valid_signature_and_update_attempts() {
     let mut payload: Value = serde_json::from_str(include_str!("fixtures/webhooks/check_run.completed.json")).unwrap();
     payload["check_run"]["external_id"] = json!("run_a");
     let body = payload.to_string();
-    let signature = format!("sha256={}", patchmoi::backend::sign(HOOK_SECRET, body.as_bytes()));
+    let signature = format!("sha256={}", patchmoi::service::backend::sign(HOOK_SECRET, body.as_bytes()));
     let hook = |server: &Served, signature: &str| {
         call(
             "POST",
@@ -224,9 +224,9 @@ fn a_killed_server_leaves_a_consistent_database() {
     server.child.kill().unwrap(); // SIGKILL
     server.child.wait().unwrap();
     writer.join().unwrap();
-    let store = patchmoi::store::Store::open(&tmp.path().join("state")).unwrap();
+    let store = patchmoi::service::store::Store::open(&tmp.path().join("state")).unwrap();
     assert_eq!(store.integrity_check().unwrap(), "ok");
-    let all = patchmoi::store::Filter { limit: Some(500), ..Default::default() };
+    let all = patchmoi::service::store::Filter { limit: Some(500), ..Default::default() };
     let dispatches = store.dispatches(&all).unwrap();
     let attempts = store.attempts(&all).unwrap();
     assert!(dispatches.len() > 1, "some retries landed before the kill");

@@ -7,7 +7,8 @@
 use anyhow::{Context, Result};
 use base64::Engine;
 
-use super::{redact_url, FetchOutcome, Git};
+use super::{FetchOutcome, Git};
+use crate::core::redact::redact_url;
 
 impl Git {
     /// Tag names on a remote (URL or path), without the `^{}` peel lines.

@@ -16,6 +16,7 @@ mod checks;
 mod issues;
 mod pulls;
 mod releases;
+pub mod transport;
 
 pub use checks::{CheckAnnotation, CheckConclusion, CheckOutput, CheckReporter, CheckSpot};
 pub use issues::TrackingIssue;
@@ -58,7 +59,7 @@ impl std::fmt::Debug for Endpoint {
 impl Endpoint {
     /// `GITHUB_API_URL` (default `https://api.github.com`) with `token`;
     /// `PATCHMOI_API_BACKOFF_MS` sets the first wait after a server error.
-    pub fn from_env(env: &crate::settings::Env, token: Option<&str>) -> Endpoint {
+    pub fn from_env(env: &crate::cli::settings::Env, token: Option<&str>) -> Endpoint {
         let backoff = env.get("PATCHMOI_API_BACKOFF_MS").and_then(|ms| ms.parse().ok()).unwrap_or(1000);
         Endpoint {
             url: env.get("GITHUB_API_URL").unwrap_or("https://api.github.com").to_string(),

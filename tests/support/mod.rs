@@ -133,7 +133,7 @@ async fn handle(
         .unwrap_or(Canned::json(404, serde_json::json!({"error": "not found"})));
     if method == Method::POST {
         if let Some(secret) = &inner.secret {
-            let want = format!("sha256={}", patchmoi::backend::sign(secret, body.as_bytes()));
+            let want = format!("sha256={}", patchmoi::service::backend::sign(secret, body.as_bytes()));
             if headers.get("x-flow-signature-256") != Some(&want) {
                 answer = Canned::json(401, serde_json::json!({"error": "invalid signature"}));
             }

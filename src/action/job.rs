@@ -1,0 +1,253 @@
+//! `patchmoi action`: one GitHub Actions job. Resolve the event, deepen a
+//! shallow checkout, run the flows; as each rebase ends, push the candidate
+//! and its base branch `patchmoi/upstream/<tag>`; check runs go in progress
+//! on the pushed commit and complete with the step; then the PR, older PRs
+//! closed, the tracking issue for a conflict. With `push: false` nothing
+//! reaches GitHub: the summary and outputs carry the result.
+
+pub use super::text::{outputs, summary_markdown};
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use serde::Serialize;
+use serde_json::Value;
+
+use super::publisher::Publisher;
+use crate::action::io::{resolve_trigger, EventInputs, Trigger};
+use crate::core::error::usage;
+use crate::core::status::ResultStatus;
+use crate::flow::event::FlowEvent;
+use crate::flow::flows::{self, Flow};
+use crate::flow::runner::{newest_release, run_event_observed, select_flows, RunResult, RunSettings};
+use crate::git::Git;
+use crate::github::Endpoint;
+
+/// Everything the job needs, resolved from inputs and the runner's environment.
+#[derive(Debug, Clone)]
+pub struct JobSettings {
+    pub workspace: PathBuf,
+    /// `GITHUB_API_URL`, the `token` input, `PATCHMOI_API_BACKOFF_MS`.
+    pub api: Endpoint,
+    pub flow: Option<String>,
+    pub inputs: EventInputs,
+    pub event_name: Option<String>,
+    pub event_payload: Option<Value>,
+    pub push: bool,
+    pub pull_request: bool,
+    /// A tag whose candidate becomes the maintained branch (instead of a run).
+    pub promote: Option<String>,
+    /// `GITHUB_SERVER_URL`.
+    pub server_url: String,
+    /// `GITHUB_REPOSITORY`: the fork.
+    pub repository: Option<String>,
+    /// `GITHUB_SHA`: where checks of a run without a candidate sit.
+    pub sha: Option<String>,
+    pub code_mode: bool,
+    pub secret_env: Vec<String>,
+}
+
+/// What one flow ended with, as outputs and the summary show it.
+#[derive(Debug, Clone, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FlowOutcome {
+    pub flow: String,
+    pub status: Option<ResultStatus>,
+    pub candidate_ref: Option<String>,
+    pub candidate_sha: Option<String>,
+    pub pr_number: Option<u64>,
+    pub pr_url: Option<String>,
+    pub report: Option<String>,
+    pub tracking_issue: Option<String>,
+    #[serde(skip)]
+    pub runs: Vec<RunResult>,
+    #[serde(skip)]
+    pub notes: Vec<String>,
+}
+
+/// The whole job.
+#[derive(Debug, Clone)]
+pub struct JobOutcome {
+    pub status: ResultStatus,
+    pub event: Option<FlowEvent>,
+    pub flows: Vec<FlowOutcome>,
+    /// Why nothing ran, when nothing did.
+    pub nothing: Option<String>,
+}
+
+/// Runs the job; workflow commands (groups, annotations) go to `out`.
+pub fn run(settings: &JobSettings, out: &mut dyn Write) -> Result<JobOutcome> {
+    let root = &settings.workspace;
+    let flows = flows::discover(root)?;
+    let git = Git::open(root)?;
+    let remote_git = match settings.api.token() {
+        Some(token) => git.with_http_auth(&settings.server_url, token),
+        None => git.clone(),
+    };
+    deepen(&remote_git, &flows)?;
+    if let Some(tag) = &settings.promote {
+        crate::core::refname::check_tag(tag).map_err(|err| usage(format!("input `promote`: {err:#}")))?;
+        if !settings.push {
+            let why =
+                format!("input `promote: {tag}` moves the maintained branch on origin, which `push: false` forbids");
+            return Ok(JobOutcome {
+                status: ResultStatus::Skipped,
+                event: None,
+                flows: Vec::new(),
+                nothing: Some(why),
+            });
+        }
+        let repo = match &settings.inputs.repo {
+            Some(repo) => repo.clone(),
+            None => upstream_repo(&flows, settings.flow.as_deref())?,
+        };
+        return super::promotion::promote(&remote_git, &flows, settings.flow.as_deref(), &repo, tag);
+    }
+    let now = crate::flow::event::now();
+    let trigger =
+        resolve_trigger(&settings.inputs, settings.event_name.as_deref(), settings.event_payload.as_ref(), &now)
+            .map_err(usage)?;
+    // Each event with the flows it is for (None: every flow that matches).
+    let events: Vec<(FlowEvent, Option<Vec<String>>)> = match trigger {
+        Trigger::Event(event) => vec![(event, None)],
+        Trigger::Nothing(reason) => return Ok(nothing(reason)),
+        Trigger::Schedule => {
+            let (events, handled) = scheduled(settings, &remote_git, &flows, &now)?;
+            if events.is_empty() {
+                return Ok(nothing(handled.join("; ")));
+            }
+            handled.iter().for_each(|reason| tracing::info!("{reason}"));
+            events.into_iter().map(|(event, names)| (event, Some(names))).collect()
+        }
+    };
+    let mut chosen = Vec::new();
+    for (event, names) in events {
+        if let Some(tag) = event.tag() {
+            crate::core::refname::check_tag(tag)?;
+        }
+        let selected: Vec<&Flow> = select_flows(&flows, &event, settings.flow.as_deref())?
+            .into_iter()
+            .filter(|flow| names.as_ref().is_none_or(|names| names.contains(&flow.name)))
+            .collect();
+        chosen.push((event, selected));
+    }
+    let gh = match settings.push {
+        false => None,
+        true => {
+            let repo = settings.repository.as_deref().ok_or_else(|| usage("GITHUB_REPOSITORY is not set"))?;
+            Some(settings.api.connect(repo)?)
+        }
+    };
+    let run_settings = RunSettings {
+        workspace: root.clone(),
+        flow: settings.flow.clone(),
+        push: false,
+        replay: false,
+        code_mode: settings.code_mode,
+        secret_env: settings.secret_env.clone(),
+        secret_values: settings.secrets(),
+        git_env: match settings.api.token() {
+            Some(token) => crate::git::http_auth_env(&settings.server_url, token),
+            None => Vec::new(),
+        },
+    };
+    let mut publisher = Publisher::new(settings, remote_git, gh.as_ref(), out);
+    let mut outcomes = Vec::new();
+    for (event, selected) in &chosen {
+        let report = run_event_observed(&run_settings, selected, event, &mut publisher)?;
+        for flow in selected {
+            let runs: Vec<RunResult> = report.runs.iter().filter(|run| run.flow == flow.name).cloned().collect();
+            outcomes.push(publisher.finish_flow(flow, event, runs, report.stored)?);
+        }
+    }
+    let status = ResultStatus::aggregate(outcomes.iter().filter_map(|o| o.status)).unwrap_or(ResultStatus::Skipped);
+    let event = chosen.into_iter().next().map(|(event, _)| event);
+    Ok(JobOutcome { status, event, flows: outcomes, nothing: None })
+}
+
+impl JobSettings {
+    /// The token and the credential git derives from it: never printed, never stored.
+    pub fn secrets(&self) -> Vec<String> {
+        self.api.token().iter().flat_map(|token| [token.to_string(), crate::git::basic_credential(token)]).collect()
+    }
+}
+
+fn nothing(reason: String) -> JobOutcome {
+    tracing::info!("{reason}");
+    JobOutcome { status: ResultStatus::Skipped, event: None, flows: Vec::new(), nothing: Some(reason) }
+}
+
+/// actions/checkout fetches one commit by default; the engine needs the
+/// maintained branch down to its merge-base with the release. When the
+/// fetch fails the engine ends `blocked` and names `fetch-depth: 0`.
+fn deepen(git: &Git, flows: &[Flow]) -> Result<()> {
+    if !git.is_shallow()? {
+        return Ok(());
+    }
+    let remote = flows.iter().find_map(|flow| flow.stack.as_ref()).map_or("origin", |stack| stack.remote.as_str());
+    tracing::info!("shallow checkout: fetching the full history from {remote}");
+    if let Err(err) = git.unshallow(remote) {
+        tracing::warn!("{err:#}; set `fetch-depth: 0` on actions/checkout");
+    }
+    Ok(())
+}
+
+/// A scheduled run: each flow's newest release (flows on the same tag share
+/// one event), unless origin already has its base branch: an earlier run
+/// handled it. Returns the events with their flows, and what was skipped.
+type Scheduled = (Vec<(FlowEvent, Vec<String>)>, Vec<String>);
+
+fn scheduled(settings: &JobSettings, git: &Git, flows: &[Flow], now: &str) -> Result<Scheduled> {
+    let repo = match &settings.inputs.repo {
+        Some(repo) => repo.clone(),
+        None => upstream_repo(flows, settings.flow.as_deref())?,
+    };
+    let probe = FlowEvent::upstream_release(&repo, "", String::new());
+    let mut events: Vec<(FlowEvent, Vec<String>)> = Vec::new();
+    let mut handled = Vec::new();
+    let only = settings.flow.as_deref();
+    for flow in flows.iter().filter(|flow| only.is_none_or(|name| flow.name == name)) {
+        let (Some(stack), true) = (&flow.stack, flow.matches(&probe, true)) else { continue };
+        let tag = newest_release(git, flows, &repo, Some(&flow.name))?;
+        let base = format!("refs/heads/{}", base_branch(&tag));
+        let known = git.remote_ref(&stack.remote, &base).context("failed to ask origin which releases it has")?;
+        if known.is_some() {
+            handled.push(format!(
+                "{}: {} already has {}, release {tag} was handled",
+                flow.name,
+                stack.remote,
+                base_branch(&tag)
+            ));
+            continue;
+        }
+        match events.iter_mut().find(|(event, _)| event.tag() == Some(tag.as_str())) {
+            Some((_, names)) => names.push(flow.name.clone()),
+            None => events.push((FlowEvent::upstream_release(&repo, &tag, now.to_string()), vec![flow.name.clone()])),
+        }
+    }
+    if events.is_empty() && handled.is_empty() {
+        return Err(usage(format!("no flow with a `stack:` handles releases of {repo}; set the `tag` input")));
+    }
+    Ok((events, handled))
+}
+
+/// The one upstream repository the flows' `on.payload.repo` name.
+fn upstream_repo(flows: &[Flow], only: Option<&str>) -> Result<String> {
+    let mut repos: Vec<&str> = flows
+        .iter()
+        .filter(|flow| only.is_none_or(|name| flow.name == name))
+        .filter_map(|flow| flow.on.payload.get("repo").and_then(Value::as_str))
+        .collect();
+    repos.dedup();
+    match repos.as_slice() {
+        [repo] => Ok(repo.to_string()),
+        [] => Err(usage("no flow names its upstream in `on.payload.repo`; set the `repo` input")),
+        _ => Err(usage(format!("the flows follow several upstreams ({}); set the `repo` input", repos.join(", ")))),
+    }
+}
+
+/// `patchmoi/upstream/<tag>`: the release commit as a branch, the PR's base.
+pub fn base_branch(tag: &str) -> String {
+    format!("patchmoi/upstream/{tag}")
+}

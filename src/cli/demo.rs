@@ -1,0 +1,203 @@
+//! `patchmoi demo`: a small upstream with three releases and a fork carrying
+//! four patches, built with real git in a temporary directory. The flow runs
+//! for two releases: one where upstream adopted a patch (dropped) and the
+//! rest carry over, and one where a patch conflicts with an upstream change
+//! (report with culprit). No network, no GitHub account.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+
+use crate::cli::settings::Env;
+use crate::flow::event::{now, FlowEvent};
+use crate::flow::flows;
+use crate::flow::report::{conflict_markdown, run_text};
+use crate::flow::runner::{run_event, RunSettings};
+use crate::flow::state::StateDir;
+use crate::git::Git;
+
+const GREET_V1: &str = "#!/bin/sh\n# greet: print a greeting\nname=\"${1:-world}\"\necho \"Hello, $name!\"\n";
+const GREET_SHOUT: &str =
+    "#!/bin/sh\n# greet: print a greeting\nshout=\nif [ \"$1\" = \"--shout\" ]; then shout=1; shift; fi\n\
+name=\"${1:-world}\"\nmessage=\"Hello, $name!\"\n\
+if [ -n \"$shout\" ]; then message=$(echo \"$message\" | tr '[:lower:]' '[:upper:]'); fi\necho \"$message\"\n";
+const README_V1: &str = "# greeter\n\nA tiny greeter. Say helo with `sh greet.sh NAME`.\n";
+const README_FIXED: &str = "# greeter\n\nA tiny greeter. Say hello with `sh greet.sh NAME`.\n";
+const CONFIG_V1: &str = "[server]\nhost = \"127.0.0.1\"\nport = 3000\n";
+
+/// A repository being built, with a clock so every commit has a fixed date
+/// and the demo gives the same SHAs on every machine.
+struct Builder {
+    git: Git,
+    dir: PathBuf,
+    clock: u64,
+}
+
+impl Builder {
+    fn init(dir: &Path) -> Result<Builder> {
+        std::fs::create_dir_all(dir)?;
+        let git = Git::at(dir);
+        git.run(&["init", "--quiet", "--initial-branch=main"])?;
+        Ok(Builder { git, dir: dir.to_path_buf(), clock: 1_767_225_600 })
+    }
+
+    fn commit(&mut self, author: &str, files: &[(&str, &str)], message: &str) -> Result<String> {
+        for (path, text) in files {
+            let file = self.dir.join(path);
+            std::fs::write(&file, text).with_context(|| format!("failed to write {}", file.display()))?;
+        }
+        self.clock += 3600;
+        let date = format!("@{} +0000", self.clock);
+        let email = format!("{}@example.com", author.to_lowercase().replace(' ', "."));
+        let git = self
+            .git
+            .with_env("GIT_AUTHOR_NAME", author)
+            .with_env("GIT_AUTHOR_EMAIL", email.as_str())
+            .with_env("GIT_AUTHOR_DATE", date.as_str())
+            .with_env("GIT_COMMITTER_NAME", author)
+            .with_env("GIT_COMMITTER_EMAIL", email.as_str())
+            .with_env("GIT_COMMITTER_DATE", date.as_str());
+        git.run(&["add", "--all"])?;
+        git.run(&["-c", "commit.gpgSign=false", "commit", "--quiet", "--message", message])?;
+        git.run(&["rev-parse", "HEAD"])
+    }
+
+    fn tag(&self, name: &str) -> Result<()> {
+        self.git.run(&["tag", name])?;
+        Ok(())
+    }
+}
+
+/// Builds the demo in `dir` (or a new temporary directory), runs it, prints it.
+pub fn run(dir: Option<&Path>, env: &Env) -> Result<()> {
+    let root = match dir {
+        Some(dir) => {
+            if dir.exists() && std::fs::read_dir(dir)?.next().is_some() {
+                return Err(crate::core::error::usage(format!("--dir {} is not empty", dir.display())));
+            }
+            dir.to_path_buf()
+        }
+        None => tempfile::Builder::new().prefix("patchmoi-demo-").tempdir()?.keep(),
+    };
+    let upstream_dir = root.join("upstream");
+    let fork_dir = root.join("fork");
+
+    let mut upstream = Builder::init(&upstream_dir)?;
+    upstream.commit(
+        "Ursula Upstream",
+        &[("README.md", README_V1), ("greet.sh", GREET_V1), ("config.toml", CONFIG_V1)],
+        "Initial greeter",
+    )?;
+    upstream.tag("v1.0.0")?;
+
+    let mut fork = Builder::init(&fork_dir)?;
+    let upstream_path = upstream_dir.to_str().context("demo path is not UTF-8")?;
+    fork.git.run(&["fetch", "--quiet", upstream_path, "refs/tags/v1.0.0:refs/tags/v1.0.0"])?;
+    fork.git.run(&["checkout", "--quiet", "-B", "patches", "v1.0.0"])?;
+    fork.commit("Fiona Fork", &[("greet.sh", GREET_SHOUT)], "Add a --shout option")?;
+    fork.commit("Fiona Fork", &[("README.md", README_FIXED)], "Fix typo in README")?;
+    fork.commit(
+        "Fiona Fork",
+        &[("config.toml", &CONFIG_V1.replace("3000", "8080"))],
+        "Listen on port 8080 by default",
+    )?;
+    let documented = format!("{README_FIXED}\nPass `--shout` to shout.\n");
+    fork.commit("Fiona Fork", &[("README.md", &documented)], "Document --shout")?;
+
+    upstream.commit("Ursula Upstream", &[("README.md", README_FIXED)], "Fix typo in README")?;
+    upstream.commit(
+        "Ursula Upstream",
+        &[("CHANGELOG.md", "# Changes\n\n## 1.1.0\n- Typo fixes.\n")],
+        "Add a changelog",
+    )?;
+    upstream.tag("v1.1.0")?;
+    let config_v2 = "[server]\nhost = \"127.0.0.1\"\nport = 3000 # overridden by $PORT\n";
+    upstream.commit("Ursula Upstream", &[("config.toml", config_v2)], "Read the port from $PORT")?;
+    upstream.commit(
+        "Ursula Upstream",
+        &[("CHANGELOG.md", "# Changes\n\n## 2.0.0\n- The port comes from $PORT.\n\n## 1.1.0\n- Typo fixes.\n")],
+        "Changelog for 2.0.0",
+    )?;
+    upstream.tag("v2.0.0")?;
+
+    let flow_dir = fork_dir.join(".codex/flows/demo-fork");
+    std::fs::create_dir_all(&flow_dir)?;
+    std::fs::write(flow_dir.join("flow.yml"), flow_yaml(upstream_path))?;
+    // The flow file is installed, not part of the patch stack.
+    std::fs::write(fork_dir.join(".git/info/exclude"), ".codex/\n")?;
+
+    println!("patchmoi demo in {}\n", root.display());
+    println!("upstream  {}  releases v1.0.0, v1.1.0, v2.0.0", upstream_dir.display());
+    println!("fork      {}  branch `patches` = v1.0.0 + 4 patches:", fork_dir.display());
+    println!("{}\n", indent(&fork.git.run(&["log", "--reverse", "--format=%h %s", "v1.0.0..patches"])?));
+
+    let flows = flows::discover(&fork_dir)?;
+    let selected: Vec<&flows::Flow> = flows.iter().collect();
+    let settings = RunSettings {
+        workspace: fork_dir.clone(),
+        flow: None,
+        push: false,
+        replay: true,
+        code_mode: env.code_mode(),
+        secret_env: env.secret_names(),
+        secret_values: env.secret_values(),
+        git_env: Vec::new(),
+    };
+    for tag in ["v1.1.0", "v2.0.0"] {
+        println!("== upstream releases {tag}: patchmoi run upstream-release --repo demo/greeter --tag {tag}\n");
+        let event = FlowEvent::upstream_release("demo/greeter", tag, now());
+        let report = run_event(&settings, &selected, &event)?;
+        println!("{}", run_text(&report));
+        for run in &report.runs {
+            if let Some(conflict) = &run.artifacts.conflict {
+                println!("{}", conflict_markdown(conflict, tag));
+            }
+        }
+    }
+    let candidate_log =
+        fork.git.run(&["log", "--format=%h %s", "refs/patchmoi/upstream/tags/v1.1.0..patchmoi/v1.1.0"])?;
+    println!(
+        "The candidate for v1.1.0 carries 3 patches (the typo fix is upstream now):\n{}\n",
+        indent(&candidate_log)
+    );
+    println!("Files:");
+    println!("  state      {}", StateDir::of(&fork_dir).state_file().display());
+    println!("  reports    {}", StateDir::of(&fork_dir).dir.join("runs").display());
+    println!("  flow       {}", flow_dir.join("flow.yml").display());
+    println!("Look around: cd {} && git log --oneline --graph patches patchmoi/v1.1.0", fork_dir.display());
+    println!(
+        "Resolve the v2.0.0 conflict once: cd {} && patchmoi resolve --flow demo-fork --tag v2.0.0",
+        fork_dir.display()
+    );
+    Ok(())
+}
+
+fn flow_yaml(upstream: &str) -> String {
+    format!(
+        r#"name: demo-fork
+description: Rebase the demo fork's patches onto each greeter release
+on:
+  type: upstream.release
+  payload:
+    repo: demo/greeter
+    tag: "v*"
+stack:
+  upstream: {upstream}
+  branch: patches
+steps:
+  - name: rebase-patch-stack
+    uses: rebase
+  - name: test
+    run: sh greet.sh --shout demo | grep 'HELLO, DEMO!'
+    timeout: 1m
+  - name: agent-repair
+    runner: code-mode
+    if: needs_intervention
+    run: echo "an agent would resolve $PATCHMOI_CONFLICT_REPORT in $PATCHMOI_WORKTREE"
+"#
+    )
+}
+
+fn indent(text: &str) -> String {
+    text.lines().map(|line| format!("  {line}")).collect::<Vec<_>>().join("\n")
+}

@@ -1,0 +1,180 @@
+//! The command line: clap types (their doc comments are the help text) and
+//! the one `match` that sends each command to its `cmd_*` function.
+
+mod action;
+pub mod demo;
+mod resolve;
+mod run;
+mod service;
+pub mod settings;
+mod setup;
+mod shared;
+
+pub use shared::Exit;
+
+use resolve::SessionArgs;
+use run::{DemoArgs, PromoteArgs, RunArgs};
+use service::{DataArgs, ListArgs, RedispatchArgs, ServeArgs, WatchArgs};
+use setup::SetupForkArgs;
+
+use std::path::PathBuf;
+
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+
+use crate::service::attempt::Operation;
+use settings::Env;
+
+/// Keeps a fork's patch stack alive across upstream releases.
+#[derive(Debug, Parser)]
+#[command(name = "patchmoi", version, about, max_term_width = 100)]
+pub struct Cli {
+    /// More detail on stderr (-v: debug, -vv: trace). RUST_LOG overrides.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the flows that match an event: rebase the patch stack, run checks.
+    #[command(subcommand)]
+    Run(RunCommand),
+    /// Move the maintained branch to a release's candidate (keeps a backup).
+    Promote(PromoteArgs),
+    /// The GitHub Action: read the workflow's event and `INPUT_*` variables,
+    /// run the flows, push the candidate, report check runs, open the PR.
+    Action,
+    /// Recreate a release's conflict in a worktree, to resolve it by hand.
+    Resolve(SessionArgs),
+    /// Record the resolution made after `resolve`, then run the flow again.
+    Continue(SessionArgs),
+    /// Drop a resolution in progress (its worktree and paused state).
+    Abort(SessionArgs),
+    /// Build a small upstream and fork in a temporary directory and run the
+    /// flow for two releases: a clean one and one with a conflict.
+    Demo(DemoArgs),
+    /// Poll release feeds and dispatch new releases (FEED_SOURCES_PATH).
+    Watch(WatchArgs),
+    /// Serve the HTTP API (HOST, PORT; default 127.0.0.1:3000) and poll feeds.
+    Serve(ServeArgs),
+    /// Counts and the latest events, dispatches and attempts.
+    Status(ListArgs),
+    /// Stored events, newest first.
+    Events {
+        #[command(flatten)]
+        list: ListArgs,
+        /// Only events of this type (e.g. upstream.release).
+        #[arg(long = "type")]
+        kind: Option<String>,
+    },
+    /// Dispatch records, newest first.
+    Dispatches {
+        #[command(flatten)]
+        list: ListArgs,
+        /// Only dispatches of this event.
+        #[arg(long)]
+        event_id: Option<String>,
+        /// Only dispatches with this status: dispatched, failed or skipped.
+        #[arg(long)]
+        status: Option<String>,
+    },
+    /// Maintenance attempts, newest first.
+    Attempts {
+        #[command(flatten)]
+        list: ListArgs,
+        /// Only attempts of this event.
+        #[arg(long)]
+        event_id: Option<String>,
+        /// Only attempts with this status (started, skipped, completed,
+        /// changed, needs_intervention, blocked, failed).
+        #[arg(long)]
+        status: Option<String>,
+    },
+    /// Dispatch a stored event again, as a new attempt.
+    Retry(RedispatchArgs),
+    /// Ask the target to run a stored event again (a replay), as a new attempt.
+    Replay(RedispatchArgs),
+    /// Pull an attempt's run results from the backend or the local state file.
+    Sync {
+        /// The attempt id, or any prefix only it has.
+        attempt_id: String,
+        #[command(flatten)]
+        data: DataArgs,
+    },
+    /// Check (and with --apply, prepare) a checkout for patchmoi.
+    #[command(subcommand)]
+    Setup(SetupCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SetupCommand {
+    /// Check a fork's checkout: git version, branch, origin, upstream, history.
+    Fork(SetupForkArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RunCommand {
+    /// An upstream release of any repository.
+    UpstreamRelease {
+        /// The upstream repository, `owner/name`.
+        #[arg(long)]
+        repo: String,
+        #[command(flatten)]
+        common: RunArgs,
+    },
+    /// An upstream release of openai/codex.
+    CodexRelease {
+        /// The upstream repository, `owner/name`.
+        #[arg(long, default_value = "openai/codex")]
+        repo: String,
+        #[command(flatten)]
+        common: RunArgs,
+    },
+    /// Any FlowEvent, read from a JSON file.
+    Event {
+        /// The event file.
+        #[arg(long)]
+        file: PathBuf,
+        #[command(flatten)]
+        common: RunArgs,
+    },
+}
+
+/// Sends the parsed command to its implementation.
+pub fn dispatch(cli: Cli, env: &Env) -> Result<Exit> {
+    match cli.command {
+        Command::Run(RunCommand::UpstreamRelease { repo, common }) => run::cmd_run_release(&repo, common, env),
+        Command::Run(RunCommand::CodexRelease { repo, common }) => run::cmd_run_release(&repo, common, env),
+        Command::Run(RunCommand::Event { file, common }) => run::cmd_run_event(&file, common, env),
+        Command::Promote(args) => run::cmd_promote(args, env),
+        Command::Action => action::cmd_action(env),
+        Command::Resolve(args) => resolve::cmd_resolve(args, env),
+        Command::Continue(args) => resolve::cmd_continue(args, env),
+        Command::Abort(args) => resolve::cmd_abort(args, env),
+        Command::Demo(args) => run::cmd_demo(args, env),
+        Command::Watch(args) => service::cmd_watch(args, env),
+        Command::Serve(args) => service::cmd_serve(args, env),
+        Command::Status(args) => service::cmd_status(args, env),
+        Command::Events { list, kind } => service::cmd_events(list, kind, env),
+        Command::Dispatches { list, event_id, status } => service::cmd_dispatches(list, event_id, status, env),
+        Command::Attempts { list, event_id, status } => service::cmd_attempts(list, event_id, status, env),
+        Command::Retry(args) => service::cmd_redispatch(args, Operation::Retry, env),
+        Command::Replay(args) => service::cmd_redispatch(args, Operation::Replay, env),
+        Command::Sync { attempt_id, data } => service::cmd_sync(&attempt_id, data, env),
+        Command::Setup(SetupCommand::Fork(args)) => setup::cmd_setup_fork(args, env),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_is_well_formed() {
+        Cli::command().debug_assert();
+    }
+}

@@ -1,0 +1,180 @@
+//! `resolve`, `continue` and `abort`: fixing a conflict once, by hand.
+
+use std::path::Path;
+
+use anyhow::Result;
+use clap::Args;
+use serde_json::json;
+
+use super::shared::{workspace_root, Exit, ReleaseTarget};
+use crate::cli::settings::Env;
+use crate::core::error::usage;
+use crate::core::refname::check_tag;
+use crate::core::status::ResultStatus;
+use crate::engine::resolve::{abort, finish, start, Paused, Started};
+use crate::flow::event::{now, FlowEvent, UPSTREAM_RELEASE};
+use crate::flow::flows::{self, Flow};
+use crate::flow::runner::{run_event, RunSettings};
+use crate::flow::state::StateDir;
+use crate::git::Git;
+
+#[derive(Debug, Args)]
+pub struct SessionArgs {
+    #[command(flatten)]
+    pub target: ReleaseTarget,
+    /// With `continue`: push the candidate and the memory of resolutions.
+    #[arg(long)]
+    pub push: bool,
+    /// Print one JSON document on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// The flow named by `--flow`, the workspace and its git.
+fn open(args: &SessionArgs) -> Result<(std::path::PathBuf, Git, Flow)> {
+    check_tag(&args.target.tag)?;
+    let root = workspace_root(args.target.workspace_root.as_deref())?;
+    let flow = flows::discover(&root)?
+        .into_iter()
+        .find(|flow| flow.name == args.target.flow)
+        .ok_or_else(|| usage(format!("unknown flow `{}`", args.target.flow)))?;
+    let git = Git::open(&root)?;
+    Ok((root, git, flow))
+}
+
+/// The event this flow ran for with this tag: the newest one in the state,
+/// else the release event of the repository the flow names.
+fn event_for(root: &Path, flow: &Flow, tag: &str) -> Result<FlowEvent> {
+    let state = StateDir::of(root).load()?;
+    let stored = state.events.iter().rev().find(|record| {
+        record.event.tag() == Some(tag) && state.runs_of(&record.event.id).iter().any(|run| run.flow_name == flow.name)
+    });
+    if let Some(record) = stored {
+        return Ok(record.event.clone());
+    }
+    match flow.on.payload.get("repo").and_then(|repo| repo.as_str()) {
+        Some(repo) if flow.on.kind == UPSTREAM_RELEASE && !repo.contains(['*', '?', '[']) => {
+            Ok(FlowEvent::upstream_release(repo, tag, now()))
+        }
+        _ => Err(usage(format!(
+            "no run of flow {} for {tag} is recorded here; run it first with `patchmoi run … --tag {tag}`",
+            flow.name
+        ))),
+    }
+}
+
+/// `resolve`.
+pub fn cmd_resolve(args: SessionArgs, _env: &Env) -> Result<Exit> {
+    let (root, git, flow) = open(&args)?;
+    let event = event_for(&root, &flow, &args.target.tag)?;
+    match start(&git, &root, &flow, &event, &args.target.tag)? {
+        Started::Ready(paused) => {
+            if args.json {
+                println!("{}", serde_json::to_string(&*paused)?);
+            } else {
+                print!("{}", ready_text(&paused));
+            }
+            Ok(Exit::Attention)
+        }
+        Started::Applies { recalled } => {
+            let note =
+                if recalled.is_empty() { String::new() } else { format!(" ({} resolved from memory)", recalled.len()) };
+            emit(&args, json!({"status": "applies", "recalled": recalled}), &format!(
+                "nothing to resolve: the stack of {} applies on {}{note}; build the candidate with `patchmoi run … --tag {} --replay`\n",
+                flow.name, args.target.tag, args.target.tag
+            ));
+            Ok(Exit::Done)
+        }
+        Started::UpToDate => {
+            emit(
+                &args,
+                json!({"status": "up_to_date"}),
+                &format!("nothing to resolve: the branch already contains {}\n", args.target.tag),
+            );
+            Ok(Exit::Done)
+        }
+        Started::Blocked(message) => {
+            emit(&args, json!({"status": "blocked", "message": message}), &format!("blocked: {message}\n"));
+            Ok(Exit::Attention)
+        }
+    }
+}
+
+/// `continue`: record the resolution, then run the flow again (which now
+/// gets past the conflict) and, at a next conflict, prepare it in turn.
+pub fn cmd_continue(args: SessionArgs, env: &Env) -> Result<Exit> {
+    let (root, git, flow) = open(&args)?;
+    let (paused, recorded) = finish(&git, &root, &flow, &args.target.tag)?;
+    eprintln!("recorded {recorded} resolution(s) for \"{}\" in the memory", paused.patch.subject);
+    let settings = RunSettings {
+        workspace: root.clone(),
+        flow: Some(flow.name.clone()),
+        push: args.push,
+        replay: true,
+        code_mode: env.code_mode(),
+        secret_env: env.secret_names(),
+        secret_values: env.secret_values(),
+        git_env: Vec::new(),
+    };
+    let report = run_event(&settings, &[&flow], &paused.event)?;
+    let next = match report.status {
+        ResultStatus::NeedsIntervention => match start(&git, &root, &flow, &paused.event, &args.target.tag)? {
+            Started::Ready(next) => Some(next),
+            _ => None,
+        },
+        _ => None,
+    };
+    if args.json {
+        println!("{}", json!({"report": report, "next": next}));
+    } else {
+        print!("{}", crate::flow::report::run_text(&report));
+        if let Some(next) = &next {
+            println!("\nthe next patch stops too:");
+            print!("{}", ready_text(next));
+        }
+    }
+    Ok(if report.status.needs_attention() { Exit::Attention } else { Exit::Done })
+}
+
+/// `abort`.
+pub fn cmd_abort(args: SessionArgs, _env: &Env) -> Result<Exit> {
+    let (root, git, flow) = open(&args)?;
+    let removed = abort(&git, &root, &flow.name, &args.target.tag)?;
+    let text = if removed {
+        format!("dropped the resolution of {} for {}; nothing else changed\n", flow.name, args.target.tag)
+    } else {
+        format!("no resolution of {} for {} was in progress\n", flow.name, args.target.tag)
+    };
+    emit(&args, json!({"aborted": removed}), &text);
+    Ok(Exit::Done)
+}
+
+fn emit(args: &SessionArgs, value: serde_json::Value, text: &str) {
+    if args.json {
+        println!("{value}");
+    } else {
+        print!("{text}");
+    }
+}
+
+fn ready_text(paused: &Paused) -> String {
+    let mut out = format!(
+        "patch {} \"{}\" does not apply on {}\nworktree: {}\nconflicting files (the only files written there):\n",
+        crate::engine::stack::short(&paused.patch.sha),
+        paused.patch.subject,
+        paused.tag,
+        paused.worktree.display()
+    );
+    for path in paused.conflicted_paths() {
+        out.push_str(&format!("  {path}\n"));
+    }
+    out.push_str(&format!(
+        "next:\n  cd {}\n  edit the files (`git diff` shows the conflicts), then `git add` them\n  patchmoi continue --flow {} --tag {} [--push]\n  (or drop it: patchmoi abort --flow {} --tag {})\n",
+        paused.worktree.display(),
+        paused.flow,
+        paused.tag,
+        paused.flow,
+        paused.tag
+    ));
+    out
+}

@@ -1,0 +1,220 @@
+//! `run`, `promote` and `demo`.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use clap::Args;
+use serde_json::json;
+
+use super::shared::{workspace_root, Exit, ReleaseTarget};
+use crate::cli::settings::Env;
+use crate::core::error::usage;
+use crate::core::refname::check_tag;
+use crate::flow::event::{check_repo, now, FlowEvent};
+use crate::flow::flows::{self, Flow};
+use crate::flow::runner::{newest_release, run_event, select_flows, RunSettings};
+use crate::git::Git;
+use crate::service::attempt::Operation;
+use crate::service::backend::{Backend, BackendSpec};
+use crate::service::dispatch::{self, DispatchStatus, Target};
+use crate::service::ops;
+use crate::service::store::{Recorded, Store};
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// The release tag; without it, the newest upstream tag the flows follow.
+    #[arg(long, allow_hyphen_values = true)]
+    pub tag: Option<String>,
+    /// The fork's checkout (default: the git top level of the current directory).
+    #[arg(long)]
+    pub workspace_root: Option<PathBuf>,
+    /// Only this flow.
+    #[arg(long)]
+    pub flow: Option<String>,
+    /// Show which flows and steps would run; change nothing, fetch nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Push the candidate branch to the fork's remote.
+    #[arg(long)]
+    pub push: bool,
+    /// Run again even if this event already has results.
+    #[arg(long)]
+    pub replay: bool,
+    /// Print one JSON document on stdout.
+    #[arg(long)]
+    pub json: bool,
+    /// Product state directory where the event, dispatch and attempt are
+    /// recorded (default: DATA_DIR, else ./data).
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct PromoteArgs {
+    #[command(flatten)]
+    pub target: ReleaseTarget,
+    /// Also move the branch on the fork's remote (leased, with a remote backup).
+    #[arg(long)]
+    pub push: bool,
+    /// Print one JSON document on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Where to build the demo (default: a new temporary directory, kept).
+    #[arg(long)]
+    pub dir: Option<PathBuf>,
+}
+
+/// `run upstream-release` and `run codex-release`.
+pub fn cmd_run_release(repo: &str, args: RunArgs, env: &Env) -> Result<Exit> {
+    check_repo(repo).map_err(usage)?;
+    if let Some(tag) = &args.tag {
+        check_tag(tag)?;
+    }
+    if let (Some(tag), Some(backend), false) = (&args.tag, configured_backend(env), args.dry_run) {
+        return run_remote(FlowEvent::upstream_release(repo, tag, now()), backend, &args, env);
+    }
+    let root = workspace_root(args.workspace_root.as_deref())?;
+    let flows = flows::discover(&root)?;
+    let tag = match &args.tag {
+        Some(tag) => tag.clone(),
+        None => newest_release(&Git::open(&root)?, &flows, repo, args.flow.as_deref())?,
+    };
+    let event = FlowEvent::upstream_release(repo, &tag, now());
+    run(event, &flows, root, &args, env)
+}
+
+/// `run event --file`.
+pub fn cmd_run_event(file: &Path, args: RunArgs, env: &Env) -> Result<Exit> {
+    if args.tag.is_some() {
+        return Err(usage("--tag does not apply to `run event`: the event file says which tag"));
+    }
+    let event = FlowEvent::from_file(file, now())?;
+    if let Some(tag) = event.tag() {
+        check_tag(tag).with_context(|| format!("in event file {}", file.display()))?;
+    }
+    if let (Some(backend), false) = (configured_backend(env), args.dry_run) {
+        return run_remote(event, backend, &args, env);
+    }
+    let root = workspace_root(args.workspace_root.as_deref())?;
+    let flows = flows::discover(&root)?;
+    run(event, &flows, root, &args, env)
+}
+
+fn run(event: FlowEvent, flows: &[Flow], root: PathBuf, args: &RunArgs, env: &Env) -> Result<Exit> {
+    let selected = select_flows(flows, &event, args.flow.as_deref())?;
+    let code_mode = env.code_mode();
+    if args.dry_run {
+        let matches: Vec<_> = selected
+            .iter()
+            .flat_map(|flow| flow.steps.iter().map(move |step| (flow, step)))
+            .map(|(flow, step)| {
+                json!({"flow": flow.name, "step": step.name, "runner": step.runner_name(),
+                       "gated": step.is_gated() && !code_mode})
+            })
+            .collect();
+        if args.json {
+            println!("{}", json!({"event": event, "matches": matches}));
+        } else {
+            println!("{} matches {} step(s)", event.id, matches.len());
+            for m in &matches {
+                let gated = if m["gated"] == true { "  [gated: set CODEX_FLOWS_MODE=code-mode]" } else { "" };
+                println!(
+                    "- {}/{} ({}){gated}",
+                    m["flow"].as_str().unwrap_or_default(),
+                    m["step"].as_str().unwrap_or_default(),
+                    m["runner"].as_str().unwrap_or_default()
+                );
+            }
+        }
+        return Ok(Exit::Done);
+    }
+    if let Some(backend) = configured_backend(env) {
+        return run_remote(event, backend, args, env);
+    }
+    let settings = RunSettings {
+        workspace: root,
+        flow: args.flow.clone(),
+        push: args.push,
+        replay: args.replay,
+        code_mode,
+        secret_env: env.secret_names(),
+        secret_values: env.secret_values(),
+        git_env: Vec::new(),
+    };
+    let operation = if args.replay { Operation::Replay } else { Operation::Dispatch };
+    let mut store = Store::open(&ops::data_dir(args.data_dir.as_deref(), env))?;
+    store.record_event(&event)?;
+    let report = run_event(&settings, &selected, &event);
+    let local = ops::local_target(env, &settings.workspace, settings.push);
+    dispatch::record(&mut store, &event, dispatch::local_delivery(&local, &event, operation, &report))?;
+    let report = report?;
+    if args.json {
+        println!("{}", serde_json::to_string(&report)?);
+    } else {
+        print!("{}", crate::flow::report::run_text(&report));
+    }
+    Ok(if report.status.needs_attention() { Exit::Attention } else { Exit::Done })
+}
+
+/// The workspace backend from the environment, if one is configured.
+fn configured_backend(env: &Env) -> Option<Backend> {
+    Backend::resolve(&BackendSpec::default(), env)
+}
+
+/// Records the event and dispatches it to the workspace backend instead of
+/// running it here. A dispatch the backend accepted exits 0 (its attempt
+/// is `started` until synced).
+fn run_remote(event: FlowEvent, backend: Backend, args: &RunArgs, env: &Env) -> Result<Exit> {
+    if args.flow.is_some() || args.push {
+        return Err(usage("--flow and --push apply to local runs; the workspace backend decides which flows run"));
+    }
+    let mut store = Store::open(&ops::data_dir(args.data_dir.as_deref(), env))?;
+    let recorded = store.record_event(&event)? == Recorded::New;
+    let operation = if args.replay { Operation::Replay } else { Operation::Dispatch };
+    let (record, attempt) = dispatch::dispatch(&mut store, &Target::Workspace(backend), &event, operation)?;
+    if args.json {
+        println!("{}", json!({"event": event, "recorded": recorded, "dispatch": record, "attempt": attempt}));
+    } else {
+        let again = if recorded { "" } else { " (already recorded)" };
+        println!("event: {}{again}", event.id);
+        println!(
+            "dispatch: {} {} {}",
+            record.status.as_str(),
+            record.operation.as_str(),
+            record.url.as_deref().unwrap_or("")
+        );
+        if let Some(error) = &record.error {
+            println!("error: {error}");
+        }
+        println!("attempt: {} {}", attempt.status.as_str(), attempt.id);
+    }
+    Ok(if record.status == DispatchStatus::Failed { Exit::Attention } else { Exit::Done })
+}
+
+/// `promote`.
+pub fn cmd_promote(args: PromoteArgs, _env: &Env) -> Result<Exit> {
+    check_tag(&args.target.tag)?;
+    let root = workspace_root(args.target.workspace_root.as_deref())?;
+    let flows = flows::discover(&root)?;
+    let flow = flows
+        .iter()
+        .find(|flow| flow.name == args.target.flow)
+        .ok_or_else(|| usage(format!("unknown flow `{}`", args.target.flow)))?;
+    let promotion = crate::engine::promote::promote(&Git::open(&root)?, flow, &args.target.tag, args.push, true)?;
+    if args.json {
+        println!("{}", serde_json::to_string(&promotion)?);
+    } else {
+        print!("{}", promotion.text());
+    }
+    Ok(Exit::Done)
+}
+
+/// `demo`.
+pub fn cmd_demo(args: DemoArgs, env: &Env) -> Result<Exit> {
+    crate::cli::demo::run(args.dir.as_deref(), env)?;
+    Ok(Exit::Done)
+}

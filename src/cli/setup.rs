@@ -1,0 +1,144 @@
+//! `setup fork`: checks a fork's checkout (git version, the branch, origin,
+//! the upstream reachable, full history) and says what is missing; with
+//! `--apply` it writes a starter flow and workflow, never over a file.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Result;
+use clap::Args;
+use serde::Serialize;
+
+use super::shared::Exit;
+use crate::cli::settings::Env;
+use crate::core::error::usage;
+use crate::git::Git;
+
+#[derive(Debug, Args)]
+pub struct SetupForkArgs {
+    /// The fork's checkout (default: the current directory).
+    #[arg(long)]
+    pub path: Option<PathBuf>,
+    /// The upstream repository's URL.
+    #[arg(long)]
+    pub upstream_url: String,
+    /// The maintained patch branch.
+    #[arg(long)]
+    pub branch: String,
+    /// Write a starter flow and workflow for this fork.
+    #[arg(long)]
+    pub apply: bool,
+    /// Print one JSON document on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct SetupReport {
+    path: PathBuf,
+    branch: String,
+    branch_exists: bool,
+    origin: Option<String>,
+    upstream_url: String,
+    upstream_reachable: bool,
+    shallow: bool,
+    written: Vec<PathBuf>,
+    ready: bool,
+    issues: Vec<String>,
+}
+
+/// `setup fork`.
+pub fn cmd_setup_fork(args: SetupForkArgs, _env: &Env) -> Result<Exit> {
+    crate::core::refname::check_ref_name(&args.branch)
+        .map_err(|why| usage(format!("--branch `{}` is not a valid branch name: it {why}", args.branch)))?;
+    let path = match &args.path {
+        Some(path) => path.clone(),
+        None => std::env::current_dir()?,
+    };
+    let git = Git::open(&path).map_err(|err| usage(format!("--path {}: {err:#}", path.display())))?;
+    let mut issues = Vec::new();
+    if let Err(err) = crate::git::check_version() {
+        issues.push(format!("{err:#}"));
+    }
+    let branch_exists = git.resolve_commit(&format!("refs/heads/{}", args.branch))?.is_some();
+    if !branch_exists {
+        issues.push(format!("branch {} does not exist here", args.branch));
+    }
+    let origin = git.remote_url("origin")?.map(|url| crate::core::redact::redact_url(&url));
+    if origin.is_none() {
+        issues.push("no `origin` remote: patchmoi pushes candidates there".into());
+    }
+    let upstream_reachable = git.ls_remote_tags(&args.upstream_url).is_ok();
+    if !upstream_reachable {
+        issues.push(format!("upstream {} is not reachable", crate::core::redact::redact_url(&args.upstream_url)));
+    }
+    let shallow = git.is_shallow()?;
+    if shallow {
+        issues.push("history is shallow: run `git fetch --unshallow`".into());
+    }
+    let mut written = Vec::new();
+    if args.apply {
+        let name = flow_name(&args.branch);
+        let flow = Path::new(".codex/flows").join(&name).join("flow.yml");
+        write_new(&path, &flow, &starter_flow(&name, &args.upstream_url, &args.branch), &mut written)?;
+        let workflow = Path::new(".github/workflows/patchmoi.yml");
+        write_new(&path, workflow, STARTER_WORKFLOW, &mut written)?;
+    }
+    let report = SetupReport {
+        path: path.clone(),
+        branch: args.branch,
+        branch_exists,
+        origin,
+        upstream_url: crate::core::redact::redact_url(&args.upstream_url),
+        upstream_reachable,
+        shallow,
+        written,
+        ready: issues.is_empty(),
+        issues,
+    };
+    if args.json {
+        println!("{}", serde_json::to_string(&report)?);
+    } else {
+        println!("repo: {}", report.path.display());
+        println!("branch: {}{}", report.branch, if report.branch_exists { "" } else { " (missing)" });
+        println!("origin: {}", report.origin.as_deref().unwrap_or("(none)"));
+        println!("upstream: {}{}", report.upstream_url, if report.upstream_reachable { "" } else { " (unreachable)" });
+        for file in &report.written {
+            println!("wrote {}", file.display());
+        }
+        println!("ready: {}", report.ready);
+        for issue in &report.issues {
+            println!("- {issue}");
+        }
+    }
+    Ok(if report.ready { Exit::Done } else { Exit::Attention })
+}
+
+fn flow_name(branch: &str) -> String {
+    branch.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '-' }).collect()
+}
+
+fn write_new(root: &Path, relative: &Path, text: &str, written: &mut Vec<PathBuf>) -> Result<()> {
+    let file = root.join(relative);
+    if file.exists() {
+        return Ok(());
+    }
+    std::fs::create_dir_all(file.parent().expect("relative paths have a parent"))?;
+    std::fs::write(&file, text)?;
+    written.push(relative.to_path_buf());
+    Ok(())
+}
+
+fn starter_flow(name: &str, upstream: &str, branch: &str) -> String {
+    format!(
+        "name: {name}\ndescription: Rebase {branch} onto each upstream release\non:\n  type: upstream.release\n\
+         stack:\n  upstream: {upstream}\n  branch: {branch}\n  candidate: \"patchmoi/{{tag}}\"\n\
+         steps:\n  - name: rebase-patch-stack\n    uses: rebase\n"
+    )
+}
+
+const STARTER_WORKFLOW: &str = "name: patchmoi\non:\n  repository_dispatch:\n    types: [upstream.release]\n  \
+workflow_dispatch:\n    inputs:\n      tag:\n        description: Upstream release tag\n        required: true\n\
+permissions:\n  contents: write\n  checks: write\n  pull-requests: write\njobs:\n  maintain:\n    \
+runs-on: ubuntu-latest\n    steps:\n      - uses: actions/checkout@v4\n        with:\n          fetch-depth: 0\n      \
+- uses: peezy-tech/patchmoi@v1\n";

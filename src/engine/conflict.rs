@@ -1,0 +1,294 @@
+//! Conflict reports: which patch stopped, which files and hunks conflict,
+//! which upstream commits touched them, the culprit, and a survey of every
+//! patch of the stack against the release. All of it from in-memory merges:
+//! no checkout, no paused rebase.
+
+use anyhow::Result;
+use serde::{Deserialize, Serialize};
+
+use crate::engine::markers::{segments, Segment};
+use crate::engine::patch::Patch;
+use crate::engine::replay::first_parent;
+use crate::git::{Git, MergeRequest, MergeResult, RawCommit};
+
+/// How many upstream commits per conflicting file a report lists.
+const COMMITS_PER_FILE: usize = 20;
+
+/// Everything the report is computed from.
+pub struct Context<'a> {
+    /// A repository view that can read the replay's (quarantined) objects.
+    pub git: &'a Git,
+    pub merge_base: &'a str,
+    pub release: &'a str,
+    /// The patches that were replayed, oldest first.
+    pub patches: &'a [&'a RawCommit],
+    /// Index of the patch that stopped.
+    pub stop: usize,
+    /// Its conflicted merge onto the replayed state.
+    pub merge: &'a MergeResult,
+    /// Patches already replayed when it stopped.
+    pub applied: Vec<Patch>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConflictReport {
+    /// The patch that does not apply.
+    pub patch: Patch,
+    pub applied: Vec<Patch>,
+    pub remaining: Vec<Patch>,
+    pub files: Vec<ConflictFile>,
+    pub culprit: Option<Culprit>,
+    /// The earlier patch of the stack this one builds on (it does not apply
+    /// to the old base alone), if any.
+    pub builds_on: Option<CommitRef>,
+    pub survey: Vec<SurveyEntry>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConflictFile {
+    pub path: String,
+    /// git's kind of conflict: `contents`, `modify/delete`, `add/add`, …
+    pub kind: String,
+    pub hunks: Vec<Hunk>,
+    /// Upstream commits in `old base..tag` that touched the file, newest first.
+    pub upstream_commits: Vec<CommitRef>,
+}
+
+/// One conflicting region. Lines are those of the release's version of the file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Hunk {
+    pub start_line: usize,
+    pub end_line: usize,
+    /// The release's text of the region.
+    pub upstream: String,
+    /// The patch's text of the region.
+    pub patch: String,
+    /// The text both started from.
+    pub base: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CommitRef {
+    pub sha: String,
+    pub subject: String,
+}
+
+/// Why the patch stopped applying.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Culprit {
+    /// `upstream`: the first upstream commit after which the patch no longer
+    /// applies. `patch`: the patch builds on an earlier patch of the stack
+    /// (it does not apply to the old base alone), named here.
+    pub kind: String,
+    pub sha: String,
+    pub subject: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SurveyEntry {
+    pub sha: String,
+    pub subject: String,
+    pub files: Vec<String>,
+    /// Set when the patch conflicts only because it builds on this earlier patch.
+    pub depends_on: Option<CommitRef>,
+}
+
+/// Builds the whole report.
+pub fn report(ctx: &Context) -> Result<ConflictReport> {
+    let stopped = ctx.patches[ctx.stop];
+    let paths = ctx.merge.conflicted_paths();
+    let specs: Vec<String> = paths.iter().map(|path| format!("{}:{path}", ctx.merge.tree)).collect();
+    let blobs = ctx.git.read_objects(&specs)?;
+    let mut files = Vec::new();
+    for (path, blob) in paths.iter().zip(blobs) {
+        let hunks = match blob {
+            Some((kind, bytes)) if kind == "blob" => parse_hunks(&String::from_utf8_lossy(&bytes)),
+            _ => Vec::new(),
+        };
+        let upstream_commits = ctx
+            .git
+            .commits_touching(ctx.merge_base, ctx.release, path, COMMITS_PER_FILE)?
+            .into_iter()
+            .map(|(sha, subject)| CommitRef { sha, subject })
+            .collect();
+        files.push(ConflictFile { path: path.clone(), kind: conflict_kind(ctx.merge, path), hunks, upstream_commits });
+    }
+    let patches: Vec<Patch> = ctx.patches.iter().map(|commit| patch_of(commit)).collect();
+    let builds_on = match applies(ctx.git, stopped, ctx.merge_base)? {
+        true => None,
+        false => builds_on(ctx.git, ctx.patches, ctx.stop)?,
+    };
+    let culprit = match upstream_culprit(ctx.git, ctx.merge_base, ctx.release, stopped, &paths)? {
+        Some(commit) => Some(Culprit { kind: "upstream".into(), sha: commit.sha, subject: commit.subject }),
+        None => builds_on.clone().map(|earlier| Culprit {
+            kind: "patch".into(),
+            sha: earlier.sha,
+            subject: earlier.subject,
+        }),
+    };
+    tracing::debug!(patch = %stopped.id, files = files.len(), "conflict report built");
+    Ok(ConflictReport {
+        patch: patches[ctx.stop].clone(),
+        applied: ctx.applied.clone(),
+        remaining: patches[ctx.stop + 1..].to_vec(),
+        culprit,
+        builds_on,
+        survey: survey(ctx.git, ctx.merge_base, ctx.release, ctx.patches)?,
+        files,
+    })
+}
+
+fn patch_of(commit: &RawCommit) -> Patch {
+    Patch { sha: commit.id.clone(), subject: commit.subject(), author: commit.author() }
+}
+
+/// `CONFLICT (modify/delete)` → `modify/delete`, for the message about `path`.
+fn conflict_kind(merge: &MergeResult, path: &str) -> String {
+    merge
+        .messages
+        .iter()
+        .filter(|(paths, kind, _)| kind.starts_with("CONFLICT") && paths.iter().any(|p| p == path))
+        .find_map(|(_, kind, _)| kind.strip_prefix("CONFLICT (").and_then(|rest| rest.strip_suffix(')')))
+        .unwrap_or("contents")
+        .to_string()
+}
+
+/// Does `patch` alone apply on top of `onto`?
+fn applies(git: &Git, patch: &RawCommit, onto: &str) -> Result<bool> {
+    Ok(git.merge_tree(MergeRequest { base: first_parent(patch), ours: onto.into(), theirs: patch.id.clone() })?.clean)
+}
+
+/// Does `patch` apply on upstream commit `onto` when the patches before it
+/// are carried there too? Those are brought over as one cumulative merge of
+/// the stack below the patch, then the patch itself is merged on top. On the
+/// old base this always holds, whether or not the patch builds on others.
+fn applies_with_stack(git: &Git, merge_base: &str, patch: &RawCommit, onto: &str) -> Result<bool> {
+    let parent = first_parent(patch);
+    let below = if parent == merge_base {
+        onto.to_string()
+    } else {
+        let carried =
+            git.merge_tree(MergeRequest { base: merge_base.into(), ours: onto.into(), theirs: parent.clone() })?;
+        if !carried.clean {
+            return Ok(false);
+        }
+        carried.tree
+    };
+    Ok(git.merge_tree(MergeRequest { base: parent, ours: below, theirs: patch.id.clone() })?.clean)
+}
+
+/// The first upstream commit (first parent, `merge_base..release`) after
+/// which `patch` no longer applies. Only commits that touch the conflicting
+/// paths can change the answer, so only those are bisected: about log2(n)
+/// probes of two in-memory merges each.
+fn upstream_culprit(
+    git: &Git,
+    merge_base: &str,
+    release: &str,
+    patch: &RawCommit,
+    paths: &[String],
+) -> Result<Option<CommitRef>> {
+    let candidates = git.first_parent_range_touching(merge_base, release, paths)?;
+    // Invariant: the patch applies before candidates[lo] and not after candidates[hi].
+    let (mut lo, mut hi) = (0, candidates.len());
+    if hi == 0 || applies_with_stack(git, merge_base, patch, &candidates[hi - 1])? {
+        return Ok(None);
+    }
+    hi -= 1;
+    while lo < hi {
+        let mid = lo + (hi - lo) / 2;
+        if applies_with_stack(git, merge_base, patch, &candidates[mid])? {
+            lo = mid + 1;
+        } else {
+            hi = mid;
+        }
+    }
+    let sha = candidates[lo].clone();
+    let subject = git.read_commits(std::slice::from_ref(&sha))?[0].subject();
+    Ok(Some(CommitRef { sha, subject }))
+}
+
+/// The earlier patch that `patches[index]` builds on: the one after which
+/// the patch applies to the original stack and keeps applying.
+fn builds_on(git: &Git, patches: &[&RawCommit], index: usize) -> Result<Option<CommitRef>> {
+    let patch = patches[index];
+    let requests: Vec<MergeRequest> = patches[..index]
+        .iter()
+        .map(|earlier| MergeRequest { base: first_parent(patch), ours: earlier.id.clone(), theirs: patch.id.clone() })
+        .collect();
+    let results = git.merge_trees(&requests)?;
+    let first_clean = match results.iter().rposition(|result| !result.clean) {
+        Some(last_conflict) => last_conflict + 1,
+        None => 0,
+    };
+    Ok(patches[..index]
+        .get(first_clean)
+        .map(|earlier| CommitRef { sha: earlier.id.clone(), subject: earlier.subject() }))
+}
+
+/// Every patch that conflicts when applied alone onto the release.
+fn survey(git: &Git, merge_base: &str, release: &str, patches: &[&RawCommit]) -> Result<Vec<SurveyEntry>> {
+    let onto = |target: &str| -> Vec<MergeRequest> {
+        patches
+            .iter()
+            .map(|patch| MergeRequest { base: first_parent(patch), ours: target.into(), theirs: patch.id.clone() })
+            .collect()
+    };
+    let on_release = git.merge_trees(&onto(release))?;
+    let conflicting: Vec<usize> = (0..patches.len()).filter(|index| !on_release[*index].clean).collect();
+    let on_base = git.merge_trees(
+        &conflicting
+            .iter()
+            .map(|index| MergeRequest {
+                base: first_parent(patches[*index]),
+                ours: merge_base.into(),
+                theirs: patches[*index].id.clone(),
+            })
+            .collect::<Vec<_>>(),
+    )?;
+    let mut entries = Vec::new();
+    for (index, base_result) in conflicting.into_iter().zip(on_base) {
+        let depends_on = if base_result.clean { None } else { builds_on(git, patches, index)? };
+        entries.push(SurveyEntry {
+            sha: patches[index].id.clone(),
+            subject: patches[index].subject(),
+            files: on_release[index].conflicted_paths(),
+            depends_on,
+        });
+    }
+    Ok(entries)
+}
+
+/// Reads the conflict regions out of a file written with diff3-style markers.
+pub fn parse_hunks(text: &str) -> Vec<Hunk> {
+    segments(text)
+        .into_iter()
+        .filter_map(|segment| match segment {
+            Segment::Conflict(conflict) => Some(Hunk {
+                start_line: conflict.start_line,
+                end_line: (conflict.start_line + conflict.upstream.lines().count())
+                    .saturating_sub(1)
+                    .max(conflict.start_line),
+                upstream: conflict.upstream,
+                patch: conflict.patch,
+                base: conflict.base,
+            }),
+            Segment::Text(_) => None,
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hunks_carry_release_line_ranges() {
+        let text = "a\nb\n<<<<<<< ours\nport = env\nhost = x\n||||||| base\nport = 3000\n=======\nport = 8080\n>>>>>>> theirs\nc\n<<<<<<< o\n||||||| b\nold\n=======\nnew\n>>>>>>> t\nend\n";
+        let hunks = parse_hunks(text);
+        assert_eq!(hunks.len(), 2);
+        assert_eq!((hunks[0].start_line, hunks[0].end_line), (3, 4));
+        assert_eq!(hunks[0].base, "port = 3000\n");
+        assert_eq!((hunks[1].start_line, hunks[1].end_line), (6, 6));
+    }
+}

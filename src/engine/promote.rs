@@ -1,0 +1,134 @@
+//! Promotion: the explicit, reversible step that moves the maintained branch
+//! to a release's candidate. It leases on the head the candidate was built
+//! from (a branch that moved since is never overwritten) and keeps the old
+//! head under a backup ref, locally and, with `--push`, on the remote.
+
+use std::fmt::Write;
+
+use anyhow::{bail, Context, Result};
+use serde::Serialize;
+
+use crate::core::error::usage;
+use crate::engine::publish::{backup_ref, built_from_ref};
+use crate::engine::stack::short;
+use crate::flow::flows::Flow;
+use crate::git::{Git, RefUpdate};
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Promotion {
+    pub branch: String,
+    pub from: String,
+    pub to: String,
+    /// The local backup of the old head (none when nothing moved).
+    pub backup: Option<String>,
+    /// The backup branch on the remote, with `--push`.
+    pub remote_backup: Option<String>,
+    pub pushed: bool,
+}
+
+impl Promotion {
+    pub fn text(&self) -> String {
+        let mut out = String::new();
+        if self.from == self.to {
+            let _ = writeln!(out, "{} is already at {}", self.branch, short(&self.to));
+            return out;
+        }
+        let _ = writeln!(out, "{}: {} -> {}", self.branch, short(&self.from), short(&self.to));
+        if let Some(backup) = &self.backup {
+            let _ = writeln!(out, "old head kept in {backup}");
+            let _ = writeln!(out, "undo: git update-ref refs/heads/{} {} {}", self.branch, self.from, self.to);
+        }
+        if let Some(remote) = &self.remote_backup {
+            let _ = writeln!(out, "pushed; the remote's old head is kept in {remote}");
+        }
+        out
+    }
+}
+
+/// Promotes `flow`'s candidate for `tag`. With `local`, the local branch
+/// moves (and must not be checked out); without it (a CI runner, whose
+/// checkout usually has the branch checked out and is thrown away) only the
+/// remote branch moves, which needs `push`.
+pub fn promote(git: &Git, flow: &Flow, tag: &str, push: bool, local: bool) -> Result<Promotion> {
+    let stack = flow
+        .stack
+        .as_ref()
+        .ok_or_else(|| usage(format!("flow {} has no `stack:`, so it has no candidate to promote", flow.name)))?;
+    let candidate_ref = format!("refs/heads/{}", stack.candidate.replace("{tag}", tag));
+    let candidate = git
+        .ref_value(&candidate_ref)?
+        .with_context(|| format!("there is no candidate {candidate_ref}; run the flow for {tag} first"))?;
+    let built_from = git.ref_value(&built_from_ref(&candidate_ref))?.with_context(|| {
+        format!("patchmoi has no record of what {candidate_ref} was built from; run the flow for {tag} again")
+    })?;
+    let branch_ref = format!("refs/heads/{}", stack.branch);
+    let current = if local { git.ref_value(&branch_ref)? } else { None };
+
+    let mut promotion = Promotion {
+        branch: stack.branch.clone(),
+        from: built_from.clone(),
+        to: candidate.clone(),
+        backup: None,
+        remote_backup: None,
+        pushed: false,
+    };
+    match &current {
+        Some(head) if *head == candidate => promotion.from = candidate.clone(),
+        Some(head) if *head != built_from => bail!(
+            "{} moved since the candidate was built (built from {}, now at {}); run the flow for {tag} again with --replay",
+            stack.branch,
+            short(&built_from),
+            short(head)
+        ),
+        Some(head) => {
+            if let Some((_, path)) = git.checked_out_branches()?.into_iter().find(|(branch, _)| *branch == branch_ref) {
+                bail!(
+                    "{} is checked out in {}; switch that worktree to another branch first (patchmoi never moves a checked-out branch)",
+                    stack.branch,
+                    path.display()
+                );
+            }
+            let backup = backup_ref(git, &branch_ref)?;
+            git.update_refs(&[
+                RefUpdate::Set { refname: backup.clone(), new: head.clone(), old: None },
+                RefUpdate::Set { refname: branch_ref.clone(), new: candidate.clone(), old: Some(head.clone()) },
+            ])?;
+            promotion.backup = Some(backup);
+        }
+        None if !push => bail!("there is no local branch {}; pass --push to promote it on {}", stack.branch, stack.remote),
+        None if !local => {}
+        None => {}
+    }
+
+    if push {
+        let remote_head = git.remote_ref(&stack.remote, &branch_ref)?;
+        match remote_head.as_deref() {
+            Some(head) if head == candidate => {}
+            Some(head) if head != built_from => bail!(
+                "{} on {} moved since the candidate was built (built from {}, now at {})",
+                stack.branch,
+                stack.remote,
+                short(&built_from),
+                short(head)
+            ),
+            _ => {
+                if let Some(head) = &remote_head {
+                    let remote_backup =
+                        format!("refs/heads/patchmoi/backup/{}/{}", stack.branch, crate::engine::publish::stamp());
+                    git.push_with_lease(&stack.remote, head, &remote_backup, None)?;
+                    promotion.remote_backup = Some(remote_backup);
+                }
+                git.push_with_lease(&stack.remote, &candidate, &branch_ref, remote_head.as_deref()).with_context(
+                    || {
+                        format!(
+                            "failed to promote {} on {} (a protected branch refuses this push)",
+                            stack.branch, stack.remote
+                        )
+                    },
+                )?;
+            }
+        }
+        promotion.pushed = true;
+    }
+    Ok(promotion)
+}

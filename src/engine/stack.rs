@@ -1,0 +1,430 @@
+//! The patch-stack engine behind `uses: rebase`: fetch the release, find the
+//! stack, drop what upstream already has, replay the rest in memory, and
+//! either publish a candidate branch or describe the conflict.
+//!
+//! It never touches the user's checkout: no checkout, no index, no stash, no
+//! change to the user's branches or tags. It writes objects (as one pack),
+//! refs under `refs/patchmoi/`, and the candidate branch.
+
+use anyhow::{bail, Context, Result};
+use serde::{Deserialize, Serialize};
+
+use crate::engine::conflict::{self, ConflictReport};
+use crate::engine::memory::{Memory, Recalled};
+pub use crate::engine::patch::{Candidate, Dropped, Patch};
+use crate::engine::recall::recall;
+use crate::engine::replay::{replay, Onto};
+use crate::git::{ConflictEntry, FetchOutcome, Git, MergeResult, Quarantine, RawCommit, RefUpdate};
+
+/// What to rebase and where the result goes; names are already validated.
+#[derive(Debug, Clone)]
+pub struct StackSpec {
+    /// URL or path of the upstream repository.
+    pub upstream: String,
+    /// The maintained patch branch (short name).
+    pub branch: String,
+    /// The fork's remote.
+    pub remote: String,
+    /// The release tag (short name).
+    pub tag: String,
+    /// The candidate branch (short name), e.g. `patchmoi/rust-v0.130.0`.
+    pub candidate: String,
+}
+
+impl StackSpec {
+    /// Where the release commit is kept: our namespace, never the fork's tags
+    /// (forks tag their own builds with upstream's names).
+    pub fn upstream_ref(&self) -> String {
+        format!("refs/patchmoi/upstream/tags/{}", self.tag)
+    }
+
+    pub fn candidate_ref(&self) -> String {
+        format!("refs/heads/{}", self.candidate)
+    }
+}
+
+/// A replay that stopped: the patches before the conflict, committed onto
+/// the release, and the conflicted merge of the patch that stopped.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Stopped {
+    pub head: String,
+    pub tree: String,
+    pub conflicts: Vec<ConflictEntry>,
+    /// The patch that stopped, and the files it changes.
+    pub patch: Patch,
+    pub patch_paths: Vec<String>,
+    /// What it was computed from: the same inputs give the same state, so
+    /// `resolve` can reuse it instead of replaying again.
+    pub branch_head: String,
+    pub release: String,
+    pub memory: Option<String>,
+}
+
+/// How `uses: rebase` ended.
+#[derive(Debug)]
+pub enum RebaseOutcome {
+    /// The branch already contains the release.
+    UpToDate { head: String, release: String },
+    /// A candidate with every patch that still applies.
+    Clean {
+        candidate: Candidate,
+        release: String,
+        head: String,
+        carried: Vec<Patch>,
+        dropped: Vec<Dropped>,
+        recalled: Vec<RecalledPatch>,
+    },
+    /// A patch does not apply; nothing was changed but objects and our own refs.
+    Conflicted {
+        report: Box<ConflictReport>,
+        stopped: Stopped,
+        release: String,
+        head: String,
+        dropped: Vec<Dropped>,
+        recalled: Vec<RecalledPatch>,
+    },
+    /// A precondition is not met; the message says which and what to do.
+    Blocked(String),
+}
+
+/// The stack, ready to replay: everything read, nothing written yet.
+pub struct Prepared {
+    /// The maintained branch head.
+    pub head: String,
+    /// The release commit.
+    pub release: String,
+    pub merge_base: String,
+    /// The patches to replay, oldest first (upstreamed ones left out).
+    pub patches: Vec<RawCommit>,
+    /// Dropped so far, with their position in the whole stack for ordering.
+    dropped: Vec<(usize, Dropped)>,
+    /// Position in the whole stack of each patch in `patches`.
+    positions: Vec<usize>,
+    /// Where the replay's objects go until they are published.
+    pub quarantine: Quarantine,
+    /// The whole stack, upstreamed patches included, replayed while those
+    /// were being found: (scratch commit, tree) of the leading patches, up to
+    /// where it stopped. See [`crate::engine::replay::speculate`].
+    speculation: Vec<(String, String)>,
+}
+
+/// Before a replay: the stack is ready, or there is nothing to do, or a
+/// precondition does not hold.
+pub enum Precondition {
+    Ready(Box<Prepared>),
+    UpToDate { head: String, release: String },
+    Blocked(String),
+}
+
+/// Resolves the branch, gets the release (fetching it unless `fetch` is
+/// false and it is already here), and reads the stack.
+pub fn prepare(git: &Git, spec: &StackSpec, fetch: bool) -> Result<Precondition> {
+    let Some(head) = resolve_branch(git, spec)? else {
+        return Ok(Precondition::Blocked(format!(
+            "maintained branch {} was found neither locally nor on {}",
+            spec.branch, spec.remote
+        )));
+    };
+    let known = if fetch { None } else { git.resolve_commit(&spec.upstream_ref())? };
+    let release = match known {
+        Some(release) => release,
+        None => match fetch_release(git, spec)? {
+            Ok(release) => release,
+            Err(blocked) => return Ok(Precondition::Blocked(blocked)),
+        },
+    };
+    let Some(merge_base) = git.merge_base(&head, &release)? else {
+        let hint = if git.is_shallow()? {
+            "the repository is a shallow clone; fetch its full history (`git fetch --unshallow`, or `fetch-depth: 0` in actions/checkout)"
+        } else {
+            "they share no history"
+        };
+        return Ok(Precondition::Blocked(format!(
+            "no common ancestor between branch {} and tag {}: {hint}",
+            spec.branch, spec.tag
+        )));
+    };
+    if merge_base == release {
+        return Ok(Precondition::UpToDate { head, release });
+    }
+    let ids = git.first_parent_range(&merge_base, &head)?;
+    let all = git.read_commits(&ids)?;
+    let quarantine = git.quarantine()?;
+    // Finding upstreamed patches reads every upstream commit's files, about
+    // as long as replaying the stack takes: the replay runs beside it, on
+    // the guess that nothing is dropped, and is kept where that holds.
+    let (upstreamed, speculation) = std::thread::scope(|scope| {
+        let speculation = scope.spawn(|| crate::engine::replay::speculate(&quarantine, &release, &all));
+        let upstreamed = crate::engine::upstreamed::upstreamed_patches(git, &merge_base, &release, &all);
+        (upstreamed, speculation.join())
+    });
+    let upstreamed = upstreamed?;
+    let speculation = match speculation {
+        Ok(Ok(steps)) => steps,
+        // Only a head start: the replay proper runs the same and reports.
+        Ok(Err(error)) => {
+            tracing::debug!("speculative replay failed: {error:#}");
+            Vec::new()
+        }
+        Err(panic) => std::panic::resume_unwind(panic),
+    };
+    let mut prepared = Prepared {
+        head,
+        release,
+        merge_base,
+        patches: Vec::new(),
+        dropped: Vec::new(),
+        positions: Vec::new(),
+        quarantine,
+        speculation,
+    };
+    for (position, patch) in all.into_iter().enumerate() {
+        match upstreamed.get(&patch.id) {
+            Some(upstream) => prepared.dropped.push((
+                position,
+                Dropped {
+                    sha: patch.id.clone(),
+                    subject: patch.subject(),
+                    reason: format!("upstream has the same change as {}", short(upstream)),
+                },
+            )),
+            None => {
+                prepared.positions.push(position);
+                prepared.patches.push(patch);
+            }
+        }
+    }
+    Ok(Precondition::Ready(Box::new(prepared)))
+}
+
+/// A replay with its commits made (in the quarantine).
+pub struct Replayed {
+    /// The commit the next patch would go on: the candidate when clean.
+    pub tip: String,
+    pub carried: Vec<Patch>,
+    pub dropped: Vec<Dropped>,
+    /// Patches whose conflicts the memory resolved.
+    pub recalled: Vec<RecalledPatch>,
+    /// The patch that stopped (index into `Prepared::patches`) and its merge.
+    pub stop: Option<(usize, MergeResult)>,
+}
+
+/// A patch whose conflict was resolved from the memory of resolutions.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RecalledPatch {
+    pub sha: String,
+    pub subject: String,
+    pub files: Vec<Recalled>,
+}
+
+/// Replays the prepared stack onto the release in the quarantine, resolving
+/// conflicts the memory knows, and writes the commits.
+pub fn replay_prepared(git: &Git, prepared: &Prepared, memory: &Memory) -> Result<Replayed> {
+    let quarantine = &prepared.quarantine;
+    let qgit = &quarantine.git;
+    let release_tree = git.run(&["rev-parse", &format!("{}^{{tree}}", prepared.release)])?;
+    let stack: Vec<&RawCommit> = prepared.patches.iter().collect();
+    let mut applied: Vec<(usize, String)> = Vec::new();
+    let mut dropped = prepared.dropped.clone();
+    let mut recalled = Vec::new();
+    let mut stop = None;
+    // Each round replays from a known state: the release, then the tree a
+    // recalled resolution produced (in a scratch commit, as git replay wants
+    // a commit), with the stopped patch as the new base.
+    let (mut base, mut start) = (prepared.merge_base.clone(), 0);
+    let (mut onto_commit, mut onto) = (prepared.release.clone(), release_tree.clone());
+    let mut known = prepared.speculated(&release_tree);
+    while start < stack.len() {
+        let onto_at = Onto { commit: &onto_commit, tree: &onto };
+        let round = replay(quarantine, &base, &onto_at, &stack[start..], &std::mem::take(&mut known))?;
+        tracing::debug!(
+            patches = stack.len() - start,
+            chained = round.chained,
+            sequential_merges = round.sequential_merges,
+            "replayed in memory"
+        );
+        applied.extend(round.applied.iter().map(|(index, tree)| (start + index, tree.clone())));
+        for index in &round.empty {
+            dropped.push((prepared.positions[start + index], empty_drop(stack[start + index])));
+        }
+        let Some((index, merge)) = round.stop else { break };
+        let index = start + index;
+        let current = applied.last().map_or(release_tree.clone(), |(_, tree)| tree.clone());
+        match recall(qgit, memory, &merge, &quarantine.staging)? {
+            Some((tree, files)) => {
+                let patch = stack[index];
+                recalled.push(RecalledPatch { sha: patch.id.clone(), subject: patch.subject(), files });
+                if tree == current {
+                    dropped.push((prepared.positions[index], empty_drop(patch)));
+                } else {
+                    applied.push((index, tree.clone()));
+                }
+                onto_commit = quarantine.base_commit(&tree)?;
+                (base, onto, start) = (patch.id.clone(), tree, index + 1);
+            }
+            None => {
+                stop = Some((index, merge));
+                break;
+            }
+        }
+    }
+    dropped.sort_by_key(|(position, _)| *position);
+
+    // Each commit names its parent's id, which patchmoi computes as it
+    // writes the commit: the chain needs no process per commit.
+    let mut parent = prepared.release.clone();
+    for (index, tree) in &applied {
+        parent = quarantine.write_commit(&stack[*index].rewrite(tree, &parent))?;
+    }
+    Ok(Replayed {
+        tip: parent,
+        carried: applied.iter().map(|(index, _)| Patch::of(stack[*index])).collect(),
+        dropped: dropped.into_iter().map(|(_, drop)| drop).collect(),
+        recalled,
+        stop,
+    })
+}
+
+impl Prepared {
+    /// The speculative replay's (commit, tree) for the leading patches of
+    /// `patches`, as far as it is exact: a patch dropped as upstreamed must
+    /// have changed nothing there, so that the trees after it are the ones a
+    /// replay without it gives.
+    fn speculated(&self, release_tree: &str) -> Vec<(String, String)> {
+        let mut known = Vec::new();
+        let mut dropped = self.dropped.iter().map(|(position, _)| *position).peekable();
+        for &position in &self.positions {
+            let Some(step) = self.speculation.get(position) else { break };
+            // Both indexes are below `position`, which the speculation covers.
+            while let Some(drop) = dropped.next_if(|drop| *drop < position) {
+                let before = if drop == 0 { release_tree } else { self.speculation[drop - 1].1.as_str() };
+                if self.speculation[drop].1 != before {
+                    return known;
+                }
+            }
+            known.push(step.clone());
+        }
+        known
+    }
+}
+
+fn empty_drop(patch: &RawCommit) -> Dropped {
+    Dropped {
+        sha: patch.id.clone(),
+        subject: patch.subject(),
+        reason: "empty after replay: upstream already contains this change".into(),
+    }
+}
+
+/// Runs the whole rebase for one release: memory fetched from the fork's
+/// remote, stack prepared and replayed, then a candidate or a report.
+pub fn rebase(git: &Git, spec: &StackSpec) -> Result<RebaseOutcome> {
+    let prepared = match prepare(git, spec, true)? {
+        Precondition::Ready(prepared) => prepared,
+        Precondition::UpToDate { head, release } => return Ok(RebaseOutcome::UpToDate { head, release }),
+        Precondition::Blocked(message) => return Ok(RebaseOutcome::Blocked(message)),
+    };
+    let mut memory = Memory::load(git)?;
+    memory.fetch(git, &spec.remote)?;
+    let replayed = replay_prepared(git, &prepared, &memory)?;
+    let Prepared { head, release, merge_base, patches, quarantine, .. } = *prepared;
+
+    if let Some((stop, merge)) = replayed.stop {
+        let stack: Vec<&RawCommit> = patches.iter().collect();
+        let context = conflict::Context {
+            git: &quarantine.git,
+            merge_base: &merge_base,
+            release: &release,
+            patches: &stack,
+            stop,
+            merge: &merge,
+            applied: replayed.carried.clone(),
+        };
+        let report = conflict::report(&context)?;
+        // Keep the stopped state's objects so a worktree can show it.
+        quarantine.publish(&[replayed.tip.clone(), merge.tree.clone()])?;
+        let stopped = Stopped {
+            head: replayed.tip,
+            tree: merge.tree,
+            conflicts: merge.conflicts,
+            patch: Patch::of(stack[stop]),
+            patch_paths: git.changed_paths(&crate::engine::replay::first_parent(stack[stop]), &stack[stop].id)?,
+            branch_head: head.clone(),
+            release: release.clone(),
+            memory: memory.tip().map(str::to_string),
+        };
+        return Ok(RebaseOutcome::Conflicted {
+            report: Box::new(report),
+            stopped,
+            release,
+            head,
+            dropped: replayed.dropped,
+            recalled: replayed.recalled,
+        });
+    }
+
+    quarantine.publish(std::slice::from_ref(&replayed.tip))?;
+    let built_from = crate::engine::publish::built_from_ref(&spec.candidate_ref());
+    let also = match git.ref_value(&built_from)? {
+        Some(old) if old == head => Vec::new(),
+        old => vec![RefUpdate::Set { refname: built_from, new: head.clone(), old }],
+    };
+    let candidate = crate::engine::publish::move_branch(git, &spec.candidate_ref(), &replayed.tip, also)?;
+    Ok(RebaseOutcome::Clean {
+        candidate,
+        release,
+        head,
+        carried: replayed.carried,
+        dropped: replayed.dropped,
+        recalled: replayed.recalled,
+    })
+}
+
+/// The maintained branch's head: the local branch, else the remote-tracking
+/// one, else fetched from the remote into the remote-tracking ref.
+pub fn resolve_branch(git: &Git, spec: &StackSpec) -> Result<Option<String>> {
+    let local = format!("refs/heads/{}", spec.branch);
+    if let Some(head) = git.resolve_commit(&local)? {
+        return Ok(Some(head));
+    }
+    let tracking = format!("refs/remotes/{}/{}", spec.remote, spec.branch);
+    if let Some(head) = git.resolve_commit(&tracking)? {
+        return Ok(Some(head));
+    }
+    if git.remote_url(&spec.remote)?.is_none() {
+        return Ok(None);
+    }
+    match git.fetch_ref(&spec.remote, &local, &tracking)? {
+        FetchOutcome::Fetched => git.resolve_commit(&tracking),
+        FetchOutcome::Missing => Ok(None),
+        FetchOutcome::Unreachable(message) => {
+            bail!("failed to fetch branch {} from {}: {message}", spec.branch, spec.remote)
+        }
+    }
+}
+
+/// Fetches only the release tag into our namespace. Ok(Err(..)) is a
+/// precondition that does not hold (the tag does not exist upstream).
+fn fetch_release(git: &Git, spec: &StackSpec) -> Result<Result<String, String>> {
+    let into = spec.upstream_ref();
+    let tag_ref = format!("refs/tags/{}", spec.tag);
+    match git.fetch_ref(&spec.upstream, &tag_ref, &into)? {
+        FetchOutcome::Fetched => {}
+        FetchOutcome::Missing => {
+            return Ok(Err(format!(
+                "tag {} does not exist upstream ({})",
+                spec.tag,
+                crate::core::redact::redact_url(&spec.upstream)
+            )))
+        }
+        FetchOutcome::Unreachable(message) => {
+            bail!("failed to fetch tag {} from upstream: {message}", spec.tag)
+        }
+    }
+    let release = git.resolve_commit(&into)?.with_context(|| format!("tag {} does not point at a commit", spec.tag))?;
+    Ok(Ok(release))
+}
+
+pub fn short(sha: &str) -> &str {
+    &sha[..sha.len().min(12)]
+}

@@ -1,0 +1,416 @@
+//! Flow files: the `flow.yml` schema, discovery (installed flows shadow
+//! repository flows), matching an event, and the Code Mode gate.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use serde::Deserialize;
+use serde_json::Value;
+
+use crate::core::error::usage;
+use crate::core::tag_order::glob_match;
+use crate::flow::event::FlowEvent;
+use crate::flow::shell::parse_timeout;
+
+/// Where flows live, in discovery order: installed flows first.
+pub const FLOW_ROOTS: [&str; 2] = [".codex/flows", "flows"];
+
+/// The candidate branch when a flow does not name one.
+pub const DEFAULT_CANDIDATE: &str = "patchmoi/{tag}";
+
+/// The `runner:` value of steps that only run with the Code Mode gate open.
+pub const CODE_MODE_RUNNER: &str = "code-mode";
+
+/// A flow file: which events it handles and which steps run for them.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Flow {
+    /// Unique name; a flow installed under `.codex/flows` shadows a flow of
+    /// the same name under `flows/`.
+    pub name: String,
+    /// One line for people.
+    #[serde(default)]
+    pub description: Option<String>,
+    /// The events this flow handles.
+    pub on: Trigger,
+    /// The patch stack; needed by a flow with a `uses: rebase` step.
+    #[serde(default)]
+    pub stack: Option<StackConfig>,
+    /// Whether pre-release tags (`-rc.1`, `-alpha.2`) count as releases.
+    #[serde(default)]
+    pub prereleases: bool,
+    /// Tags (globs) never to follow.
+    #[serde(default)]
+    pub skip: Vec<String>,
+    /// Steps, run in order.
+    pub steps: Vec<Step>,
+    /// The file this flow was read from (not a key of the file).
+    #[serde(skip)]
+    pub path: PathBuf,
+}
+
+/// `on:` — an event type plus payload keys that must all match.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Trigger {
+    /// The event type, e.g. `upstream.release`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// Every key must match the event payload; strings are globs
+    /// (`tag: "rust-v*"`), other values must be equal.
+    #[serde(default)]
+    pub payload: BTreeMap<String, Value>,
+}
+
+/// `stack:` — where the patch stack comes from and where its candidate goes.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StackConfig {
+    /// URL or path (relative to the workspace root) of the upstream repository.
+    pub upstream: String,
+    /// The maintained patch branch.
+    pub branch: String,
+    /// Candidate branch template; `{tag}` is replaced by the release tag.
+    #[serde(default = "default_candidate")]
+    pub candidate: String,
+    /// The fork's remote, for the branch when it is not local and for pushes.
+    #[serde(default = "default_remote")]
+    pub remote: String,
+}
+
+fn default_candidate() -> String {
+    DEFAULT_CANDIDATE.to_string()
+}
+
+fn default_remote() -> String {
+    "origin".to_string()
+}
+
+/// One step: the built-in `uses: rebase` or a `run:` command.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Step {
+    /// Unique within the flow; names the step's log file.
+    pub name: String,
+    /// A built-in step; only `rebase` exists.
+    #[serde(default)]
+    pub uses: Option<String>,
+    /// A shell command, run with `bash -eo pipefail -c`.
+    #[serde(default)]
+    pub run: Option<String>,
+    /// `code-mode` gates the step behind `CODEX_FLOWS_MODE=code-mode`.
+    #[serde(default)]
+    pub runner: Option<String>,
+    /// When the step runs: unset (all before succeeded), `needs_intervention`,
+    /// `failure` (failed or blocked) or `always`.
+    #[serde(default, rename = "if")]
+    pub condition: Option<Condition>,
+    /// Directory of a `run:` step, relative to the worktree.
+    #[serde(default, rename = "working-directory")]
+    pub working_directory: Option<String>,
+    /// Time limit such as `30m` or `1h30m` (default 60m).
+    #[serde(default)]
+    pub timeout: Option<String>,
+    /// Extra environment variables for a `run:` step.
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+}
+
+/// `if:` values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Condition {
+    Success,
+    NeedsIntervention,
+    Failure,
+    Always,
+}
+
+/// What a step does, once validated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StepKind<'a> {
+    Rebase,
+    Run(&'a str),
+}
+
+impl Step {
+    pub fn kind(&self) -> StepKind<'_> {
+        match &self.run {
+            Some(command) => StepKind::Run(command),
+            None => StepKind::Rebase,
+        }
+    }
+
+    /// `code-mode` or `default`.
+    pub fn runner_name(&self) -> &str {
+        self.runner.as_deref().unwrap_or("default")
+    }
+
+    pub fn is_gated(&self) -> bool {
+        self.runner.as_deref() == Some(CODE_MODE_RUNNER)
+    }
+
+    pub fn timeout(&self) -> Duration {
+        self.timeout.as_deref().and_then(|text| parse_timeout(text).ok()).unwrap_or(Duration::from_secs(60 * 60))
+    }
+}
+
+impl Flow {
+    /// Parses and validates one flow file.
+    pub fn load(path: &Path) -> Result<Flow> {
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("failed to read flow file {}", path.display()))?;
+        let mut flow: Flow =
+            serde_yaml::from_str(&text).map_err(|err| usage(format!("invalid flow file {}: {err}", path.display())))?;
+        flow.path = path.to_path_buf();
+        flow.validate().map_err(|err| usage(format!("invalid flow file {}: {err}", path.display())))?;
+        Ok(flow)
+    }
+
+    fn validate(&self) -> Result<(), String> {
+        check_name("name", &self.name)?;
+        if self.steps.is_empty() {
+            return Err("`steps` is empty".into());
+        }
+        let mut has_rebase = false;
+        for (index, step) in self.steps.iter().enumerate() {
+            let at = format!("steps[{index}]");
+            check_name(&format!("{at}.name"), &step.name)?;
+            if self.steps[..index].iter().any(|other| other.name == step.name) {
+                return Err(format!("{at}.name: step `{}` appears twice", step.name));
+            }
+            match (&step.uses, &step.run) {
+                (Some(_), Some(_)) => return Err(format!("{at}: set `uses` or `run`, not both")),
+                (None, None) => return Err(format!("{at}: set `uses: rebase` or `run: <command>`")),
+                (Some(uses), None) if uses != "rebase" => {
+                    return Err(format!("{at}.uses: unknown built-in `{uses}` (the only one is `rebase`)"))
+                }
+                (Some(_), None) => has_rebase = true,
+                (None, Some(command)) if command.trim().is_empty() => return Err(format!("{at}.run: empty command")),
+                (None, Some(_)) => {}
+            }
+            if let Some(runner) = &step.runner {
+                if runner != CODE_MODE_RUNNER && runner != "default" {
+                    return Err(format!("{at}.runner: unknown runner `{runner}` (use `code-mode` or leave it out)"));
+                }
+            }
+            if let Some(timeout) = &step.timeout {
+                parse_timeout(timeout).map_err(|err| format!("{at}.timeout: {err}"))?;
+            }
+            if let Some(dir) = &step.working_directory {
+                if Path::new(dir).is_absolute() || dir.split('/').any(|part| part == "..") {
+                    return Err(format!("{at}.working-directory: `{dir}` must be a relative path inside the worktree"));
+                }
+            }
+        }
+        if has_rebase && self.stack.is_none() {
+            return Err("a `uses: rebase` step needs a `stack:` section (upstream, branch)".into());
+        }
+        if let Some(stack) = &self.stack {
+            if stack.upstream.trim().is_empty() {
+                return Err("stack.upstream: empty".into());
+            }
+            crate::core::refname::check_ref_name(&stack.branch)
+                .map_err(|why| format!("stack.branch: `{}` {why}", stack.branch))?;
+            crate::core::refname::check_ref_name(&stack.remote)
+                .map_err(|why| format!("stack.remote: `{}` {why}", stack.remote))?;
+            let sample = stack.candidate.replace("{tag}", "v1.0.0");
+            crate::core::refname::check_ref_name(&sample)
+                .map_err(|why| format!("stack.candidate: `{}` {why}", stack.candidate))?;
+            // Candidates never go over the maintained branch: promotion is its own, leased step.
+            if !stack.candidate.contains("{tag}") && stack.candidate == stack.branch {
+                return Err(format!(
+                    "stack.candidate: `{}` is the maintained branch; use a template such as `patchmoi/{{tag}}`",
+                    stack.candidate
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether this flow handles `event`. With `ignore_tag`, the `tag`
+    /// payload key is not checked (used to pick the newest tag first).
+    pub fn matches(&self, event: &FlowEvent, ignore_tag: bool) -> bool {
+        self.on.kind == event.kind
+            && self
+                .on
+                .payload
+                .iter()
+                .filter(|(key, _)| !(ignore_tag && key.as_str() == "tag"))
+                .all(|(key, want)| event.payload.get(key).is_some_and(|have| value_matches(want, have)))
+    }
+
+    /// The `on.payload.tag` glob, `*` when there is none.
+    pub fn tag_pattern(&self) -> &str {
+        self.on.payload.get("tag").and_then(Value::as_str).unwrap_or("*")
+    }
+
+    pub fn has_rebase(&self) -> bool {
+        self.steps.iter().any(|step| step.kind() == StepKind::Rebase)
+    }
+}
+
+fn value_matches(want: &Value, have: &Value) -> bool {
+    match (want, have) {
+        (Value::String(pattern), Value::String(text)) => glob_match(pattern, text),
+        _ => want == have,
+    }
+}
+
+/// Flow and step names become file names and check-run names.
+fn check_name(field: &str, name: &str) -> Result<(), String> {
+    let ok = !name.is_empty()
+        && !name.starts_with(['.', '-'])
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+    if ok {
+        Ok(())
+    } else {
+        Err(format!("{field}: `{name}` must be letters, digits, '-', '_' or '.'"))
+    }
+}
+
+/// All flows of a workspace, installed ones first, each root in directory
+/// order; a name already found shadows later flows of the same name.
+pub fn discover(workspace: &Path) -> Result<Vec<Flow>> {
+    let mut flows: Vec<Flow> = Vec::new();
+    for root in FLOW_ROOTS {
+        let dir = workspace.join(root);
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        let mut files: Vec<PathBuf> = entries
+            .filter_map(|entry| entry.ok())
+            .map(|entry| entry.path().join("flow.yml"))
+            .filter(|path| path.is_file())
+            .collect();
+        files.sort();
+        let first_of_root = flows.len();
+        for file in files {
+            let flow = Flow::load(&file)?;
+            if let Some(same) = flows[first_of_root..].iter().find(|other| other.name == flow.name) {
+                return Err(usage(format!(
+                    "flow name `{}` is used by both {} and {}",
+                    flow.name,
+                    same.path.display(),
+                    file.display()
+                )));
+            }
+            if let Some(installed) = flows[..first_of_root].iter().find(|other| other.name == flow.name) {
+                tracing::debug!("{} is shadowed by {}", file.display(), installed.path.display());
+                continue;
+            }
+            flows.push(flow);
+        }
+    }
+    Ok(flows)
+}
+
+/// Whether `runner: code-mode` steps may run, from the two variables that
+/// open the gate.
+pub fn code_mode_enabled(flows_mode: Option<&str>, enable_code_mode: Option<&str>) -> bool {
+    let mode = flows_mode.map(|value| value.trim().to_ascii_lowercase());
+    let enable = enable_code_mode.map(|value| value.trim().to_ascii_lowercase());
+    mode.as_deref() == Some(CODE_MODE_RUNNER) || matches!(enable.as_deref(), Some("1" | "true" | "yes" | "on"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn flow(yaml: &str) -> Result<Flow, String> {
+        let flow: Flow = serde_yaml::from_str(yaml).map_err(|err| err.to_string())?;
+        flow.validate()?;
+        Ok(flow)
+    }
+
+    const CODEX: &str = r#"
+name: peezy-codex-fork
+on:
+  type: upstream.release
+  payload: { repo: openai/codex, tag: "rust-v*" }
+stack: { upstream: "https://github.com/openai/codex.git", branch: code-mode-exec-hooks }
+steps:
+  - { name: rebase-patch-stack, uses: rebase }
+  - { name: build, run: cargo build, timeout: 30m }
+"#;
+
+    #[test]
+    fn matches_type_and_payload_globs() {
+        let flow = flow(CODEX).unwrap();
+        let event = |repo: &str, tag: &str| FlowEvent::upstream_release(repo, tag, String::new());
+        assert!(flow.matches(&event("openai/codex", "rust-v0.130.0"), false));
+        assert!(!flow.matches(&event("openai/codex", "v0.130.0"), false));
+        assert!(flow.matches(&event("openai/codex", "v0.130.0"), true));
+        assert!(!flow.matches(&event("other/codex", "rust-v0.130.0"), false));
+        let mut other = event("openai/codex", "rust-v1");
+        other.kind = "upstream.branch_update".into();
+        assert!(!flow.matches(&other, false));
+        assert_eq!(flow.stack.unwrap().candidate, "patchmoi/{tag}");
+        assert_eq!(flow.steps[1].timeout(), Duration::from_secs(1800));
+    }
+
+    #[test]
+    fn non_string_payload_values_compare_equal() {
+        let flow = flow("name: n\non: {type: t, payload: {draft: false}}\nsteps: [{name: s, run: 'true'}]").unwrap();
+        let mut event = FlowEvent::upstream_release("o/r", "v1", String::new());
+        event.kind = "t".into();
+        assert!(!flow.matches(&event, false));
+        event.payload.insert("draft".into(), json!(false));
+        assert!(flow.matches(&event, false));
+    }
+
+    #[test]
+    fn rejects_mistakes_naming_the_field() {
+        let cases = [
+            ("name: n\non: {type: t}\nsteps: [{name: s, run: x}]\nstak: {}", "unknown field `stak`"),
+            ("name: n\non: {type: t}\nsteps: [{name: s, run: x, tiemout: 1m}]", "unknown field `tiemout`"),
+            ("name: n\non: {type: t}\nsteps: []", "`steps` is empty"),
+            ("name: n\non: {type: t}\nsteps: [{name: s, uses: rebase}]", "needs a `stack:` section"),
+            ("name: n\non: {type: t}\nsteps: [{name: s, uses: merge}]", "steps[0].uses: unknown built-in"),
+            ("name: n\non: {type: t}\nsteps: [{name: s}]", "steps[0]: set `uses: rebase`"),
+            ("name: n\non: {type: t}\nsteps: [{name: s, run: x, uses: rebase}]", "not both"),
+            ("name: n\non: {type: t}\nsteps: [{name: s, run: x}, {name: s, run: y}]", "appears twice"),
+            ("name: n\non: {type: t}\nsteps: [{name: s, run: x, timeout: soon}]", "steps[0].timeout"),
+            ("name: n\non: {type: t}\nsteps: [{name: s, run: x, runner: bun}]", "steps[0].runner"),
+            ("name: n\non: {type: t}\nsteps: [{name: s, run: x, if: sometimes}]", "unknown variant `sometimes`"),
+            ("name: 'a b'\non: {type: t}\nsteps: [{name: s, run: x}]", "name: `a b`"),
+            ("name: n\non: {type: t}\nsteps: [{name: s, run: x, working-directory: ../x}]", "working-directory"),
+            (
+                "name: n\non: {type: t}\nstack: {upstream: u, branch: '-x'}\nsteps: [{name: s, uses: rebase}]",
+                "stack.branch: `-x` starts with '-'",
+            ),
+            (
+                "name: n\non: {type: t}\nstack: {upstream: u, branch: b, candidate: 'a..{tag}'}\nsteps: [{name: s, uses: rebase}]",
+                "stack.candidate",
+            ),
+            (
+                "name: n\non: {type: t}\nstack: {upstream: u, branch: b, candidate: b}\nsteps: [{name: s, uses: rebase}]",
+                "is the maintained branch",
+            ),
+        ];
+        for (yaml, want) in cases {
+            let err = flow(yaml).unwrap_err();
+            assert!(err.contains(want), "{yaml}\n  => {err}");
+        }
+    }
+
+    #[test]
+    fn code_mode_gate() {
+        let cases = [
+            (None, None, false),
+            (Some("code-mode"), None, true),
+            (Some(" Code-Mode "), None, true),
+            (Some("local"), None, false),
+            (None, Some("1"), true),
+            (None, Some("yes"), true),
+            (None, Some("0"), false),
+            (Some(""), Some(""), false),
+        ];
+        for (mode, enable, want) in cases {
+            assert_eq!(code_mode_enabled(mode, enable), want, "{mode:?} {enable:?}");
+        }
+    }
+}

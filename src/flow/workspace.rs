@@ -1,0 +1,84 @@
+//! The workspace: the user's checkout that flows are discovered in, and the
+//! worktrees patchmoi makes inside it (under `.codex/workspace/actions/worktrees/`)
+//! and always removes again.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+
+use crate::engine::markers::{relabel, Labels};
+use crate::engine::stack::{short, Patch, Stopped};
+use crate::flow::runner::worktrees_dir;
+use crate::git::{ConflictEntry, Git};
+
+pub struct Workspace {
+    pub root: PathBuf,
+    pub git: Git,
+}
+
+/// A worktree patchmoi made; hand it back to [`Workspace::remove_worktree`].
+#[derive(Debug)]
+pub struct Worktree {
+    pub path: PathBuf,
+}
+
+impl Workspace {
+    pub fn open(root: &Path) -> Result<Workspace> {
+        let git = Git::open(root)?;
+        Ok(Workspace { root: root.to_path_buf(), git })
+    }
+
+    fn fresh_path(&self, name: &str) -> Result<PathBuf> {
+        let path = worktrees_dir(&self.root).join(name);
+        if path.exists() {
+            // Left behind by a run that was killed: it is ours to remove.
+            self.git.remove_worktree(&path)?;
+        }
+        std::fs::create_dir_all(path.parent().context("worktree path has no parent")?)?;
+        Ok(path)
+    }
+
+    /// A detached checkout of `commit`.
+    pub fn worktree(&self, name: &str, commit: &str) -> Result<Worktree> {
+        let path = self.fresh_path(name)?;
+        self.git.add_worktree(&path, commit)?;
+        Ok(Worktree { path })
+    }
+
+    /// A checkout of a stopped replay, conflicts marked and unmerged in the index.
+    pub fn conflict_worktree(&self, name: &str, stopped: &Stopped, tag: &str) -> Result<Worktree> {
+        let path = self.fresh_path(name)?;
+        self.git.add_conflict_worktree(&path, &stopped.head, &stopped.tree, &stopped.conflicts)?;
+        relabel_conflicts(&path, &stopped.conflicts, &labels(tag, &stopped.patch))?;
+        Ok(Worktree { path })
+    }
+
+    /// Removes a worktree; a failure is logged, not fatal: the run's result
+    /// matters more, and the next run clears leftovers.
+    pub fn remove_worktree(&self, worktree: Worktree) {
+        if let Err(err) = self.git.remove_worktree(&worktree.path) {
+            tracing::warn!("failed to remove worktree {}: {err:#}", worktree.path.display());
+        }
+    }
+}
+
+/// How the sides of a patch's conflict on release `tag` are labelled.
+pub fn labels(tag: &str, patch: &Patch) -> Labels {
+    Labels {
+        upstream: format!("upstream {tag}"),
+        base: "base (before the patch)".into(),
+        patch: format!("patch {} \"{}\"", short(&patch.sha), patch.subject),
+    }
+}
+
+/// Rewrites the marker lines of the conflicted files in a worktree so a
+/// person sees which side is which. Only the working files change: the
+/// index keeps git's stages.
+pub fn relabel_conflicts(dir: &Path, conflicts: &[ConflictEntry], labels: &Labels) -> Result<()> {
+    for path in crate::git::conflicted_paths(conflicts) {
+        let file = dir.join(&path);
+        let Ok(text) = std::fs::read_to_string(&file) else { continue };
+        std::fs::write(&file, relabel(&text, labels)).with_context(|| format!("failed to write {}", file.display()))?;
+    }
+    Ok(())
+}

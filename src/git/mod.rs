@@ -1,0 +1,351 @@
+//! The one wrapper around the git CLI: every git process patchmoi starts is
+//! built here, with a controlled environment, and every call is named after
+//! what it is for.
+//!
+//! Submodules add intention-named calls for object work (`objects`), in-memory
+//! merges (`merge`), worktrees (`worktree`) and the fork's remote (`remote`); they all go through
+//! [`Git::output`], so this file is the only place that spawns git.
+
+mod chains;
+mod history;
+mod merge;
+mod objects;
+mod pack;
+mod quarantine;
+mod remote;
+mod worktree;
+
+pub use chains::Run;
+pub use merge::{conflicted_paths, ConflictEntry, MergeRequest, MergeResult};
+pub use objects::{object_id, RawCommit, TreeEntry};
+pub use quarantine::Quarantine;
+pub use remote::{basic_credential, http_auth_env};
+
+use std::ffi::OsString;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::OnceLock;
+
+use anyhow::{bail, Context, Result};
+
+use crate::core::redact::redact_url;
+
+/// The oldest git that has everything we use: `git merge-tree --write-tree
+/// --merge-base` with trees, `--stdin` batches of such merges, and `git replay`.
+pub const MIN_GIT_VERSION: (u32, u32) = (2, 44);
+
+/// Identity for the few objects git itself stamps (reflog entries, the demo's
+/// fixtures). Replayed commits keep their original committer.
+const COMMITTER_NAME: &str = "patchmoi";
+const COMMITTER_EMAIL: &str = "patchmoi@users.noreply.github.com";
+
+/// A repository (or a worktree of one) that git commands run in.
+#[derive(Debug, Clone)]
+pub struct Git {
+    dir: PathBuf,
+    /// Extra environment for every command, e.g. a quarantine object directory.
+    env: Vec<(OsString, OsString)>,
+    /// Extra `-c key=value` settings for every command.
+    config: Vec<String>,
+}
+
+/// What a `git fetch` of a single ref ended with; the caller turns these into
+/// run statuses (`blocked` for a missing tag, `failed` for an unreachable remote).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FetchOutcome {
+    Fetched,
+    /// The remote answered but has no such ref.
+    Missing,
+    /// The remote could not be reached or refused us; carries git's message.
+    Unreachable(String),
+}
+
+impl Git {
+    /// A handle on the repository at `dir` (the directory itself need not be
+    /// the top level). Checks the git version once per process.
+    pub fn open(dir: &Path) -> Result<Git> {
+        check_version()?;
+        let git = Git::at(dir);
+        git.run(&["rev-parse", "--git-dir"])
+            .with_context(|| format!("{} is not inside a git repository", dir.display()))?;
+        Ok(git)
+    }
+
+    /// A handle without any check, for directories about to become repositories.
+    pub fn at(dir: &Path) -> Git {
+        Git { dir: dir.to_path_buf(), env: Vec::new(), config: Vec::new() }
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The same repository with one more environment variable on every command.
+    pub fn with_env(&self, key: &str, value: impl Into<OsString>) -> Git {
+        let mut git = self.clone();
+        git.env.push((key.into(), value.into()));
+        git
+    }
+
+    /// The same repository with one more `-c key=value` on every command.
+    pub fn with_config(&self, setting: &str) -> Git {
+        let mut git = self.clone();
+        git.config.push(setting.to_string());
+        git
+    }
+
+    /// Builds the command with the controlled environment. Credentials
+    /// helpers, `safe.directory` and the user's global config keep working:
+    /// we do not replace HOME or the system config, we only pin the settings
+    /// that change results and cut every way a command could prompt or run
+    /// a hook.
+    fn command(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new("git");
+        cmd.current_dir(&self.dir)
+            .args([
+                "-c",
+                "merge.conflictStyle=diff3",
+                "-c",
+                "core.quotePath=false",
+                "-c",
+                "core.hooksPath=/dev/null",
+                "-c",
+                "advice.detachedHead=false",
+                "-c",
+                "gc.auto=0",
+            ])
+            .args(self.config.iter().flat_map(|setting| ["-c", setting.as_str()]))
+            .args(args)
+            .env("LC_ALL", "C")
+            .env("LANGUAGE", "C")
+            .env("GIT_TERMINAL_PROMPT", "0")
+            .env("GIT_EDITOR", "true")
+            .env("GIT_COMMITTER_NAME", COMMITTER_NAME)
+            .env("GIT_COMMITTER_EMAIL", COMMITTER_EMAIL)
+            // A hook or an outer git (`git rebase -x patchmoi ...`) may have set
+            // these; they would point our commands at another repository.
+            .env_remove("GIT_DIR")
+            .env_remove("GIT_WORK_TREE")
+            .env_remove("GIT_INDEX_FILE")
+            .env_remove("GIT_OBJECT_DIRECTORY")
+            .env_remove("GIT_ALTERNATE_OBJECT_DIRECTORIES")
+            .env_remove("GIT_PREFIX");
+        for (key, value) in &self.env {
+            cmd.env(key, value);
+        }
+        cmd
+    }
+
+    /// Runs git and returns its output whatever the exit status; `input`, if
+    /// any, is written to stdin from a thread so large inputs cannot deadlock
+    /// against large outputs.
+    pub(crate) fn output(&self, args: &[&str], input: Option<&[u8]>) -> Result<Output> {
+        tracing::debug!(dir = %self.dir.display(), "git {}", display_args(args));
+        let mut cmd = self.command(args);
+        cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+        cmd.stdin(if input.is_some() { Stdio::piped() } else { Stdio::null() });
+        let mut child = cmd.spawn().context("failed to start git")?;
+        let output = match input {
+            Some(bytes) => {
+                let mut stdin = child.stdin.take().expect("stdin is piped");
+                std::thread::scope(|scope| {
+                    let writer = scope.spawn(move || stdin.write_all(bytes));
+                    let output = child.wait_with_output();
+                    // A git that exits early closes its stdin; what it said on
+                    // stderr explains more than the broken pipe would.
+                    let _ = writer.join();
+                    output
+                })?
+            }
+            None => child.wait_with_output()?,
+        };
+        Ok(output)
+    }
+
+    /// Runs git, fails with its stderr unless it exits 0, returns stdout as bytes.
+    pub fn run_bytes(&self, args: &[&str], input: Option<&[u8]>) -> Result<Vec<u8>> {
+        let output = self.output(args, input)?;
+        if !output.status.success() {
+            bail!(failure_message(args, &output));
+        }
+        Ok(output.stdout)
+    }
+
+    /// Runs git and returns stdout as text with the trailing newline removed.
+    pub fn run(&self, args: &[&str]) -> Result<String> {
+        let stdout = self.run_bytes(args, None)?;
+        let mut text = String::from_utf8_lossy(&stdout).into_owned();
+        while text.ends_with('\n') {
+            text.pop();
+        }
+        Ok(text)
+    }
+
+    /// The commit a revision names, or None when it does not resolve to one.
+    pub fn resolve_commit(&self, rev: &str) -> Result<Option<String>> {
+        let spec = format!("{rev}^{{commit}}");
+        let output = self.output(&["rev-parse", "--verify", "--quiet", "--end-of-options", &spec], None)?;
+        Ok(output.status.success().then(|| String::from_utf8_lossy(&output.stdout).trim().to_string()))
+    }
+
+    /// The value of a ref (not peeled), or None when it does not exist.
+    pub fn ref_value(&self, refname: &str) -> Result<Option<String>> {
+        let output = self.output(&["rev-parse", "--verify", "--quiet", "--end-of-options", refname], None)?;
+        Ok(output.status.success().then(|| String::from_utf8_lossy(&output.stdout).trim().to_string()))
+    }
+
+    /// The best common ancestor, or None for unrelated (or shallow-cut) histories.
+    pub fn merge_base(&self, a: &str, b: &str) -> Result<Option<String>> {
+        let output = self.output(&["merge-base", "--end-of-options", a, b], None)?;
+        match output.status.code() {
+            Some(0) => Ok(Some(String::from_utf8_lossy(&output.stdout).trim().to_string())),
+            Some(1) => Ok(None),
+            _ => bail!(failure_message(&["merge-base", a, b], &output)),
+        }
+    }
+
+    pub fn is_ancestor(&self, ancestor: &str, descendant: &str) -> Result<bool> {
+        let args = ["merge-base", "--is-ancestor", "--end-of-options", ancestor, descendant];
+        let output = self.output(&args, None)?;
+        match output.status.code() {
+            Some(0) => Ok(true),
+            Some(1) => Ok(false),
+            _ => bail!(failure_message(&args, &output)),
+        }
+    }
+
+    pub fn is_shallow(&self) -> Result<bool> {
+        Ok(self.run(&["rev-parse", "--is-shallow-repository"])? == "true")
+    }
+
+    /// The absolute path of a file or directory inside the git directory
+    /// (shared between worktrees where git shares it).
+    pub fn git_path(&self, name: &str) -> Result<PathBuf> {
+        let path = PathBuf::from(self.run(&["rev-parse", "--path-format=absolute", "--git-path", name])?);
+        Ok(path)
+    }
+
+    /// The working tree's top level.
+    pub fn top_level(&self) -> Result<PathBuf> {
+        Ok(PathBuf::from(self.run(&["rev-parse", "--show-toplevel"])?))
+    }
+
+    /// Applies ref updates as one atomic transaction: either all move or none.
+    pub fn update_refs(&self, updates: &[RefUpdate]) -> Result<()> {
+        if updates.is_empty() {
+            return Ok(());
+        }
+        let mut script = String::from("start\n");
+        for update in updates {
+            script.push_str(&update.line());
+        }
+        script.push_str("prepare\ncommit\n");
+        self.run_bytes(&["update-ref", "--stdin"], Some(script.as_bytes()))
+            .context("failed to update refs in one transaction")?;
+        Ok(())
+    }
+
+    /// Branches checked out in any worktree of this repository, as full refs.
+    pub fn checked_out_branches(&self) -> Result<Vec<(String, PathBuf)>> {
+        let out = self.run(&["worktree", "list", "--porcelain"])?;
+        let mut found = Vec::new();
+        let mut path = None;
+        for line in out.lines() {
+            if let Some(p) = line.strip_prefix("worktree ") {
+                path = Some(PathBuf::from(p));
+            } else if let Some(branch) = line.strip_prefix("branch ") {
+                found.push((branch.to_string(), path.clone().unwrap_or_default()));
+            }
+        }
+        Ok(found)
+    }
+}
+
+/// One line of an `update-ref --stdin` transaction.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RefUpdate {
+    /// Create or move `refname` to `new`, only if it currently has `old`
+    /// (`None`: only if it does not exist).
+    Set { refname: String, new: String, old: Option<String> },
+    /// Delete `refname`, only if it currently has `old`.
+    Delete { refname: String, old: String },
+}
+
+impl RefUpdate {
+    fn line(&self) -> String {
+        match self {
+            // `create` refuses when the ref exists: the lease for a new ref.
+            RefUpdate::Set { refname, new, old: None } => format!("create {refname} {new}\n"),
+            RefUpdate::Set { refname, new, old: Some(old) } => format!("update {refname} {new} {old}\n"),
+            RefUpdate::Delete { refname, old } => format!("delete {refname} {old}\n"),
+        }
+    }
+}
+
+fn failure_message(args: &[&str], output: &Output) -> String {
+    let stderr = redact_url(String::from_utf8_lossy(&output.stderr).trim());
+    let status = match output.status.code() {
+        Some(code) => format!("exit {code}"),
+        None => "killed by a signal".to_string(),
+    };
+    format!("git {} failed ({status}): {stderr}", display_args(args))
+}
+
+/// The arguments as a person would type them, with credentials in URLs hidden.
+fn display_args(args: &[&str]) -> String {
+    args.iter().map(|arg| redact_url(arg)).collect::<Vec<_>>().join(" ")
+}
+
+/// Fails once, clearly, when the `git` on PATH is too old or missing.
+pub fn check_version() -> Result<()> {
+    static CHECKED: OnceLock<Result<(), String>> = OnceLock::new();
+    CHECKED
+        .get_or_init(|| {
+            let output = Command::new("git")
+                .arg("version")
+                .stdin(Stdio::null())
+                .output()
+                .map_err(|err| format!("failed to run git (is it installed and on PATH?): {err}"))?;
+            let text = String::from_utf8_lossy(&output.stdout).trim().to_string();
+            match parse_git_version(&text) {
+                Some(found) if found >= MIN_GIT_VERSION => Ok(()),
+                _ => Err(format!(
+                    "patchmoi needs git {}.{} or newer (for `git merge-tree --merge-base`); found `{text}`",
+                    MIN_GIT_VERSION.0, MIN_GIT_VERSION.1
+                )),
+            }
+        })
+        .clone()
+        .map_err(anyhow::Error::msg)
+}
+
+/// `git version 2.47.3` or `git version 2.39.2 (Apple Git-143)` → (major, minor).
+fn parse_git_version(text: &str) -> Option<(u32, u32)> {
+    let version = text.strip_prefix("git version ")?;
+    let mut parts = version.split(|c: char| !c.is_ascii_digit());
+    Some((parts.next()?.parse().ok()?, parts.next()?.parse().ok()?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_git_versions() {
+        assert_eq!(parse_git_version("git version 2.47.3"), Some((2, 47)));
+        assert_eq!(parse_git_version("git version 2.39.2 (Apple Git-143)"), Some((2, 39)));
+        assert_eq!(parse_git_version("git version 2.44.0.windows.1"), Some((2, 44)));
+        assert_eq!(parse_git_version("hub version 2"), None);
+    }
+
+    #[test]
+    fn ref_update_lines() {
+        let set = RefUpdate::Set { refname: "refs/heads/x".into(), new: "ab".into(), old: None };
+        assert_eq!(set.line(), "create refs/heads/x ab\n");
+        let moved = RefUpdate::Set { refname: "refs/heads/x".into(), new: "ab".into(), old: Some("cd".into()) };
+        assert_eq!(moved.line(), "update refs/heads/x ab cd\n");
+        let del = RefUpdate::Delete { refname: "refs/heads/x".into(), old: "cd".into() };
+        assert_eq!(del.line(), "delete refs/heads/x cd\n");
+    }
+}

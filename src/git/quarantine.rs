@@ -1,0 +1,199 @@
+//! The quarantine: a view of the repository whose new objects go to a
+//! temporary directory (in memory where there is one) until a run publishes
+//! them as one pack, or throws them away.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+
+use super::pack::{loose_compressor, write_loose, write_pack, LooseObjects};
+use super::Git;
+
+impl Git {
+    /// A quarantine: a repository view whose new objects go to a temporary
+    /// directory while existing objects stay readable.
+    ///
+    /// The quarantine lives in memory (`/dev/shm`) where there is one, else
+    /// in the git directory, and its loose objects are not compressed: each
+    /// object is written once, read a few times, then packed (and
+    /// compressed) or thrown away, so disk writes and zlib there are pure cost.
+    pub fn quarantine(&self) -> Result<Quarantine> {
+        let objects = self.git_path("objects")?;
+        let in_memory = Path::new("/dev/shm");
+        remove_abandoned_quarantines(in_memory);
+        let builder = tempfile::Builder::new().prefix("patchmoi-quarantine-").tempdir_in(in_memory);
+        let dir = match builder {
+            Ok(dir) => dir,
+            Err(_) => {
+                let parent = self.git_path("patchmoi")?;
+                std::fs::create_dir_all(&parent).with_context(|| format!("failed to create {}", parent.display()))?;
+                tempfile::Builder::new()
+                    .prefix("quarantine-")
+                    .tempdir_in(&parent)
+                    .with_context(|| format!("failed to create a quarantine under {}", parent.display()))?
+            }
+        };
+        let format = self.object_format()?;
+        let quarantine_objects = dir.path().join("objects");
+        std::fs::create_dir_all(&quarantine_objects)?;
+        let git = self
+            .with_env("GIT_OBJECT_DIRECTORY", quarantine_objects.as_os_str())
+            .with_env("GIT_ALTERNATE_OBJECT_DIRECTORIES", objects.as_os_str())
+            .with_config("core.looseCompression=0");
+        Ok(Quarantine {
+            git,
+            staging: dir.path().join("staging"),
+            objects: quarantine_objects,
+            repo_objects: objects,
+            format,
+            replay_allowed: std::sync::OnceLock::new(),
+            zlib: std::sync::Mutex::new(loose_compressor()),
+            repo: self.clone(),
+            dir,
+        })
+    }
+}
+
+/// A quarantine is removed when its run ends; one whose process was killed
+/// stays, in memory, until the machine restarts. Any older than a day is
+/// such a leftover (no run takes that long): remove it, quietly.
+fn remove_abandoned_quarantines(dir: &Path) {
+    const ABANDONED: std::time::Duration = std::time::Duration::from_secs(24 * 60 * 60);
+    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    for entry in entries.flatten() {
+        let ours = entry.file_name().to_string_lossy().starts_with("patchmoi-quarantine-");
+        let age = entry.metadata().and_then(|meta| meta.modified()).ok().and_then(|at| at.elapsed().ok());
+        if ours && age.is_some_and(|age| age > ABANDONED) {
+            if let Err(error) = std::fs::remove_dir_all(entry.path()) {
+                tracing::debug!("could not remove {}: {error}", entry.path().display());
+            }
+        }
+    }
+}
+
+/// See [`Git::quarantine`]. Dropping it discards whatever was not published.
+pub struct Quarantine {
+    /// Commands run through this handle write into the quarantine.
+    pub git: Git,
+    /// Scratch space for files that feed git (commit bodies).
+    pub staging: PathBuf,
+    /// Where the new objects are, loose.
+    objects: PathBuf,
+    /// The repository's object directory.
+    repo_objects: PathBuf,
+    /// `sha1` or `sha256`, the repository's object format.
+    format: String,
+    /// See [`Quarantine::replay_allowed`].
+    pub(super) replay_allowed: std::sync::OnceLock<bool>,
+    /// One compressor for the loose objects patchmoi writes here.
+    zlib: std::sync::Mutex<flate2::Compress>,
+    /// The repository itself, outside the quarantine.
+    repo: Git,
+    dir: tempfile::TempDir,
+}
+
+impl Quarantine {
+    /// `sha1` or `sha256`.
+    pub fn format(&self) -> &str {
+        &self.format
+    }
+
+    pub(super) fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// The repository's common git directory (shared by all its worktrees:
+    /// config, `info/`, objects).
+    pub(super) fn repo_common_dir(&self) -> &Path {
+        self.repo_objects.parent().unwrap_or(&self.repo_objects)
+    }
+
+    /// Writes a commit into the quarantine and returns its id.
+    pub fn write_commit(&self, body: &[u8]) -> Result<String> {
+        // A poisoned lock only means another thread panicked mid-write; the
+        // compressor is reset before every object.
+        let mut zlib = self.zlib.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        write_loose(&self.objects, &self.format, "commit", body, &mut zlib)
+    }
+
+    /// The packs git wrote into the quarantine, if any.
+    fn packs(&self) -> Result<Vec<PathBuf>> {
+        let dir = self.objects.join("pack");
+        let Ok(entries) = std::fs::read_dir(&dir) else { return Ok(Vec::new()) };
+        let mut packs = Vec::new();
+        for entry in entries {
+            let path = entry.with_context(|| format!("failed to list {}", dir.display()))?.path();
+            if path.extension().is_some_and(|ext| ext == "pack") {
+                packs.push(path);
+            }
+        }
+        Ok(packs)
+    }
+
+    /// A commit of `tree` with no parent, for `git replay` to start from:
+    /// it wants a commit, and a resolved conflict gives only a tree. Fixed
+    /// identity and date, so no configured identity is needed.
+    pub fn base_commit(&self, tree: &str) -> Result<String> {
+        let stamp = "patchmoi <patchmoi@users.noreply.github.com> 0 +0000";
+        self.write_commit(
+            format!("tree {tree}\nauthor {stamp}\ncommitter {stamp}\n\npatchmoi: replay base\n").as_bytes(),
+        )
+    }
+
+    /// Moves the objects reachable from `tips` (commits or trees) that only
+    /// the quarantine has into the repository, as one pack.
+    pub fn publish(&self, tips: &[String]) -> Result<()> {
+        let format = &self.format;
+        // A tip the repository has (the same replay again) brings all it
+        // reaches; only the others need packing.
+        let input: String = tips.iter().map(|tip| format!("{tip}\n")).collect();
+        let answers = self.repo.run_bytes(&["cat-file", "--batch-check"], Some(input.as_bytes()))?;
+        let missing: Vec<String> = String::from_utf8_lossy(&answers)
+            .lines()
+            .filter_map(|line| line.strip_suffix(" missing"))
+            .map(str::to_string)
+            .collect();
+        // Git itself may have packed what it wrote here (`hash-object` puts
+        // blobs above core.bigFileThreshold straight into a pack): those
+        // packs go over as they are.
+        for pack in self.packs()? {
+            let bytes = std::fs::read(&pack).with_context(|| format!("failed to read {}", pack.display()))?;
+            self.repo.run_bytes(&["index-pack", "--stdin"], Some(&bytes)).context("failed to store a pack")?;
+        }
+        let loose = LooseObjects::list(&self.objects, format)?;
+        let objects = loose.reachable(&missing)?;
+        if objects.is_empty() {
+            return Ok(());
+        }
+        let pack = write_pack(&objects, format)?;
+        // The quarantine may be on another filesystem (tmpfs), so the pack is
+        // streamed into the repository and indexed there, as a fetch would be.
+        self.repo
+            .run_bytes(&["index-pack", "--stdin"], Some(&pack))
+            .context("failed to store the new objects as one pack")?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quarantines_left_by_killed_runs_are_removed_after_a_day() {
+        let dir = tempfile::tempdir().unwrap();
+        let old = dir.path().join("patchmoi-quarantine-old");
+        let fresh = dir.path().join("patchmoi-quarantine-fresh");
+        let other = dir.path().join("someone-elses");
+        for path in [&old, &fresh, &other] {
+            std::fs::create_dir_all(path.join("objects/ab")).unwrap();
+        }
+        let two_days_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(48 * 3600);
+        for path in [&old, &other] {
+            std::fs::File::open(path).unwrap().set_modified(two_days_ago).unwrap();
+        }
+        remove_abandoned_quarantines(dir.path());
+        assert!(!old.exists());
+        assert!(fresh.exists() && other.exists());
+    }
+}

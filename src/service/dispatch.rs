@@ -1,0 +1,316 @@
+//! Dispatch: hands an event to where the fork is maintained (a workspace
+//! backend over HTTP, a `repository_dispatch` to the fork, or the runner
+//! in-process) and turns what happened into a dispatch record and a
+//! maintenance attempt, stored together.
+
+use std::path::PathBuf;
+
+use anyhow::Result;
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+
+use crate::flow::event::FlowEvent;
+use crate::github::Endpoint;
+use crate::service::attempt::{apply_observations, Attempt, AttemptStatus, Operation, RunObservation, Transport};
+use crate::service::backend::Backend;
+use crate::service::store::Store;
+
+/// What became of a dispatch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DispatchStatus {
+    Dispatched,
+    Failed,
+    /// Nothing was sent: the target had already handled the event.
+    Skipped,
+}
+
+impl DispatchStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DispatchStatus::Dispatched => "dispatched",
+            DispatchStatus::Failed => "failed",
+            DispatchStatus::Skipped => "skipped",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<DispatchStatus> {
+        [DispatchStatus::Dispatched, DispatchStatus::Failed, DispatchStatus::Skipped]
+            .into_iter()
+            .find(|status| status.as_str() == text)
+    }
+}
+
+/// One delivery of one event.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DispatchRecord {
+    pub event_id: String,
+    pub event_type: String,
+    pub operation: Operation,
+    pub transport: Transport,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workspace_backend_url: Option<String>,
+    /// The URL the request went to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    pub status: DispatchStatus,
+    #[serde(default)]
+    pub run_ids: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub matched: Option<u64>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub idempotent: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub http_status: Option<u16>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    pub created_at: String,
+}
+
+/// Where an event goes, resolved from flags, a feed target and the environment.
+#[derive(Debug, Clone)]
+pub enum Target {
+    Workspace(Backend),
+    /// A `repository_dispatch` to `repo`, unless its `patchmoi/upstream/<tag>`
+    /// branch shows it already handled the release.
+    RepositoryDispatch {
+        api: Endpoint,
+        repo: String,
+    },
+    /// The runner in-process on a checkout.
+    Local(LocalTarget),
+    /// A target that cannot be reached as configured; recorded as a failed
+    /// dispatch with this reason, so `retry` can send it later.
+    Missing(String),
+}
+
+/// In-process runs: the checkout, and the runner's knobs.
+#[derive(Debug, Clone)]
+pub struct LocalTarget {
+    pub workspace: PathBuf,
+    /// The Actions/local surface (`CODEX_WORKSPACE_MODE=actions` or `GITHUB_ACTIONS=true`).
+    pub actions: bool,
+    pub code_mode: bool,
+    pub secret_env: Vec<String>,
+    pub push: bool,
+}
+
+/// What a delivery produced before it is stored.
+#[derive(Debug, Clone)]
+pub struct Delivery {
+    pub record: DispatchRecord,
+    pub runs: Vec<RunObservation>,
+    pub workspace_root: Option<String>,
+}
+
+/// Delivers `event` and stores the record and the attempt.
+pub fn dispatch(
+    store: &mut Store,
+    target: &Target,
+    event: &FlowEvent,
+    operation: Operation,
+) -> Result<(DispatchRecord, Attempt)> {
+    let delivery = deliver(target, event, operation);
+    record(store, event, delivery)
+}
+
+/// Stores a delivery: its record and a new attempt, in one transaction.
+pub fn record(store: &mut Store, event: &FlowEvent, delivery: Delivery) -> Result<(DispatchRecord, Attempt)> {
+    let attempt = new_attempt(event, &delivery);
+    let attempt = store.record_dispatch(&delivery.record, &attempt)?;
+    Ok((delivery.record, attempt))
+}
+
+/// The delivery of an in-process run that already happened.
+pub fn local_delivery(
+    local: &LocalTarget,
+    event: &FlowEvent,
+    operation: Operation,
+    report: &Result<crate::flow::runner::RunReport>,
+) -> Delivery {
+    let mut record = blank_record(event, operation);
+    record.transport = if local.actions { Transport::ActionsLocal } else { Transport::Local };
+    let mut runs = Vec::new();
+    match report {
+        Ok(report) => {
+            runs = crate::service::local::observations(report);
+            record.run_ids = runs.iter().map(|run| run.run_id.clone()).collect();
+            record.matched = Some(runs.len() as u64);
+            record.idempotent = report.stored;
+        }
+        Err(err) => {
+            record.status = DispatchStatus::Failed;
+            record.error = Some(format!("{err:#}"));
+        }
+    }
+    Delivery { record, runs, workspace_root: Some(local.workspace.display().to_string()) }
+}
+
+fn blank_record(event: &FlowEvent, operation: Operation) -> DispatchRecord {
+    DispatchRecord {
+        event_id: event.id.clone(),
+        event_type: event.kind.clone(),
+        operation,
+        transport: Transport::Local,
+        workspace_backend_url: None,
+        url: None,
+        status: DispatchStatus::Dispatched,
+        run_ids: Vec::new(),
+        matched: None,
+        idempotent: false,
+        http_status: None,
+        error: None,
+        created_at: crate::flow::event::now(),
+    }
+}
+
+fn deliver(target: &Target, event: &FlowEvent, operation: Operation) -> Delivery {
+    let mut record = blank_record(event, operation);
+    match target {
+        Target::Workspace(backend) => {
+            record.transport = Transport::WorkspaceHttp;
+            record.workspace_backend_url = Some(crate::github::transport::redact(&backend.base));
+            let (url, answer) = match operation {
+                Operation::Replay => (backend.replay_url(&event.id), backend.replay(&event.id)),
+                _ => (backend.events_url(), backend.dispatch(event)),
+            };
+            record.url = Some(crate::github::transport::redact(&url));
+            match answer {
+                Ok(response) if response.is_success() => {
+                    let body: Value = serde_json::from_str(&response.body).unwrap_or(Value::Null);
+                    record.run_ids = body["runIds"]
+                        .as_array()
+                        .map(|ids| ids.iter().filter_map(|id| id.as_str().map(str::to_string)).collect())
+                        .unwrap_or_default();
+                    record.matched = body["matched"].as_u64();
+                    record.idempotent = body["status"] == "duplicate";
+                    record.http_status = Some(response.status);
+                }
+                Ok(response) => {
+                    record.status = DispatchStatus::Failed;
+                    record.http_status = Some(response.status);
+                    record.error = Some(format!("workspace backend answered {}", response.status));
+                }
+                Err(err) => {
+                    record.status = DispatchStatus::Failed;
+                    record.error = Some(format!("{err:#}"));
+                }
+            }
+        }
+        Target::RepositoryDispatch { api, repo } => {
+            record.transport = Transport::RepositoryDispatch;
+            record.workspace_backend_url = Some(format!("github:{repo}"));
+            match repository_dispatch(api, repo, event, operation) {
+                Ok(true) => {}
+                Ok(false) => record.status = DispatchStatus::Skipped,
+                Err(err) => {
+                    record.status = DispatchStatus::Failed;
+                    record.error = Some(format!("{err:#}"));
+                }
+            }
+        }
+        Target::Missing(reason) => {
+            record.status = DispatchStatus::Failed;
+            record.error = Some(reason.clone());
+        }
+        Target::Local(local) => {
+            let report = crate::service::local::run(local, event, operation == Operation::Replay);
+            return local_delivery(local, event, operation, &report);
+        }
+    }
+    Delivery { record, runs: Vec::new(), workspace_root: None }
+}
+
+/// Sends the release to the fork unless the fork's `patchmoi/upstream/<tag>`
+/// branch shows it handled it already (a scheduled workflow keeps no
+/// `DATA_DIR` between runs, so the fork is the memory). True when sent.
+fn repository_dispatch(api: &Endpoint, repo: &str, event: &FlowEvent, operation: Operation) -> Result<bool> {
+    let github = api.connect(repo)?;
+    let tag = event.tag().unwrap_or_default();
+    if operation == Operation::Dispatch && !tag.is_empty() && github.has_branch(&format!("patchmoi/upstream/{tag}"))? {
+        return Ok(false);
+    }
+    let payload = json!({"event": event, "repo": event.repo(), "tag": event.tag()});
+    github.dispatch(&event.kind, &payload)?;
+    Ok(true)
+}
+
+/// An attempt's status right after its dispatch, and why when it is
+/// already final: sent → `started`; refused → `failed`; nothing sent, or
+/// nothing matched the event → `skipped`.
+pub fn initial_status(record: &DispatchRecord) -> (AttemptStatus, Option<&'static str>) {
+    match record.status {
+        DispatchStatus::Failed => (AttemptStatus::Failed, None),
+        DispatchStatus::Skipped => {
+            (AttemptStatus::Skipped, Some("the fork already has this release's patchmoi/upstream branch"))
+        }
+        DispatchStatus::Dispatched if record.matched == Some(0) && record.run_ids.is_empty() => {
+            (AttemptStatus::Skipped, Some("no flow matched the event"))
+        }
+        DispatchStatus::Dispatched => (AttemptStatus::Started, None),
+    }
+}
+
+/// The attempt for a stored delivery: `started` once sent, then whatever
+/// runs the delivery already returned.
+fn new_attempt(event: &FlowEvent, delivery: &Delivery) -> Attempt {
+    let record = &delivery.record;
+    let id = format!("{}:{}:{}", event.id, record.operation.as_str(), record.created_at);
+    let (status, message) = initial_status(record);
+    let attempt = Attempt {
+        id,
+        event_id: event.id.clone(),
+        event_type: event.kind.clone(),
+        operation: record.operation,
+        transport: record.transport,
+        status,
+        upstream_repo: event.repo().map(str::to_string),
+        upstream_tag: event.tag().map(str::to_string),
+        workspace_backend_url: record.workspace_backend_url.clone(),
+        workspace_root: delivery.workspace_root.clone(),
+        workspace_run_ids: record.run_ids.clone(),
+        workspace_run_statuses: Default::default(),
+        candidate_refs: Vec::new(),
+        pull_request: None,
+        check_runs: Vec::new(),
+        message: message.map(str::to_string),
+        error: record.error.clone(),
+        created_at: record.created_at.clone(),
+        updated_at: record.created_at.clone(),
+        completed_at: (status.is_finished()).then(|| record.created_at.clone()),
+    };
+    if delivery.runs.is_empty() {
+        return attempt;
+    }
+    apply_observations(&attempt, &delivery.runs, &record.created_at)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn initial_status_table() {
+        let event = FlowEvent::upstream_release("o/r", "v1", "t".into());
+        let record = |status, matched: Option<u64>, runs: &[&str]| {
+            let mut record = blank_record(&event, Operation::Dispatch);
+            record.status = status;
+            record.matched = matched;
+            record.run_ids = runs.iter().map(|id| id.to_string()).collect();
+            record
+        };
+        let cases = [
+            (record(DispatchStatus::Dispatched, None, &[]), AttemptStatus::Started),
+            (record(DispatchStatus::Dispatched, Some(1), &["r"]), AttemptStatus::Started),
+            (record(DispatchStatus::Dispatched, Some(0), &[]), AttemptStatus::Skipped),
+            // A duplicate answers matched 0 with the runs it already has.
+            (record(DispatchStatus::Dispatched, Some(0), &["r"]), AttemptStatus::Started),
+            (record(DispatchStatus::Failed, None, &[]), AttemptStatus::Failed),
+            (record(DispatchStatus::Skipped, None, &[]), AttemptStatus::Skipped),
+        ];
+        for (record, want) in cases {
+            assert_eq!(initial_status(&record).0, want, "{record:?}");
+        }
+    }
+}

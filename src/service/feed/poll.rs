@@ -1,0 +1,225 @@
+//! Polling one source: fetch (conditionally, with the stored ETag), decide
+//! which entries are new against the cursor, store each new release as an
+//! event exactly once, dispatch it, and move the cursor.
+
+use std::path::Path;
+
+use anyhow::{Context, Result};
+use serde::Serialize;
+use serde_json::{json, Map, Value};
+
+use super::config::{FeedSource, TargetConfig};
+use super::parse::{parse_xml, release_entries, Entry};
+use crate::cli::settings::Env;
+use crate::flow::event::FlowEvent;
+use crate::github::transport::{self, Request};
+use crate::github::{Endpoint, Releases};
+use crate::service::attempt::Operation;
+use crate::service::backend::{Backend, BackendSpec};
+use crate::service::dispatch::Target;
+use crate::service::store::{Cursor, Recorded, Store};
+
+/// How many entry ids a cursor remembers.
+const SEEN_LIMIT: usize = 500;
+
+/// What one poll of one source did.
+#[derive(Debug, Clone, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PollReport {
+    pub source_id: String,
+    /// 304: nothing fetched.
+    pub unchanged: bool,
+    /// First poll of a prime-only source: recorded where the feed stands.
+    pub primed: bool,
+    pub new_events: Vec<String>,
+    /// Entries whose event was already stored (another path saw it).
+    pub duplicates: Vec<String>,
+    pub dispatch_failures: usize,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// The entries to emit, oldest first, and the cursor after them. `entries`
+/// are newest first. Entries already seen are never emitted again, even
+/// when the last seen one has left the feed.
+pub fn plan(entries: &[Entry], cursor: Option<&Cursor>, prime_only: bool) -> (Vec<Entry>, Vec<String>) {
+    let fresh: Vec<Entry> = match cursor {
+        None if prime_only => Vec::new(),
+        None => entries.to_vec(),
+        Some(cursor) => entries.iter().filter(|entry| !cursor.seen.contains(&entry.id)).cloned().collect(),
+    };
+    let mut seen: Vec<String> = entries.iter().map(|entry| entry.id.clone()).collect();
+    for old in cursor.map(|c| c.seen.as_slice()).unwrap_or_default() {
+        if seen.len() >= SEEN_LIMIT {
+            break;
+        }
+        if !seen.contains(old) {
+            seen.push(old.clone());
+        }
+    }
+    (fresh.into_iter().rev().collect(), seen)
+}
+
+/// The fetched feed: entries, or a 304.
+enum Fetched {
+    NotModified,
+    Entries { entries: Vec<Entry>, etag: Option<String> },
+}
+
+fn fetch(source: &FeedSource, etag: Option<&str>, env: &Env) -> Result<Fetched> {
+    if source.provider == "github" {
+        let github = Endpoint::from_env(env, env.get("GITHUB_TOKEN")).connect(&source.repo.full_name)?;
+        return Ok(match github.releases(etag)? {
+            Releases::NotModified => Fetched::NotModified,
+            Releases::Listed { releases, etag } => {
+                Fetched::Entries { entries: release_entries(&releases, source.prereleases), etag }
+            }
+        });
+    }
+    let url = source.url.as_deref().unwrap_or_default();
+    let mut request = Request::get(url)
+        .header("accept", "application/atom+xml, application/rss+xml, application/xml, text/xml;q=0.9");
+    if let Some(etag) = etag {
+        request = request.header("if-none-match", etag);
+    }
+    let response = transport::send(&request)?;
+    match response.status {
+        304 => Ok(Fetched::NotModified),
+        200..=299 => {
+            let entries =
+                parse_xml(&response.body).map_err(|why| anyhow::anyhow!("feed {}: {why}", transport::redact(url)))?;
+            Ok(Fetched::Entries { entries, etag: response.etag })
+        }
+        status => anyhow::bail!("feed {} returned {status}", transport::redact(url)),
+    }
+}
+
+/// Polls `source` once. An error leaves the cursor where it was.
+pub fn poll_source(store: &mut Store, source: &FeedSource, env: &Env, workspace: &Path) -> Result<PollReport> {
+    let mut report = PollReport { source_id: source.id.clone(), ..PollReport::default() };
+    let cursor = store.cursor(&source.id)?;
+    let etag = cursor.as_ref().and_then(|c| c.etag.clone());
+    let (entries, etag) = match fetch(source, etag.as_deref(), env)? {
+        Fetched::NotModified => {
+            report.unchanged = true;
+            return Ok(report);
+        }
+        Fetched::Entries { entries, etag } => (entries, etag),
+    };
+    report.primed = cursor.is_none() && source.prime_only;
+    let (fresh, seen) = plan(&entries, cursor.as_ref(), source.prime_only);
+    for entry in &fresh {
+        let event = match release_event(source, entry) {
+            Ok(Some(event)) => event,
+            Ok(None) => continue,
+            Err(err) => {
+                // One odd entry must not wedge the source: log it and move on.
+                tracing::warn!(source = %source.id, entry = %entry.id, "skipped: {err:#}");
+                continue;
+            }
+        };
+        let recorded = store.record_event(&event)?;
+        // One claim per event: another poller seeing the same release (a
+        // second source, a cron `watch --once` beside `serve`) gets false.
+        // An event stored by a poll that died before dispatching is still owed.
+        let owed = store.claim_dispatch(&event.id)?;
+        match recorded {
+            Recorded::Duplicate => report.duplicates.push(event.id.clone()),
+            Recorded::New => {
+                tracing::info!(source = %source.id, event = %event.id, "new release");
+                report.new_events.push(event.id.clone());
+            }
+        }
+        if let (true, Some(target)) = (owed, resolve_target(source.target.as_ref(), env, workspace)) {
+            let (record, _) = crate::service::dispatch::dispatch(store, &target, &event, Operation::Dispatch)?;
+            if record.status == crate::service::dispatch::DispatchStatus::Failed {
+                report.dispatch_failures += 1;
+            }
+        }
+    }
+    let next = Cursor { seen, etag, last_checked_at: Some(crate::flow::event::now()) };
+    store.save_cursor(&source.id, &next).context("failed to save the feed cursor")?;
+    Ok(report)
+}
+
+/// The event for a new release entry, or None (logged) when the entry names
+/// no usable tag.
+pub fn release_event(source: &FeedSource, entry: &Entry) -> Result<Option<FlowEvent>> {
+    let Some(tag) = entry.tag.as_deref().filter(|tag| crate::core::refname::check_ref_name(tag).is_ok()) else {
+        tracing::warn!(source = %source.id, entry = %entry.id, "feed entry names no valid release tag; skipped");
+        return Ok(None);
+    };
+    let event_type = source.target.as_ref().map_or(crate::flow::event::UPSTREAM_RELEASE, TargetConfig::event_type);
+    let mut payload = Map::new();
+    payload.insert("provider".into(), json!(source.provider));
+    payload.insert("repo".into(), json!(source.repo.full_name));
+    payload.insert("tag".into(), json!(tag));
+    payload.insert("title".into(), json!(entry.title));
+    payload.insert("sourceId".into(), json!(source.id));
+    payload.insert("entryId".into(), json!(entry.id));
+    if let Some(url) = &entry.url {
+        payload.insert("url".into(), json!(url));
+    }
+    if let Some(published) = &entry.published_at {
+        payload.insert("publishedAt".into(), json!(published));
+    }
+    for (key, value) in source.target.as_ref().and_then(TargetConfig::payload).into_iter().flatten() {
+        payload.insert(key.clone(), value.clone());
+    }
+    let repo = payload.get("repo").and_then(Value::as_str).unwrap_or_default().to_string();
+    let value = json!({"id": format!("patch:{event_type}:{repo}:{tag}"), "type": event_type, "source": "patch",
+                       "occurredAt": entry.published_at, "payload": payload});
+    let event = FlowEvent::from_value(value, crate::flow::event::now())
+        .map_err(|why| anyhow::anyhow!("source {}: entry {}: {why}", source.id, entry.id))?;
+    Ok(Some(event))
+}
+
+/// Where a source's events go; None for `notify_only` (and no target).
+pub fn resolve_target(target: Option<&TargetConfig>, env: &Env, workspace: &Path) -> Option<Target> {
+    match target? {
+        TargetConfig::NotifyOnly { .. } => None,
+        TargetConfig::WorkspaceFlow {
+            workspace_url,
+            workspace_url_env,
+            workspace_secret_env,
+            dispatch_url,
+            dispatch_url_env,
+            dispatch_secret_env,
+            ..
+        } => {
+            let spec = BackendSpec {
+                url: workspace_url.as_deref().or(dispatch_url.as_deref()),
+                url_env: workspace_url_env
+                    .as_deref()
+                    .filter(|name| env.get(name).is_some())
+                    .or(dispatch_url_env.as_deref()),
+                secret_env: workspace_secret_env
+                    .as_deref()
+                    .filter(|name| env.get(name).is_some())
+                    .or(dispatch_secret_env.as_deref()),
+            };
+            match Backend::resolve(&spec, env) {
+                Some(backend) => Some(Target::Workspace(backend)),
+                None if crate::service::ops::actions_mode(env) => {
+                    Some(Target::Local(crate::service::ops::local_target(env, workspace, false)))
+                }
+                None => Some(Target::Missing(
+                    "no workspace backend URL: set PATCH_WORKSPACE_BACKEND_URL (or the target's workspaceUrlEnv)"
+                        .into(),
+                )),
+            }
+        }
+        TargetConfig::RepositoryDispatch { repo, token_env, .. } => {
+            let token = token_env.as_deref().and_then(|name| env.get(name)).or_else(|| env.get("GITHUB_TOKEN"));
+            Some(Target::RepositoryDispatch { api: Endpoint::from_env(env, token), repo: repo.clone() })
+        }
+        TargetConfig::Local { workspace_root, .. } => {
+            let root = workspace_root.as_deref().map(Path::new).unwrap_or(workspace);
+            Some(Target::Local(crate::service::ops::local_target(env, root, false)))
+        }
+    }
+}
+
+#[cfg(test)]
+#[path = "poll_tests.rs"]
+mod tests;

@@ -1,0 +1,13 @@
+//! The patch service: release feeds, the SQLite store, dispatch (to
+//! repository_dispatch, the workspace backend or a local checkout),
+//! maintenance attempts, webhooks, and the HTTP server.
+
+pub mod attempt;
+pub mod backend;
+pub mod dispatch;
+pub mod feed;
+pub mod local;
+pub mod ops;
+pub mod server;
+pub mod store;
+pub mod webhook;

@@ -1,0 +1,389 @@
+//! Product state under `DATA_DIR`: one SQLite database, `patchmoi.sqlite3`,
+//! holding events, dispatch records, maintenance attempts and feed cursors.
+//!
+//! WAL journaling and a busy timeout let the daemon and a CLI call share it;
+//! every multi-row change is one transaction, so a crash at any moment
+//! leaves it consistent. The schema version lives in `user_version`.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use rusqlite::{params, Connection, OptionalExtension};
+use serde::{Deserialize, Serialize};
+
+use crate::flow::event::FlowEvent;
+use crate::service::attempt::{Attempt, AttemptStatus};
+use crate::service::dispatch::{DispatchRecord, DispatchStatus};
+
+/// The database file inside `DATA_DIR`.
+pub const DB_FILE: &str = "patchmoi.sqlite3";
+const SCHEMA_VERSION: i64 = 2;
+const SCHEMA: &str = "
+CREATE TABLE events (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    id TEXT NOT NULL UNIQUE,
+    type TEXT NOT NULL,
+    received_at TEXT NOT NULL,
+    json TEXT NOT NULL
+);
+CREATE TABLE dispatches (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    event_id TEXT NOT NULL,
+    status TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    json TEXT NOT NULL
+);
+CREATE INDEX dispatches_event ON dispatches(event_id);
+CREATE TABLE attempts (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    id TEXT NOT NULL UNIQUE,
+    event_id TEXT NOT NULL,
+    status TEXT NOT NULL,
+    updated_at TEXT NOT NULL,
+    json TEXT NOT NULL
+);
+CREATE INDEX attempts_event ON attempts(event_id);
+CREATE TABLE feed_cursors (
+    source_id TEXT PRIMARY KEY,
+    json TEXT NOT NULL
+);
+";
+
+/// Version 2: who is dispatching an event, so two pollers never both do.
+const SCHEMA_V2: &str = "
+CREATE TABLE dispatch_claims (
+    event_id TEXT PRIMARY KEY,
+    claimed_at INTEGER NOT NULL
+);
+";
+
+/// A claim older than this without a dispatch record belongs to a poll that
+/// died mid-way: the event is owed its dispatch again.
+const STALE_CLAIM_SECONDS: i64 = 600;
+
+/// Listings return at most this many rows; `--limit`/`limit` clamp to it.
+pub const MAX_LIMIT: usize = 500;
+pub const DEFAULT_LIMIT: usize = 50;
+
+/// Whether an event was new.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Recorded {
+    New,
+    Duplicate,
+}
+
+/// The result of looking up an attempt by id or prefix.
+#[derive(Debug)]
+pub enum Lookup<T> {
+    Found(T),
+    NotFound,
+    /// More than one attempt starts with the prefix.
+    Ambiguous(Vec<String>),
+}
+
+/// Where a feed stood at its last successful poll.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Cursor {
+    /// Entry ids seen so far, newest first, bounded.
+    #[serde(default)]
+    pub seen: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub etag: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_checked_at: Option<String>,
+}
+
+/// `(status, count)` pairs, by status.
+pub type StatusCounts = Vec<(String, i64)>;
+
+/// Filters for listings.
+#[derive(Debug, Clone, Default)]
+pub struct Filter {
+    pub event_id: Option<String>,
+    pub status: Option<String>,
+    pub kind: Option<String>,
+    pub limit: Option<usize>,
+}
+
+impl Filter {
+    fn limit(&self) -> i64 {
+        self.limit.unwrap_or(DEFAULT_LIMIT).clamp(1, MAX_LIMIT) as i64
+    }
+}
+
+pub struct Store {
+    conn: Connection,
+    path: PathBuf,
+}
+
+impl Store {
+    /// Opens (creating if needed) the database in `data_dir`.
+    pub fn open(data_dir: &Path) -> Result<Store> {
+        std::fs::create_dir_all(data_dir)
+            .with_context(|| format!("failed to create data directory {}", data_dir.display()))?;
+        // Like the runner's folder, DATA_DIR ignores itself: `./data` inside
+        // a checkout must not show up in `git status`.
+        let ignore = data_dir.join(".gitignore");
+        if !ignore.exists() {
+            std::fs::write(&ignore, "*\n").with_context(|| format!("failed to write {}", ignore.display()))?;
+        }
+        let path = data_dir.join(DB_FILE);
+        let conn = Connection::open(&path).with_context(|| format!("failed to open database {}", path.display()))?;
+        conn.busy_timeout(Duration::from_secs(10))?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        let mut store = Store { conn, path };
+        store.migrate().with_context(|| format!("failed to prepare database {}", store.path.display()))?;
+        Ok(store)
+    }
+
+    /// For commands that only look: the database in `data_dir` when there is
+    /// one, else an empty one in memory, so looking creates nothing on disk.
+    pub fn open_to_read(data_dir: &Path) -> Result<Store> {
+        let path = data_dir.join(DB_FILE);
+        if path.exists() {
+            return Store::open(data_dir);
+        }
+        let mut store = Store { conn: Connection::open_in_memory()?, path };
+        store.migrate()?;
+        Ok(store)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn migrate(&mut self) -> Result<()> {
+        let tx = self.conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let version: i64 = tx.query_row("PRAGMA user_version", [], |row| row.get(0))?;
+        match version {
+            0 => {
+                tx.execute_batch(SCHEMA)?;
+                tx.execute_batch(SCHEMA_V2)?;
+                tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
+            }
+            1 => {
+                tx.execute_batch(SCHEMA_V2)?;
+                tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
+            }
+            SCHEMA_VERSION => {}
+            newer => {
+                bail!("database schema version {newer} is newer than this patchmoi understands ({SCHEMA_VERSION})")
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// `PRAGMA integrity_check`: `ok` when the file is sound.
+    pub fn integrity_check(&self) -> Result<String> {
+        Ok(self.conn.query_row("PRAGMA integrity_check", [], |row| row.get(0))?)
+    }
+
+    /// Stores an event unless one with its id exists.
+    pub fn record_event(&self, event: &FlowEvent) -> Result<Recorded> {
+        let changed = self.conn.execute(
+            "INSERT OR IGNORE INTO events (id, type, received_at, json) VALUES (?1, ?2, ?3, ?4)",
+            params![event.id, event.kind, event.received_at, serde_json::to_string(event)?],
+        )?;
+        Ok(if changed == 1 { Recorded::New } else { Recorded::Duplicate })
+    }
+
+    pub fn event(&self, id: &str) -> Result<Option<FlowEvent>> {
+        let json: Option<String> =
+            self.conn.query_row("SELECT json FROM events WHERE id = ?1", [id], |row| row.get(0)).optional()?;
+        json.map(|text| parse(&text)).transpose()
+    }
+
+    /// Newest first; `filter.kind` is the event type.
+    pub fn events(&self, filter: &Filter) -> Result<Vec<FlowEvent>> {
+        let mut stmt =
+            self.conn.prepare("SELECT json FROM events WHERE (?1 IS NULL OR type = ?1) ORDER BY seq DESC LIMIT ?2")?;
+        let rows = stmt.query_map(params![filter.kind, filter.limit()], |row| row.get::<_, String>(0))?;
+        rows.map(|row| parse(&row?)).collect()
+    }
+
+    /// Stores a dispatch record and its new attempt together. Should another
+    /// attempt already have the id (two dispatches in the same
+    /// millisecond), the new one gets a `-2`, `-3`... suffix; returns it.
+    pub fn record_dispatch(&mut self, record: &DispatchRecord, attempt: &Attempt) -> Result<Attempt> {
+        let tx = self.conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        tx.execute(
+            "INSERT INTO dispatches (event_id, status, created_at, json) VALUES (?1, ?2, ?3, ?4)",
+            params![record.event_id, record.status.as_str(), record.created_at, serde_json::to_string(record)?],
+        )?;
+        let mut attempt = attempt.clone();
+        let base = attempt.id.clone();
+        for n in 2.. {
+            let taken: bool =
+                tx.query_row("SELECT EXISTS(SELECT 1 FROM attempts WHERE id = ?1)", [&attempt.id], |row| row.get(0))?;
+            if !taken {
+                break;
+            }
+            attempt.id = format!("{base}-{n}");
+        }
+        upsert_attempt(&tx, &attempt)?;
+        tx.commit()?;
+        Ok(attempt)
+    }
+
+    /// Newest first; `filter.status` is a dispatch status.
+    pub fn dispatches(&self, filter: &Filter) -> Result<Vec<DispatchRecord>> {
+        let mut stmt = self.conn.prepare(
+            "SELECT json FROM dispatches WHERE (?1 IS NULL OR event_id = ?1) AND (?2 IS NULL OR status = ?2)
+             ORDER BY seq DESC LIMIT ?3",
+        )?;
+        let rows =
+            stmt.query_map(params![filter.event_id, filter.status, filter.limit()], |row| row.get::<_, String>(0))?;
+        rows.map(|row| parse(&row?)).collect()
+    }
+
+    /// Newest first; `filter.status` is an attempt status.
+    pub fn attempts(&self, filter: &Filter) -> Result<Vec<Attempt>> {
+        let mut stmt = self.conn.prepare(
+            "SELECT json FROM attempts WHERE (?1 IS NULL OR event_id = ?1) AND (?2 IS NULL OR status = ?2)
+             ORDER BY seq DESC LIMIT ?3",
+        )?;
+        let rows =
+            stmt.query_map(params![filter.event_id, filter.status, filter.limit()], |row| row.get::<_, String>(0))?;
+        rows.map(|row| parse(&row?)).collect()
+    }
+
+    /// An attempt by its id or any prefix of it that only it has.
+    pub fn attempt(&self, id_or_prefix: &str) -> Result<Lookup<Attempt>> {
+        let exact: Option<String> = self
+            .conn
+            .query_row("SELECT json FROM attempts WHERE id = ?1", [id_or_prefix], |row| row.get(0))
+            .optional()?;
+        if let Some(json) = exact {
+            return Ok(Lookup::Found(parse(&json)?));
+        }
+        let mut stmt = self
+            .conn
+            .prepare("SELECT id, json FROM attempts WHERE substr(id, 1, length(?1)) = ?1 ORDER BY seq DESC LIMIT 6")?;
+        let rows: Vec<(String, String)> =
+            stmt.query_map([id_or_prefix], |row| Ok((row.get(0)?, row.get(1)?)))?.collect::<rusqlite::Result<_>>()?;
+        match rows.len() {
+            0 => Ok(Lookup::NotFound),
+            1 => Ok(Lookup::Found(parse(&rows[0].1)?)),
+            _ => Ok(Lookup::Ambiguous(rows.into_iter().map(|(id, _)| id).collect())),
+        }
+    }
+
+    /// Writes an attempt's new version.
+    pub fn save_attempt(&self, attempt: &Attempt) -> Result<()> {
+        upsert_attempt(&self.conn, attempt)
+    }
+
+    /// Re-reads attempt `id` and writes `change(current)`, in one immediate
+    /// transaction: an update computed from network answers (a sync) never
+    /// overwrites one that landed meanwhile (a webhook), and the other way round.
+    pub fn update_attempt(&self, id: &str, change: impl FnOnce(&Attempt) -> Attempt) -> Result<Attempt> {
+        let tx = rusqlite::Transaction::new_unchecked(&self.conn, rusqlite::TransactionBehavior::Immediate)?;
+        let json: String = tx
+            .query_row("SELECT json FROM attempts WHERE id = ?1", params![id], |row| row.get(0))
+            .with_context(|| format!("attempt {id} is not in the database"))?;
+        let current: Attempt = serde_json::from_str(&json).with_context(|| format!("attempt {id} is not valid"))?;
+        let next = change(&current);
+        if next != current {
+            upsert_attempt(&tx, &next)?;
+        }
+        tx.commit()?;
+        Ok(next)
+    }
+
+    /// Claims the dispatch of an event: true for exactly one caller, however
+    /// many pollers (threads or processes) see the event, unless the event
+    /// already has a dispatch record. A claim left by a poll that died
+    /// before dispatching goes stale after ten minutes and can be taken again.
+    pub fn claim_dispatch(&self, event_id: &str) -> Result<bool> {
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_secs() as i64;
+        let changed = self.conn.execute(
+            "INSERT INTO dispatch_claims (event_id, claimed_at)
+             SELECT ?1, ?2 WHERE NOT EXISTS (SELECT 1 FROM dispatches WHERE event_id = ?1)
+             ON CONFLICT(event_id) DO UPDATE SET claimed_at = excluded.claimed_at
+             WHERE dispatch_claims.claimed_at < ?3",
+            params![event_id, now, now - STALE_CLAIM_SECONDS],
+        )?;
+        Ok(changed == 1)
+    }
+
+    /// Attempt and dispatch counts per status, over the whole database.
+    pub fn status_counts(&self) -> Result<(StatusCounts, StatusCounts)> {
+        let count = |table: &str| -> Result<StatusCounts> {
+            let sql = format!("SELECT status, count(*) FROM {table} GROUP BY status ORDER BY status");
+            let mut stmt = self.conn.prepare(&sql)?;
+            let rows = stmt.query_map([], |row| Ok((row.get(0)?, row.get(1)?)))?;
+            Ok(rows.collect::<rusqlite::Result<_>>()?)
+        };
+        Ok((count("attempts")?, count("dispatches")?))
+    }
+
+    pub fn cursor(&self, source_id: &str) -> Result<Option<Cursor>> {
+        let json: Option<String> = self
+            .conn
+            .query_row("SELECT json FROM feed_cursors WHERE source_id = ?1", [source_id], |row| row.get(0))
+            .optional()?;
+        json.map(|text| parse(&text)).transpose()
+    }
+
+    pub fn save_cursor(&self, source_id: &str, cursor: &Cursor) -> Result<()> {
+        self.conn.execute(
+            "INSERT INTO feed_cursors (source_id, json) VALUES (?1, ?2)
+             ON CONFLICT(source_id) DO UPDATE SET json = excluded.json",
+            params![source_id, serde_json::to_string(cursor)?],
+        )?;
+        Ok(())
+    }
+}
+
+fn upsert_attempt(conn: &Connection, attempt: &Attempt) -> Result<()> {
+    conn.execute(
+        "INSERT INTO attempts (id, event_id, status, updated_at, json) VALUES (?1, ?2, ?3, ?4, ?5)
+         ON CONFLICT(id) DO UPDATE SET status = excluded.status, updated_at = excluded.updated_at,
+         json = excluded.json",
+        params![
+            attempt.id,
+            attempt.event_id,
+            attempt.status.as_str(),
+            attempt.updated_at,
+            serde_json::to_string(attempt)?
+        ],
+    )?;
+    Ok(())
+}
+
+fn parse<T: serde::de::DeserializeOwned>(json: &str) -> Result<T> {
+    serde_json::from_str(json).context("the database holds a record this patchmoi cannot read")
+}
+
+/// Parses an attempt status filter, naming `what` (a flag or parameter).
+pub fn attempt_status_filter(value: Option<&str>, what: &str) -> Result<Option<String>, String> {
+    match value {
+        None => Ok(None),
+        Some(text) => match AttemptStatus::parse(text) {
+            Some(status) => Ok(Some(status.as_str().to_string())),
+            None => Err(format!(
+                "{what} must be one of {}, not {text:?}",
+                AttemptStatus::ALL.map(AttemptStatus::as_str).join(", ")
+            )),
+        },
+    }
+}
+
+/// Parses a dispatch status filter, naming `what`.
+pub fn dispatch_status_filter(value: Option<&str>, what: &str) -> Result<Option<String>, String> {
+    match value {
+        None => Ok(None),
+        Some(text) => match DispatchStatus::parse(text) {
+            Some(status) => Ok(Some(status.as_str().to_string())),
+            None => Err(format!("{what} must be one of dispatched, failed, skipped, not {text:?}")),
+        },
+    }
+}
+
+#[cfg(test)]
+#[path = "store_tests.rs"]
+mod tests;
