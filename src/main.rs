@@ -5,7 +5,7 @@ use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
 
 use clap::Parser;
-use patchmoi::cli::settings::Env;
+use patchmoi::cli::settings::capture_env;
 use patchmoi::cli::Exit;
 use patchmoi::cli::{dispatch, Cli};
 use patchmoi::core::error::is_usage;
@@ -13,7 +13,7 @@ use patchmoi::core::error::is_usage;
 fn main() -> ExitCode {
     patchmoi::cli::settings::hand_over_token();
     let cli = Cli::parse();
-    let env = Env::capture();
+    let env = capture_env();
     let on_actions = env.get("GITHUB_ACTIONS") == Some("true");
     init_tracing(cli.verbose, env.get("RUST_LOG"), on_actions);
     quiet_when_the_reader_leaves();

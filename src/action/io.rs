@@ -10,6 +10,8 @@ use serde_json::Value;
 
 use crate::flow::event::{check_repo, FlowEvent, UPSTREAM_RELEASE};
 
+pub use crate::core::secrets::scrub;
+
 /// GitHub's limit on a job summary and on a check run's `summary` and `text`.
 pub const SUMMARY_LIMIT: usize = 65_535;
 
@@ -231,15 +233,6 @@ pub fn truncate_to(text: &str, limit: usize, pointer: &str) -> String {
         _ => cut,
     };
     format!("{cut}{note}")
-}
-
-/// Hides every secret in `text`: for logs and files that people read.
-pub fn scrub(text: &str, secrets: &[String]) -> String {
-    let mut out = text.to_string();
-    for secret in secrets.iter().filter(|secret| secret.len() >= 4) {
-        out = out.replace(secret.as_str(), "***");
-    }
-    out
 }
 
 /// 32 hex characters from the OS's random source: delimiters and

@@ -4,6 +4,7 @@
 use serde_json::{json, Value};
 
 use super::*;
+use crate::flow::event;
 
 fn example(name: &str) -> Value {
     let text = match name {
@@ -41,7 +42,7 @@ fn events_from_githubs_example_payloads() {
     };
     assert_eq!(event.id, "patch:upstream.release:openai/codex:rust-v0.131.0");
     // What patchmoi's own service sends (dispatch.rs): the whole event, plus repo and tag.
-    let event = crate::flow::event::FlowEvent::upstream_release("openai/codex", "rust-v0.132.0", "then".into());
+    let event = event::FlowEvent::upstream_release("openai/codex", "rust-v0.132.0", "then".into());
     dispatch["client_payload"] = json!({"event": event, "repo": "openai/codex", "tag": "rust-v0.132.0"});
     let trigger = resolve_trigger(&none, Some("repository_dispatch"), Some(&dispatch), "now").unwrap();
     assert_eq!(trigger, Trigger::Event(event));

@@ -5,76 +5,25 @@
 //! closed, the tracking issue for a conflict. With `push: false` nothing
 //! reaches GitHub: the summary and outputs carry the result.
 
+pub use super::outcome::{base_branch, FlowOutcome, JobOutcome, JobSettings};
 pub use super::text::{outputs, summary_markdown};
 
 use std::io::Write;
-use std::path::PathBuf;
 
 use anyhow::{Context, Result};
-use serde::Serialize;
 use serde_json::Value;
 
 use super::publisher::Publisher;
-use crate::action::io::{resolve_trigger, EventInputs, Trigger};
+use crate::action::io::{resolve_trigger, Trigger};
 use crate::core::error::usage;
+use crate::core::refname;
 use crate::core::status::ResultStatus;
+use crate::flow::event;
 use crate::flow::event::FlowEvent;
 use crate::flow::flows::{self, Flow};
 use crate::flow::runner::{newest_release, run_event_observed, select_flows, RunResult, RunSettings};
+use crate::git;
 use crate::git::Git;
-use crate::github::Endpoint;
-
-/// Everything the job needs, resolved from inputs and the runner's environment.
-#[derive(Debug, Clone)]
-pub struct JobSettings {
-    pub workspace: PathBuf,
-    /// `GITHUB_API_URL`, the `token` input, `PATCHMOI_API_BACKOFF_MS`.
-    pub api: Endpoint,
-    pub flow: Option<String>,
-    pub inputs: EventInputs,
-    pub event_name: Option<String>,
-    pub event_payload: Option<Value>,
-    pub push: bool,
-    pub pull_request: bool,
-    /// A tag whose candidate becomes the maintained branch (instead of a run).
-    pub promote: Option<String>,
-    /// `GITHUB_SERVER_URL`.
-    pub server_url: String,
-    /// `GITHUB_REPOSITORY`: the fork.
-    pub repository: Option<String>,
-    /// `GITHUB_SHA`: where checks of a run without a candidate sit.
-    pub sha: Option<String>,
-    pub code_mode: bool,
-    pub secret_env: Vec<String>,
-}
-
-/// What one flow ended with, as outputs and the summary show it.
-#[derive(Debug, Clone, Default, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct FlowOutcome {
-    pub flow: String,
-    pub status: Option<ResultStatus>,
-    pub candidate_ref: Option<String>,
-    pub candidate_sha: Option<String>,
-    pub pr_number: Option<u64>,
-    pub pr_url: Option<String>,
-    pub report: Option<String>,
-    pub tracking_issue: Option<String>,
-    #[serde(skip)]
-    pub runs: Vec<RunResult>,
-    #[serde(skip)]
-    pub notes: Vec<String>,
-}
-
-/// The whole job.
-#[derive(Debug, Clone)]
-pub struct JobOutcome {
-    pub status: ResultStatus,
-    pub event: Option<FlowEvent>,
-    pub flows: Vec<FlowOutcome>,
-    /// Why nothing ran, when nothing did.
-    pub nothing: Option<String>,
-}
 
 /// Runs the job; workflow commands (groups, annotations) go to `out`.
 pub fn run(settings: &JobSettings, out: &mut dyn Write) -> Result<JobOutcome> {
@@ -87,7 +36,7 @@ pub fn run(settings: &JobSettings, out: &mut dyn Write) -> Result<JobOutcome> {
     };
     deepen(&remote_git, &flows)?;
     if let Some(tag) = &settings.promote {
-        crate::core::refname::check_tag(tag).map_err(|err| usage(format!("input `promote`: {err:#}")))?;
+        refname::check_tag(tag).map_err(|err| usage(format!("input `promote`: {err:#}")))?;
         if !settings.push {
             let why =
                 format!("input `promote: {tag}` moves the maintained branch on origin, which `push: false` forbids");
@@ -104,7 +53,7 @@ pub fn run(settings: &JobSettings, out: &mut dyn Write) -> Result<JobOutcome> {
         };
         return super::promotion::promote(&remote_git, &flows, settings.flow.as_deref(), &repo, tag);
     }
-    let now = crate::flow::event::now();
+    let now = event::now();
     let trigger =
         resolve_trigger(&settings.inputs, settings.event_name.as_deref(), settings.event_payload.as_ref(), &now)
             .map_err(usage)?;
@@ -124,7 +73,7 @@ pub fn run(settings: &JobSettings, out: &mut dyn Write) -> Result<JobOutcome> {
     let mut chosen = Vec::new();
     for (event, names) in events {
         if let Some(tag) = event.tag() {
-            crate::core::refname::check_tag(tag)?;
+            refname::check_tag(tag)?;
         }
         let selected: Vec<&Flow> = select_flows(&flows, &event, settings.flow.as_deref())?
             .into_iter()
@@ -148,7 +97,7 @@ pub fn run(settings: &JobSettings, out: &mut dyn Write) -> Result<JobOutcome> {
         secret_env: settings.secret_env.clone(),
         secret_values: settings.secrets(),
         git_env: match settings.api.token() {
-            Some(token) => crate::git::http_auth_env(&settings.server_url, token),
+            Some(token) => git::http_auth_env(&settings.server_url, token),
             None => Vec::new(),
         },
     };
@@ -164,13 +113,6 @@ pub fn run(settings: &JobSettings, out: &mut dyn Write) -> Result<JobOutcome> {
     let status = ResultStatus::aggregate(outcomes.iter().filter_map(|o| o.status)).unwrap_or(ResultStatus::Skipped);
     let event = chosen.into_iter().next().map(|(event, _)| event);
     Ok(JobOutcome { status, event, flows: outcomes, nothing: None })
-}
-
-impl JobSettings {
-    /// The token and the credential git derives from it: never printed, never stored.
-    pub fn secrets(&self) -> Vec<String> {
-        self.api.token().iter().flat_map(|token| [token.to_string(), crate::git::basic_credential(token)]).collect()
-    }
 }
 
 fn nothing(reason: String) -> JobOutcome {
@@ -245,9 +187,4 @@ fn upstream_repo(flows: &[Flow], only: Option<&str>) -> Result<String> {
         [] => Err(usage("no flow names its upstream in `on.payload.repo`; set the `repo` input")),
         _ => Err(usage(format!("the flows follow several upstreams ({}); set the `repo` input", repos.join(", ")))),
     }
-}
-
-/// `patchmoi/upstream/<tag>`: the release commit as a branch, the PR's base.
-pub fn base_branch(tag: &str) -> String {
-    format!("patchmoi/upstream/{tag}")
 }

@@ -5,6 +5,7 @@
 
 pub mod io;
 pub mod job;
+pub mod outcome;
 pub mod promotion;
 pub mod publisher;
 pub mod text;

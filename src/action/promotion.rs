@@ -8,9 +8,11 @@
 
 use anyhow::Result;
 
-use super::job::{FlowOutcome, JobOutcome};
+use super::outcome::{FlowOutcome, JobOutcome};
 use crate::core::status::ResultStatus;
+use crate::engine::promote;
 use crate::engine::stack::{self, short, RebaseOutcome, StackSpec};
+use crate::flow::event;
 use crate::flow::event::FlowEvent;
 use crate::flow::flows::Flow;
 use crate::flow::runner::{Artifacts, RunResult};
@@ -21,14 +23,8 @@ pub fn promote(git: &Git, flows: &[Flow], only: Option<&str>, repo: &str, tag: &
     let mut outcomes = Vec::new();
     for flow in flows.iter().filter(|flow| only.is_none_or(|name| flow.name == name)) {
         let Some(stack_config) = &flow.stack else { continue };
-        let spec = StackSpec {
-            upstream: stack_config.upstream.clone(),
-            branch: stack_config.branch.clone(),
-            remote: stack_config.remote.clone(),
-            tag: tag.to_string(),
-            candidate: stack_config.candidate.replace("{tag}", tag),
-        };
-        let (status, message) = match promote_flow(git, flow, &spec) {
+        let spec = stack_config.spec(tag);
+        let (status, message) = match promote_flow(git, &spec) {
             Ok(verdict) => verdict,
             Err(err) => (ResultStatus::Failed, format!("{err:#}")),
         };
@@ -55,11 +51,11 @@ pub fn promote(git: &Git, flows: &[Flow], only: Option<&str>, repo: &str, tag: &
         });
     }
     let status = ResultStatus::aggregate(outcomes.iter().filter_map(|o| o.status)).unwrap_or(ResultStatus::Skipped);
-    let event = FlowEvent::upstream_release(repo, tag, crate::flow::event::now());
+    let event = FlowEvent::upstream_release(repo, tag, event::now());
     Ok(JobOutcome { status, event: Some(event), flows: outcomes, nothing: None })
 }
 
-fn promote_flow(git: &Git, flow: &Flow, spec: &StackSpec) -> Result<(ResultStatus, String)> {
+fn promote_flow(git: &Git, spec: &StackSpec) -> Result<(ResultStatus, String)> {
     let on_origin = git.remote_ref(&spec.remote, &spec.candidate_ref())?;
     let Some(on_origin) = on_origin else {
         return Ok((
@@ -100,7 +96,7 @@ fn promote_flow(git: &Git, flow: &Flow, spec: &StackSpec) -> Result<(ResultStatu
             ),
         ));
     }
-    match crate::engine::promote::promote(git, flow, &spec.tag, true, false) {
+    match promote::promote(git, spec, true, false) {
         Ok(promotion) => {
             let mut message = format!("{} promoted to {} ({})", spec.branch, spec.candidate, short(&promotion.to));
             if let Some(backup) = &promotion.remote_backup {

@@ -9,13 +9,18 @@ use std::io::Write;
 
 use anyhow::Result;
 
-use super::job::{base_branch, FlowOutcome, JobSettings};
+use super::outcome::{base_branch, FlowOutcome, JobSettings};
 use super::text::{check_output, pr_spec, tracking_issue_body};
+use crate::action::io;
 use crate::action::io::{annotation_command, group, scrub, Annotation, Level, ANNOTATIONS_PER_KIND};
 use crate::core::status::ResultStatus;
+use crate::core::tag_order;
+use crate::engine::publish;
+use crate::engine::stack;
 use crate::flow::event::FlowEvent;
 use crate::flow::flows::{Flow, Step};
 use crate::flow::runner::{RunResult, StepObserver};
+use crate::flow::state;
 use crate::git::Git;
 use crate::github::{pr_creation_refused, CheckConclusion, CheckReporter, CheckSpot, GitHub, TrackingIssue};
 
@@ -112,8 +117,8 @@ impl<'a> Publisher<'a> {
         let base = format!("refs/heads/{}", base_branch(&upstream.name));
         // The candidate first: the base branch is the mark that a release was
         // handled (the schedule and the service skip releases that have it).
-        let pushed = crate::engine::publish::push_branch(&self.git, &stack.remote, &candidate.refname, &candidate.sha)
-            .and_then(|_| crate::engine::publish::push_branch(&self.git, &stack.remote, &base, &upstream.sha));
+        let pushed = publish::push_branch(&self.git, &stack.remote, &candidate.refname, &candidate.sha)
+            .and_then(|_| publish::push_branch(&self.git, &stack.remote, &base, &upstream.sha));
         match pushed {
             Ok(_) => {
                 candidate.pushed = true;
@@ -151,12 +156,12 @@ impl<'a> Publisher<'a> {
             if let Ok(text) = std::fs::read_to_string(log) {
                 let clean = scrub(&text, &self.secrets);
                 if clean != text {
-                    let _ = crate::flow::state::write_atomic(std::path::Path::new(log), clean.as_bytes());
+                    let _ = state::write_atomic(std::path::Path::new(log), clean.as_bytes());
                 }
                 let _ = write!(
                     self.out,
                     "{}",
-                    group(&format!("{} / {}", flow.name, result.step), &clean, &crate::action::io::random_token())
+                    group(&format!("{} / {}", flow.name, result.step), &clean, &io::random_token())
                 );
             }
         }
@@ -205,8 +210,8 @@ impl<'a> Publisher<'a> {
             let spec = pr_spec(&self.git, flow, event, &runs, &self.settings.server_url);
             match gh.open_or_update_pr(&spec) {
                 Ok(pr) => {
-                    let newer = crate::core::tag_order::Version::parse_from_tag(&tag);
-                    let older = |other: &str| matches!((crate::core::tag_order::Version::parse_from_tag(other), &newer), (Some(a), Some(b)) if a < *b);
+                    let newer = tag_order::Version::parse_from_tag(&tag);
+                    let older = |other: &str| matches!((tag_order::Version::parse_from_tag(other), &newer), (Some(a), Some(b)) if a < *b);
                     match gh.close_superseded_prs(&flow.name, &pr, older) {
                         Ok(closed) if !closed.is_empty() => outcome.notes.push(format!("closed older PRs {closed:?}")),
                         Ok(_) => {}
@@ -240,7 +245,7 @@ impl<'a> Publisher<'a> {
                 .flat_map(|file| file.hunks.iter().map(move |hunk| (file, hunk)))
                 .map(|(file, hunk)| Annotation {
                     level: Level::Error,
-                    title: format!("patch {} conflicts with {tag}", crate::engine::stack::short(&report.patch.sha)),
+                    title: format!("patch {} conflicts with {tag}", stack::short(&report.patch.sha)),
                     message: report.patch.subject.clone(),
                     file: Some(file.path.clone()),
                     line: Some(hunk.start_line),

@@ -6,12 +6,13 @@ use std::fmt::Write;
 
 use serde_json::json;
 
-use super::job::{base_branch, FlowOutcome, JobOutcome};
+use super::outcome::{base_branch, FlowOutcome, JobOutcome};
 use crate::action::io::{output_entry, scrub, truncate_to, SUMMARY_LIMIT};
 use crate::engine::conflict::ConflictReport;
 use crate::engine::stack::short;
 use crate::flow::event::FlowEvent;
 use crate::flow::flows::Flow;
+use crate::flow::report;
 use crate::flow::runner::RunResult;
 use crate::git::Git;
 use crate::github::{CheckAnnotation, CheckOutput, PullRequestSpec};
@@ -30,7 +31,7 @@ pub fn check_output(result: &RunResult, secrets: &[String]) -> CheckOutput {
     if let Some(report) = &result.artifacts.conflict {
         let tag = result.artifacts.upstream.as_ref().map(|upstream| upstream.name.as_str()).unwrap_or("the release");
         summary.push('\n');
-        summary.push_str(&crate::flow::report::conflict_markdown(report, tag));
+        summary.push_str(&report::conflict_markdown(report, tag));
         for file in &report.files {
             for hunk in &file.hunks {
                 annotations.push(CheckAnnotation {
@@ -118,7 +119,7 @@ pub fn pr_spec(git: &Git, flow: &Flow, event: &FlowEvent, runs: &[RunResult], se
 
 /// The tracking issue's body: the conflict report and where to look.
 pub fn tracking_issue_body(report: &ConflictReport, tag: &str, runs: &[RunResult]) -> String {
-    let mut body = crate::flow::report::conflict_markdown(report, tag);
+    let mut body = report::conflict_markdown(report, tag);
     body.push_str("\n### Steps\n\n");
     for run in runs {
         let _ = writeln!(body, "- {}: {} ({})", run.step, run.status, run.message.replace('\n', " "));
@@ -159,7 +160,7 @@ pub fn summary_markdown(job: &JobOutcome, secrets: &[String]) -> String {
             if let Some(report) = &run.artifacts.conflict {
                 let tag =
                     run.artifacts.upstream.as_ref().map(|upstream| upstream.name.as_str()).unwrap_or("the release");
-                md.push_str(&crate::flow::report::conflict_markdown(report, tag));
+                md.push_str(&report::conflict_markdown(report, tag));
                 md.push('\n');
             }
         }

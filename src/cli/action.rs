@@ -9,12 +9,14 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 
 use super::shared::{workspace_root, Exit};
+use crate::action::io;
 use crate::action::io::{random_token, EventInputs};
 use crate::action::job::{self, JobOutcome, JobSettings};
-use crate::cli::settings::Env;
+use crate::core::env::Env;
 use crate::core::error::usage;
 use crate::core::refname::check_tag;
 use crate::core::status::ResultStatus;
+use crate::git;
 use crate::github::Endpoint;
 
 /// An input: `INPUT_PULL_REQUEST`, or the runner's own `INPUT_PULL-REQUEST`.
@@ -87,8 +89,8 @@ pub fn cmd_action(env: &Env) -> Result<Exit> {
     let mut out = stdout.lock();
     // First of all, so the runner hides the token from anything printed later.
     if let Some(token) = input(env, "token") {
-        write!(out, "{}", crate::action::io::mask(token))?;
-        write!(out, "{}", crate::action::io::mask(&crate::git::basic_credential(token)))?;
+        write!(out, "{}", io::mask(token))?;
+        write!(out, "{}", io::mask(&git::basic_credential(token)))?;
         out.flush()?;
     }
     let (settings, fail_on_conflict) = job_settings(env)?;
@@ -122,7 +124,7 @@ pub fn cmd_action(env: &Env) -> Result<Exit> {
         text.push_str(&format!("nothing to do: {reason}\n"));
     }
     text.push_str(&format!("status: {}\n", job.status));
-    eprint!("{}", crate::action::io::untrusted(&crate::action::io::scrub(&text, &secrets), &random_token()));
+    eprint!("{}", io::untrusted(&io::scrub(&text, &secrets), &random_token()));
     Ok(match job.status {
         ResultStatus::NeedsIntervention if !fail_on_conflict => Exit::Done,
         status if status.needs_attention() => Exit::Attention,

@@ -8,7 +8,8 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 
-use crate::cli::settings::Env;
+use crate::core::env::Env;
+use crate::core::error;
 use crate::flow::event::{now, FlowEvent};
 use crate::flow::flows;
 use crate::flow::report::{conflict_markdown, run_text};
@@ -73,7 +74,7 @@ pub fn run(dir: Option<&Path>, env: &Env) -> Result<()> {
     let root = match dir {
         Some(dir) => {
             if dir.exists() && std::fs::read_dir(dir)?.next().is_some() {
-                return Err(crate::core::error::usage(format!("--dir {} is not empty", dir.display())));
+                return Err(error::usage(format!("--dir {} is not empty", dir.display())));
             }
             dir.to_path_buf()
         }

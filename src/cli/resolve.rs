@@ -7,13 +7,15 @@ use clap::Args;
 use serde_json::json;
 
 use super::shared::{workspace_root, Exit, ReleaseTarget};
-use crate::cli::settings::Env;
+use crate::core::env::Env;
 use crate::core::error::usage;
 use crate::core::refname::check_tag;
 use crate::core::status::ResultStatus;
-use crate::engine::resolve::{abort, finish, start, Paused, Started};
+use crate::engine::stack;
 use crate::flow::event::{now, FlowEvent, UPSTREAM_RELEASE};
 use crate::flow::flows::{self, Flow};
+use crate::flow::report;
+use crate::flow::resolve::{abort, finish, start, Paused, Started};
 use crate::flow::runner::{run_event, RunSettings};
 use crate::flow::state::StateDir;
 use crate::git::Git;
@@ -127,7 +129,7 @@ pub fn cmd_continue(args: SessionArgs, env: &Env) -> Result<Exit> {
     if args.json {
         println!("{}", json!({"report": report, "next": next}));
     } else {
-        print!("{}", crate::flow::report::run_text(&report));
+        print!("{}", report::run_text(&report));
         if let Some(next) = &next {
             println!("\nthe next patch stops too:");
             print!("{}", ready_text(next));
@@ -160,7 +162,7 @@ fn emit(args: &SessionArgs, value: serde_json::Value, text: &str) {
 fn ready_text(paused: &Paused) -> String {
     let mut out = format!(
         "patch {} \"{}\" does not apply on {}\nworktree: {}\nconflicting files (the only files written there):\n",
-        crate::engine::stack::short(&paused.patch.sha),
+        stack::short(&paused.patch.sha),
         paused.patch.subject,
         paused.tag,
         paused.worktree.display()

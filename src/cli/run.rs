@@ -7,11 +7,14 @@ use clap::Args;
 use serde_json::json;
 
 use super::shared::{workspace_root, Exit, ReleaseTarget};
-use crate::cli::settings::Env;
+use crate::cli::demo;
+use crate::core::env::Env;
 use crate::core::error::usage;
 use crate::core::refname::check_tag;
+use crate::engine::promote;
 use crate::flow::event::{check_repo, now, FlowEvent};
 use crate::flow::flows::{self, Flow};
+use crate::flow::report;
 use crate::flow::runner::{newest_release, run_event, select_flows, RunSettings};
 use crate::git::Git;
 use crate::service::attempt::Operation;
@@ -155,7 +158,7 @@ fn run(event: FlowEvent, flows: &[Flow], root: PathBuf, args: &RunArgs, env: &En
     if args.json {
         println!("{}", serde_json::to_string(&report)?);
     } else {
-        print!("{}", crate::flow::report::run_text(&report));
+        print!("{}", report::run_text(&report));
     }
     Ok(if report.status.needs_attention() { Exit::Attention } else { Exit::Done })
 }
@@ -204,7 +207,12 @@ pub fn cmd_promote(args: PromoteArgs, _env: &Env) -> Result<Exit> {
         .iter()
         .find(|flow| flow.name == args.target.flow)
         .ok_or_else(|| usage(format!("unknown flow `{}`", args.target.flow)))?;
-    let promotion = crate::engine::promote::promote(&Git::open(&root)?, flow, &args.target.tag, args.push, true)?;
+    let stack = flow
+        .stack
+        .as_ref()
+        .ok_or_else(|| usage(format!("flow {} has no `stack:`, so it has no candidate to promote", flow.name)))?;
+    let spec = stack.spec(&args.target.tag);
+    let promotion = promote::promote(&Git::open(&root)?, &spec, args.push, true)?;
     if args.json {
         println!("{}", serde_json::to_string(&promotion)?);
     } else {
@@ -215,6 +223,6 @@ pub fn cmd_promote(args: PromoteArgs, _env: &Env) -> Result<Exit> {
 
 /// `demo`.
 pub fn cmd_demo(args: DemoArgs, env: &Env) -> Result<Exit> {
-    crate::cli::demo::run(args.dir.as_deref(), env)?;
+    demo::run(args.dir.as_deref(), env)?;
     Ok(Exit::Done)
 }

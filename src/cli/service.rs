@@ -8,11 +8,14 @@ use clap::Args;
 use serde_json::json;
 
 use super::shared::Exit;
-use crate::cli::settings::Env;
+use crate::core::env::Env;
 use crate::core::error::usage;
 use crate::service::attempt::{Attempt, Operation};
 use crate::service::dispatch::{DispatchRecord, DispatchStatus};
+use crate::service::feed;
+use crate::service::feed::poll;
 use crate::service::ops::{self, ServiceError};
+use crate::service::server;
 use crate::service::store::{attempt_status_filter, dispatch_status_filter, Filter, Store};
 
 /// Where product state lives and how to print.
@@ -243,7 +246,7 @@ pub fn cmd_watch(args: WatchArgs, env: &Env) -> Result<Exit> {
         Some(path) => path,
         None => return Err(usage("no feed sources: pass --sources FILE or set FEED_SOURCES_PATH")),
     };
-    let settings = crate::service::feed::WatchSettings {
+    let settings = feed::WatchSettings {
         sources,
         data_dir: ops::data_dir(args.data_dir.as_deref(), env),
         workspace: match args.workspace_root {
@@ -253,7 +256,7 @@ pub fn cmd_watch(args: WatchArgs, env: &Env) -> Result<Exit> {
         env: env.clone(),
     };
     if args.once {
-        let summary = crate::service::feed::poll_all_once(&settings)?;
+        let summary = feed::poll_all_once(&settings)?;
         if args.json {
             println!("{}", serde_json::to_string(&summary)?);
         } else {
@@ -263,11 +266,11 @@ pub fn cmd_watch(args: WatchArgs, env: &Env) -> Result<Exit> {
         }
         return Ok(if summary.failed > 0 { Exit::Attention } else { Exit::Done });
     }
-    crate::service::feed::watch_forever(&settings)?;
+    feed::watch_forever(&settings)?;
     Ok(Exit::Done)
 }
 
-fn poll_line(report: &crate::service::feed::poll::PollReport) -> String {
+fn poll_line(report: &poll::PollReport) -> String {
     let what = if let Some(error) = &report.error {
         format!("error: {error}")
     } else if report.unchanged {
@@ -297,6 +300,6 @@ pub fn cmd_serve(args: ServeArgs, env: &Env) -> Result<Exit> {
         None => std::env::current_dir()?,
     };
     let data_dir = ops::data_dir(args.data_dir.as_deref(), env);
-    crate::service::server::serve(crate::service::server::ServerSettings::from_env(env, data_dir, workspace)?)?;
+    server::serve(server::ServerSettings::from_env(env, data_dir, workspace)?)?;
     Ok(Exit::Done)
 }

@@ -9,8 +9,11 @@ use clap::Args;
 use serde::Serialize;
 
 use super::shared::Exit;
-use crate::cli::settings::Env;
+use crate::core::env::Env;
 use crate::core::error::usage;
+use crate::core::redact;
+use crate::core::refname;
+use crate::git;
 use crate::git::Git;
 
 #[derive(Debug, Args)]
@@ -49,7 +52,7 @@ struct SetupReport {
 
 /// `setup fork`.
 pub fn cmd_setup_fork(args: SetupForkArgs, _env: &Env) -> Result<Exit> {
-    crate::core::refname::check_ref_name(&args.branch)
+    refname::check_ref_name(&args.branch)
         .map_err(|why| usage(format!("--branch `{}` is not a valid branch name: it {why}", args.branch)))?;
     let path = match &args.path {
         Some(path) => path.clone(),
@@ -57,20 +60,20 @@ pub fn cmd_setup_fork(args: SetupForkArgs, _env: &Env) -> Result<Exit> {
     };
     let git = Git::open(&path).map_err(|err| usage(format!("--path {}: {err:#}", path.display())))?;
     let mut issues = Vec::new();
-    if let Err(err) = crate::git::check_version() {
+    if let Err(err) = git::check_version() {
         issues.push(format!("{err:#}"));
     }
     let branch_exists = git.resolve_commit(&format!("refs/heads/{}", args.branch))?.is_some();
     if !branch_exists {
         issues.push(format!("branch {} does not exist here", args.branch));
     }
-    let origin = git.remote_url("origin")?.map(|url| crate::core::redact::redact_url(&url));
+    let origin = git.remote_url("origin")?.map(|url| redact::redact_url(&url));
     if origin.is_none() {
         issues.push("no `origin` remote: patchmoi pushes candidates there".into());
     }
     let upstream_reachable = git.ls_remote_tags(&args.upstream_url).is_ok();
     if !upstream_reachable {
-        issues.push(format!("upstream {} is not reachable", crate::core::redact::redact_url(&args.upstream_url)));
+        issues.push(format!("upstream {} is not reachable", redact::redact_url(&args.upstream_url)));
     }
     let shallow = git.is_shallow()?;
     if shallow {
@@ -89,7 +92,7 @@ pub fn cmd_setup_fork(args: SetupForkArgs, _env: &Env) -> Result<Exit> {
         branch: args.branch,
         branch_exists,
         origin,
-        upstream_url: crate::core::redact::redact_url(&args.upstream_url),
+        upstream_url: redact::redact_url(&args.upstream_url),
         upstream_reachable,
         shallow,
         written,

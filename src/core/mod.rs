@@ -2,8 +2,10 @@
 //! patchmoi's: the usage error that changes the exit code, the rules for
 //! ref names from outside, tag ordering, result statuses, and redaction.
 
+pub mod env;
 pub mod error;
 pub mod redact;
 pub mod refname;
+pub mod secrets;
 pub mod status;
 pub mod tag_order;

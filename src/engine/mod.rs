@@ -13,6 +13,5 @@ pub mod promote;
 pub mod publish;
 pub mod recall;
 pub mod replay;
-pub mod resolve;
 pub mod stack;
 pub mod upstreamed;

@@ -8,10 +8,10 @@ use std::fmt::Write;
 use anyhow::{bail, Context, Result};
 use serde::Serialize;
 
-use crate::core::error::usage;
+use crate::engine::publish;
 use crate::engine::publish::{backup_ref, built_from_ref};
 use crate::engine::stack::short;
-use crate::flow::flows::Flow;
+use crate::engine::stack::StackSpec;
 use crate::git::{Git, RefUpdate};
 
 #[derive(Debug, Clone, Serialize)]
@@ -45,16 +45,13 @@ impl Promotion {
     }
 }
 
-/// Promotes `flow`'s candidate for `tag`. With `local`, the local branch
-/// moves (and must not be checked out); without it (a CI runner, whose
-/// checkout usually has the branch checked out and is thrown away) only the
-/// remote branch moves, which needs `push`.
-pub fn promote(git: &Git, flow: &Flow, tag: &str, push: bool, local: bool) -> Result<Promotion> {
-    let stack = flow
-        .stack
-        .as_ref()
-        .ok_or_else(|| usage(format!("flow {} has no `stack:`, so it has no candidate to promote", flow.name)))?;
-    let candidate_ref = format!("refs/heads/{}", stack.candidate.replace("{tag}", tag));
+/// Promotes the candidate of `stack` (its release tag's). With `local`, the
+/// local branch moves (and must not be checked out); without it (a CI
+/// runner, whose checkout usually has the branch checked out and is thrown
+/// away) only the remote branch moves, which needs `push`.
+pub fn promote(git: &Git, stack: &StackSpec, push: bool, local: bool) -> Result<Promotion> {
+    let tag = &stack.tag;
+    let candidate_ref = stack.candidate_ref();
     let candidate = git
         .ref_value(&candidate_ref)?
         .with_context(|| format!("there is no candidate {candidate_ref}; run the flow for {tag} first"))?;
@@ -113,8 +110,7 @@ pub fn promote(git: &Git, flow: &Flow, tag: &str, push: bool, local: bool) -> Re
             ),
             _ => {
                 if let Some(head) = &remote_head {
-                    let remote_backup =
-                        format!("refs/heads/patchmoi/backup/{}/{}", stack.branch, crate::engine::publish::stamp());
+                    let remote_backup = format!("refs/heads/patchmoi/backup/{}/{}", stack.branch, publish::stamp());
                     git.push_with_lease(&stack.remote, head, &remote_backup, None)?;
                     promotion.remote_backup = Some(remote_backup);
                 }

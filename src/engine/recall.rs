@@ -9,6 +9,7 @@ use anyhow::Result;
 
 use crate::engine::markers::{has_markers, segments, Segment};
 use crate::engine::memory::{apply, file_key, hunk_key, learn, Entry, Memory, Recalled};
+use crate::git;
 use crate::git::{ConflictEntry, Git, MergeResult};
 
 /// A file as the memory sees it.
@@ -190,7 +191,7 @@ pub fn learn_resolutions(
     resolved_tree: &str,
     template: &Entry,
 ) -> Result<Vec<(String, Entry)>> {
-    let paths = crate::git::conflicted_paths(conflicts);
+    let paths = git::conflicted_paths(conflicts);
     let marked = read_files(git, merge_tree, &paths)?;
     let resolved = read_files(git, resolved_tree, &paths)?;
     let mut learned: BTreeMap<String, Entry> = BTreeMap::new();

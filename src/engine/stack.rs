@@ -9,11 +9,15 @@
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 
+use crate::core::redact;
 use crate::engine::conflict::{self, ConflictReport};
 use crate::engine::memory::{Memory, Recalled};
 pub use crate::engine::patch::{Candidate, Dropped, Patch};
+use crate::engine::publish;
 use crate::engine::recall::recall;
+use crate::engine::replay;
 use crate::engine::replay::{replay, Onto};
+use crate::engine::upstreamed;
 use crate::git::{ConflictEntry, FetchOutcome, Git, MergeResult, Quarantine, RawCommit, RefUpdate};
 
 /// What to rebase and where the result goes; names are already validated.
@@ -154,8 +158,8 @@ pub fn prepare(git: &Git, spec: &StackSpec, fetch: bool) -> Result<Precondition>
     // as long as replaying the stack takes: the replay runs beside it, on
     // the guess that nothing is dropped, and is kept where that holds.
     let (upstreamed, speculation) = std::thread::scope(|scope| {
-        let speculation = scope.spawn(|| crate::engine::replay::speculate(&quarantine, &release, &all));
-        let upstreamed = crate::engine::upstreamed::upstreamed_patches(git, &merge_base, &release, &all);
+        let speculation = scope.spawn(|| replay::speculate(&quarantine, &release, &all));
+        let upstreamed = upstreamed::upstreamed_patches(git, &merge_base, &release, &all);
         (upstreamed, speculation.join())
     });
     let upstreamed = upstreamed?;
@@ -348,7 +352,7 @@ pub fn rebase(git: &Git, spec: &StackSpec) -> Result<RebaseOutcome> {
             tree: merge.tree,
             conflicts: merge.conflicts,
             patch: Patch::of(stack[stop]),
-            patch_paths: git.changed_paths(&crate::engine::replay::first_parent(stack[stop]), &stack[stop].id)?,
+            patch_paths: git.changed_paths(&replay::first_parent(stack[stop]), &stack[stop].id)?,
             branch_head: head.clone(),
             release: release.clone(),
             memory: memory.tip().map(str::to_string),
@@ -364,12 +368,12 @@ pub fn rebase(git: &Git, spec: &StackSpec) -> Result<RebaseOutcome> {
     }
 
     quarantine.publish(std::slice::from_ref(&replayed.tip))?;
-    let built_from = crate::engine::publish::built_from_ref(&spec.candidate_ref());
+    let built_from = publish::built_from_ref(&spec.candidate_ref());
     let also = match git.ref_value(&built_from)? {
         Some(old) if old == head => Vec::new(),
         old => vec![RefUpdate::Set { refname: built_from, new: head.clone(), old }],
     };
-    let candidate = crate::engine::publish::move_branch(git, &spec.candidate_ref(), &replayed.tip, also)?;
+    let candidate = publish::move_branch(git, &spec.candidate_ref(), &replayed.tip, also)?;
     Ok(RebaseOutcome::Clean {
         candidate,
         release,
@@ -414,7 +418,7 @@ fn fetch_release(git: &Git, spec: &StackSpec) -> Result<Result<String, String>> 
             return Ok(Err(format!(
                 "tag {} does not exist upstream ({})",
                 spec.tag,
-                crate::core::redact::redact_url(&spec.upstream)
+                redact::redact_url(&spec.upstream)
             )))
         }
         FetchOutcome::Unreachable(message) => {

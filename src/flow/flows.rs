@@ -9,8 +9,11 @@ use anyhow::{Context, Result};
 use serde::Deserialize;
 use serde_json::Value;
 
+pub use crate::core::env::code_mode_enabled;
 use crate::core::error::usage;
+use crate::core::refname;
 use crate::core::tag_order::glob_match;
+use crate::engine::stack::StackSpec;
 use crate::flow::event::FlowEvent;
 use crate::flow::shell::parse_timeout;
 
@@ -78,6 +81,19 @@ pub struct StackConfig {
     /// The fork's remote, for the branch when it is not local and for pushes.
     #[serde(default = "default_remote")]
     pub remote: String,
+}
+
+impl StackConfig {
+    /// The engine's view of this stack for release `tag`.
+    pub fn spec(&self, tag: &str) -> StackSpec {
+        StackSpec {
+            upstream: self.upstream.clone(),
+            branch: self.branch.clone(),
+            remote: self.remote.clone(),
+            tag: tag.to_string(),
+            candidate: self.candidate.replace("{tag}", tag),
+        }
+    }
 }
 
 fn default_candidate() -> String {
@@ -212,13 +228,10 @@ impl Flow {
             if stack.upstream.trim().is_empty() {
                 return Err("stack.upstream: empty".into());
             }
-            crate::core::refname::check_ref_name(&stack.branch)
-                .map_err(|why| format!("stack.branch: `{}` {why}", stack.branch))?;
-            crate::core::refname::check_ref_name(&stack.remote)
-                .map_err(|why| format!("stack.remote: `{}` {why}", stack.remote))?;
+            refname::check_ref_name(&stack.branch).map_err(|why| format!("stack.branch: `{}` {why}", stack.branch))?;
+            refname::check_ref_name(&stack.remote).map_err(|why| format!("stack.remote: `{}` {why}", stack.remote))?;
             let sample = stack.candidate.replace("{tag}", "v1.0.0");
-            crate::core::refname::check_ref_name(&sample)
-                .map_err(|why| format!("stack.candidate: `{}` {why}", stack.candidate))?;
+            refname::check_ref_name(&sample).map_err(|why| format!("stack.candidate: `{}` {why}", stack.candidate))?;
             // Candidates never go over the maintained branch: promotion is its own, leased step.
             if !stack.candidate.contains("{tag}") && stack.candidate == stack.branch {
                 return Err(format!(
@@ -305,14 +318,6 @@ pub fn discover(workspace: &Path) -> Result<Vec<Flow>> {
         }
     }
     Ok(flows)
-}
-
-/// Whether `runner: code-mode` steps may run, from the two variables that
-/// open the gate.
-pub fn code_mode_enabled(flows_mode: Option<&str>, enable_code_mode: Option<&str>) -> bool {
-    let mode = flows_mode.map(|value| value.trim().to_ascii_lowercase());
-    let enable = enable_code_mode.map(|value| value.trim().to_ascii_lowercase());
-    mode.as_deref() == Some(CODE_MODE_RUNNER) || matches!(enable.as_deref(), Some("1" | "true" | "yes" | "on"))
 }
 
 #[cfg(test)]

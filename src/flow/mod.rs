@@ -6,6 +6,7 @@
 pub mod event;
 pub mod flows;
 pub mod report;
+pub mod resolve;
 pub mod results;
 pub mod runner;
 pub mod shell;

@@ -3,6 +3,7 @@
 
 use std::fmt::Write;
 
+use crate::core::status;
 use crate::engine::conflict::ConflictReport;
 use crate::engine::stack::short;
 use crate::flow::runner::RunReport;
@@ -118,7 +119,7 @@ pub fn run_text(report: &RunReport) -> String {
         if let Some(path) = &run.artifacts.report_markdown {
             let _ = writeln!(out, "      conflict report {path}");
         }
-        if run.status == crate::core::status::ResultStatus::Failed && !run.artifacts.log_tail.is_empty() {
+        if run.status == status::ResultStatus::Failed && !run.artifacts.log_tail.is_empty() {
             for line in run.artifacts.log_tail.iter().rev().take(10).rev() {
                 let _ = writeln!(out, "      | {line}");
             }

@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::core::status::ResultStatus;
+use crate::engine::conflict;
 use crate::engine::stack::{self, Dropped, Patch};
 use crate::flow::event::FlowEvent;
 
@@ -61,7 +62,7 @@ pub struct Artifacts {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub resolved_from_memory: Vec<stack::RecalledPatch>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub conflict: Option<crate::engine::conflict::ConflictReport>,
+    pub conflict: Option<conflict::ConflictReport>,
     /// `conflict.json` and `conflict.md` of this run.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub report: Option<String>,

@@ -5,17 +5,20 @@
 
 pub use crate::flow::results::{run_id, Artifacts, CandidateRef, RefAt, RunReport, RunResult};
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use anyhow::Result;
 
 use crate::core::error::usage;
+use crate::core::redact;
 use crate::core::status::ResultStatus;
+use crate::core::tag_order;
 use crate::engine::stack::{self, Candidate};
 use crate::flow::event::{now, FlowEvent};
 use crate::flow::flows::{Flow, Step};
-use crate::flow::state::{StateDir, WORKSPACE_DIR};
+use crate::flow::state::StateDir;
 use crate::flow::workspace::{Workspace, Worktree};
+use crate::git;
 
 /// Everything a run needs to know besides the event, resolved up front.
 #[derive(Debug, Clone)]
@@ -105,7 +108,7 @@ pub fn select_flows<'a>(flows: &'a [Flow], event: &FlowEvent, only: Option<&str>
 /// The newest release tag that the flows handling `repo`'s releases follow,
 /// read from their upstreams with `git ls-remote` (nothing is fetched).
 /// Flows that disagree make the caller choose with `--tag`.
-pub fn newest_release(git: &crate::git::Git, flows: &[Flow], repo: &str, only: Option<&str>) -> Result<String> {
+pub fn newest_release(git: &git::Git, flows: &[Flow], repo: &str, only: Option<&str>) -> Result<String> {
     let probe = FlowEvent::upstream_release(repo, "", String::new());
     let mut answers: Vec<(String, String)> = Vec::new();
     let mut listed: Vec<(String, Vec<String>)> = Vec::new();
@@ -117,17 +120,13 @@ pub fn newest_release(git: &crate::git::Git, flows: &[Flow], repo: &str, only: O
             listed.push((stack.upstream.clone(), git.ls_remote_tags(&stack.upstream)?));
         }
         let tags = &listed.iter().find(|(url, _)| *url == stack.upstream).expect("just listed").1;
-        let rule = crate::core::tag_order::TagRule {
-            pattern: flow.tag_pattern(),
-            prereleases: flow.prereleases,
-            skip: &flow.skip,
-        };
+        let rule = tag_order::TagRule { pattern: flow.tag_pattern(), prereleases: flow.prereleases, skip: &flow.skip };
         match rule.newest(tags.iter().map(String::as_str)) {
             Some(tag) => answers.push((flow.name.clone(), tag.to_string())),
             None => {
                 return Err(usage(format!(
                     "no tag of {} matches `{}` for flow {}; pass --tag",
-                    crate::core::redact::redact_url(&stack.upstream),
+                    redact::redact_url(&stack.upstream),
                     flow.tag_pattern(),
                     flow.name
                 )))
@@ -243,11 +242,6 @@ const MAX_REPAIR_PASSES: usize = 5;
 /// The verdict that decides `if:` after two results.
 fn worse(a: ResultStatus, b: ResultStatus) -> ResultStatus {
     ResultStatus::aggregate([a, b]).unwrap_or(a)
-}
-
-/// Where patchmoi's worktrees live inside a workspace.
-pub fn worktrees_dir(workspace: &Path) -> PathBuf {
-    workspace.join(WORKSPACE_DIR).join("actions/worktrees")
 }
 
 #[cfg(test)]

@@ -14,7 +14,7 @@ use serde_json::Value;
 use crate::core::status::ResultStatus;
 use crate::engine::stack::Stopped;
 use crate::flow::event::FlowEvent;
-use crate::flow::runner::{Artifacts, RunResult};
+use crate::flow::results::{Artifacts, RunResult};
 
 /// Where patchmoi keeps runner files inside a workspace.
 pub const WORKSPACE_DIR: &str = ".codex/workspace";
@@ -291,4 +291,9 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
         let _ = handle.sync_all();
     }
     Ok(())
+}
+
+/// Where patchmoi's worktrees live inside a workspace.
+pub fn worktrees_dir(workspace: &Path) -> PathBuf {
+    workspace.join(WORKSPACE_DIR).join("actions/worktrees")
 }

@@ -8,10 +8,19 @@ use anyhow::{Context, Result};
 
 use super::runner::{Artifacts, CandidateRef, FlowRun, RebaseOutput, RefAt};
 use crate::core::error::usage;
+use crate::core::refname;
+use crate::core::secrets::scrub;
 use crate::core::status::ResultStatus;
-use crate::engine::stack::{self, RebaseOutcome, StackSpec};
+use crate::engine::memory;
+use crate::engine::publish;
+use crate::engine::recall;
+use crate::engine::stack::{self, RebaseOutcome};
 use crate::flow::flows::{Condition, Step, StepKind};
+use crate::flow::report;
+use crate::flow::resolve;
 use crate::flow::shell::{run_check, CheckOutcome, CheckSpec};
+use crate::flow::state;
+use crate::git;
 
 impl FlowRun<'_> {
     /// `(status, message, artifacts, Some(errored))`; `None` for the last
@@ -54,14 +63,8 @@ impl FlowRun<'_> {
     fn rebase(&mut self, id: &str) -> Result<(ResultStatus, String, Artifacts)> {
         let stack_config = self.flow.stack.as_ref().context("flow has no `stack:`")?;
         let tag = self.tag()?.to_string();
-        let spec = StackSpec {
-            upstream: stack_config.upstream.clone(),
-            branch: stack_config.branch.clone(),
-            remote: stack_config.remote.clone(),
-            candidate: stack_config.candidate.replace("{tag}", &tag),
-            tag: tag.clone(),
-        };
-        crate::core::refname::check_ref_name(&spec.candidate)
+        let spec = stack_config.spec(&tag);
+        refname::check_ref_name(&spec.candidate)
             .map_err(|why| usage(format!("candidate branch `{}` {why}", spec.candidate)))?;
         let git = &self.workspace.git;
         let mut artifacts = Artifacts::default();
@@ -80,24 +83,19 @@ impl FlowRun<'_> {
             RebaseOutcome::Clean { candidate, release, head, carried, dropped, recalled } => {
                 let (status, pushed, push_note) = match self.settings.push {
                     false => (ResultStatus::Changed, false, String::new()),
-                    true => {
-                        match crate::engine::publish::push_branch(git, &spec.remote, &candidate.refname, &candidate.sha)
-                        {
-                            Ok(_) => match crate::engine::memory::Memory::load(git)
-                                .and_then(|mut memory| memory.push(git, &spec.remote))
-                            {
+                    true => match publish::push_branch(git, &spec.remote, &candidate.refname, &candidate.sha) {
+                        Ok(_) => {
+                            match memory::Memory::load(git).and_then(|mut memory| memory.push(git, &spec.remote)) {
                                 Ok(()) => (ResultStatus::Changed, true, format!(", pushed to {}", spec.remote)),
                                 Err(err) => (
                                     ResultStatus::Failed,
                                     true,
                                     format!("; pushing the memory of resolutions failed: {err:#}"),
                                 ),
-                            },
-                            Err(err) => {
-                                (ResultStatus::Failed, false, format!("; push to {} failed: {err:#}", spec.remote))
                             }
                         }
-                    }
+                        Err(err) => (ResultStatus::Failed, false, format!("; push to {} failed: {err:#}", spec.remote)),
+                    },
                 };
                 let memory_note = match recalled.len() {
                     0 => String::new(),
@@ -133,12 +131,9 @@ impl FlowRun<'_> {
                 let dir = self.state_dir.run_dir(id)?;
                 let json_path = dir.join("conflict.json");
                 let md_path = dir.join("conflict.md");
-                crate::flow::state::write_atomic(&json_path, &serde_json::to_vec_pretty(&report)?)?;
-                crate::flow::state::write_atomic(
-                    &md_path,
-                    crate::flow::report::conflict_markdown(&report, &tag).as_bytes(),
-                )?;
-                let message = crate::flow::report::conflict_summary(&report, &tag);
+                state::write_atomic(&json_path, &serde_json::to_vec_pretty(&report)?)?;
+                state::write_atomic(&md_path, report::conflict_markdown(&report, &tag).as_bytes())?;
+                let message = report::conflict_summary(&report, &tag);
                 artifacts.upstream = Some(RefAt { name: tag.clone(), sha: release });
                 artifacts.branch = Some(RefAt { name: spec.branch.clone(), sha: head });
                 artifacts.carried = report.applied.clone();
@@ -230,7 +225,7 @@ impl FlowRun<'_> {
     /// could not keep it). A valid resolution is remembered and the flow runs
     /// again; anything else keeps the run `needs_intervention` with the reason.
     fn accept_repair(&mut self, worktree: &Path, stopped: &stack::Stopped) -> Result<(ResultStatus, String)> {
-        let checkout = crate::git::Git::at(worktree);
+        let checkout = git::Git::at(worktree);
         let unmerged = checkout.unmerged_paths()?;
         if !unmerged.is_empty() {
             let message =
@@ -238,14 +233,13 @@ impl FlowRun<'_> {
             return Ok((ResultStatus::NeedsIntervention, message));
         }
         let resolved = checkout.run(&["write-tree"])?;
-        let conflicted = crate::git::conflicted_paths(&stopped.conflicts);
+        let conflicted = git::conflicted_paths(&stopped.conflicts);
         let git = &self.workspace.git;
-        if let Err(invalid) = crate::engine::recall::validate(git, &stopped.tree, &conflicted, &resolved)? {
+        if let Err(invalid) = recall::validate(git, &stopped.tree, &conflicted, &resolved)? {
             return Ok((ResultStatus::NeedsIntervention, format!("its resolution was rejected: {invalid}")));
         }
         let tag = self.tag()?.to_string();
-        let recorded =
-            crate::engine::resolve::remember(git, &stopped.tree, &stopped.conflicts, &stopped.patch, &tag, &resolved)?;
+        let recorded = resolve::remember(git, &stopped.tree, &stopped.conflicts, &stopped.patch, &tag, &resolved)?;
         self.repaired = true;
         Ok((ResultStatus::Completed, format!("its resolution was validated and remembered ({recorded} new entries)")))
     }
@@ -278,12 +272,12 @@ impl FlowRun<'_> {
 fn scrub_log(path: &Path, tail: &mut [String], secrets: &[String]) -> Result<()> {
     let text = std::fs::read(path).with_context(|| format!("failed to read log {}", path.display()))?;
     let text = String::from_utf8_lossy(&text);
-    let clean = crate::action::io::scrub(&text, secrets);
+    let clean = scrub(&text, secrets);
     if clean != text {
-        crate::flow::state::write_atomic(path, clean.as_bytes())?;
+        state::write_atomic(path, clean.as_bytes())?;
     }
     for line in tail.iter_mut() {
-        *line = crate::action::io::scrub(line, secrets);
+        *line = scrub(line, secrets);
     }
     Ok(())
 }

@@ -8,7 +8,8 @@ use anyhow::{Context, Result};
 
 use crate::engine::markers::{relabel, Labels};
 use crate::engine::stack::{short, Patch, Stopped};
-use crate::flow::runner::worktrees_dir;
+use crate::flow::state::worktrees_dir;
+use crate::git;
 use crate::git::{ConflictEntry, Git};
 
 pub struct Workspace {
@@ -75,7 +76,7 @@ pub fn labels(tag: &str, patch: &Patch) -> Labels {
 /// person sees which side is which. Only the working files change: the
 /// index keeps git's stages.
 pub fn relabel_conflicts(dir: &Path, conflicts: &[ConflictEntry], labels: &Labels) -> Result<()> {
-    for path in crate::git::conflicted_paths(conflicts) {
+    for path in git::conflicted_paths(conflicts) {
         let file = dir.join(&path);
         let Ok(text) = std::fs::read_to_string(&file) else { continue };
         std::fs::write(&file, relabel(&text, labels)).with_context(|| format!("failed to write {}", file.display()))?;

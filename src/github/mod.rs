@@ -25,6 +25,7 @@ pub use releases::{Release, Releases};
 
 use std::time::Duration;
 
+use crate::core::env;
 use anyhow::{Context, Result};
 use http::{HeaderMap, HeaderName, Method, StatusCode};
 use octocrab::Octocrab;
@@ -59,7 +60,7 @@ impl std::fmt::Debug for Endpoint {
 impl Endpoint {
     /// `GITHUB_API_URL` (default `https://api.github.com`) with `token`;
     /// `PATCHMOI_API_BACKOFF_MS` sets the first wait after a server error.
-    pub fn from_env(env: &crate::cli::settings::Env, token: Option<&str>) -> Endpoint {
+    pub fn from_env(env: &env::Env, token: Option<&str>) -> Endpoint {
         let backoff = env.get("PATCHMOI_API_BACKOFF_MS").and_then(|ms| ms.parse().ok()).unwrap_or(1000);
         Endpoint {
             url: env.get("GITHUB_API_URL").unwrap_or("https://api.github.com").to_string(),

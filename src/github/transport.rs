@@ -4,6 +4,7 @@
 
 use std::time::Duration;
 
+use crate::core::redact;
 use anyhow::{Context, Result};
 
 /// An HTTP answer of any status.
@@ -79,5 +80,5 @@ pub fn send(request: &Request<'_>) -> Result<Response> {
 
 /// `url` without `user:password@`, for messages.
 pub fn redact(url: &str) -> String {
-    crate::core::redact::redact_url(url)
+    redact::redact_url(url)
 }

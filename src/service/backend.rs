@@ -8,9 +8,10 @@ use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use serde_json::Value;
 use sha2::Sha256;
 
-use crate::cli::settings::Env;
+use crate::core::env::Env;
 use crate::flow::event::FlowEvent;
 use crate::github::transport::{self, Request};
+use crate::service::attempt;
 use crate::service::attempt::{CandidateRef, RunObservation};
 
 /// The header carrying the body's signature.
@@ -211,7 +212,7 @@ pub fn candidates(artifacts: &Value) -> Vec<CandidateRef> {
             other => serde_json::from_value(other.clone()).ok(),
         };
         if let Some(candidate) = candidate {
-            crate::service::attempt::merge_candidates(&mut out, &[candidate]);
+            attempt::merge_candidates(&mut out, &[candidate]);
         }
     }
     out

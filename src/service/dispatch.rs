@@ -3,98 +3,18 @@
 //! in-process) and turns what happened into a dispatch record and a
 //! maintenance attempt, stored together.
 
-use std::path::PathBuf;
-
 use anyhow::Result;
-use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
+use crate::flow::event;
 use crate::flow::event::FlowEvent;
+use crate::flow::runner;
+use crate::github::transport;
 use crate::github::Endpoint;
 use crate::service::attempt::{apply_observations, Attempt, AttemptStatus, Operation, RunObservation, Transport};
-use crate::service::backend::Backend;
+use crate::service::local;
 use crate::service::store::Store;
-
-/// What became of a dispatch.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum DispatchStatus {
-    Dispatched,
-    Failed,
-    /// Nothing was sent: the target had already handled the event.
-    Skipped,
-}
-
-impl DispatchStatus {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            DispatchStatus::Dispatched => "dispatched",
-            DispatchStatus::Failed => "failed",
-            DispatchStatus::Skipped => "skipped",
-        }
-    }
-
-    pub fn parse(text: &str) -> Option<DispatchStatus> {
-        [DispatchStatus::Dispatched, DispatchStatus::Failed, DispatchStatus::Skipped]
-            .into_iter()
-            .find(|status| status.as_str() == text)
-    }
-}
-
-/// One delivery of one event.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct DispatchRecord {
-    pub event_id: String,
-    pub event_type: String,
-    pub operation: Operation,
-    pub transport: Transport,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub workspace_backend_url: Option<String>,
-    /// The URL the request went to.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub url: Option<String>,
-    pub status: DispatchStatus,
-    #[serde(default)]
-    pub run_ids: Vec<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub matched: Option<u64>,
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub idempotent: bool,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub http_status: Option<u16>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub error: Option<String>,
-    pub created_at: String,
-}
-
-/// Where an event goes, resolved from flags, a feed target and the environment.
-#[derive(Debug, Clone)]
-pub enum Target {
-    Workspace(Backend),
-    /// A `repository_dispatch` to `repo`, unless its `patchmoi/upstream/<tag>`
-    /// branch shows it already handled the release.
-    RepositoryDispatch {
-        api: Endpoint,
-        repo: String,
-    },
-    /// The runner in-process on a checkout.
-    Local(LocalTarget),
-    /// A target that cannot be reached as configured; recorded as a failed
-    /// dispatch with this reason, so `retry` can send it later.
-    Missing(String),
-}
-
-/// In-process runs: the checkout, and the runner's knobs.
-#[derive(Debug, Clone)]
-pub struct LocalTarget {
-    pub workspace: PathBuf,
-    /// The Actions/local surface (`CODEX_WORKSPACE_MODE=actions` or `GITHUB_ACTIONS=true`).
-    pub actions: bool,
-    pub code_mode: bool,
-    pub secret_env: Vec<String>,
-    pub push: bool,
-}
+pub use crate::service::target::{DispatchRecord, DispatchStatus, LocalTarget, Target};
 
 /// What a delivery produced before it is stored.
 #[derive(Debug, Clone)]
@@ -127,14 +47,14 @@ pub fn local_delivery(
     local: &LocalTarget,
     event: &FlowEvent,
     operation: Operation,
-    report: &Result<crate::flow::runner::RunReport>,
+    report: &Result<runner::RunReport>,
 ) -> Delivery {
     let mut record = blank_record(event, operation);
     record.transport = if local.actions { Transport::ActionsLocal } else { Transport::Local };
     let mut runs = Vec::new();
     match report {
         Ok(report) => {
-            runs = crate::service::local::observations(report);
+            runs = local::observations(report);
             record.run_ids = runs.iter().map(|run| run.run_id.clone()).collect();
             record.matched = Some(runs.len() as u64);
             record.idempotent = report.stored;
@@ -161,7 +81,7 @@ fn blank_record(event: &FlowEvent, operation: Operation) -> DispatchRecord {
         idempotent: false,
         http_status: None,
         error: None,
-        created_at: crate::flow::event::now(),
+        created_at: event::now(),
     }
 }
 
@@ -170,12 +90,12 @@ fn deliver(target: &Target, event: &FlowEvent, operation: Operation) -> Delivery
     match target {
         Target::Workspace(backend) => {
             record.transport = Transport::WorkspaceHttp;
-            record.workspace_backend_url = Some(crate::github::transport::redact(&backend.base));
+            record.workspace_backend_url = Some(transport::redact(&backend.base));
             let (url, answer) = match operation {
                 Operation::Replay => (backend.replay_url(&event.id), backend.replay(&event.id)),
                 _ => (backend.events_url(), backend.dispatch(event)),
             };
-            record.url = Some(crate::github::transport::redact(&url));
+            record.url = Some(transport::redact(&url));
             match answer {
                 Ok(response) if response.is_success() => {
                     let body: Value = serde_json::from_str(&response.body).unwrap_or(Value::Null);
@@ -215,7 +135,7 @@ fn deliver(target: &Target, event: &FlowEvent, operation: Operation) -> Delivery
             record.error = Some(reason.clone());
         }
         Target::Local(local) => {
-            let report = crate::service::local::run(local, event, operation == Operation::Replay);
+            let report = local::run(local, event, operation == Operation::Replay);
             return local_delivery(local, event, operation, &report);
         }
     }

@@ -7,14 +7,15 @@ use std::path::Path;
 use anyhow::Result;
 
 use crate::flow::event::FlowEvent;
+use crate::flow::flows;
 use crate::flow::runner::{run_event, select_flows, RunReport, RunResult, RunSettings};
 use crate::flow::state::StateDir;
 use crate::service::attempt::{CandidateRef, RunObservation};
-use crate::service::dispatch::LocalTarget;
+use crate::service::target::LocalTarget;
 
 /// Runs the flows of `local.workspace` that match `event`.
 pub fn run(local: &LocalTarget, event: &FlowEvent, replay: bool) -> Result<RunReport> {
-    let flows = crate::flow::flows::discover(&local.workspace)?;
+    let flows = flows::discover(&local.workspace)?;
     let selected = select_flows(&flows, event, None)?;
     let settings = RunSettings {
         workspace: local.workspace.clone(),

@@ -10,4 +10,5 @@ pub mod local;
 pub mod ops;
 pub mod server;
 pub mod store;
+pub mod target;
 pub mod webhook;

@@ -6,13 +6,17 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use crate::cli::settings::Env;
+use crate::core::env::Env;
+use crate::flow::event;
 use crate::flow::event::FlowEvent;
 use crate::github::Endpoint;
 use crate::service::attempt::{apply_observations, Attempt, Operation, Transport};
 use crate::service::backend::{Backend, BackendSpec};
+use crate::service::dispatch;
 use crate::service::dispatch::{DispatchRecord, LocalTarget, Target};
+use crate::service::local;
 use crate::service::store::{Lookup, Store};
+use crate::service::webhook;
 
 /// Why an operation did not happen; the CLI and the API map these to exit
 /// codes and HTTP statuses.
@@ -91,7 +95,7 @@ pub fn redispatch(
 ) -> Result<Redispatch, ServiceError> {
     let event =
         store.event(event_id)?.ok_or_else(|| ServiceError::NotFound(format!("flow event not found: {event_id}")))?;
-    let (dispatch, attempt) = crate::service::dispatch::dispatch(store, target, &event, operation)?;
+    let (dispatch, attempt) = dispatch::dispatch(store, target, &event, operation)?;
     Ok(Redispatch { event, dispatch, attempt })
 }
 
@@ -112,17 +116,17 @@ pub fn find_attempt(store: &Store, id_or_prefix: &str) -> Result<Attempt, Servic
 /// have told us).
 fn sync_from_github(store: &Store, env: &Env, attempt: &Attempt) -> Result<Attempt, ServiceError> {
     let repo = attempt.workspace_backend_url.as_deref().and_then(|url| url.strip_prefix("github:"));
-    let (Some(repo), Some(branch)) = (repo, crate::service::webhook::default_candidate(attempt)) else {
+    let (Some(repo), Some(branch)) = (repo, webhook::default_candidate(attempt)) else {
         return Err(ServiceError::BadInput("the attempt does not name the fork and tag to sync from".into()));
     };
     let github = Endpoint::from_env(env, env.get("GITHUB_TOKEN")).connect(repo).map_err(ServiceError::Upstream)?;
-    let now = crate::flow::event::now();
+    let now = event::now();
     let check_runs = github.check_runs_on(&branch).map_err(ServiceError::Upstream)?;
     let pull = github.pull_of_branch(&branch).map_err(ServiceError::Upstream)?;
     let next = store.update_attempt(&attempt.id, |current| {
-        let next = crate::service::webhook::apply_check_runs(current, &check_runs, &now);
+        let next = webhook::apply_check_runs(current, &check_runs, &now);
         match &pull {
-            Some(pull) => crate::service::webhook::apply_pull_request(&next, pull, &now),
+            Some(pull) => webhook::apply_pull_request(&next, pull, &now),
             None => next,
         }
     })?;
@@ -153,11 +157,11 @@ pub fn sync(store: &Store, env: &Env, id_or_prefix: &str) -> Result<Attempt, Ser
                 .workspace_root
                 .as_deref()
                 .ok_or_else(|| ServiceError::BadInput("the attempt does not say which checkout ran it".into()))?;
-            crate::service::local::sync(Path::new(root), &attempt.event_id, &attempt.workspace_run_ids)
+            local::sync(Path::new(root), &attempt.event_id, &attempt.workspace_run_ids)
                 .map_err(ServiceError::Upstream)?
         }
         Transport::RepositoryDispatch => return sync_from_github(store, env, &attempt),
     };
-    let now = crate::flow::event::now();
+    let now = event::now();
     Ok(store.update_attempt(&attempt.id, |current| apply_observations(current, &observed, &now))?)
 }

@@ -18,10 +18,14 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::{json, Value};
 
-use crate::cli::settings::Env;
+use crate::core::env::Env;
 use crate::core::error::usage;
+use crate::flow::event;
 use crate::service::attempt::Operation;
+use crate::service::backend;
 use crate::service::backend::constant_time_eq;
+use crate::service::dispatch;
+use crate::service::feed;
 use crate::service::ops::{self, ServiceError};
 use crate::service::store::{attempt_status_filter, dispatch_status_filter, Filter, Store, MAX_LIMIT};
 use crate::service::webhook::{self, WebhookKind};
@@ -217,7 +221,7 @@ async fn redispatch(State(settings): State<Shared>, Id(id): Id, operation: Opera
         let target = ops::default_target(&settings.env, &settings.workspace);
         let done = ops::redispatch(&mut store, &target, &id, operation)?;
         let mut body = serde_json::to_value(&done).context("failed to serialise the answer")?;
-        if done.dispatch.status == crate::service::dispatch::DispatchStatus::Failed {
+        if done.dispatch.status == dispatch::DispatchStatus::Failed {
             body["error"] = json!(done.dispatch.error.as_deref().unwrap_or("dispatch failed"));
             return Ok((StatusCode::BAD_GATEWAY, Json(body)));
         }
@@ -269,7 +273,7 @@ async fn github_webhook(State(settings): State<Shared>, headers: HeaderMap, body
         return Err(ApiError(StatusCode::FORBIDDEN, "webhooks are disabled: PATCH_WEBHOOK_SECRET is not set".into()));
     };
     let header = |name: &str| headers.get(name).and_then(|value| value.to_str().ok()).map(str::to_string);
-    if !crate::service::backend::verify(&secret, &body, header("x-hub-signature-256").as_deref()) {
+    if !backend::verify(&secret, &body, header("x-hub-signature-256").as_deref()) {
         return Err(ApiError(StatusCode::UNAUTHORIZED, "invalid signature".into()));
     }
     let name = header("x-github-event").unwrap_or_default();
@@ -281,7 +285,7 @@ async fn github_webhook(State(settings): State<Shared>, headers: HeaderMap, body
     blocking(move || {
         let store = open(&settings)?;
         let attempts = store.attempts(&Filter { limit: Some(MAX_LIMIT), ..Filter::default() })?;
-        let now = crate::flow::event::now();
+        let now = event::now();
         match webhook::apply(kind, &payload, &attempts, &now) {
             Some(matched) => {
                 // Apply it again to the row as it is now, in one transaction.
@@ -306,13 +310,13 @@ pub fn serve(settings: ServerSettings) -> Result<()> {
         let listener =
             tokio::net::TcpListener::bind(&address).await.with_context(|| format!("failed to listen on {address}"))?;
         if let Some(sources) = &settings.feed_sources {
-            let watch = crate::service::feed::WatchSettings {
+            let watch = feed::WatchSettings {
                 sources: sources.clone(),
                 data_dir: settings.data_dir.clone(),
                 workspace: settings.workspace.clone(),
                 env: settings.env.clone(),
             };
-            crate::service::feed::spawn_watchers(&watch)?;
+            feed::spawn_watchers(&watch)?;
         }
         Store::open(&settings.data_dir)?;
         let local = listener.local_addr()?;

@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::flow::event::FlowEvent;
 use crate::service::attempt::{Attempt, AttemptStatus};
-use crate::service::dispatch::{DispatchRecord, DispatchStatus};
+use crate::service::target::{DispatchRecord, DispatchStatus};
 
 /// The database file inside `DATA_DIR`.
 pub const DB_FILE: &str = "patchmoi.sqlite3";

@@ -9,6 +9,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use crate::core::error::usage;
+use crate::flow::event;
 
 /// The whole file: `{"sources": [...]}`.
 #[derive(Debug, Clone, Deserialize)]
@@ -138,9 +139,9 @@ impl TargetConfig {
         match self {
             TargetConfig::WorkspaceFlow { event_type, .. } => event_type,
             TargetConfig::RepositoryDispatch { event_type, .. } | TargetConfig::Local { event_type, .. } => {
-                event_type.as_deref().unwrap_or(crate::flow::event::UPSTREAM_RELEASE)
+                event_type.as_deref().unwrap_or(event::UPSTREAM_RELEASE)
             }
-            TargetConfig::NotifyOnly { .. } => crate::flow::event::UPSTREAM_RELEASE,
+            TargetConfig::NotifyOnly { .. } => event::UPSTREAM_RELEASE,
         }
     }
 
@@ -205,13 +206,12 @@ pub fn parse(text: &str) -> Result<FeedSources, String> {
                 source.poll_interval_seconds
             ));
         }
-        crate::flow::event::check_repo(&source.repo.full_name)
-            .map_err(|why| format!("source `{id}`: `repo.fullName`: {why}"))?;
+        event::check_repo(&source.repo.full_name).map_err(|why| format!("source `{id}`: `repo.fullName`: {why}"))?;
         if source.provider != "github" && source.url.as_deref().is_none_or(|url| url.trim().is_empty()) {
             return Err(format!("source `{id}`: provider `{}` needs a feed `url`", source.provider));
         }
         if let Some(TargetConfig::RepositoryDispatch { repo, .. }) = &source.target {
-            crate::flow::event::check_repo(repo).map_err(|why| format!("source `{id}`: `target.repo`: {why}"))?;
+            event::check_repo(repo).map_err(|why| format!("source `{id}`: `target.repo`: {why}"))?;
         }
     }
     Ok(sources)

@@ -13,7 +13,7 @@ use std::time::Duration;
 use anyhow::Result;
 use serde::Serialize;
 
-use crate::cli::settings::Env;
+use crate::core::env::Env;
 use crate::service::store::Store;
 use config::FeedSource;
 use poll::PollReport;

@@ -10,13 +10,17 @@ use serde_json::{json, Map, Value};
 
 use super::config::{FeedSource, TargetConfig};
 use super::parse::{parse_xml, release_entries, Entry};
-use crate::cli::settings::Env;
+use crate::core::env::Env;
+use crate::core::refname;
+use crate::flow::event;
 use crate::flow::event::FlowEvent;
 use crate::github::transport::{self, Request};
 use crate::github::{Endpoint, Releases};
 use crate::service::attempt::Operation;
 use crate::service::backend::{Backend, BackendSpec};
+use crate::service::dispatch;
 use crate::service::dispatch::Target;
+use crate::service::ops;
 use crate::service::store::{Cursor, Recorded, Store};
 
 /// How many entry ids a cursor remembers.
@@ -131,13 +135,13 @@ pub fn poll_source(store: &mut Store, source: &FeedSource, env: &Env, workspace:
             }
         }
         if let (true, Some(target)) = (owed, resolve_target(source.target.as_ref(), env, workspace)) {
-            let (record, _) = crate::service::dispatch::dispatch(store, &target, &event, Operation::Dispatch)?;
-            if record.status == crate::service::dispatch::DispatchStatus::Failed {
+            let (record, _) = dispatch::dispatch(store, &target, &event, Operation::Dispatch)?;
+            if record.status == dispatch::DispatchStatus::Failed {
                 report.dispatch_failures += 1;
             }
         }
     }
-    let next = Cursor { seen, etag, last_checked_at: Some(crate::flow::event::now()) };
+    let next = Cursor { seen, etag, last_checked_at: Some(event::now()) };
     store.save_cursor(&source.id, &next).context("failed to save the feed cursor")?;
     Ok(report)
 }
@@ -145,11 +149,11 @@ pub fn poll_source(store: &mut Store, source: &FeedSource, env: &Env, workspace:
 /// The event for a new release entry, or None (logged) when the entry names
 /// no usable tag.
 pub fn release_event(source: &FeedSource, entry: &Entry) -> Result<Option<FlowEvent>> {
-    let Some(tag) = entry.tag.as_deref().filter(|tag| crate::core::refname::check_ref_name(tag).is_ok()) else {
+    let Some(tag) = entry.tag.as_deref().filter(|tag| refname::check_ref_name(tag).is_ok()) else {
         tracing::warn!(source = %source.id, entry = %entry.id, "feed entry names no valid release tag; skipped");
         return Ok(None);
     };
-    let event_type = source.target.as_ref().map_or(crate::flow::event::UPSTREAM_RELEASE, TargetConfig::event_type);
+    let event_type = source.target.as_ref().map_or(event::UPSTREAM_RELEASE, TargetConfig::event_type);
     let mut payload = Map::new();
     payload.insert("provider".into(), json!(source.provider));
     payload.insert("repo".into(), json!(source.repo.full_name));
@@ -169,7 +173,7 @@ pub fn release_event(source: &FeedSource, entry: &Entry) -> Result<Option<FlowEv
     let repo = payload.get("repo").and_then(Value::as_str).unwrap_or_default().to_string();
     let value = json!({"id": format!("patch:{event_type}:{repo}:{tag}"), "type": event_type, "source": "patch",
                        "occurredAt": entry.published_at, "payload": payload});
-    let event = FlowEvent::from_value(value, crate::flow::event::now())
+    let event = FlowEvent::from_value(value, event::now())
         .map_err(|why| anyhow::anyhow!("source {}: entry {}: {why}", source.id, entry.id))?;
     Ok(Some(event))
 }
@@ -200,9 +204,7 @@ pub fn resolve_target(target: Option<&TargetConfig>, env: &Env, workspace: &Path
             };
             match Backend::resolve(&spec, env) {
                 Some(backend) => Some(Target::Workspace(backend)),
-                None if crate::service::ops::actions_mode(env) => {
-                    Some(Target::Local(crate::service::ops::local_target(env, workspace, false)))
-                }
+                None if ops::actions_mode(env) => Some(Target::Local(ops::local_target(env, workspace, false))),
                 None => Some(Target::Missing(
                     "no workspace backend URL: set PATCH_WORKSPACE_BACKEND_URL (or the target's workspaceUrlEnv)"
                         .into(),
@@ -215,7 +217,7 @@ pub fn resolve_target(target: Option<&TargetConfig>, env: &Env, workspace: &Path
         }
         TargetConfig::Local { workspace_root, .. } => {
             let root = workspace_root.as_deref().map(Path::new).unwrap_or(workspace);
-            Some(Target::Local(crate::service::ops::local_target(env, root, false)))
+            Some(Target::Local(ops::local_target(env, root, false)))
         }
     }
 }

@@ -15,13 +15,17 @@ use serde::{Deserialize, Serialize};
 
 use crate::engine::memory::{Entry, Memory};
 use crate::engine::recall::{learn_resolutions, validate};
+use crate::engine::replay;
+use crate::engine::stack;
 use crate::engine::stack::{
     prepare, replay_prepared, resolve_branch, Patch, Precondition, RecalledPatch, StackSpec, Stopped,
 };
 use crate::flow::event::{now, FlowEvent};
 use crate::flow::flows::Flow;
-use crate::flow::runner::worktrees_dir;
+use crate::flow::state::worktrees_dir;
 use crate::flow::state::{write_atomic, StateDir};
+use crate::flow::workspace;
+use crate::git;
 use crate::git::{ConflictEntry, Git};
 
 /// A resolution in progress, kept next to the runner state.
@@ -45,7 +49,7 @@ pub struct Paused {
 
 impl Paused {
     pub fn conflicted_paths(&self) -> Vec<String> {
-        crate::git::conflicted_paths(&self.conflicts)
+        git::conflicted_paths(&self.conflicts)
     }
 }
 
@@ -67,13 +71,7 @@ pub fn spec_for(flow: &Flow, tag: &str) -> Result<StackSpec> {
         .stack
         .as_ref()
         .with_context(|| format!("flow {} has no `stack:`; there is nothing to resolve", flow.name))?;
-    Ok(StackSpec {
-        upstream: stack.upstream.clone(),
-        branch: stack.branch.clone(),
-        remote: stack.remote.clone(),
-        tag: tag.to_string(),
-        candidate: stack.candidate.replace("{tag}", tag),
-    })
+    Ok(stack.spec(tag))
 }
 
 fn paused_path(state_dir: &StateDir, flow: &str, tag: &str) -> PathBuf {
@@ -117,11 +115,7 @@ pub fn start(git: &Git, workspace: &Path, flow: &Flow, event: &FlowEvent, tag: &
     }
     std::fs::create_dir_all(worktrees_dir(workspace))?;
     git.add_sparse_conflict_worktree(&path, &stopped.head, &stopped.tree, &stopped.conflicts)?;
-    crate::flow::workspace::relabel_conflicts(
-        &path,
-        &stopped.conflicts,
-        &crate::flow::workspace::labels(tag, &stopped.patch),
-    )?;
+    workspace::relabel_conflicts(&path, &stopped.conflicts, &workspace::labels(tag, &stopped.patch))?;
     let paused = Paused {
         flow: flow.name.clone(),
         tag: tag.to_string(),
@@ -177,7 +171,7 @@ fn replay_to_stop(git: &Git, spec: &StackSpec) -> Result<Result<Stopped, Started
         tree: merge.tree,
         conflicts: merge.conflicts,
         patch: Patch { sha: commit.id.clone(), subject: commit.subject(), author: commit.author() },
-        patch_paths: git.changed_paths(&crate::engine::replay::first_parent(commit), &commit.id)?,
+        patch_paths: git.changed_paths(&replay::first_parent(commit), &commit.id)?,
         branch_head: prepared.head.clone(),
         release: prepared.release.clone(),
         memory: memory.tip().map(str::to_string),
@@ -201,8 +195,8 @@ pub fn finish(git: &Git, workspace: &Path, flow: &Flow, tag: &str) -> Result<(Pa
         bail!(
             "the stopped state is stale: {} or {tag} moved since `patchmoi resolve` (was {} on {}); run `patchmoi abort --flow {} --tag {tag}` and resolve again",
             paused.branch,
-            crate::engine::stack::short(&paused.branch_head),
-            crate::engine::stack::short(&paused.release),
+            stack::short(&paused.branch_head),
+            stack::short(&paused.release),
             flow.name
         );
     }
