@@ -4,7 +4,7 @@
 //! rest carry over, and one where a patch conflicts with an upstream change
 //! (report with culprit). No network, no GitHub account.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use anyhow::{Context, Result};
 
@@ -15,7 +15,7 @@ use crate::flow::flows;
 use crate::flow::report::{conflict_markdown, run_text};
 use crate::flow::runner::{run_event, RunSettings};
 use crate::flow::state::StateDir;
-use crate::git::Git;
+use crate::git::fixture::FixtureRepo;
 
 const GREET_V1: &str = "#!/bin/sh\n# greet: print a greeting\nname=\"${1:-world}\"\necho \"Hello, $name!\"\n";
 const GREET_SHOUT: &str =
@@ -25,49 +25,6 @@ if [ -n \"$shout\" ]; then message=$(echo \"$message\" | tr '[:lower:]' '[:upper
 const README_V1: &str = "# greeter\n\nA tiny greeter. Say helo with `sh greet.sh NAME`.\n";
 const README_FIXED: &str = "# greeter\n\nA tiny greeter. Say hello with `sh greet.sh NAME`.\n";
 const CONFIG_V1: &str = "[server]\nhost = \"127.0.0.1\"\nport = 3000\n";
-
-/// A repository being built, with a clock so every commit has a fixed date
-/// and the demo gives the same SHAs on every machine.
-struct Builder {
-    git: Git,
-    dir: PathBuf,
-    clock: u64,
-}
-
-impl Builder {
-    fn init(dir: &Path) -> Result<Builder> {
-        std::fs::create_dir_all(dir)?;
-        let git = Git::at(dir);
-        git.run(&["init", "--quiet", "--initial-branch=main"])?;
-        Ok(Builder { git, dir: dir.to_path_buf(), clock: 1_767_225_600 })
-    }
-
-    fn commit(&mut self, author: &str, files: &[(&str, &str)], message: &str) -> Result<String> {
-        for (path, text) in files {
-            let file = self.dir.join(path);
-            std::fs::write(&file, text).with_context(|| format!("failed to write {}", file.display()))?;
-        }
-        self.clock += 3600;
-        let date = format!("@{} +0000", self.clock);
-        let email = format!("{}@example.com", author.to_lowercase().replace(' ', "."));
-        let git = self
-            .git
-            .with_env("GIT_AUTHOR_NAME", author)
-            .with_env("GIT_AUTHOR_EMAIL", email.as_str())
-            .with_env("GIT_AUTHOR_DATE", date.as_str())
-            .with_env("GIT_COMMITTER_NAME", author)
-            .with_env("GIT_COMMITTER_EMAIL", email.as_str())
-            .with_env("GIT_COMMITTER_DATE", date.as_str());
-        git.run(&["add", "--all"])?;
-        git.run(&["-c", "commit.gpgSign=false", "commit", "--quiet", "--message", message])?;
-        git.run(&["rev-parse", "HEAD"])
-    }
-
-    fn tag(&self, name: &str) -> Result<()> {
-        self.git.run(&["tag", name])?;
-        Ok(())
-    }
-}
 
 /// Builds the demo in `dir` (or a new temporary directory), runs it, prints it.
 pub fn run(dir: Option<&Path>, env: &Env) -> Result<()> {
@@ -83,7 +40,7 @@ pub fn run(dir: Option<&Path>, env: &Env) -> Result<()> {
     let upstream_dir = root.join("upstream");
     let fork_dir = root.join("fork");
 
-    let mut upstream = Builder::init(&upstream_dir)?;
+    let mut upstream = FixtureRepo::init(&upstream_dir)?;
     upstream.commit(
         "Ursula Upstream",
         &[("README.md", README_V1), ("greet.sh", GREET_V1), ("config.toml", CONFIG_V1)],
@@ -91,10 +48,10 @@ pub fn run(dir: Option<&Path>, env: &Env) -> Result<()> {
     )?;
     upstream.tag("v1.0.0")?;
 
-    let mut fork = Builder::init(&fork_dir)?;
+    let mut fork = FixtureRepo::init(&fork_dir)?;
     let upstream_path = upstream_dir.to_str().context("demo path is not UTF-8")?;
-    fork.git.run(&["fetch", "--quiet", upstream_path, "refs/tags/v1.0.0:refs/tags/v1.0.0"])?;
-    fork.git.run(&["checkout", "--quiet", "-B", "patches", "v1.0.0"])?;
+    fork.fetch_tag(upstream_path, "v1.0.0")?;
+    fork.branch_at("patches", "v1.0.0")?;
     fork.commit("Fiona Fork", &[("greet.sh", GREET_SHOUT)], "Add a --shout option")?;
     fork.commit("Fiona Fork", &[("README.md", README_FIXED)], "Fix typo in README")?;
     fork.commit(
@@ -130,7 +87,7 @@ pub fn run(dir: Option<&Path>, env: &Env) -> Result<()> {
     println!("patchmoi demo in {}\n", root.display());
     println!("upstream  {}  releases v1.0.0, v1.1.0, v2.0.0", upstream_dir.display());
     println!("fork      {}  branch `patches` = v1.0.0 + 4 patches:", fork_dir.display());
-    println!("{}\n", indent(&fork.git.run(&["log", "--reverse", "--format=%h %s", "v1.0.0..patches"])?));
+    println!("{}\n", indent(&fork.oneline_log("v1.0.0..patches", true)?));
 
     let flows = flows::discover(&fork_dir)?;
     let selected: Vec<&flows::Flow> = flows.iter().collect();
@@ -155,8 +112,7 @@ pub fn run(dir: Option<&Path>, env: &Env) -> Result<()> {
             }
         }
     }
-    let candidate_log =
-        fork.git.run(&["log", "--format=%h %s", "refs/patchmoi/upstream/tags/v1.1.0..patchmoi/v1.1.0"])?;
+    let candidate_log = fork.oneline_log("refs/patchmoi/upstream/tags/v1.1.0..patchmoi/v1.1.0", false)?;
     println!(
         "The candidate for v1.1.0 carries 3 patches (the typo fix is upstream now):\n{}\n",
         indent(&candidate_log)

@@ -106,29 +106,8 @@ pub fn recall(
         });
         resolved.push((path.clone(), content, mode));
     }
-    let tree = replace_paths(git, &merge.tree, &resolved, staging)?;
+    let tree = git.tree_with_replaced_paths(&merge.tree, &resolved, staging)?;
     Ok(Some((tree, recalled)))
-}
-
-/// `tree` with each path replaced by new content (None: removed), built in
-/// a temporary index so no worktree or real index is involved.
-fn replace_paths(git: &Git, tree: &str, files: &[(String, Option<String>, String)], staging: &Path) -> Result<String> {
-    std::fs::create_dir_all(staging)?;
-    let index = tempfile::Builder::new().prefix("index-").tempfile_in(staging)?.into_temp_path();
-    let indexed = git.with_env("GIT_INDEX_FILE", index.as_os_str());
-    indexed.run(&["read-tree", tree])?;
-    let bodies: Vec<Vec<u8>> =
-        files.iter().filter_map(|(_, content, _)| content.clone().map(String::into_bytes)).collect();
-    let mut oids = git.write_blobs(&bodies)?.into_iter();
-    let mut info = String::new();
-    for (path, content, mode) in files {
-        match content {
-            Some(_) => info.push_str(&format!("{mode} {}\t{path}\n", oids.next().unwrap_or_default())),
-            None => info.push_str(&format!("0 {}\t{path}\n", "0".repeat(tree.len()))),
-        }
-    }
-    indexed.run_bytes(&["update-index", "--index-info"], Some(info.as_bytes()))?;
-    indexed.run(&["write-tree"])
 }
 
 /// What was wrong with a resolution.

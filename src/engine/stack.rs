@@ -226,7 +226,7 @@ pub struct RecalledPatch {
 pub fn replay_prepared(git: &Git, prepared: &Prepared, memory: &Memory) -> Result<Replayed> {
     let quarantine = &prepared.quarantine;
     let qgit = &quarantine.git;
-    let release_tree = git.run(&["rev-parse", &format!("{}^{{tree}}", prepared.release)])?;
+    let release_tree = git.tree_of(&prepared.release)?;
     let stack: Vec<&RawCommit> = prepared.patches.iter().collect();
     let mut applied: Vec<(usize, String)> = Vec::new();
     let mut dropped = prepared.dropped.clone();

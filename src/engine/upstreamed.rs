@@ -34,26 +34,11 @@ pub fn upstreamed_patches(
         upstream_sets.iter().filter(|(sha, _)| upstream.contains(sha)).map(|(_, files)| files).collect();
     let stack: Vec<String> =
         stack_sets.iter().filter(|(_, files)| upstream_shapes.contains(files)).map(|(sha, _)| sha.clone()).collect();
-    let diffs = |commits: &[String]| -> Result<Vec<u8>> {
-        let input: String = commits.iter().map(|id| format!("{id}\n")).collect();
-        git.run_bytes(&["diff-tree", "-p", "--no-renames", "--stdin"], Some(input.as_bytes()))
-    };
-    let upstream_ids: HashMap<String, String> = patch_ids(git, &diffs(&upstream)?)?.into_iter().collect();
-    Ok(patch_ids(git, &diffs(&stack)?)?
+    let diffs = |commits: &[String]| git.diffs_of(commits);
+    let upstream_ids: HashMap<String, String> = git.patch_ids(&diffs(&upstream)?)?.into_iter().collect();
+    Ok(git
+        .patch_ids(&diffs(&stack)?)?
         .into_iter()
         .filter_map(|(patch_id, commit)| upstream_ids.get(&patch_id).map(|upstream| (commit, upstream.clone())))
-        .collect())
-}
-
-/// `(patch-id, commit)` pairs from diffs, stable across hunk order.
-fn patch_ids(git: &Git, diffs: &[u8]) -> Result<Vec<(String, String)>> {
-    if diffs.is_empty() {
-        return Ok(Vec::new());
-    }
-    let out = git.run_bytes(&["patch-id", "--stable"], Some(diffs))?;
-    Ok(String::from_utf8_lossy(&out)
-        .lines()
-        .filter_map(|line| line.split_once(' '))
-        .map(|(id, commit)| (id.to_string(), commit.to_string()))
         .collect())
 }

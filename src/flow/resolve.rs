@@ -209,7 +209,7 @@ pub fn finish(git: &Git, workspace: &Path, flow: &Flow, tag: &str) -> Result<(Pa
             unmerged.join(", ")
         );
     }
-    let resolved = worktree.run(&["write-tree"]).context("failed to read the resolution from the worktree index")?;
+    let resolved = worktree.write_tree().context("failed to read the resolution from the worktree index")?;
     if let Err(invalid) = validate(git, &paused.merge_tree, &paused.conflicted_paths(), &resolved)? {
         bail!("the resolution in {} is not finished: {invalid}", paused.worktree.display());
     }

@@ -232,7 +232,7 @@ impl FlowRun<'_> {
                 format!("its resolution was rejected: still unmerged (not `git add`ed): {}", unmerged.join(", "));
             return Ok((ResultStatus::NeedsIntervention, message));
         }
-        let resolved = checkout.run(&["write-tree"])?;
+        let resolved = checkout.write_tree()?;
         let conflicted = git::conflicted_paths(&stopped.conflicts);
         let git = &self.workspace.git;
         if let Err(invalid) = recall::validate(git, &stopped.tree, &conflicted, &resolved)? {

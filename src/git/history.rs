@@ -8,6 +8,26 @@ use anyhow::Result;
 use super::Git;
 
 impl Git {
+    /// The patches of `commits` as `git diff-tree -p` prints them, for
+    /// [`Git::patch_ids`].
+    pub fn diffs_of(&self, commits: &[String]) -> Result<Vec<u8>> {
+        let input: String = commits.iter().map(|id| format!("{id}\n")).collect();
+        self.run_bytes(&["diff-tree", "-p", "--no-renames", "--stdin"], Some(input.as_bytes()))
+    }
+
+    /// `(patch-id, commit)` pairs from diffs, stable across hunk order.
+    pub fn patch_ids(&self, diffs: &[u8]) -> Result<Vec<(String, String)>> {
+        if diffs.is_empty() {
+            return Ok(Vec::new());
+        }
+        let out = self.run_bytes(&["patch-id", "--stable"], Some(diffs))?;
+        Ok(String::from_utf8_lossy(&out)
+            .lines()
+            .filter_map(|line| line.split_once(' '))
+            .map(|(id, commit)| (id.to_string(), commit.to_string()))
+            .collect())
+    }
+
     /// Commits of `from..to` along first parents, oldest first.
     pub fn first_parent_range(&self, from: &str, to: &str) -> Result<Vec<String>> {
         let range = format!("{from}..{to}");

@@ -7,6 +7,7 @@
 //! [`Git::output`], so this file is the only place that spawns git.
 
 mod chains;
+pub mod fixture;
 mod history;
 mod merge;
 mod objects;
@@ -164,7 +165,7 @@ impl Git {
     }
 
     /// Runs git, fails with its stderr unless it exits 0, returns stdout as bytes.
-    pub fn run_bytes(&self, args: &[&str], input: Option<&[u8]>) -> Result<Vec<u8>> {
+    fn run_bytes(&self, args: &[&str], input: Option<&[u8]>) -> Result<Vec<u8>> {
         let output = self.output(args, input)?;
         if !output.status.success() {
             bail!(failure_message(args, &output));
@@ -173,7 +174,7 @@ impl Git {
     }
 
     /// Runs git and returns stdout as text with the trailing newline removed.
-    pub fn run(&self, args: &[&str]) -> Result<String> {
+    fn run(&self, args: &[&str]) -> Result<String> {
         let stdout = self.run_bytes(args, None)?;
         let mut text = String::from_utf8_lossy(&stdout).into_owned();
         while text.ends_with('\n') {

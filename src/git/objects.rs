@@ -130,6 +130,43 @@ pub fn object_id(format: &str, kind: &str, body: &[u8]) -> String {
 }
 
 impl Git {
+    /// The tree of commit (or tag) `rev`.
+    pub fn tree_of(&self, rev: &str) -> Result<String> {
+        self.run(&["rev-parse", &format!("{rev}^{{tree}}")])
+    }
+
+    /// Writes the index of this repository (or worktree) as a tree.
+    pub fn write_tree(&self) -> Result<String> {
+        self.run(&["write-tree"])
+    }
+
+    /// `tree` with each `(path, content, mode)` replaced (content None:
+    /// removed), built in
+    /// a temporary index so no worktree or real index is involved.
+    pub fn tree_with_replaced_paths(
+        &self,
+        tree: &str,
+        files: &[(String, Option<String>, String)],
+        staging: &Path,
+    ) -> Result<String> {
+        std::fs::create_dir_all(staging)?;
+        let index = tempfile::Builder::new().prefix("index-").tempfile_in(staging)?.into_temp_path();
+        let indexed = self.with_env("GIT_INDEX_FILE", index.as_os_str());
+        indexed.run(&["read-tree", tree])?;
+        let bodies: Vec<Vec<u8>> =
+            files.iter().filter_map(|(_, content, _)| content.clone().map(String::into_bytes)).collect();
+        let mut oids = self.write_blobs(&bodies)?.into_iter();
+        let mut info = String::new();
+        for (path, content, mode) in files {
+            match content {
+                Some(_) => info.push_str(&format!("{mode} {}\t{path}\n", oids.next().unwrap_or_default())),
+                None => info.push_str(&format!("0 {}\t{path}\n", "0".repeat(tree.len()))),
+            }
+        }
+        indexed.run_bytes(&["update-index", "--index-info"], Some(info.as_bytes()))?;
+        indexed.run(&["write-tree"])
+    }
+
     /// `sha1` or `sha256`.
     pub fn object_format(&self) -> Result<String> {
         self.run(&["rev-parse", "--show-object-format"])

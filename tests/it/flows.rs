@@ -2,7 +2,7 @@
 //! worktree with their variables, failures, timeouts, the Code Mode gate,
 //! `if:` conditions, dry runs with shadowing, tag selection, and state.
 
-mod common;
+use crate::common;
 
 use common::{lines, replace_line, Fixture};
 

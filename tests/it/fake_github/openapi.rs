@@ -14,7 +14,7 @@ pub struct Spec {
 
 impl Spec {
     pub fn load() -> Spec {
-        let text = include_str!("../fixtures/github-openapi.json");
+        let text = include_str!("../../fixtures/github-openapi.json");
         Spec { doc: serde_json::from_str(text).expect("the trimmed OpenAPI description is JSON") }
     }
 

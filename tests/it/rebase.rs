@@ -3,7 +3,7 @@
 //! culprit, dependencies, the survey, determinism, and the user's checkout
 //! left alone.
 
-mod common;
+use crate::common;
 
 use common::{lines, replace_line, Fixture, Repo};
 

@@ -1,7 +1,7 @@
 //! `run` with a workspace backend, the three URL variables, signatures,
 //! retry, replay and sync, against a fake backend on 127.0.0.1.
 
-mod support;
+use crate::support;
 
 use serde_json::json;
 use support::{patchmoi, Canned, FakeServer};

@@ -1,7 +1,7 @@
 //! Resolving a conflict once: `resolve`, `continue`, `abort`, the memory of
 //! resolutions across releases and clones, and validated agent repairs.
 
-mod common;
+use crate::common;
 
 use common::{lines, patchmoi, replace_line, Fixture, Repo};
 

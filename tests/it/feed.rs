@@ -3,7 +3,7 @@
 //! fork-mark skip. Each `watch --once` is a new process, so every second
 //! poll is also a restart.
 
-mod support;
+use crate::support;
 
 use std::path::Path;
 
@@ -96,7 +96,7 @@ fn atom_tags_come_from_links_and_a_failing_source_blocks_nothing() {
     feeds.route(
         "GET",
         "/codex.atom",
-        Canned::xml(include_str!("fixtures/feeds/codex-releases.atom")).with_etag("\"a\""),
+        Canned::xml(include_str!("../fixtures/feeds/codex-releases.atom")).with_etag("\"a\""),
     );
     feeds.route("GET", "/broken.atom", Canned::json(500, json!({})));
     let tmp = tempfile::tempdir().unwrap();
@@ -123,7 +123,7 @@ fn atom_tags_come_from_links_and_a_failing_source_blocks_nothing() {
     feeds.route(
         "GET",
         "/broken.atom",
-        Canned::xml(&include_str!("fixtures/feeds/codex-releases.atom").replace("openai/codex", "forgejo/forgejo")),
+        Canned::xml(&include_str!("../fixtures/feeds/codex-releases.atom").replace("openai/codex", "forgejo/forgejo")),
     );
     let run = watch_once(tmp.path(), &sources, &[]);
     assert_eq!(run.code, 0, "{}", run.stderr);

@@ -2,7 +2,7 @@
 //! event, dispatch and attempt land in DATA_DIR; `sync` reads the state
 //! file; `setup fork` checks a real checkout.
 
-mod common;
+use crate::common;
 
 use common::Fixture;
 

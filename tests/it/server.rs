@@ -2,7 +2,7 @@
 //! with and without the admin token, JSON errors, webhooks, and a kill -9
 //! mid-write leaving a consistent database.
 
-mod support;
+use crate::support;
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
@@ -167,7 +167,8 @@ fn webhooks_need_a_valid_signature_and_update_attempts() {
     let backend = fake_backend();
     let tmp = tempfile::tempdir().unwrap();
     seeded(tmp.path(), &backend);
-    let mut payload: Value = serde_json::from_str(include_str!("fixtures/webhooks/check_run.completed.json")).unwrap();
+    let mut payload: Value =
+        serde_json::from_str(include_str!("../fixtures/webhooks/check_run.completed.json")).unwrap();
     payload["check_run"]["external_id"] = json!("run_a");
     let body = payload.to_string();
     let signature = format!("sha256={}", patchmoi::service::backend::sign(HOOK_SECRET, body.as_bytes()));
@@ -236,7 +237,7 @@ fn a_killed_server_leaves_a_consistent_database() {
 #[test]
 fn serve_polls_the_feeds_in_feed_sources_path() {
     let feeds = FakeServer::start();
-    feeds.route("GET", "/codex.atom", Canned::xml(include_str!("fixtures/feeds/codex-releases.atom")));
+    feeds.route("GET", "/codex.atom", Canned::xml(include_str!("../fixtures/feeds/codex-releases.atom")));
     let tmp = tempfile::tempdir().unwrap();
     let sources = json!({"sources": [{"id": "codex", "provider": "gitea", "event": "release",
         "url": format!("{}/codex.atom", feeds.url), "primeOnly": false, "target": {"mode": "notify_only"},

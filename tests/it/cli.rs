@@ -2,7 +2,7 @@
 //! nothing on stdout and nothing changed; preconditions give `blocked`;
 //! pushes and promotions lease and keep backups; the demo runs.
 
-mod common;
+use crate::common;
 
 use common::{patchmoi, Fixture, Repo};
 

@@ -4,11 +4,9 @@
 //! state and validates every request body against GitHub's OpenAPI
 //! description. The git remote is a local bare repository.
 
-mod common;
-mod fake_github;
-#[path = "action/faults.rs"]
+use crate::common;
+use crate::fake_github;
 mod faults;
-#[path = "action/more.rs"]
 mod more;
 
 use std::path::{Path, PathBuf};
@@ -54,7 +52,8 @@ impl Setup {
     /// A repository_dispatch of `upstream.release` for `tag`, built from
     /// GitHub's example payload.
     fn dispatch(&self, tag: &str) -> PathBuf {
-        let mut event: Value = serde_json::from_str(include_str!("fixtures/webhook-repository_dispatch.json")).unwrap();
+        let mut event: Value =
+            serde_json::from_str(include_str!("../fixtures/webhook-repository_dispatch.json")).unwrap();
         event["action"] = json!("upstream.release");
         event["client_payload"] = json!({"repo": "test/upstream", "tag": tag});
         let path = self.dir.join(format!("event-{tag}.json"));

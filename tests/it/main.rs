@@ -1,0 +1,21 @@
+//! The one integration test binary. Each module tests one face of patchmoi
+//! as a user meets it: real git repositories in temp dirs, the real
+//! `patchmoi` binary, a fake GitHub that checks every request against
+//! GitHub's OpenAPI description, local feed and backend servers on
+//! 127.0.0.1. `layers` checks the crate's architecture.
+
+mod common;
+mod fake_github;
+mod support;
+
+mod action;
+mod action_yml;
+mod cli;
+mod dispatch;
+mod feed;
+mod flows;
+mod layers;
+mod local_dispatch;
+mod rebase;
+mod resolve;
+mod server;
