@@ -6,6 +6,7 @@ pub mod env;
 pub mod error;
 pub mod redact;
 pub mod refname;
+pub mod runtime;
 pub mod secrets;
 pub mod status;
 pub mod tag_order;

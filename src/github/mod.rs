@@ -31,6 +31,8 @@ use http::{HeaderMap, HeaderName, Method, StatusCode};
 use octocrab::Octocrab;
 use serde_json::Value;
 
+use crate::core::runtime::block_on;
+
 // The REST API version, `X-GitHub-Api-Version: 2022-11-28`, goes on every
 // request from octocrab itself (its Cargo metadata); adding it again would
 // send it twice.
@@ -80,7 +82,6 @@ impl Endpoint {
 
 /// A client for one repository.
 pub struct GitHub {
-    runtime: tokio::runtime::Runtime,
     octo: Octocrab,
     /// `owner/name` of the repository the workflow runs in.
     pub repo: String,
@@ -167,11 +168,7 @@ impl GitHub {
     /// A client for `repo` at `api_url` (`GITHUB_API_URL`; GitHub Enterprise
     /// works the same way); `backoff` is the first wait after a server error.
     fn connect(api_url: &str, token: Option<&str>, repo: &str, backoff: Duration) -> Result<GitHub> {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .context("failed to start the runtime for GitHub API calls")?;
-        let octo = runtime.block_on(async {
+        let octo = block_on(async {
             let mut builder = Octocrab::builder()
                 .base_uri(api_url.trim_end_matches('/'))
                 .with_context(|| format!("GITHUB_API_URL {api_url:?} is not a URL"))?
@@ -183,7 +180,7 @@ impl GitHub {
             builder.build().context("failed to build the GitHub API client")
         })?;
         let base = api_url.trim_end_matches('/').to_string();
-        Ok(GitHub { runtime, octo, repo: repo.to_string(), backoff, base })
+        Ok(GitHub { octo, repo: repo.to_string(), backoff, base })
     }
 
     /// `/repos/<owner>/<name>` + `path`.
@@ -222,7 +219,7 @@ impl GitHub {
         let (mut attempt, mut redirects) = (0, 0);
         loop {
             attempt += 1;
-            let sent = self.runtime.block_on(self.send(method.clone(), &uri, body, extra));
+            let sent = block_on(self.send(method.clone(), &uri, body, extra));
             let (status, headers, text) = match sent {
                 Ok(reply) => reply,
                 Err(err) => {

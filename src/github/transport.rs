@@ -1,11 +1,20 @@
-//! The one blocking HTTP client the service uses for everything but the
-//! GitHub API (feeds, the workspace backend): timeouts, a User-Agent, and
-//! every status as an answer rather than an error, so callers branch on it.
+//! Plain HTTP(S) for everything but the GitHub API (feeds, the workspace
+//! backend), on the same hyper/rustls stack and runtime as octocrab: a
+//! blocking call with timeouts and a User-Agent, and every status as an
+//! answer rather than an error, so callers branch on it.
 
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use crate::core::redact;
-use anyhow::{Context, Result};
+use anyhow::{anyhow, Context, Result};
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder};
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+
+use crate::core::redact::redact_url;
+use crate::core::runtime::block_on;
 
 /// An HTTP answer of any status.
 #[derive(Debug, Clone)]
@@ -48,37 +57,83 @@ impl<'a> Request<'a> {
 /// Sends `request`; an error means no answer came (connection, timeout).
 /// The error names the URL without any credentials in it.
 pub fn send(request: &Request<'_>) -> Result<Response> {
-    let agent = ureq::AgentBuilder::new()
-        .timeout_connect(Duration::from_secs(10))
-        .timeout(Duration::from_secs(60))
-        .user_agent(concat!("patchmoi/", env!("CARGO_PKG_VERSION")))
-        .build();
-    let mut req = agent.request(request.method, request.url);
+    let what = || format!("{} {}", request.method, redact(request.url));
+    let method =
+        http::Method::from_bytes(request.method.as_bytes()).with_context(|| format!("{} is no method", what()))?;
+    let mut builder = http::Request::builder()
+        .method(method)
+        .uri(request.url)
+        .header(http::header::USER_AGENT, concat!("patchmoi/", env!("CARGO_PKG_VERSION")));
     for (name, value) in &request.headers {
-        req = req.set(name, value);
+        builder = builder.header(*name, value.as_str());
     }
-    let result = match request.body {
-        Some(body) => req.send_string(body),
-        None => req.call(),
-    };
-    let response = match result {
-        Ok(response) => response,
-        Err(ureq::Error::Status(_, response)) => response,
-        Err(ureq::Error::Transport(err)) => {
-            let kind = err.kind();
-            return Err(anyhow::anyhow!("{kind}"))
-                .with_context(|| format!("{} {} got no answer", request.method, redact(request.url)));
-        }
-    };
-    let status = response.status();
-    let etag = response.header("etag").map(str::to_string);
-    let body = response
-        .into_string()
-        .with_context(|| format!("failed to read the answer of {} {}", request.method, redact(request.url)))?;
+    let body = Full::new(Bytes::from(request.body.unwrap_or_default().to_string()));
+    let built = builder.body(body).with_context(|| format!("{} is not a valid request", what()))?;
+    let answer = block_on(async {
+        let response = tokio::time::timeout(TIMEOUT, client().request(built))
+            .await
+            .map_err(|_| anyhow!("timed out after {TIMEOUT:?}"))?
+            .map_err(|err| anyhow!("{}", error_chain(&err)))?;
+        let status = response.status().as_u16();
+        let etag = response.headers().get(http::header::ETAG).and_then(|v| v.to_str().ok()).map(str::to_string);
+        let bytes = tokio::time::timeout(TIMEOUT, response.into_body().collect())
+            .await
+            .map_err(|_| anyhow!("timed out reading the answer after {TIMEOUT:?}"))?
+            .map_err(|err| anyhow!("failed to read the answer: {err}"))?
+            .to_bytes();
+        Ok::<_, anyhow::Error>((status, etag, bytes))
+    });
+    let (status, etag, bytes) = answer.with_context(|| format!("{} got no answer", what()))?;
+    let body = String::from_utf8(bytes.to_vec()).with_context(|| format!("the answer of {} is not UTF-8", what()))?;
     Ok(Response { status, etag, body })
+}
+
+/// How long a request may take, connecting included.
+const TIMEOUT: Duration = Duration::from_secs(60);
+
+type Client = hyper_util::client::legacy::Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
+
+/// The process's one client for plain HTTP(S): the same hyper, hyper-rustls
+/// and ring stack octocrab uses for GitHub, with the same certificate
+/// policy (the OS store, or `SSL_CERT_FILE`/`SSL_CERT_DIR` when set).
+fn client() -> &'static Client {
+    static CLIENT: OnceLock<Client> = OnceLock::new();
+    CLIENT.get_or_init(|| {
+        let mut http = HttpConnector::new();
+        http.enforce_http(false);
+        http.set_connect_timeout(Some(Duration::from_secs(10)));
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let https = match HttpsConnectorBuilder::new().with_provider_and_native_roots(provider) {
+            Ok(builder) => builder.https_or_http().enable_http1().wrap_connector(http),
+            Err(err) => {
+                tracing::warn!("no usable certificate store ({err}); HTTPS requests will fail");
+                let empty =
+                    rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+                        .with_safe_default_protocol_versions()
+                        .expect("ring supports the default protocol versions")
+                        .with_root_certificates(rustls::RootCertStore::empty())
+                        .with_no_client_auth();
+                HttpsConnectorBuilder::new().with_tls_config(empty).https_or_http().enable_http1().wrap_connector(http)
+            }
+        };
+        hyper_util::client::legacy::Client::builder(TokioExecutor::new()).build(https)
+    })
+}
+
+/// An error and its causes on one line: hyper's own message alone says
+/// only "client error (Connect)".
+fn error_chain(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
 }
 
 /// `url` without `user:password@`, for messages.
 pub fn redact(url: &str) -> String {
-    redact::redact_url(url)
+    redact_url(url)
 }

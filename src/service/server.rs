@@ -20,6 +20,7 @@ use serde_json::{json, Value};
 
 use crate::core::env::Env;
 use crate::core::error::usage;
+use crate::core::runtime::block_on;
 use crate::flow::event;
 use crate::service::attempt::Operation;
 use crate::service::backend;
@@ -304,8 +305,7 @@ async fn github_webhook(State(settings): State<Shared>, headers: HeaderMap, body
 /// Binds `HOST:PORT`, starts the feed watchers when configured, and serves
 /// until interrupted.
 pub fn serve(settings: ServerSettings) -> Result<()> {
-    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
-    runtime.block_on(async move {
+    block_on(async move {
         let address = format!("{}:{}", settings.host, settings.port);
         let listener =
             tokio::net::TcpListener::bind(&address).await.with_context(|| format!("failed to listen on {address}"))?;

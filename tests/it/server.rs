@@ -8,6 +8,7 @@ use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Stdio};
 
+use patchmoi::github::transport::{send, Request};
 use serde_json::{json, Value};
 use support::{patchmoi, service_command, Canned, FakeServer};
 
@@ -47,21 +48,16 @@ fn serve(dir: &Path, env: &[(&str, &str)]) -> Served {
 
 /// A request; returns the status and the JSON body (Null when not JSON).
 fn call(method: &str, url: &str, headers: &[(&str, &str)], body: Option<&str>) -> (u16, Value) {
-    let mut request = ureq::request(method, url);
+    let mut request = match body {
+        Some(body) => Request { body: Some(body), ..Request::get(url) },
+        None => Request::get(url),
+    };
+    request.method = method;
     for (name, value) in headers {
-        request = request.set(name, value);
+        request = request.header(name, *value);
     }
-    let result = match body {
-        Some(body) => request.send_string(body),
-        None => request.call(),
-    };
-    let response = match result {
-        Ok(response) => response,
-        Err(ureq::Error::Status(_, response)) => response,
-        Err(err) => panic!("{method} {url}: {err}"),
-    };
-    let status = response.status();
-    (status, serde_json::from_str(&response.into_string().unwrap()).unwrap_or(Value::Null))
+    let response = send(&request).unwrap_or_else(|err| panic!("{method} {url}: {err:#}"));
+    (response.status, serde_json::from_str(&response.body).unwrap_or(Value::Null))
 }
 
 fn seeded(dir: &Path, backend: &FakeServer) {
@@ -209,9 +205,8 @@ fn a_killed_server_leaves_a_consistent_database() {
     let landed = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let counter = landed.clone();
     let writer = std::thread::spawn(move || {
-        let agent = ureq::AgentBuilder::new().timeout(std::time::Duration::from_secs(5)).build();
         for _ in 0..500 {
-            if agent.post(&retry).call().is_err() {
+            if !send(&Request::post(&retry, "")).is_ok_and(|answer| answer.is_success()) {
                 break;
             }
             counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
