@@ -9,9 +9,10 @@ use patchmoi::cli::settings::capture_env;
 use patchmoi::cli::Exit;
 use patchmoi::cli::{dispatch, Cli};
 use patchmoi::core::error::is_usage;
+use patchmoi::core::secrets::scrub_held;
 
 fn main() -> ExitCode {
-    patchmoi::cli::settings::hand_over_token();
+    patchmoi::cli::settings::hand_over_credentials();
     let cli = Cli::parse();
     let env = capture_env();
     let on_actions = env.get("GITHUB_ACTIONS") == Some("true");
@@ -69,10 +70,11 @@ struct Stderr {
 
 impl Write for Stderr {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let text = scrub_held(&String::from_utf8_lossy(buf));
         if !self.defuse {
-            return std::io::stderr().write(buf);
+            std::io::stderr().write_all(text.as_bytes())?;
+            return Ok(buf.len());
         }
-        let text = String::from_utf8_lossy(buf);
         let mut safe = String::with_capacity(text.len() + 4);
         for line in text.split_inclusive('\n') {
             if line.starts_with("::") {

@@ -94,8 +94,8 @@ pub fn run(settings: &JobSettings, out: &mut dyn Write) -> Result<JobOutcome> {
         push: false,
         replay: false,
         code_mode: settings.code_mode,
-        secret_env: settings.secret_env.clone(),
-        secret_values: settings.secrets(),
+        step_env: settings.step_env.clone(),
+        step_secrets: settings.step_secrets.clone(),
         git_env: match settings.api.token() {
             Some(token) => git::http_auth_env(&settings.server_url, token),
             None => Vec::new(),

@@ -8,6 +8,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::action::io::EventInputs;
+use crate::core::secrets::Credentials;
 use crate::core::status::ResultStatus;
 use crate::flow::event::FlowEvent;
 use crate::flow::runner::RunResult;
@@ -35,7 +36,9 @@ pub struct JobSettings {
     /// `GITHUB_SHA`: where checks of a run without a candidate sit.
     pub sha: Option<String>,
     pub code_mode: bool,
-    pub secret_env: Vec<String>,
+    /// What `run:` steps start from, and the credentials they may name.
+    pub step_env: Vec<(String, String)>,
+    pub step_secrets: Credentials,
 }
 
 /// What one flow ended with, as outputs and the summary show it.

@@ -15,6 +15,7 @@ use crate::action::job::{self, JobOutcome, JobSettings};
 use crate::core::env::Env;
 use crate::core::error::usage;
 use crate::core::refname::check_tag;
+use crate::core::secrets::hold;
 use crate::core::status::ResultStatus;
 use crate::git;
 use crate::github::Endpoint;
@@ -71,7 +72,8 @@ pub fn job_settings(env: &Env) -> Result<(JobSettings, bool)> {
         repository: env.get("GITHUB_REPOSITORY").map(str::to_string),
         sha: env.get("GITHUB_SHA").map(str::to_string),
         code_mode: env.code_mode(),
-        secret_env: env.secret_names(),
+        step_env: env.step_env(),
+        step_secrets: env.credentials(),
     };
     Ok((settings, flag(env, "fail-on-conflict", true)?))
 }
@@ -94,6 +96,8 @@ pub fn cmd_action(env: &Env) -> Result<Exit> {
         out.flush()?;
     }
     let (settings, fail_on_conflict) = job_settings(env)?;
+    // The token and the credential git derives from it, hidden everywhere from here on.
+    hold(settings.secrets());
     let outcome = job::run(&settings, &mut out);
     let secrets = settings.secrets();
     let job = match outcome {

@@ -97,8 +97,8 @@ pub fn run(dir: Option<&Path>, env: &Env) -> Result<()> {
         push: false,
         replay: true,
         code_mode: env.code_mode(),
-        secret_env: env.secret_names(),
-        secret_values: env.secret_values(),
+        step_env: env.step_env(),
+        step_secrets: env.credentials(),
         git_env: Vec::new(),
     };
     for tag in ["v1.1.0", "v2.0.0"] {

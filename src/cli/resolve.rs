@@ -114,8 +114,8 @@ pub fn cmd_continue(args: SessionArgs, env: &Env) -> Result<Exit> {
         push: args.push,
         replay: true,
         code_mode: env.code_mode(),
-        secret_env: env.secret_names(),
-        secret_values: env.secret_values(),
+        step_env: env.step_env(),
+        step_secrets: env.credentials(),
         git_env: Vec::new(),
     };
     let report = run_event(&settings, &[&flow], &paused.event)?;

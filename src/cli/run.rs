@@ -144,8 +144,8 @@ fn run(event: FlowEvent, flows: &[Flow], root: PathBuf, args: &RunArgs, env: &En
         push: args.push,
         replay: args.replay,
         code_mode,
-        secret_env: env.secret_names(),
-        secret_values: env.secret_values(),
+        step_env: env.step_env(),
+        step_secrets: env.credentials(),
         git_env: Vec::new(),
     };
     let operation = if args.replay { Operation::Replay } else { Operation::Dispatch };

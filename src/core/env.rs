@@ -4,18 +4,7 @@
 
 use std::collections::BTreeMap;
 
-/// Variables that hold credentials: never passed to a flow's `run:` steps.
-pub const SECRET_VARIABLES: &[&str] = &[
-    "GITHUB_TOKEN",
-    "GH_TOKEN",
-    "INPUT_TOKEN",
-    "ACTIONS_RUNTIME_TOKEN",
-    "ACTIONS_ID_TOKEN_REQUEST_TOKEN",
-    "PATCH_ADMIN_TOKEN",
-    "PATCH_WEBHOOK_SECRET",
-    "PATCH_WORKSPACE_BACKEND_SECRET",
-    "PATCH_FLOW_DISPATCH_SECRET",
-];
+use super::secrets::{is_credential_name, step_allowed, Credentials};
 
 /// A snapshot of the process environment.
 #[derive(Clone, Default)]
@@ -50,30 +39,29 @@ impl Env {
         code_mode_enabled(self.get("CODEX_FLOWS_MODE"), self.get("CODEX_FLOWS_ENABLE_CODE_MODE"))
     }
 
-    /// Values of the secret variables that are set: logs replace them by `***`.
+    /// The credential variables that are set (by name or pattern, see
+    /// [`is_credential_name`]), with their values.
+    pub fn credentials(&self) -> Credentials {
+        Credentials::new(
+            self.vars
+                .iter()
+                .filter(|(name, value)| is_credential_name(name) && !value.is_empty())
+                .map(|(name, value)| (name.clone(), value.clone()))
+                .collect(),
+        )
+    }
+
+    /// Values of the credential variables that are set: everything written
+    /// or printed replaces them by `***`.
     pub fn secret_values(&self) -> Vec<String> {
-        self.secret_names().iter().filter_map(|name| self.get(name)).map(str::to_string).collect()
+        self.credentials().values().map(str::to_string).collect()
     }
 
-    /// Names of variables a `run:` step must not see: the known ones, and
-    /// any set variable whose name says it holds a credential (a feed
-    /// source's `tokenEnv`, a CI's own `*_TOKEN`, …).
-    pub fn secret_names(&self) -> Vec<String> {
-        let mut names: Vec<String> = SECRET_VARIABLES.iter().map(|name| name.to_string()).collect();
-        let by_name: Vec<String> =
-            self.vars.keys().filter(|name| looks_secret(name) && !names.contains(name)).cloned().collect();
-        names.extend(by_name);
-        names
+    /// The variables a `run:` step inherits: the allowlist of
+    /// [`step_allowed`], never a credential.
+    pub fn step_env(&self) -> Vec<(String, String)> {
+        self.vars.iter().filter(|(name, _)| step_allowed(name)).map(|(k, v)| (k.clone(), v.clone())).collect()
     }
-}
-
-/// Whether a variable's name says it holds a credential: one of its
-/// `_`-separated words is TOKEN, SECRET, PASSWORD, … (so `GH_TOKEN` is one
-/// and `TOKENIZER_THREADS` is not), or it ends in `API_KEY`/`PRIVATE_KEY`.
-fn looks_secret(name: &str) -> bool {
-    let upper = name.to_ascii_uppercase();
-    let words = ["TOKEN", "SECRET", "PASSWORD", "PASSWD", "CREDENTIAL", "CREDENTIALS"];
-    upper.split('_').any(|word| words.contains(&word)) || upper.ends_with("API_KEY") || upper.ends_with("PRIVATE_KEY")
 }
 
 /// Whether `runner: code-mode` steps may run, from the two variables that
@@ -106,11 +94,14 @@ mod tests {
             ("PATH", "/bin"),
             ("TOKENIZER_THREADS", "4"),
         ]);
-        let names = env.secret_names();
-        for secret in ["GITHUB_TOKEN", "FORK_DISPATCH_TOKEN", "npm_config_password", "OPENAI_API_KEY"] {
-            assert!(names.iter().any(|name| name == secret), "{secret}");
+        let credentials = env.credentials();
+        let names: Vec<&str> = credentials.names().collect();
+        for secret in ["FORK_DISPATCH_TOKEN", "npm_config_password", "OPENAI_API_KEY"] {
+            assert!(names.contains(&secret), "{secret}");
         }
-        assert!(!names.iter().any(|name| name == "PATH"));
+        assert!(!names.contains(&"PATH"));
         assert_eq!(env.secret_values().len(), 3);
+        let step: Vec<String> = env.step_env().into_iter().map(|(name, _)| name).collect();
+        assert_eq!(step, ["PATH"]);
     }
 }

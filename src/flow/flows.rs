@@ -132,6 +132,11 @@ pub struct Step {
     /// Extra environment variables for a `run:` step.
     #[serde(default)]
     pub env: BTreeMap<String, String>,
+    /// Credentials this `run:` step needs (e.g. `[OPENAI_API_KEY]` for an
+    /// agent): only these of patchmoi's credentials reach it; every other
+    /// credential variable is withheld from every step.
+    #[serde(default)]
+    pub secrets: Vec<String>,
 }
 
 /// `if:` values.
@@ -214,6 +219,17 @@ impl Flow {
             }
             if let Some(timeout) = &step.timeout {
                 parse_timeout(timeout).map_err(|err| format!("{at}.timeout: {err}"))?;
+            }
+            for secret in &step.secrets {
+                let valid = !secret.is_empty()
+                    && !secret.starts_with(|c: char| c.is_ascii_digit())
+                    && secret.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+                if !valid {
+                    return Err(format!("{at}.secrets: `{secret}` is not an environment variable name"));
+                }
+            }
+            if !step.secrets.is_empty() && step.run.is_none() {
+                return Err(format!("{at}.secrets: only a `run:` step gets secrets"));
             }
             if let Some(dir) = &step.working_directory {
                 if Path::new(dir).is_absolute() || dir.split('/').any(|part| part == "..") {

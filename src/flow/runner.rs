@@ -11,6 +11,7 @@ use anyhow::Result;
 
 use crate::core::error::usage;
 use crate::core::redact;
+use crate::core::secrets::Credentials;
 use crate::core::status::ResultStatus;
 use crate::core::tag_order;
 use crate::engine::stack::{self, Candidate};
@@ -31,11 +32,12 @@ pub struct RunSettings {
     pub replay: bool,
     /// Whether `runner: code-mode` steps may run.
     pub code_mode: bool,
-    /// Environment variables that must never reach a `run:` step.
-    pub secret_env: Vec<String>,
-    /// Secret values (tokens) that step logs and the state file must not
-    /// hold: a step that finds one anyway and prints it is logged as `***`.
-    pub secret_values: Vec<String>,
+    /// The environment every `run:` step starts from: the allowlisted
+    /// variables of patchmoi's own environment, never a credential.
+    pub step_env: Vec<(String, String)>,
+    /// The credentials a step may ask for by name (`secrets:`), held in
+    /// memory; their values are also held for scrubbing.
+    pub step_secrets: Credentials,
     /// Extra environment for every git command of the run: the action's
     /// credentials for the fork's remote (see `Git::with_http_auth`).
     pub git_env: Vec<(String, String)>,

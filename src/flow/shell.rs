@@ -31,8 +31,12 @@ pub struct CheckSpec {
     pub command: String,
     /// Working directory (must exist; error naming it otherwise).
     pub cwd: PathBuf,
-    /// Variables to set on top of the inherited environment.
+    /// Variables to set: on top of patchmoi's environment with
+    /// `inherit_env`, else the whole environment of the command.
     pub env: Vec<(String, String)>,
+    /// Whether the command starts from patchmoi's own environment. Flow
+    /// steps never do: they get an allowlist (see `core::secrets`).
+    pub inherit_env: bool,
     /// Variables to remove from the inherited environment (e.g. GITHUB_TOKEN must never reach flow commands).
     /// Removal wins over `env` when a name is in both.
     pub env_remove: Vec<String>,
@@ -82,6 +86,9 @@ pub fn run_check(spec: &CheckSpec) -> anyhow::Result<CheckResult> {
         .envs(spec.env.iter().map(|(k, v)| (k, v)))
         // Its own group, so a timeout can take down everything it started.
         .process_group(0);
+    if !spec.inherit_env {
+        command.env_clear().envs(spec.env.iter().map(|(k, v)| (k, v)));
+    }
     for key in &spec.env_remove {
         command.env_remove(key);
     }
@@ -260,6 +267,7 @@ mod tests {
             cwd: dir.to_path_buf(),
             env: Vec::new(),
             env_remove: Vec::new(),
+            inherit_env: true,
             timeout: Duration::from_secs(30),
             log_path: dir.join("logs/nested/build.log"),
         }

@@ -11,6 +11,7 @@ use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::core::secrets::scrub_held;
 use crate::core::status::ResultStatus;
 use crate::engine::stack::Stopped;
 use crate::flow::event::FlowEvent;
@@ -280,6 +281,10 @@ fn ensure_workspace_ignored(state_dir: &Path) -> Result<()> {
 /// directory, fsync, rename, fsync of the directory. Readers see the old file
 /// or the new one, never half of either.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    // Whatever patchmoi writes next to the runs is read by people and may be
+    // uploaded as an artifact, which Actions does not mask.
+    let scrubbed = std::str::from_utf8(bytes).ok().map(scrub_held).filter(|clean| clean.as_bytes() != bytes);
+    let bytes = scrubbed.as_ref().map_or(bytes, |clean| clean.as_bytes());
     let dir = path.parent().context("path has no parent directory")?;
     std::fs::create_dir_all(dir).with_context(|| format!("failed to create {}", dir.display()))?;
     let mut file =

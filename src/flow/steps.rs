@@ -160,7 +160,8 @@ impl FlowRun<'_> {
             None => root.clone(),
         };
         let log_path = self.state_dir.run_dir(id)?.join(format!("{}.log", step.name));
-        let mut env: Vec<(String, String)> = vec![
+        let mut env: Vec<(String, String)> = self.settings.step_env.clone();
+        env.extend([
             ("PATCHMOI_EVENT_ID".into(), self.event.id.clone()),
             ("PATCHMOI_RUN_ID".into(), id.to_string()),
             ("PATCHMOI_FLOW".into(), self.flow.name.clone()),
@@ -168,7 +169,7 @@ impl FlowRun<'_> {
             ("PATCHMOI_STATUS".into(), self.verdict.to_string()),
             ("PATCHMOI_TAG".into(), self.event.tag().unwrap_or_default().to_string()),
             ("PATCHMOI_WORKTREE".into(), root.display().to_string()),
-        ];
+        ]);
         if let Some(rebase) = &self.rebase {
             if let Some(candidate) = &rebase.candidate {
                 env.push(("PATCHMOI_CANDIDATE_REF".into(), candidate.refname.clone()));
@@ -179,19 +180,30 @@ impl FlowRun<'_> {
             }
         }
         env.extend(step.env.iter().map(|(key, value)| (key.clone(), value.clone())));
+        for name in &step.secrets {
+            match self.settings.step_secrets.get(name) {
+                Some(value) => env.push((name.clone(), value.to_string())),
+                None => {
+                    return Ok((
+                        ResultStatus::Blocked,
+                        format!("step {} needs the secret {name}, which is not set", step.name),
+                        Artifacts::default(),
+                    ))
+                }
+            }
+        }
         let spec = CheckSpec {
             name: step.name.clone(),
             command: command.to_string(),
             cwd,
             env,
-            env_remove: self.settings.secret_env.clone(),
+            env_remove: Vec::new(),
+            inherit_env: false,
             timeout: step.timeout(),
             log_path: log_path.clone(),
         };
         let mut result = run_check(&spec)?;
-        if !self.settings.secret_values.is_empty() {
-            scrub_log(&log_path, &mut result.log_tail, &self.settings.secret_values)?;
-        }
+        scrub_log(&log_path, &mut result.log_tail, &[])?;
         let artifacts =
             Artifacts { log: Some(log_path.display().to_string()), log_tail: result.log_tail, ..Artifacts::default() };
         let seconds = result.duration.as_secs_f64();

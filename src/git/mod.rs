@@ -34,6 +34,27 @@ use crate::core::redact::redact_url;
 
 /// The oldest git that has everything we use: `git merge-tree --write-tree
 /// --merge-base` with trees, `--stdin` batches of such merges, and `git replay`.
+/// git's tracing switches; none may reach a git process of ours.
+const TRACE_VARIABLES: &[&str] = &[
+    "GIT_TRACE",
+    "GIT_TRACE2",
+    "GIT_TRACE2_EVENT",
+    "GIT_TRACE2_PERF",
+    "GIT_TRACE2_CONFIG_PARAMS",
+    "GIT_TRACE2_ENV_VARS",
+    "GIT_TRACE_CURL",
+    "GIT_TRACE_CURL_NO_DATA",
+    "GIT_TRACE_PACKET",
+    "GIT_TRACE_PACKFILE",
+    "GIT_TRACE_PERFORMANCE",
+    "GIT_TRACE_SETUP",
+    "GIT_TRACE_SHALLOW",
+    "GIT_TRACE_REFS",
+    "GIT_TRACE_FSMONITOR",
+    "GIT_CURL_VERBOSE",
+    "GIT_SSH_VARIANT_TRACE",
+];
+
 pub const MIN_GIT_VERSION: (u32, u32) = (2, 44);
 
 /// Identity for the few objects git itself stamps (reflog entries, the demo's
@@ -132,6 +153,11 @@ impl Git {
             .env_remove("GIT_OBJECT_DIRECTORY")
             .env_remove("GIT_ALTERNATE_OBJECT_DIRECTORIES")
             .env_remove("GIT_PREFIX");
+        // A trace would print request headers (an auth header among them)
+        // into stderr, and stderr goes into error messages.
+        for variable in TRACE_VARIABLES {
+            cmd.env_remove(variable);
+        }
         for (key, value) in &self.env {
             cmd.env(key, value);
         }

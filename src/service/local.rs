@@ -23,9 +23,8 @@ pub fn run(local: &LocalTarget, event: &FlowEvent, replay: bool) -> Result<RunRe
         push: local.push,
         replay,
         code_mode: local.code_mode,
-        secret_env: local.secret_env.clone(),
-        // The service does not hand its secret values to local targets (yet).
-        secret_values: Vec::new(),
+        step_env: local.step_env.clone(),
+        step_secrets: local.step_secrets.clone(),
         git_env: Vec::new(),
     };
     run_event(&settings, &selected, event)

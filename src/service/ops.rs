@@ -72,7 +72,8 @@ pub fn local_target(env: &Env, workspace: &Path, push: bool) -> LocalTarget {
         workspace: workspace.to_path_buf(),
         actions: actions_mode(env),
         code_mode: env.code_mode(),
-        secret_env: env.secret_names(),
+        step_env: env.step_env(),
+        step_secrets: env.credentials(),
         push,
     }
 }

@@ -12,6 +12,7 @@ use anyhow::{bail, Context, Result};
 use rusqlite::{params, Connection, OptionalExtension};
 use serde::{Deserialize, Serialize};
 
+use crate::core::secrets::scrub_held;
 use crate::flow::event::FlowEvent;
 use crate::service::attempt::{Attempt, AttemptStatus};
 use crate::service::target::{DispatchRecord, DispatchStatus};
@@ -186,7 +187,7 @@ impl Store {
     pub fn record_event(&self, event: &FlowEvent) -> Result<Recorded> {
         let changed = self.conn.execute(
             "INSERT OR IGNORE INTO events (id, type, received_at, json) VALUES (?1, ?2, ?3, ?4)",
-            params![event.id, event.kind, event.received_at, serde_json::to_string(event)?],
+            params![event.id, event.kind, event.received_at, stored_json(event)?],
         )?;
         Ok(if changed == 1 { Recorded::New } else { Recorded::Duplicate })
     }
@@ -212,7 +213,7 @@ impl Store {
         let tx = self.conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         tx.execute(
             "INSERT INTO dispatches (event_id, status, created_at, json) VALUES (?1, ?2, ?3, ?4)",
-            params![record.event_id, record.status.as_str(), record.created_at, serde_json::to_string(record)?],
+            params![record.event_id, record.status.as_str(), record.created_at, stored_json(record)?],
         )?;
         let mut attempt = attempt.clone();
         let base = attempt.id.clone();
@@ -333,7 +334,7 @@ impl Store {
         self.conn.execute(
             "INSERT INTO feed_cursors (source_id, json) VALUES (?1, ?2)
              ON CONFLICT(source_id) DO UPDATE SET json = excluded.json",
-            params![source_id, serde_json::to_string(cursor)?],
+            params![source_id, stored_json(cursor)?],
         )?;
         Ok(())
     }
@@ -344,13 +345,7 @@ fn upsert_attempt(conn: &Connection, attempt: &Attempt) -> Result<()> {
         "INSERT INTO attempts (id, event_id, status, updated_at, json) VALUES (?1, ?2, ?3, ?4, ?5)
          ON CONFLICT(id) DO UPDATE SET status = excluded.status, updated_at = excluded.updated_at,
          json = excluded.json",
-        params![
-            attempt.id,
-            attempt.event_id,
-            attempt.status.as_str(),
-            attempt.updated_at,
-            serde_json::to_string(attempt)?
-        ],
+        params![attempt.id, attempt.event_id, attempt.status.as_str(), attempt.updated_at, stored_json(attempt)?],
     )?;
     Ok(())
 }
@@ -382,6 +377,12 @@ pub fn dispatch_status_filter(value: Option<&str>, what: &str) -> Result<Option<
             None => Err(format!("{what} must be one of dispatched, failed, skipped, not {text:?}")),
         },
     }
+}
+
+/// A record as the database keeps it: JSON with every held secret hidden
+/// (a step's message or an error may quote one).
+fn stored_json<T: serde::Serialize + ?Sized>(value: &T) -> serde_json::Result<String> {
+    Ok(scrub_held(&serde_json::to_string(value)?))
 }
 
 #[cfg(test)]

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
+use crate::core::secrets::Credentials;
 use crate::github::Endpoint;
 use crate::service::attempt::{Operation, Transport};
 use crate::service::backend::Backend;
@@ -87,6 +88,8 @@ pub struct LocalTarget {
     /// The Actions/local surface (`CODEX_WORKSPACE_MODE=actions` or `GITHUB_ACTIONS=true`).
     pub actions: bool,
     pub code_mode: bool,
-    pub secret_env: Vec<String>,
+    /// What its `run:` steps start from, and the credentials they may name.
+    pub step_env: Vec<(String, String)>,
+    pub step_secrets: Credentials,
     pub push: bool,
 }

@@ -18,4 +18,5 @@ mod layers;
 mod local_dispatch;
 mod rebase;
 mod resolve;
+mod secrets;
 mod server;
