@@ -2,6 +2,8 @@
 # The release's local half, shared by .github/workflows/release.yml and a dry
 # run on any machine.
 #
+#   scripts/release.sh check --version vX.Y.Z
+#       fails unless the version is vX.Y.Z, equals Cargo.toml's and is not a tag yet.
 #   scripts/release.sh package --target TARGET --out DIR [--binary PATH]
 #       builds patchmoi for TARGET (static on *-linux-musl), strips it and
 #       writes DIR/patchmoi-TARGET.tar.gz; --binary packages an existing
@@ -35,6 +37,13 @@ cargo_version() {
 check_version() {
   [[ "$1" =~ ^v[0-9]+\.[0-9]+\.[0-9]+$ ]] || die "version must be vX.Y.Z, not '$1'"
   [ "$1" = "v$(cargo_version "$2")" ] || die "version $1 is not Cargo.toml's version (v$(cargo_version "$2")): bump it first"
+}
+
+cmd_check() {
+  if [ "${1:-}" != --version ] || [ $# -ne 2 ]; then die "usage: release.sh check --version vX.Y.Z"; fi
+  check_version "$2" "$repo"
+  if git -C "$repo" rev-parse -q --verify "refs/tags/$2" >/dev/null; then die "tag $2 exists already"; fi
+  echo "releasing $2 from $(git -C "$repo" rev-parse HEAD)"
 }
 
 cmd_package() {
@@ -150,8 +159,9 @@ cmd_dry_run() {
 }
 
 case "${1:-}" in
+  check) shift; cmd_check "$@" ;;
   package) shift; cmd_package "$@" ;;
   pin) shift; cmd_pin "$@" ;;
   --dry-run) shift; cmd_dry_run "$@" ;;
-  *) die "usage: release.sh package|pin|--dry-run … (see the header)" ;;
+  *) die "usage: release.sh check|package|pin|--dry-run … (see the header)" ;;
 esac
