@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 
+use super::service_settings::endpoint;
 use super::shared::{workspace_root, Exit};
 use crate::action::io;
 use crate::action::io::{random_token, EventInputs};
@@ -18,7 +19,6 @@ use crate::core::refname::check_tag;
 use crate::core::secrets::hold;
 use crate::core::status::ResultStatus;
 use crate::git;
-use crate::github::Endpoint;
 
 /// An input: `INPUT_PULL_REQUEST`, or the runner's own `INPUT_PULL-REQUEST`.
 fn input<'a>(env: &'a Env, name: &str) -> Option<&'a str> {
@@ -60,7 +60,7 @@ pub fn job_settings(env: &Env) -> Result<(JobSettings, bool)> {
     });
     let settings = JobSettings {
         workspace,
-        api: Endpoint::from_env(env, input(env, "token")),
+        api: endpoint(env, input(env, "token")),
         flow: input(env, "flow").map(str::to_string),
         inputs: EventInputs { tag, repo: input(env, "repo").map(str::to_string) },
         event_name: env.get("GITHUB_EVENT_NAME").map(str::to_string),

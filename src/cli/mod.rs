@@ -6,6 +6,7 @@ pub mod demo;
 mod resolve;
 mod run;
 mod service;
+pub mod service_settings;
 pub mod settings;
 mod setup;
 mod shared;

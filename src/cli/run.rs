@@ -6,6 +6,7 @@ use anyhow::{Context, Result};
 use clap::Args;
 use serde_json::json;
 
+use super::service_settings::{backend, data_dir, local_target, BackendSpec};
 use super::shared::{workspace_root, Exit, ReleaseTarget};
 use crate::cli::demo;
 use crate::core::env::Env;
@@ -18,9 +19,8 @@ use crate::flow::report;
 use crate::flow::runner::{newest_release, run_event, select_flows, RunSettings};
 use crate::git::Git;
 use crate::service::attempt::Operation;
-use crate::service::backend::{Backend, BackendSpec};
+use crate::service::backend::Backend;
 use crate::service::dispatch::{self, DispatchStatus, Target};
-use crate::service::ops;
 use crate::service::store::{Recorded, Store};
 
 #[derive(Debug, Args)]
@@ -149,10 +149,10 @@ fn run(event: FlowEvent, flows: &[Flow], root: PathBuf, args: &RunArgs, env: &En
         git_env: Vec::new(),
     };
     let operation = if args.replay { Operation::Replay } else { Operation::Dispatch };
-    let mut store = Store::open(&ops::data_dir(args.data_dir.as_deref(), env))?;
+    let mut store = Store::open(&data_dir(args.data_dir.as_deref(), env))?;
     store.record_event(&event)?;
     let report = run_event(&settings, &selected, &event);
-    let local = ops::local_target(env, &settings.workspace, settings.push);
+    let local = local_target(env, &settings.workspace, settings.push);
     dispatch::record(&mut store, &event, dispatch::local_delivery(&local, &event, operation, &report))?;
     let report = report?;
     if args.json {
@@ -165,7 +165,7 @@ fn run(event: FlowEvent, flows: &[Flow], root: PathBuf, args: &RunArgs, env: &En
 
 /// The workspace backend from the environment, if one is configured.
 fn configured_backend(env: &Env) -> Option<Backend> {
-    Backend::resolve(&BackendSpec::default(), env)
+    backend(&BackendSpec::default(), env)
 }
 
 /// Records the event and dispatches it to the workspace backend instead of
@@ -175,7 +175,7 @@ fn run_remote(event: FlowEvent, backend: Backend, args: &RunArgs, env: &Env) -> 
     if args.flow.is_some() || args.push {
         return Err(usage("--flow and --push apply to local runs; the workspace backend decides which flows run"));
     }
-    let mut store = Store::open(&ops::data_dir(args.data_dir.as_deref(), env))?;
+    let mut store = Store::open(&data_dir(args.data_dir.as_deref(), env))?;
     let recorded = store.record_event(&event)? == Recorded::New;
     let operation = if args.replay { Operation::Replay } else { Operation::Dispatch };
     let (record, attempt) = dispatch::dispatch(&mut store, &Target::Workspace(backend), &event, operation)?;

@@ -7,6 +7,7 @@ use anyhow::Result;
 use clap::Args;
 use serde_json::json;
 
+use super::service_settings::{data_dir, server_settings, service_settings, watch_settings};
 use super::shared::Exit;
 use crate::core::env::Env;
 use crate::core::error::usage;
@@ -80,12 +81,12 @@ pub struct ServeArgs {
 }
 
 fn open(data: &DataArgs, env: &Env) -> Result<Store> {
-    Store::open(&ops::data_dir(data.data_dir.as_deref(), env))
+    Store::open(&data_dir(data.data_dir.as_deref(), env))
 }
 
 /// For the listings: nothing is created where there is nothing to list.
 fn open_to_read(data: &DataArgs, env: &Env) -> Result<Store> {
-    Store::open_to_read(&ops::data_dir(data.data_dir.as_deref(), env))
+    Store::open_to_read(&data_dir(data.data_dir.as_deref(), env))
 }
 
 fn cli_error(err: ServiceError) -> anyhow::Error {
@@ -98,7 +99,7 @@ fn cli_error(err: ServiceError) -> anyhow::Error {
 
 /// `status`.
 pub fn cmd_status(args: ListArgs, env: &Env) -> Result<Exit> {
-    let dir = ops::data_dir(args.data.data_dir.as_deref(), env);
+    let dir = data_dir(args.data.data_dir.as_deref(), env);
     let store = Store::open_to_read(&dir)?;
     let filter = Filter { limit: Some(args.limit.into()), ..Filter::default() };
     let (events, dispatches, attempts) = (store.events(&filter)?, store.dispatches(&filter)?, store.attempts(&filter)?);
@@ -202,8 +203,8 @@ pub fn cmd_redispatch(args: RedispatchArgs, operation: Operation, env: &Env) -> 
         Some(root) => root,
         None => std::env::current_dir()?,
     };
-    let target = ops::default_target(env, &workspace);
-    let done = ops::redispatch(&mut store, &target, &args.event_id, operation).map_err(cli_error)?;
+    let settings = service_settings(env, &workspace);
+    let done = ops::redispatch(&mut store, &settings.default_target, &args.event_id, operation).map_err(cli_error)?;
     if args.data.json {
         println!("{}", serde_json::to_string(&done)?);
     } else {
@@ -218,7 +219,8 @@ pub fn cmd_redispatch(args: RedispatchArgs, operation: Operation, env: &Env) -> 
 /// `sync`.
 pub fn cmd_sync(attempt_id: &str, data: DataArgs, env: &Env) -> Result<Exit> {
     let store = open(&data, env)?;
-    let attempt = ops::sync(&store, env, attempt_id).map_err(cli_error)?;
+    let workspace = std::env::current_dir()?;
+    let attempt = ops::sync(&store, &service_settings(env, &workspace), attempt_id).map_err(cli_error)?;
     if data.json {
         println!("{}", json!({ "attempt": attempt }));
     } else {
@@ -246,15 +248,11 @@ pub fn cmd_watch(args: WatchArgs, env: &Env) -> Result<Exit> {
         Some(path) => path,
         None => return Err(usage("no feed sources: pass --sources FILE or set FEED_SOURCES_PATH")),
     };
-    let settings = feed::WatchSettings {
-        sources,
-        data_dir: ops::data_dir(args.data_dir.as_deref(), env),
-        workspace: match args.workspace_root {
-            Some(root) => root,
-            None => std::env::current_dir()?,
-        },
-        env: env.clone(),
+    let workspace = match args.workspace_root {
+        Some(root) => root,
+        None => std::env::current_dir()?,
     };
+    let settings = watch_settings(&sources, data_dir(args.data_dir.as_deref(), env), env, &workspace)?;
     if args.once {
         let summary = feed::poll_all_once(&settings)?;
         if args.json {
@@ -299,7 +297,7 @@ pub fn cmd_serve(args: ServeArgs, env: &Env) -> Result<Exit> {
         Some(root) => root,
         None => std::env::current_dir()?,
     };
-    let data_dir = ops::data_dir(args.data_dir.as_deref(), env);
-    server::serve(server::ServerSettings::from_env(env, data_dir, workspace)?)?;
+    let data_dir = data_dir(args.data_dir.as_deref(), env);
+    server::serve(server_settings(env, data_dir, &workspace)?)?;
     Ok(Exit::Done)
 }

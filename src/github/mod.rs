@@ -25,7 +25,6 @@ pub use releases::{Release, Releases};
 
 use std::time::Duration;
 
-use crate::core::env;
 use anyhow::{Context, Result};
 use http::{HeaderMap, HeaderName, Method, StatusCode};
 use octocrab::Octocrab;
@@ -60,15 +59,10 @@ impl std::fmt::Debug for Endpoint {
 }
 
 impl Endpoint {
-    /// `GITHUB_API_URL` (default `https://api.github.com`) with `token`;
-    /// `PATCHMOI_API_BACKOFF_MS` sets the first wait after a server error.
-    pub fn from_env(env: &env::Env, token: Option<&str>) -> Endpoint {
-        let backoff = env.get("PATCHMOI_API_BACKOFF_MS").and_then(|ms| ms.parse().ok()).unwrap_or(1000);
-        Endpoint {
-            url: env.get("GITHUB_API_URL").unwrap_or("https://api.github.com").to_string(),
-            token: token.map(str::to_string),
-            backoff: Duration::from_millis(backoff),
-        }
+    /// The API at `url` (`GITHUB_API_URL`; GitHub Enterprise works the same
+    /// way) with `token`; `backoff` is the first wait after a server error.
+    pub fn new(url: &str, token: Option<&str>, backoff: Duration) -> Endpoint {
+        Endpoint { url: url.to_string(), token: token.map(str::to_string), backoff }
     }
 
     pub fn token(&self) -> Option<&str> {

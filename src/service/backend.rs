@@ -8,7 +8,6 @@ use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use serde_json::Value;
 use sha2::Sha256;
 
-use crate::core::env::Env;
 use crate::flow::event::FlowEvent;
 use crate::github::transport::{self, Request};
 use crate::service::attempt;
@@ -21,7 +20,7 @@ pub const SIGNATURE_HEADER: &str = "x-flow-signature-256";
 #[derive(Clone)]
 pub struct Backend {
     pub base: String,
-    secret: Option<String>,
+    pub(crate) secret: Option<String>,
 }
 
 impl std::fmt::Debug for Backend {
@@ -31,39 +30,9 @@ impl std::fmt::Debug for Backend {
     }
 }
 
-/// Where the URL and secret come from: a feed target's own fields first,
-/// then the environment.
-#[derive(Debug, Clone, Default)]
-pub struct BackendSpec<'a> {
-    pub url: Option<&'a str>,
-    pub url_env: Option<&'a str>,
-    pub secret_env: Option<&'a str>,
-}
-
 impl Backend {
     pub fn new(url: &str, secret: Option<String>) -> Backend {
         Backend { base: normalize_base(url), secret }
-    }
-
-    /// URL: the spec's URL, the variable it names, then
-    /// `PATCH_WORKSPACE_BACKEND_URL`, `PATCH_FLOW_BACKEND_URL`,
-    /// `PATCH_FLOW_DISPATCH_URL`. Secret: the variable the spec names, then
-    /// `PATCH_WORKSPACE_BACKEND_SECRET`, `PATCH_FLOW_DISPATCH_SECRET`.
-    pub fn resolve(spec: &BackendSpec<'_>, env: &Env) -> Option<Backend> {
-        let named = |name: Option<&str>| name.and_then(|name| env.get(name)).map(str::trim);
-        let url = spec
-            .url
-            .map(str::trim)
-            .filter(|url| !url.is_empty())
-            .or_else(|| named(spec.url_env))
-            .or_else(|| env.get("PATCH_WORKSPACE_BACKEND_URL"))
-            .or_else(|| env.get("PATCH_FLOW_BACKEND_URL"))
-            .or_else(|| env.get("PATCH_FLOW_DISPATCH_URL"))?;
-        let secret = named(spec.secret_env)
-            .or_else(|| env.get("PATCH_WORKSPACE_BACKEND_SECRET"))
-            .or_else(|| env.get("PATCH_FLOW_DISPATCH_SECRET"))
-            .map(str::to_string);
-        Some(Backend::new(url, secret))
     }
 
     pub fn events_url(&self) -> String {

@@ -31,32 +31,6 @@ fn events_urls_normalise() {
 }
 
 #[test]
-fn url_and_secret_resolution_order() {
-    let all = Env::from_pairs([
-        ("PATCH_WORKSPACE_BACKEND_URL", "http://a/"),
-        ("PATCH_FLOW_BACKEND_URL", "http://b"),
-        ("PATCH_FLOW_DISPATCH_URL", "http://c/events"),
-        ("PATCH_FLOW_DISPATCH_SECRET", "old"),
-        ("MY_URL", "http://mine/events"),
-    ]);
-    let resolve = |spec: BackendSpec, env: &Env| Backend::resolve(&spec, env).map(|b| (b.events_url(), b.secret));
-    assert_eq!(resolve(BackendSpec::default(), &all), Some(("http://a/events".into(), Some("old".into()))));
-    let spec = BackendSpec { url_env: Some("MY_URL"), ..BackendSpec::default() };
-    assert_eq!(resolve(spec, &all).unwrap().0, "http://mine/events");
-    let spec = BackendSpec { url: Some("http://direct"), ..BackendSpec::default() };
-    assert_eq!(resolve(spec, &all).unwrap().0, "http://direct/events");
-    let b_and_c =
-        Env::from_pairs([("PATCH_FLOW_BACKEND_URL", "http://b"), ("PATCH_FLOW_DISPATCH_URL", "http://c/events")]);
-    assert_eq!(resolve(BackendSpec::default(), &b_and_c), Some(("http://b/events".into(), None)));
-    let c =
-        Env::from_pairs([("PATCH_FLOW_DISPATCH_URL", "http://c/events"), ("PATCH_WORKSPACE_BACKEND_SECRET", "new")]);
-    assert_eq!(resolve(BackendSpec::default(), &c), Some(("http://c/events".into(), Some("new".into()))));
-    assert!(resolve(BackendSpec::default(), &Env::default()).is_none());
-    let debug = format!("{:?}", Backend::resolve(&BackendSpec::default(), &c).unwrap());
-    assert!(!debug.contains("new"), "{debug}");
-}
-
-#[test]
 fn backend_runs_read_as_observations() {
     let run = json!({"id": "run-1", "status": "completed", "completedAt": "t9",
         "resultJson": "{\"status\":\"changed\",\"message\":\"rebased\",\"artifacts\":{\"candidateRefs\":[{\"kind\":\"branch\",\"ref\":\"refs/heads/patchmoi/v2\",\"sha\":\"abc\"}],\"candidateRef\":\"refs/heads/x\"}}"});

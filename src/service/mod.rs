@@ -9,6 +9,7 @@ pub mod feed;
 pub mod local;
 pub mod ops;
 pub mod server;
+pub mod settings;
 pub mod store;
 pub mod target;
 pub mod webhook;

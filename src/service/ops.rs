@@ -2,19 +2,19 @@
 //! where `DATA_DIR` is, which target a retry goes to, retry and replay of a
 //! stored event, and sync of an attempt from wherever its runs live.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use serde::Serialize;
 
-use crate::core::env::Env;
 use crate::flow::event;
 use crate::flow::event::FlowEvent;
 use crate::github::Endpoint;
 use crate::service::attempt::{apply_observations, Attempt, Operation, Transport};
-use crate::service::backend::{Backend, BackendSpec};
+use crate::service::backend::Backend;
 use crate::service::dispatch;
-use crate::service::dispatch::{DispatchRecord, LocalTarget, Target};
+use crate::service::dispatch::{DispatchRecord, Target};
 use crate::service::local;
+use crate::service::settings::ServiceSettings;
 use crate::service::store::{Lookup, Store};
 use crate::service::webhook;
 
@@ -45,36 +45,6 @@ impl std::fmt::Display for ServiceError {
 impl From<anyhow::Error> for ServiceError {
     fn from(err: anyhow::Error) -> ServiceError {
         ServiceError::Internal(err)
-    }
-}
-
-/// `--data-dir`, else `DATA_DIR`, else `./data` (relative to the current directory).
-pub fn data_dir(flag: Option<&Path>, env: &Env) -> PathBuf {
-    flag.map(Path::to_path_buf).or_else(|| env.get("DATA_DIR").map(PathBuf::from)).unwrap_or_else(|| "data".into())
-}
-
-/// Whether `CODEX_WORKSPACE_MODE=actions` or `GITHUB_ACTIONS=true`.
-pub fn actions_mode(env: &Env) -> bool {
-    env.get("CODEX_WORKSPACE_MODE") == Some("actions") || env.get("GITHUB_ACTIONS") == Some("true")
-}
-
-/// The default target: the workspace backend when a URL is configured,
-/// otherwise the runner in-process on `workspace`.
-pub fn default_target(env: &Env, workspace: &Path) -> Target {
-    match Backend::resolve(&BackendSpec::default(), env) {
-        Some(backend) => Target::Workspace(backend),
-        None => Target::Local(local_target(env, workspace, false)),
-    }
-}
-
-pub fn local_target(env: &Env, workspace: &Path, push: bool) -> LocalTarget {
-    LocalTarget {
-        workspace: workspace.to_path_buf(),
-        actions: actions_mode(env),
-        code_mode: env.code_mode(),
-        step_env: env.step_env(),
-        step_secrets: env.credentials(),
-        push,
     }
 }
 
@@ -115,12 +85,12 @@ pub fn find_attempt(store: &Store, id_or_prefix: &str) -> Result<Attempt, Servic
 /// A repository_dispatch attempt, from the check runs and the PR on its
 /// candidate branch `patchmoi/<tag>` in the fork (what the webhook would
 /// have told us).
-fn sync_from_github(store: &Store, env: &Env, attempt: &Attempt) -> Result<Attempt, ServiceError> {
+fn sync_from_github(store: &Store, api: &Endpoint, attempt: &Attempt) -> Result<Attempt, ServiceError> {
     let repo = attempt.workspace_backend_url.as_deref().and_then(|url| url.strip_prefix("github:"));
     let (Some(repo), Some(branch)) = (repo, webhook::default_candidate(attempt)) else {
         return Err(ServiceError::BadInput("the attempt does not name the fork and tag to sync from".into()));
     };
-    let github = Endpoint::from_env(env, env.get("GITHUB_TOKEN")).connect(repo).map_err(ServiceError::Upstream)?;
+    let github = api.connect(repo).map_err(ServiceError::Upstream)?;
     let now = event::now();
     let check_runs = github.check_runs_on(&branch).map_err(ServiceError::Upstream)?;
     let pull = github.pull_of_branch(&branch).map_err(ServiceError::Upstream)?;
@@ -136,7 +106,7 @@ fn sync_from_github(store: &Store, env: &Env, attempt: &Attempt) -> Result<Attem
 
 /// Pulls the attempt's run results from where its runs live and stores the
 /// merged attempt (sync never moves a finished attempt back to `started`).
-pub fn sync(store: &Store, env: &Env, id_or_prefix: &str) -> Result<Attempt, ServiceError> {
+pub fn sync(store: &Store, settings: &ServiceSettings, id_or_prefix: &str) -> Result<Attempt, ServiceError> {
     let attempt = find_attempt(store, id_or_prefix)?;
     let observed = match attempt.transport {
         Transport::WorkspaceHttp => {
@@ -145,7 +115,7 @@ pub fn sync(store: &Store, env: &Env, id_or_prefix: &str) -> Result<Attempt, Ser
             let stored = attempt.workspace_backend_url.as_deref().filter(|url| !url.contains("***@"));
             let backend = stored
                 .map(|url| Backend::new(url, None))
-                .or_else(|| Backend::resolve(&BackendSpec::default(), env))
+                .or_else(|| settings.backend.clone())
                 .ok_or_else(|| ServiceError::BadInput("no workspace backend URL to sync from".into()))?;
             let mut runs = Vec::new();
             for run_id in &attempt.workspace_run_ids {
@@ -161,7 +131,7 @@ pub fn sync(store: &Store, env: &Env, id_or_prefix: &str) -> Result<Attempt, Ser
             local::sync(Path::new(root), &attempt.event_id, &attempt.workspace_run_ids)
                 .map_err(ServiceError::Upstream)?
         }
-        Transport::RepositoryDispatch => return sync_from_github(store, env, &attempt),
+        Transport::RepositoryDispatch => return sync_from_github(store, &settings.api, &attempt),
     };
     let now = event::now();
     Ok(store.update_attempt(&attempt.id, |current| apply_observations(current, &observed, &now))?)

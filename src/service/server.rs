@@ -18,8 +18,6 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::{json, Value};
 
-use crate::core::env::Env;
-use crate::core::error::usage;
 use crate::core::runtime::block_on;
 use crate::flow::event;
 use crate::service::attempt::Operation;
@@ -27,41 +25,25 @@ use crate::service::backend;
 use crate::service::backend::constant_time_eq;
 use crate::service::dispatch;
 use crate::service::feed;
+use crate::service::feed::WatchSettings;
 use crate::service::ops::{self, ServiceError};
+use crate::service::settings::ServiceSettings;
 use crate::service::store::{attempt_status_filter, dispatch_status_filter, Filter, Store, MAX_LIMIT};
 use crate::service::webhook::{self, WebhookKind};
 
-/// Everything the server needs, resolved from flags and the environment.
+/// Everything the server needs, resolved from flags and the environment
+/// by the CLI (`cli/service_settings.rs`).
 #[derive(Clone)]
 pub struct ServerSettings {
     pub host: String,
     pub port: u16,
     pub data_dir: PathBuf,
-    /// Where retries run in-process when no backend URL is configured.
-    pub workspace: PathBuf,
-    pub env: Env,
-    admin_token: Option<String>,
-    webhook_secret: Option<String>,
-    pub feed_sources: Option<PathBuf>,
-}
-
-impl ServerSettings {
-    pub fn from_env(env: &Env, data_dir: PathBuf, workspace: PathBuf) -> Result<ServerSettings> {
-        let port = match env.get("PORT") {
-            Some(text) => text.parse().map_err(|_| usage(format!("PORT must be a port number, not {text:?}")))?,
-            None => 3000,
-        };
-        Ok(ServerSettings {
-            host: env.get("HOST").unwrap_or("127.0.0.1").to_string(),
-            port,
-            data_dir,
-            workspace,
-            env: env.clone(),
-            admin_token: env.get("PATCH_ADMIN_TOKEN").map(str::to_string),
-            webhook_secret: env.get("PATCH_WEBHOOK_SECRET").map(str::to_string),
-            feed_sources: env.get("FEED_SOURCES_PATH").map(PathBuf::from),
-        })
-    }
+    /// Where retries go, and whom sync asks.
+    pub service: ServiceSettings,
+    pub admin_token: Option<String>,
+    pub webhook_secret: Option<String>,
+    /// The feed watchers to start beside the server, when configured.
+    pub watch: Option<WatchSettings>,
 }
 
 type Shared = Arc<ServerSettings>;
@@ -219,8 +201,7 @@ async fn replay(state: State<Shared>, id: Id) -> Answer {
 async fn redispatch(State(settings): State<Shared>, Id(id): Id, operation: Operation) -> Answer {
     blocking(move || {
         let mut store = open(&settings)?;
-        let target = ops::default_target(&settings.env, &settings.workspace);
-        let done = ops::redispatch(&mut store, &target, &id, operation)?;
+        let done = ops::redispatch(&mut store, &settings.service.default_target, &id, operation)?;
         let mut body = serde_json::to_value(&done).context("failed to serialise the answer")?;
         if done.dispatch.status == dispatch::DispatchStatus::Failed {
             body["error"] = json!(done.dispatch.error.as_deref().unwrap_or("dispatch failed"));
@@ -261,7 +242,7 @@ async fn get_attempt(State(settings): State<Shared>, Id(id): Id) -> Answer {
 
 async fn sync(State(settings): State<Shared>, Id(id): Id) -> Answer {
     blocking(move || {
-        let attempt = ops::sync(&open(&settings)?, &settings.env, &id)?;
+        let attempt = ops::sync(&open(&settings)?, &settings.service, &id)?;
         Ok((StatusCode::ACCEPTED, Json(json!({ "attempt": attempt }))))
     })
     .await
@@ -309,14 +290,8 @@ pub fn serve(settings: ServerSettings) -> Result<()> {
         let address = format!("{}:{}", settings.host, settings.port);
         let listener =
             tokio::net::TcpListener::bind(&address).await.with_context(|| format!("failed to listen on {address}"))?;
-        if let Some(sources) = &settings.feed_sources {
-            let watch = feed::WatchSettings {
-                sources: sources.clone(),
-                data_dir: settings.data_dir.clone(),
-                workspace: settings.workspace.clone(),
-                env: settings.env.clone(),
-            };
-            feed::spawn_watchers(&watch)?;
+        if let Some(watch) = &settings.watch {
+            feed::spawn_watchers(watch)?;
         }
         Store::open(&settings.data_dir)?;
         let local = listener.local_addr()?;

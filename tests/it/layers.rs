@@ -1,7 +1,7 @@
 //! The crate's architecture, checked: folders are layers, imports only point
 //! down, no two modules depend on each other (directly or through others),
-//! references to other modules are `use` lines, and git command lines are
-//! built only under `src/git/`. docs/architecture.md explains the layers.
+//! references to other modules are `use` lines, git command lines are built
+//! only under `src/git/`, and only `src/cli/` reads the environment. docs/architecture.md explains the layers.
 //!
 //! `cargo test --test it layers -- --nocapture` prints the module graph.
 
@@ -130,11 +130,14 @@ struct Graph {
     inline: Vec<String>,
     /// `file: line` for each git command line built outside `src/git/`.
     git_lines: Vec<String>,
+    /// `file: line` for each read of the environment outside `src/cli/`
+    /// (`std::env`, or the captured `core::env::Env` passed below the CLI).
+    env_reads: Vec<String>,
 }
 
 fn graph(src: &Path) -> Graph {
     let known = modules(src);
-    let mut graph = Graph { edges: BTreeMap::new(), inline: Vec::new(), git_lines: Vec::new() };
+    let mut graph = Graph { edges: BTreeMap::new(), inline: Vec::new(), git_lines: Vec::new(), env_reads: Vec::new() };
     for (module, path) in &known {
         let text = std::fs::read_to_string(path).unwrap();
         let code = code(&text);
@@ -165,6 +168,13 @@ fn graph(src: &Path) -> Graph {
             if let Some(to) = target(&known, &segs) {
                 if to != *module && !to.starts_with(&format!("{module}::")) {
                     graph.edges.entry(module.clone()).or_default().insert(to);
+                }
+            }
+        }
+        if !module.starts_with("cli") && !module.starts_with("core::env") {
+            for (n, line) in code.lines().enumerate() {
+                if ["std::env::", "use std::env", "core::env::Env"].iter().any(|needle| line.contains(needle)) {
+                    graph.env_reads.push(format!("{}:{}: {}", path.display(), n + 1, line.trim()));
                 }
             }
         }
@@ -241,6 +251,7 @@ fn imports_point_down_and_never_in_circles() {
     }
     problems.extend(graph.inline.iter().map(|place| format!("inline path, not a use line: {place}")));
     problems.extend(graph.git_lines.iter().map(|place| format!("git command line outside src/git: {place}")));
+    problems.extend(graph.env_reads.iter().map(|place| format!("the environment read outside src/cli: {place}")));
     assert!(problems.is_empty(), "{} problems:\n{}", problems.len(), problems.join("\n"));
 }
 
@@ -256,7 +267,7 @@ fn the_checker_finds_cycles_upward_edges_and_inline_paths() {
     write("engine/a.rs", "use crate::engine::b::B;\nuse crate::flow::x::X;\npub struct A;\n");
     write("engine/b.rs", "use super::a::A;\npub struct B;\nfn f() { crate::core::y::g(); }\n");
     write("flow/mod.rs", "pub mod x;\n");
-    write("flow/x.rs", "pub struct X;\nfn run() { std::process::Command::new(\"git\"); }\n");
+    write("flow/x.rs", "pub struct X;\nfn run() { std::process::Command::new(\"git\"); std::env::var(\"HOME\"); }\n");
     write("core/mod.rs", "pub mod y;\n");
     write(
         "core/y.rs",
@@ -273,4 +284,5 @@ fn the_checker_finds_cycles_upward_edges_and_inline_paths() {
     assert_eq!(graph.inline.len(), 1);
     assert!(graph.inline[0].ends_with("crate::core::y::g"), "{:?}", graph.inline);
     assert_eq!(graph.git_lines.len(), 1);
+    assert_eq!(graph.env_reads.len(), 1, "{:?}", graph.env_reads);
 }

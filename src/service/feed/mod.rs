@@ -13,19 +13,21 @@ use std::time::Duration;
 use anyhow::Result;
 use serde::Serialize;
 
-use crate::core::env::Env;
+use crate::github::Endpoint;
+use crate::service::settings::WatchedSource;
 use crate::service::store::Store;
-use config::FeedSource;
 use poll::PollReport;
 
 /// Everything a watcher needs, resolved up front.
 #[derive(Debug, Clone)]
 pub struct WatchSettings {
-    pub sources: PathBuf,
+    /// The sources file, for messages.
+    pub file: PathBuf,
+    /// Its sources, each with its target resolved when it was loaded.
+    pub sources: Vec<WatchedSource>,
     pub data_dir: PathBuf,
-    /// Where `local` targets without their own root run.
-    pub workspace: PathBuf,
-    pub env: Env,
+    /// The GitHub API with `GITHUB_TOKEN`, for `github` sources.
+    pub api: Endpoint,
 }
 
 /// One round over every source.
@@ -35,8 +37,9 @@ pub struct PollSummary {
     pub failed: usize,
 }
 
-fn poll_logged(store: &mut Store, source: &FeedSource, settings: &WatchSettings) -> PollReport {
-    match poll::poll_source(store, source, &settings.env, &settings.workspace) {
+fn poll_logged(store: &mut Store, watched: &WatchedSource, settings: &WatchSettings) -> PollReport {
+    let source = &watched.source;
+    match poll::poll_source(store, watched, &settings.api) {
         Ok(report) => {
             tracing::info!(
                 source = %source.id, new = report.new_events.len(), unchanged = report.unchanged,
@@ -54,10 +57,9 @@ fn poll_logged(store: &mut Store, source: &FeedSource, settings: &WatchSettings)
 /// Polls every source once, in file order; one failing source does not stop
 /// the others.
 pub fn poll_all_once(settings: &WatchSettings) -> Result<PollSummary> {
-    let sources = config::load(&settings.sources)?;
     let mut store = Store::open(&settings.data_dir)?;
     let reports: Vec<PollReport> =
-        sources.sources.iter().map(|source| poll_logged(&mut store, source, settings)).collect();
+        settings.sources.iter().map(|watched| poll_logged(&mut store, watched, settings)).collect();
     let failed = reports.iter().filter(|report| report.error.is_some()).count();
     Ok(PollSummary { sources: reports, failed })
 }
@@ -75,19 +77,18 @@ pub fn watch_forever(settings: &WatchSettings) -> Result<()> {
 
 /// Starts one polling thread per source (used by `watch` and `serve`).
 pub fn spawn_watchers(settings: &WatchSettings) -> Result<Vec<std::thread::JoinHandle<()>>> {
-    let sources = config::load(&settings.sources)?;
-    tracing::info!(sources = sources.sources.len(), file = %settings.sources.display(), "watching feeds");
+    tracing::info!(sources = settings.sources.len(), file = %settings.file.display(), "watching feeds");
     let mut handles = Vec::new();
-    for source in sources.sources {
+    for watched in settings.sources.clone() {
         let settings = settings.clone();
         handles.push(std::thread::spawn(move || {
-            let interval = Duration::from_secs(source.poll_interval_seconds.max(config::MIN_INTERVAL));
+            let interval = Duration::from_secs(watched.source.poll_interval_seconds.max(config::MIN_INTERVAL));
             loop {
                 match Store::open(&settings.data_dir) {
                     Ok(mut store) => {
-                        poll_logged(&mut store, &source, &settings);
+                        poll_logged(&mut store, &watched, &settings);
                     }
-                    Err(err) => tracing::error!(source = %source.id, "cannot open the database: {err:#}"),
+                    Err(err) => tracing::error!(source = %watched.source.id, "cannot open the database: {err:#}"),
                 }
                 std::thread::sleep(interval);
             }

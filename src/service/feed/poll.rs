@@ -2,25 +2,20 @@
 //! which entries are new against the cursor, store each new release as an
 //! event exactly once, dispatch it, and move the cursor.
 
-use std::path::Path;
-
 use anyhow::{Context, Result};
 use serde::Serialize;
 use serde_json::{json, Map, Value};
 
 use super::config::{FeedSource, TargetConfig};
 use super::parse::{parse_xml, release_entries, Entry};
-use crate::core::env::Env;
 use crate::core::refname;
 use crate::flow::event;
 use crate::flow::event::FlowEvent;
 use crate::github::transport::{self, Request};
 use crate::github::{Endpoint, Releases};
 use crate::service::attempt::Operation;
-use crate::service::backend::{Backend, BackendSpec};
 use crate::service::dispatch;
-use crate::service::dispatch::Target;
-use crate::service::ops;
+use crate::service::settings::WatchedSource;
 use crate::service::store::{Cursor, Recorded, Store};
 
 /// How many entry ids a cursor remembers.
@@ -70,9 +65,9 @@ enum Fetched {
     Entries { entries: Vec<Entry>, etag: Option<String> },
 }
 
-fn fetch(source: &FeedSource, etag: Option<&str>, env: &Env) -> Result<Fetched> {
+fn fetch(source: &FeedSource, etag: Option<&str>, api: &Endpoint) -> Result<Fetched> {
     if source.provider == "github" {
-        let github = Endpoint::from_env(env, env.get("GITHUB_TOKEN")).connect(&source.repo.full_name)?;
+        let github = api.connect(&source.repo.full_name)?;
         return Ok(match github.releases(etag)? {
             Releases::NotModified => Fetched::NotModified,
             Releases::Listed { releases, etag } => {
@@ -99,11 +94,12 @@ fn fetch(source: &FeedSource, etag: Option<&str>, env: &Env) -> Result<Fetched> 
 }
 
 /// Polls `source` once. An error leaves the cursor where it was.
-pub fn poll_source(store: &mut Store, source: &FeedSource, env: &Env, workspace: &Path) -> Result<PollReport> {
+pub fn poll_source(store: &mut Store, watched: &WatchedSource, api: &Endpoint) -> Result<PollReport> {
+    let source = &watched.source;
     let mut report = PollReport { source_id: source.id.clone(), ..PollReport::default() };
     let cursor = store.cursor(&source.id)?;
     let etag = cursor.as_ref().and_then(|c| c.etag.clone());
-    let (entries, etag) = match fetch(source, etag.as_deref(), env)? {
+    let (entries, etag) = match fetch(source, etag.as_deref(), api)? {
         Fetched::NotModified => {
             report.unchanged = true;
             return Ok(report);
@@ -134,8 +130,8 @@ pub fn poll_source(store: &mut Store, source: &FeedSource, env: &Env, workspace:
                 report.new_events.push(event.id.clone());
             }
         }
-        if let (true, Some(target)) = (owed, resolve_target(source.target.as_ref(), env, workspace)) {
-            let (record, _) = dispatch::dispatch(store, &target, &event, Operation::Dispatch)?;
+        if let (true, Some(target)) = (owed, &watched.target) {
+            let (record, _) = dispatch::dispatch(store, target, &event, Operation::Dispatch)?;
             if record.status == dispatch::DispatchStatus::Failed {
                 report.dispatch_failures += 1;
             }
@@ -176,50 +172,6 @@ pub fn release_event(source: &FeedSource, entry: &Entry) -> Result<Option<FlowEv
     let event = FlowEvent::from_value(value, event::now())
         .map_err(|why| anyhow::anyhow!("source {}: entry {}: {why}", source.id, entry.id))?;
     Ok(Some(event))
-}
-
-/// Where a source's events go; None for `notify_only` (and no target).
-pub fn resolve_target(target: Option<&TargetConfig>, env: &Env, workspace: &Path) -> Option<Target> {
-    match target? {
-        TargetConfig::NotifyOnly { .. } => None,
-        TargetConfig::WorkspaceFlow {
-            workspace_url,
-            workspace_url_env,
-            workspace_secret_env,
-            dispatch_url,
-            dispatch_url_env,
-            dispatch_secret_env,
-            ..
-        } => {
-            let spec = BackendSpec {
-                url: workspace_url.as_deref().or(dispatch_url.as_deref()),
-                url_env: workspace_url_env
-                    .as_deref()
-                    .filter(|name| env.get(name).is_some())
-                    .or(dispatch_url_env.as_deref()),
-                secret_env: workspace_secret_env
-                    .as_deref()
-                    .filter(|name| env.get(name).is_some())
-                    .or(dispatch_secret_env.as_deref()),
-            };
-            match Backend::resolve(&spec, env) {
-                Some(backend) => Some(Target::Workspace(backend)),
-                None if ops::actions_mode(env) => Some(Target::Local(ops::local_target(env, workspace, false))),
-                None => Some(Target::Missing(
-                    "no workspace backend URL: set PATCH_WORKSPACE_BACKEND_URL (or the target's workspaceUrlEnv)"
-                        .into(),
-                )),
-            }
-        }
-        TargetConfig::RepositoryDispatch { repo, token_env, .. } => {
-            let token = token_env.as_deref().and_then(|name| env.get(name)).or_else(|| env.get("GITHUB_TOKEN"));
-            Some(Target::RepositoryDispatch { api: Endpoint::from_env(env, token), repo: repo.clone() })
-        }
-        TargetConfig::Local { workspace_root, .. } => {
-            let root = workspace_root.as_deref().map(Path::new).unwrap_or(workspace);
-            Some(Target::Local(ops::local_target(env, root, false)))
-        }
-    }
 }
 
 #[cfg(test)]
