@@ -5,6 +5,7 @@ use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
 
 use clap::Parser;
+use patchmoi::action::io::defuse;
 use patchmoi::cli::settings::capture_env;
 use patchmoi::cli::Exit;
 use patchmoi::cli::{dispatch, Cli};
@@ -60,29 +61,22 @@ fn quiet_when_the_reader_leaves() {
     }));
 }
 
-/// stderr, with workflow commands defused on GitHub Actions: a line that
-/// starts with `::` would be obeyed by the runner, and what we print can
-/// carry untrusted text (a tag from a dispatch payload, git's messages).
-/// Commands patchmoi means to give go to stdout, never through here.
+/// stderr, with every held secret hidden and, on GitHub Actions, every
+/// workflow command defused: what we print can carry untrusted text (a tag
+/// from a dispatch payload, git's messages), and the runner obeys commands
+/// in stderr too. Commands patchmoi means to give go to stdout, never
+/// through here.
 struct Stderr {
     defuse: bool,
 }
 
 impl Write for Stderr {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        let text = scrub_held(&String::from_utf8_lossy(buf));
-        if !self.defuse {
-            std::io::stderr().write_all(text.as_bytes())?;
-            return Ok(buf.len());
+        let mut text = scrub_held(&String::from_utf8_lossy(buf));
+        if self.defuse {
+            text = defuse(&text);
         }
-        let mut safe = String::with_capacity(text.len() + 4);
-        for line in text.split_inclusive('\n') {
-            if line.starts_with("::") {
-                safe.push(' ');
-            }
-            safe.push_str(line);
-        }
-        std::io::stderr().write_all(safe.as_bytes())?;
+        std::io::stderr().write_all(text.as_bytes())?;
         Ok(buf.len())
     }
 

@@ -197,7 +197,9 @@ pub fn group(title: &str, body: &str, token: &str) -> String {
     out
 }
 
-/// `body` between `::stop-commands::<token>` and `::<token>::`.
+/// `body` between `::stop-commands::<token>` and `::<token>::`: the runner
+/// obeys no command in between but the one that names `token`, which the
+/// body cannot guess ([`random_token`]: 128 random bits).
 pub fn untrusted(body: &str, token: &str) -> String {
     let mut out = format!("::stop-commands::{token}\n");
     out.push_str(body);
@@ -205,6 +207,32 @@ pub fn untrusted(body: &str, token: &str) -> String {
         out.push('\n');
     }
     out.push_str(&format!("::{token}::\n"));
+    out
+}
+
+/// Zero-width space: not whitespace to the runner (.NET's `TrimStart`) nor
+/// to Rust, invisible to people.
+const BREAK: char = '\u{200B}';
+
+/// `text` with every place the Actions runner would read as a workflow
+/// command broken: the runner reads a line (split at `\n`, `\r` or both)
+/// as a command when, after its leading whitespace, it starts with `::`
+/// (`ActionCommand.TryParseV2`), or when it holds `##[` anywhere
+/// (`ActionCommand.TryParse`, the legacy form). A zero-width space goes
+/// before such a line's `::` and inside every `##[`; nothing else changes.
+/// For untrusted text (event fields, tags, git's and steps' messages)
+/// printed outside a `stop-commands` block.
+pub fn defuse(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for line in text.split_inclusive(['\n', '\r']) {
+        let rest = line.trim_start();
+        let indent = line.len() - rest.len();
+        out.push_str(&line[..indent]);
+        if rest.starts_with("::") {
+            out.push(BREAK);
+        }
+        out.push_str(&rest.replace("##[", &format!("##{BREAK}[")));
+    }
     out
 }
 

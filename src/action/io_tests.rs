@@ -164,3 +164,38 @@ fn scrub_hides_secrets() {
     let secrets = vec!["ghs_secret123".to_string(), "".to_string()];
     assert_eq!(scrub("token ghs_secret123 in text", &secrets), "token *** in text");
 }
+
+/// Whether the runner could read `line` as a command, in either of its
+/// forms (a superset of what it obeys: `tests/it/action/injection.rs` has the
+/// runner's exact parsers).
+fn runner_obeys(line: &str) -> bool {
+    line.trim_start().starts_with("::") || line.contains("##[")
+}
+
+/// Lines as the runner reads them: split at `\n`, `\r` or `\r\n`.
+fn runner_lines(text: &str) -> Vec<&str> {
+    text.split(['\n', '\r']).collect()
+}
+
+#[test]
+fn defused_text_holds_no_command_in_either_form() {
+    let hostile = [
+        " ::add-mask::PWNED",
+        "##[warning]forged",
+        "a\r::error::split on a lone CR",
+        "ok\r\n  ::set-output name=x::y",
+        "\t\u{a0}\u{2003}::warning::unicode spaces",
+        "::stop-commands::guess\n::guess::",
+        "text ###[error]x and ##[group]y",
+        "patch:upstream.release:o/r: ::add-mask::PWNED ##[warning]forged",
+    ];
+    for text in hostile {
+        assert!(runner_lines(text).iter().any(|line| runner_obeys(line)), "{text:?} is not hostile");
+        let safe = defuse(text);
+        for line in runner_lines(&safe) {
+            assert!(!runner_obeys(line), "{text:?} still gives the command {line:?}");
+        }
+        assert_eq!(safe.replace('\u{200B}', ""), text, "only zero-width spaces are added");
+    }
+    assert_eq!(defuse("nothing to do\n"), "nothing to do\n");
+}

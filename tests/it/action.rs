@@ -7,6 +7,7 @@
 use crate::common;
 use crate::fake_github;
 mod faults;
+mod injection;
 mod more;
 
 use std::path::{Path, PathBuf};
