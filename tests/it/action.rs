@@ -9,6 +9,7 @@ use crate::fake_github;
 mod faults;
 mod injection;
 mod more;
+mod secrets;
 
 use std::path::{Path, PathBuf};
 

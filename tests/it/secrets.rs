@@ -7,6 +7,7 @@
 use std::path::Path;
 
 use crate::common::{Fixture, Run};
+use crate::server::{call, serve};
 
 /// Credentials as a job or a shell would have them, by name and pattern.
 pub const SECRETS: &[(&str, &str)] = &[
@@ -28,10 +29,14 @@ pub const STEPS: &str = "  - name: dump\n    run: |\n      \
      test \"${#OPENAI_API_KEY}\" = 29 && test \"${OPENAI_API_KEY#sk-test-}\" != \"$OPENAI_API_KEY\"\n      \
      echo \"the agent prints key=$OPENAI_API_KEY\"\n      test -z \"${GITHUB_TOKEN:-}\"\n";
 
-/// Every file below `dir` (git's object store left out: compressed), with
-/// its path, as lossy text.
+/// Every file below `dir` (or `dir` itself when it is a file; git's object
+/// store left out: compressed), with its path, as lossy text.
 pub fn files_below(dir: &Path) -> Vec<(String, String)> {
     let mut found = Vec::new();
+    if dir.is_file() {
+        let text = String::from_utf8_lossy(&std::fs::read(dir).unwrap()).into_owned();
+        return vec![(dir.display().to_string(), text)];
+    }
     let mut dirs = vec![dir.to_path_buf()];
     while let Some(dir) = dirs.pop() {
         let Ok(entries) = std::fs::read_dir(&dir) else { continue };
@@ -105,4 +110,28 @@ fn secrets_are_named_like_variables_and_only_on_run_steps() {
         "{}",
         run.stderr
     );
+}
+
+#[test]
+fn a_replay_over_http_runs_steps_without_the_services_secrets_and_stores_none() {
+    let fx = Fixture::released();
+    fx.install_rebase_flow(STEPS);
+    let service_secrets =
+        [("PATCH_ADMIN_TOKEN", "admin-token-for-secrets-0123"), ("PATCH_WEBHOOK_SECRET", "webhook-secret-0123456")];
+    let mut env: Vec<(&str, &str)> = SECRETS.iter().chain(&service_secrets).copied().collect();
+    env.push(("SSH_AUTH_SOCK", "/tmp/patchmoi-test-agent.sock"));
+    let first = fx.patchmoi(
+        &["run", "upstream-release", "--repo", "test/upstream", "--tag", "v1.1.0", "--json", "--data-dir", "state"],
+        &env,
+    );
+    assert_eq!(first.code, 0, "{}", first.stderr);
+    let server = serve(&fx.fork.dir, &env);
+    let id = "patch%3Aupstream.release%3Atest%2Fupstream%3Av1.1.0";
+    let auth = [("authorization", "Bearer admin-token-for-secrets-0123")];
+    let (status, body) = call("POST", &format!("{}/flow-events/{id}/replay", server.url), &auth, None);
+    assert_eq!(status, 202, "{body}");
+    assert_eq!(body["attempt"]["status"], "changed", "{body}");
+    let everything: Vec<(&str, &str)> = SECRETS.iter().chain(&service_secrets).copied().collect();
+    let answer = Run { code: 0, stdout: body.to_string(), stderr: first.stderr.clone() };
+    assert_nowhere(&answer, &[&fx.fork.dir], &everything);
 }

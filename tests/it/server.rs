@@ -17,9 +17,9 @@ const HOOK_SECRET: &str = "hook-s3cret";
 const EVENT_ID: &str = "patch:upstream.release:openai/codex:rust-v0.131.0";
 const ENCODED: &str = "patch%3Aupstream.release%3Aopenai%2Fcodex%3Arust-v0.131.0";
 
-struct Served {
-    child: Child,
-    url: String,
+pub(crate) struct Served {
+    pub(crate) child: Child,
+    pub(crate) url: String,
 }
 
 impl Drop for Served {
@@ -30,7 +30,7 @@ impl Drop for Served {
 }
 
 /// Starts `serve` on port 0 and reads the bound address from its log.
-fn serve(dir: &Path, env: &[(&str, &str)]) -> Served {
+pub(crate) fn serve(dir: &Path, env: &[(&str, &str)]) -> Served {
     let mut env = env.to_vec();
     env.push(("PORT", "0"));
     let mut cmd = service_command(dir, &["serve", "--data-dir", "state"], &env);
@@ -47,7 +47,7 @@ fn serve(dir: &Path, env: &[(&str, &str)]) -> Served {
 }
 
 /// A request; returns the status and the JSON body (Null when not JSON).
-fn call(method: &str, url: &str, headers: &[(&str, &str)], body: Option<&str>) -> (u16, Value) {
+pub(crate) fn call(method: &str, url: &str, headers: &[(&str, &str)], body: Option<&str>) -> (u16, Value) {
     let mut request = match body {
         Some(body) => Request { body: Some(body), ..Request::get(url) },
         None => Request::get(url),
