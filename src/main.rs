@@ -11,6 +11,7 @@ use patchmoi::cli::Exit;
 use patchmoi::cli::{dispatch, Cli};
 use patchmoi::core::error::is_usage;
 use patchmoi::core::secrets::scrub_held;
+use patchmoi::core::text::printable;
 
 fn main() -> ExitCode {
     patchmoi::cli::settings::hand_over_credentials();
@@ -27,7 +28,7 @@ fn main() -> ExitCode {
         Ok(Ok(Exit::Attention)) => ExitCode::from(1),
         Ok(Err(err)) => {
             let mut stderr = Stderr { defuse: on_actions };
-            let _ = writeln!(stderr, "error: {err:#}");
+            let _ = writeln!(stderr, "error: {}", printable(&format!("{err:#}")));
             ExitCode::from(if is_usage(&err) { 2 } else { 1 })
         }
     }

@@ -13,7 +13,7 @@ mod shared;
 
 pub use shared::Exit;
 
-use resolve::SessionArgs;
+use resolve::{ContinueArgs, SessionArgs};
 use run::{DemoArgs, PromoteArgs, RunArgs};
 use service::{DataArgs, ListArgs, RedispatchArgs, ServeArgs, WatchArgs};
 use setup::SetupForkArgs;
@@ -51,7 +51,7 @@ pub enum Command {
     /// Recreate a release's conflict in a worktree, to resolve it by hand.
     Resolve(SessionArgs),
     /// Record the resolution made after `resolve`, then run the flow again.
-    Continue(SessionArgs),
+    Continue(ContinueArgs),
     /// Drop a resolution in progress (its worktree and paused state).
     Abort(SessionArgs),
     /// Build a small upstream and fork in a temporary directory and run the
@@ -123,6 +123,9 @@ pub enum RunCommand {
         /// The upstream repository, `owner/name`.
         #[arg(long)]
         repo: String,
+        /// The release tag; without it, the newest upstream tag the flows follow.
+        #[arg(long, allow_hyphen_values = true)]
+        tag: Option<String>,
         #[command(flatten)]
         common: RunArgs,
     },
@@ -131,6 +134,9 @@ pub enum RunCommand {
         /// The upstream repository, `owner/name`.
         #[arg(long, default_value = "openai/codex")]
         repo: String,
+        /// The release tag; without it, the newest upstream tag the flows follow.
+        #[arg(long, allow_hyphen_values = true)]
+        tag: Option<String>,
         #[command(flatten)]
         common: RunArgs,
     },
@@ -147,8 +153,10 @@ pub enum RunCommand {
 /// Sends the parsed command to its implementation.
 pub fn dispatch(cli: Cli, env: &Env) -> Result<Exit> {
     match cli.command {
-        Command::Run(RunCommand::UpstreamRelease { repo, common }) => run::cmd_run_release(&repo, common, env),
-        Command::Run(RunCommand::CodexRelease { repo, common }) => run::cmd_run_release(&repo, common, env),
+        Command::Run(RunCommand::UpstreamRelease { repo, tag, common }) => {
+            run::cmd_run_release(&repo, tag, common, env)
+        }
+        Command::Run(RunCommand::CodexRelease { repo, tag, common }) => run::cmd_run_release(&repo, tag, common, env),
         Command::Run(RunCommand::Event { file, common }) => run::cmd_run_event(&file, common, env),
         Command::Promote(args) => run::cmd_promote(args, env),
         Command::Action => action::cmd_action(env),

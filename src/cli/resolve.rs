@@ -11,6 +11,7 @@ use crate::core::env::Env;
 use crate::core::error::usage;
 use crate::core::refname::check_tag;
 use crate::core::status::ResultStatus;
+use crate::core::text::shown;
 use crate::engine::stack;
 use crate::flow::event::{now, FlowEvent, UPSTREAM_RELEASE};
 use crate::flow::flows::{self, Flow};
@@ -24,12 +25,18 @@ use crate::git::Git;
 pub struct SessionArgs {
     #[command(flatten)]
     pub target: ReleaseTarget,
-    /// With `continue`: push the candidate and the memory of resolutions.
-    #[arg(long)]
-    pub push: bool,
     /// Print one JSON document on stdout.
     #[arg(long)]
     pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ContinueArgs {
+    #[command(flatten)]
+    pub session: SessionArgs,
+    /// Push the candidate and the memory of resolutions.
+    #[arg(long)]
+    pub push: bool,
 }
 
 /// The flow named by `--flow`, the workspace and its git.
@@ -39,7 +46,7 @@ fn open(args: &SessionArgs) -> Result<(std::path::PathBuf, Git, Flow)> {
     let flow = flows::discover(&root)?
         .into_iter()
         .find(|flow| flow.name == args.target.flow)
-        .ok_or_else(|| usage(format!("unknown flow `{}`", args.target.flow)))?;
+        .ok_or_else(|| usage(format!("unknown flow `{}`", shown(&args.target.flow))))?;
     let git = Git::open(&root)?;
     Ok((root, git, flow))
 }
@@ -76,7 +83,8 @@ pub fn cmd_resolve(args: SessionArgs, _env: &Env) -> Result<Exit> {
             } else {
                 print!("{}", ready_text(&paused));
             }
-            Ok(Exit::Attention)
+            // The worktree is ready: `resolve` did what it was asked.
+            Ok(Exit::Done)
         }
         Started::Applies { recalled } => {
             let note =
@@ -104,14 +112,15 @@ pub fn cmd_resolve(args: SessionArgs, _env: &Env) -> Result<Exit> {
 
 /// `continue`: record the resolution, then run the flow again (which now
 /// gets past the conflict) and, at a next conflict, prepare it in turn.
-pub fn cmd_continue(args: SessionArgs, env: &Env) -> Result<Exit> {
+pub fn cmd_continue(continued: ContinueArgs, env: &Env) -> Result<Exit> {
+    let (args, push) = (continued.session, continued.push);
     let (root, git, flow) = open(&args)?;
     let (paused, recorded) = finish(&git, &root, &flow, &args.target.tag)?;
     eprintln!("recorded {recorded} resolution(s) for \"{}\" in the memory", paused.patch.subject);
     let settings = RunSettings {
         workspace: root.clone(),
         flow: Some(flow.name.clone()),
-        push: args.push,
+        push,
         replay: true,
         code_mode: env.code_mode(),
         step_env: env.step_env(),

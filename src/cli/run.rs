@@ -7,11 +7,12 @@ use clap::Args;
 use serde_json::json;
 
 use super::service_settings::{backend, data_dir, local_target, BackendSpec};
-use super::shared::{workspace_root, Exit, ReleaseTarget};
+use super::shared::{workspace_data_dir, workspace_root, Exit, ReleaseTarget};
 use crate::cli::demo;
 use crate::core::env::Env;
 use crate::core::error::usage;
 use crate::core::refname::check_tag;
+use crate::core::text::shown;
 use crate::engine::promote;
 use crate::flow::event::{check_repo, now, FlowEvent};
 use crate::flow::flows::{self, Flow};
@@ -25,9 +26,6 @@ use crate::service::store::{Recorded, Store};
 
 #[derive(Debug, Args)]
 pub struct RunArgs {
-    /// The release tag; without it, the newest upstream tag the flows follow.
-    #[arg(long, allow_hyphen_values = true)]
-    pub tag: Option<String>,
     /// The fork's checkout (default: the git top level of the current directory).
     #[arg(long)]
     pub workspace_root: Option<PathBuf>,
@@ -72,18 +70,18 @@ pub struct DemoArgs {
 }
 
 /// `run upstream-release` and `run codex-release`.
-pub fn cmd_run_release(repo: &str, args: RunArgs, env: &Env) -> Result<Exit> {
+pub fn cmd_run_release(repo: &str, tag: Option<String>, args: RunArgs, env: &Env) -> Result<Exit> {
     check_repo(repo).map_err(usage)?;
-    if let Some(tag) = &args.tag {
+    if let Some(tag) = &tag {
         check_tag(tag)?;
     }
-    if let (Some(tag), Some(backend), false) = (&args.tag, configured_backend(env), args.dry_run) {
+    if let (Some(tag), Some(backend), false) = (&tag, configured_backend(env), args.dry_run) {
         return run_remote(FlowEvent::upstream_release(repo, tag, now()), backend, &args, env);
     }
     let root = workspace_root(args.workspace_root.as_deref())?;
     let flows = flows::discover(&root)?;
-    let tag = match &args.tag {
-        Some(tag) => tag.clone(),
+    let tag = match tag {
+        Some(tag) => tag,
         None => newest_release(&Git::open(&root)?, &flows, repo, args.flow.as_deref())?,
     };
     let event = FlowEvent::upstream_release(repo, &tag, now());
@@ -92,9 +90,6 @@ pub fn cmd_run_release(repo: &str, args: RunArgs, env: &Env) -> Result<Exit> {
 
 /// `run event --file`.
 pub fn cmd_run_event(file: &Path, args: RunArgs, env: &Env) -> Result<Exit> {
-    if args.tag.is_some() {
-        return Err(usage("--tag does not apply to `run event`: the event file says which tag"));
-    }
     let event = FlowEvent::from_file(file, now())?;
     if let Some(tag) = event.tag() {
         check_tag(tag).with_context(|| format!("in event file {}", file.display()))?;
@@ -149,7 +144,7 @@ fn run(event: FlowEvent, flows: &[Flow], root: PathBuf, args: &RunArgs, env: &En
         git_env: Vec::new(),
     };
     let operation = if args.replay { Operation::Replay } else { Operation::Dispatch };
-    let mut store = Store::open(&data_dir(args.data_dir.as_deref(), env))?;
+    let mut store = Store::open(&workspace_data_dir(args.data_dir.as_deref(), env, &settings.workspace))?;
     store.record_event(&event)?;
     let report = run_event(&settings, &selected, &event);
     let local = local_target(env, &settings.workspace, settings.push);
@@ -206,7 +201,7 @@ pub fn cmd_promote(args: PromoteArgs, _env: &Env) -> Result<Exit> {
     let flow = flows
         .iter()
         .find(|flow| flow.name == args.target.flow)
-        .ok_or_else(|| usage(format!("unknown flow `{}`", args.target.flow)))?;
+        .ok_or_else(|| usage(format!("unknown flow `{}`", shown(&args.target.flow))))?;
     let stack = flow
         .stack
         .as_ref()

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use clap::Args;
 
+use crate::core::env::Env;
 use crate::core::error::usage;
 use crate::git::Git;
 
@@ -20,17 +21,50 @@ pub enum Exit {
 
 /// `--workspace-root`, or the git top level of the current directory.
 pub fn workspace_root(flag: Option<&Path>) -> Result<PathBuf> {
-    match flag {
+    let (dir, named) = match flag {
         Some(dir) => {
             let dir = dir.canonicalize().map_err(|err| usage(format!("--workspace-root {}: {err}", dir.display())))?;
-            Git::open(&dir).map_err(|err| usage(format!("--workspace-root {}: {err:#}", dir.display())))?;
-            Ok(dir)
+            (dir, "--workspace-root ")
         }
-        None => {
-            let cwd = std::env::current_dir().context("failed to read the current directory")?;
-            let git = Git::open(&cwd).map_err(|err| usage(format!("{err:#} (use --workspace-root)")))?;
-            git.top_level()
+        None => (std::env::current_dir().context("failed to read the current directory")?, ""),
+    };
+    let shown = |err: anyhow::Error| {
+        let hint = if flag.is_none() { " (use --workspace-root)" } else { "" };
+        usage(format!("{named}{}: {err:#}{hint}", dir.display()))
+    };
+    let git = Git::open(&dir).map_err(shown)?;
+    if git.is_bare().map_err(shown)? {
+        return Err(usage(format!(
+            "{named}{} is a bare repository; patchmoi works in a checkout of the fork",
+            dir.display()
+        )));
+    }
+    Ok(main_checkout(&git.top_level()?))
+}
+
+/// The checkout a worktree patchmoi made belongs to: `resolve` worktrees
+/// live in `<checkout>/.codex/workspace/actions/worktrees/<name>`, and the
+/// commands run there (`continue`, `abort`) mean the checkout.
+fn main_checkout(top: &Path) -> PathBuf {
+    let parts: Vec<_> = top.components().collect();
+    let marker = [".codex", "workspace", "actions", "worktrees"];
+    for at in (0..parts.len().saturating_sub(marker.len())).rev() {
+        let here = parts[at..at + marker.len()].iter().map(|part| part.as_os_str());
+        if here.eq(marker.iter().map(std::ffi::OsStr::new)) {
+            return parts[..at].iter().collect();
         }
+    }
+    top.to_path_buf()
+}
+
+/// The data directory of a command that works inside a workspace (`run`,
+/// `resolve`, `continue`, `promote`, `history`): `--data-dir` or `DATA_DIR`
+/// as given, else `data` at the workspace root, so running from a
+/// subdirectory never starts a second history.
+pub fn workspace_data_dir(flag: Option<&Path>, env: &Env, root: &Path) -> PathBuf {
+    match flag.map(Path::to_path_buf).or_else(|| env.get("DATA_DIR").map(PathBuf::from)) {
+        Some(dir) => dir,
+        None => root.join("data"),
     }
 }
 

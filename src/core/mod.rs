@@ -10,3 +10,4 @@ pub mod runtime;
 pub mod secrets;
 pub mod status;
 pub mod tag_order;
+pub mod text;

@@ -8,6 +8,7 @@
 /// Characters git forbids anywhere in a ref name, besides control characters
 /// and space, which get their own wording.
 use super::error::usage;
+use super::text::shown;
 
 const FORBIDDEN: [char; 7] = ['~', '^', ':', '?', '*', '[', '\\'];
 
@@ -71,7 +72,7 @@ pub fn check_ref_name(name: &str) -> Result<(), String> {
 /// `tag` as a release tag from outside (a flag, an input, an event), or a
 /// usage error that names it.
 pub fn check_tag(tag: &str) -> anyhow::Result<()> {
-    check_ref_name(tag).map_err(|why| usage(format!("tag `{tag}` is not a valid tag name: it {why}")))
+    check_ref_name(tag).map_err(|why| usage(format!("tag `{}` is not a valid tag name: it {why}", shown(tag))))
 }
 
 #[cfg(test)]

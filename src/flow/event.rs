@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
@@ -54,8 +54,10 @@ impl FlowEvent {
 
     /// Reads an event from a JSON file. Errors name the file and the field.
     pub fn from_file(path: &Path, now: String) -> Result<FlowEvent> {
-        let text =
-            std::fs::read_to_string(path).with_context(|| format!("failed to read event file {}", path.display()))?;
+        // Bad input, whatever is wrong with it (missing, a directory, not
+        // UTF-8): a usage error naming the file.
+        let text = std::fs::read_to_string(path)
+            .map_err(|err| usage(format!("failed to read event file {}: {err}", path.display())))?;
         let value: Value = serde_json::from_str(&text)
             .map_err(|err| usage(format!("event file {} is not valid JSON: {err}", path.display())))?;
         FlowEvent::from_value(value, now).map_err(|err| usage(format!("event file {}: {err}", path.display())))
@@ -64,8 +66,13 @@ impl FlowEvent {
     /// Builds an event from JSON, checking the fields we rely on. An
     /// `upstream.release` with `repo` and `tag` always gets its canonical id,
     /// so a release seen through a feed, a dispatch and the CLI runs once.
-    pub fn from_value(value: Value, now: String) -> Result<FlowEvent, String> {
-        let object = value.as_object().ok_or("expected a JSON object")?;
+    pub fn from_value(mut value: Value, now: String) -> Result<FlowEvent, String> {
+        let object = value.as_object_mut().ok_or("expected a JSON object")?;
+        // A release needs no id of its own: it always gets the canonical one
+        // below (any other event must name its id).
+        if object.get("type").and_then(Value::as_str) == Some(UPSTREAM_RELEASE) && !object.contains_key("id") {
+            object.insert("id".into(), Value::String(UPSTREAM_RELEASE.into()));
+        }
         for field in ["id", "type"] {
             match object.get(field) {
                 Some(Value::String(text)) if !text.trim().is_empty() => {}
@@ -110,6 +117,8 @@ pub fn check_repo(repo: &str) -> Result<(), String> {
     let valid_part = |part: &str| {
         !part.is_empty()
             && !part.starts_with('-')
+            && part != "."
+            && part != ".."
             && part.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
     };
     match repo.split_once('/') {

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -181,8 +181,8 @@ impl Step {
 impl Flow {
     /// Parses and validates one flow file.
     pub fn load(path: &Path) -> Result<Flow> {
-        let text =
-            std::fs::read_to_string(path).with_context(|| format!("failed to read flow file {}", path.display()))?;
+        let text = std::fs::read_to_string(path)
+            .map_err(|err| usage(format!("failed to read flow file {}: {err}", path.display())))?;
         let mut flow: Flow =
             serde_yaml::from_str(&text).map_err(|err| usage(format!("invalid flow file {}: {err}", path.display())))?;
         flow.path = path.to_path_buf();

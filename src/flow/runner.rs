@@ -14,6 +14,7 @@ use crate::core::redact;
 use crate::core::secrets::Credentials;
 use crate::core::status::ResultStatus;
 use crate::core::tag_order;
+use crate::core::text::shown;
 use crate::engine::stack::{self, Candidate};
 use crate::flow::event::{now, FlowEvent};
 use crate::flow::flows::{Flow, Step};
@@ -97,7 +98,7 @@ pub fn select_flows<'a>(flows: &'a [Flow], event: &FlowEvent, only: Option<&str>
     if let Some(name) = only {
         if !flows.iter().any(|flow| flow.name == name) {
             let known: Vec<&str> = flows.iter().map(|flow| flow.name.as_str()).collect();
-            return Err(usage(format!("unknown flow `{name}` (flows found: {})", known.join(", "))));
+            return Err(usage(format!("unknown flow `{}` (flows found: {})", shown(name), known.join(", "))));
         }
     }
     Ok(flows

@@ -254,6 +254,11 @@ impl Git {
     }
 
     /// The working tree's top level.
+    /// Whether this is a bare repository (no working tree).
+    pub fn is_bare(&self) -> Result<bool> {
+        Ok(self.run(&["rev-parse", "--is-bare-repository"])? == "true")
+    }
+
     pub fn top_level(&self) -> Result<PathBuf> {
         Ok(PathBuf::from(self.run(&["rev-parse", "--show-toplevel"])?))
     }

@@ -10,7 +10,7 @@ use std::path::Path;
 use anyhow::{bail, Context, Result};
 use sha1::Digest;
 
-use super::Git;
+use super::{Git, COMMITTER_EMAIL, COMMITTER_NAME};
 
 /// A commit as stored, plus the fields replay needs.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -270,14 +270,17 @@ impl Git {
         Ok(String::from_utf8_lossy(&out).trim().to_string())
     }
 
-    /// A commit of `tree` with `parents`, stamped with patchmoi's identity.
+    /// A commit of `tree` with `parents`, stamped with patchmoi's identity
+    /// as author and committer: patchmoi's own bookkeeping (the memory of
+    /// resolutions) needs no `user.name` on a fresh CI runner.
     pub fn commit_tree(&self, tree: &str, parents: &[String], message: &str) -> Result<String> {
         let mut args = vec!["commit-tree", tree];
         for parent in parents {
             args.extend(["-p", parent.as_str()]);
         }
         args.extend(["-F", "-"]);
-        let out = self.run_bytes(&args, Some(message.as_bytes()))?;
+        let git = self.with_env("GIT_AUTHOR_NAME", COMMITTER_NAME).with_env("GIT_AUTHOR_EMAIL", COMMITTER_EMAIL);
+        let out = git.run_bytes(&args, Some(message.as_bytes()))?;
         Ok(String::from_utf8_lossy(&out).trim().to_string())
     }
 }

@@ -122,12 +122,14 @@ pub struct Store {
 impl Store {
     /// Opens (creating if needed) the database in `data_dir`.
     pub fn open(data_dir: &Path) -> Result<Store> {
+        let fresh = std::fs::read_dir(data_dir).map_or(true, |mut entries| entries.next().is_none());
         std::fs::create_dir_all(data_dir)
             .with_context(|| format!("failed to create data directory {}", data_dir.display()))?;
         // Like the runner's folder, DATA_DIR ignores itself: `./data` inside
-        // a checkout must not show up in `git status`.
+        // a checkout must not show up in `git status`. Only a directory we
+        // start: `--data-dir .` at a repository's root must not hide its files.
         let ignore = data_dir.join(".gitignore");
-        if !ignore.exists() {
+        if fresh && !ignore.exists() {
             std::fs::write(&ignore, "*\n").with_context(|| format!("failed to write {}", ignore.display()))?;
         }
         let path = data_dir.join(DB_FILE);

@@ -1,0 +1,147 @@
+//! The maintainer's loop as a person follows it: resolve, continue and
+//! abort from where the README says to run them, one history per
+//! workspace, flags that do what their help says, and bad input shown
+//! safely.
+
+use crate::common::{self, lines, patchmoi, replace_line, Fixture, Repo};
+
+/// A fork whose one patch conflicts with upstream's v1.1.0 on a.txt line 2.
+fn conflicting() -> Fixture {
+    let a = lines("a", 20);
+    let fx = Fixture::new(&[("a.txt", &a), ("b.txt", &lines("b", 20))]);
+    fx.fork.commit("Fork: a line 2", &[("a.txt", &replace_line(&a, 2, "a 2 (fork)"))]);
+    fx.upstream.commit("Upstream: a line 2", &[("a.txt", &replace_line(&a, 2, "a 2 (upstream)"))]);
+    fx.upstream.git(&["tag", "v1.1.0"]);
+    fx.install_rebase_flow("");
+    fx
+}
+
+/// `patchmoi` run in `cwd` with no `--workspace-root`.
+fn here(cwd: &std::path::Path, args: &[&str], env: &[(&str, &str)]) -> common::Run {
+    patchmoi(cwd, args, env)
+}
+
+#[test]
+fn continue_and_abort_work_from_inside_the_resolve_worktree_without_a_git_identity() {
+    let fx = conflicting();
+    assert_eq!(fx.run_release("v1.1.0", &[]).code, 1);
+    let started = fx.patchmoi(&["resolve", "--flow", "fork", "--tag", "v1.1.0", "--json"], &[]);
+    assert_eq!(started.code, 0, "resolve succeeded: {}", started.stderr);
+    let worktree = Repo { dir: started.json()["worktree"].as_str().unwrap().into() };
+    worktree.write("a.txt", &replace_line(&lines("a", 20), 2, "a 2 (both)"));
+    worktree.git(&["add", "a.txt"]);
+    // A fresh CI runner: no user.name anywhere.
+    let home = fx.tmp.path().join("empty-home");
+    std::fs::create_dir_all(&home).unwrap();
+    let no_identity =
+        [("HOME", home.to_str().unwrap()), ("GIT_CONFIG_NOSYSTEM", "1"), ("XDG_CONFIG_HOME", home.to_str().unwrap())];
+    let done = here(&worktree.dir, &["continue", "--flow", "fork", "--tag", "v1.1.0", "--json"], &no_identity);
+    assert_eq!(done.code, 0, "{}\n{}", done.stdout, done.stderr);
+    assert_eq!(done.json()["report"]["status"], "changed", "{}", done.stdout);
+    assert!(!fx.fork.rev("refs/heads/patchmoi/v1.1.0").is_empty());
+
+    // abort, likewise, from a subdirectory of a new resolve worktree.
+    let fx = conflicting();
+    fx.run_release("v1.1.0", &[]);
+    let started = fx.patchmoi(&["resolve", "--flow", "fork", "--tag", "v1.1.0", "--json"], &[]);
+    let worktree = std::path::PathBuf::from(started.json()["worktree"].as_str().unwrap());
+    let aborted = here(&worktree, &["abort", "--flow", "fork", "--tag", "v1.1.0"], &[]);
+    assert_eq!(aborted.code, 0, "{}", aborted.stderr);
+    assert!(!worktree.exists());
+}
+
+#[test]
+fn a_run_from_a_subdirectory_records_in_the_workspaces_history() {
+    let fx = Fixture::released();
+    fx.install_rebase_flow("");
+    fx.fork.commit("Add a sub dir", &[("sub/keep", "")]);
+    let sub = fx.fork.dir.join("sub");
+    let run = here(&sub, &["run", "upstream-release", "--repo", "test/upstream", "--tag", "v1.1.0"], &[]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(fx.fork.dir.join("data/patchmoi.sqlite3").exists(), "recorded at the workspace root");
+    assert!(!sub.join("data").exists(), "no second history in the subdirectory");
+}
+
+#[test]
+fn workspace_roots_are_normalised_and_bare_repositories_refused() {
+    let fx = Fixture::released();
+    fx.install_rebase_flow("");
+    fx.fork.commit("Add a sub dir", &[("sub/keep", "")]);
+    let sub = fx.fork.dir.join("sub");
+    let run = patchmoi(
+        fx.tmp.path(),
+        &[
+            "run",
+            "upstream-release",
+            "--repo",
+            "test/upstream",
+            "--tag",
+            "v1.1.0",
+            "--workspace-root",
+            sub.to_str().unwrap(),
+            "--dry-run",
+        ],
+        &[],
+    );
+    assert_eq!(run.code, 0, "a subdirectory means its checkout: {}", run.stderr);
+    let bare = Repo::init_bare(&fx.tmp.path().join("bare.git"));
+    let run = patchmoi(
+        fx.tmp.path(),
+        &["run", "upstream-release", "--repo", "test/upstream", "--tag", "v1.1.0", "--workspace-root", bare.path_str()],
+        &[],
+    );
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(run.stderr.contains("is a bare repository"), "{}", run.stderr);
+    assert!(!bare.dir.join(".codex").exists(), "nothing was made in it");
+}
+
+#[test]
+fn a_data_dir_at_a_repository_root_does_not_hide_its_files() {
+    let fx = Fixture::released();
+    fx.install_rebase_flow("");
+    let run =
+        fx.patchmoi(&["run", "upstream-release", "--repo", "test/upstream", "--tag", "v1.1.0", "--data-dir", "."], &[]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(!fx.fork.dir.join(".gitignore").exists(), "no `*` .gitignore over the checkout");
+}
+
+#[test]
+fn every_flag_in_a_help_text_works() {
+    let dir = tempfile::tempdir().unwrap();
+    let help = |args: &[&str]| patchmoi(dir.path(), args, &[]).stdout;
+    assert!(!help(&["run", "event", "--help"]).contains("--tag"));
+    assert!(help(&["run", "upstream-release", "--help"]).contains("--tag"));
+    assert!(!help(&["resolve", "--help"]).contains("--push"));
+    assert!(!help(&["abort", "--help"]).contains("--push"));
+    assert!(help(&["continue", "--help"]).contains("--push"));
+
+    // An event file without an id gets the deterministic one.
+    let fx = Fixture::released();
+    fx.install_rebase_flow("");
+    let event = fx.tmp.path().join("event.json");
+    std::fs::write(&event, r#"{"type": "upstream.release", "payload": {"repo": "test/upstream", "tag": "v1.1.0"}}"#)
+        .unwrap();
+    let run = fx.patchmoi(&["run", "event", "--file", event.to_str().unwrap(), "--json"], &[]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(run.json()["event"]["id"], "patch:upstream.release:test/upstream:v1.1.0", "{}", run.stdout);
+}
+
+#[test]
+fn bad_input_is_shown_escaped_and_exits_2() {
+    let fx = Fixture::released();
+    fx.install_rebase_flow("");
+    let run = fx.run_release("v1\u{1b}[31mred\nline", &[]);
+    assert_eq!(run.code, 2);
+    assert!(!run.stderr.contains('\u{1b}'), "no raw escape reaches the terminal: {:?}", run.stderr);
+    assert!(run.stderr.contains("v1\\u{1b}[31mred\\nline"), "{}", run.stderr);
+    let unknown = fx.patchmoi(&["promote", "--flow", "x\u{1b}]0;t\u{7}", "--tag", "v1.1.0"], &[]);
+    assert_eq!(unknown.code, 2);
+    assert!(!unknown.stderr.contains('\u{1b}') && !unknown.stderr.contains('\u{7}'), "{:?}", unknown.stderr);
+    for file in [fx.tmp.path().to_path_buf(), fx.tmp.path().join("missing.json")] {
+        let run = fx.patchmoi(&["run", "event", "--file", file.to_str().unwrap()], &[]);
+        assert_eq!(run.code, 2, "{}: {}", file.display(), run.stderr);
+        assert!(run.stderr.contains("failed to read event file"), "{}", run.stderr);
+    }
+    let run = fx.patchmoi(&["run", "upstream-release", "--repo", "../..", "--tag", "v1.1.0"], &[]);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+}
