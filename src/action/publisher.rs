@@ -15,6 +15,7 @@ use crate::action::io;
 use crate::action::io::{annotation_command, group, scrub, Annotation, Level, ANNOTATIONS_PER_KIND};
 use crate::core::status::ResultStatus;
 use crate::core::tag_order;
+use crate::engine::memory::Memory;
 use crate::engine::publish;
 use crate::engine::stack;
 use crate::flow::event::FlowEvent;
@@ -125,6 +126,14 @@ impl<'a> Publisher<'a> {
                 candidate.remote = Some(stack.remote.clone());
                 result.message.push_str(&format!(", pushed to {}", stack.remote));
                 self.heads.insert(flow.name.clone(), candidate.sha.clone());
+                // A resolution an agent step made on this runner is lost with
+                // it unless it reaches origin, merged by union as `continue
+                // --push` does; the next run fetches it.
+                if let Err(err) = Memory::load(&self.git).and_then(|mut memory| memory.push(&self.git, &stack.remote)) {
+                    let text = scrub(&format!("{err:#}"), &self.secrets);
+                    result.status = ResultStatus::Failed;
+                    result.message.push_str(&format!("; pushing the memory of resolutions failed: {text}"));
+                }
             }
             Err(err) => {
                 let text = scrub(&format!("{err:#}"), &self.secrets);

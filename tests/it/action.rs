@@ -8,6 +8,7 @@ use crate::common;
 use crate::fake_github;
 mod faults;
 mod injection;
+mod memory;
 mod more;
 mod secrets;
 
