@@ -8,6 +8,7 @@ use clap::Args;
 use serde_json::json;
 
 use super::service_settings::{data_dir, server_settings, service_settings, watch_settings};
+use super::shared::workspace_root;
 use super::shared::Exit;
 use crate::core::env::Env;
 use crate::core::error::usage;
@@ -199,10 +200,8 @@ fn dispatch_line(record: &DispatchRecord) -> String {
 /// `retry` and `replay`.
 pub fn cmd_redispatch(args: RedispatchArgs, operation: Operation, env: &Env) -> Result<Exit> {
     let mut store = open(&args.data, env)?;
-    let workspace = match args.workspace_root {
-        Some(root) => root,
-        None => std::env::current_dir()?,
-    };
+    // As its help says: the git top level of the current directory.
+    let workspace = workspace_root(args.workspace_root.as_deref())?;
     let settings = service_settings(env, &workspace);
     let done = ops::redispatch(&mut store, &settings.default_target, &args.event_id, operation).map_err(cli_error)?;
     if args.data.json {

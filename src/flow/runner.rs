@@ -76,7 +76,13 @@ pub fn run_event_observed(
     if !settings.replay && state.event(&event.id).is_some() {
         let runs: Vec<RunResult> = state.runs_of(&event.id).into_iter().map(|view| view.to_result()).collect();
         let status = ResultStatus::aggregate(runs.iter().map(|run| run.status)).unwrap_or(ResultStatus::Skipped);
-        return Ok(RunReport { event: event.clone(), status, runs, stored: true });
+        // A blocked or failed run may be transient (the tag was not out
+        // yet, upstream or the network was down): it is never final, and
+        // the next run runs again. What depends on content alone is kept.
+        if !matches!(status, ResultStatus::Blocked | ResultStatus::Failed) {
+            return Ok(RunReport { event: event.clone(), status, runs, stored: true });
+        }
+        tracing::info!("{} ended {status} before; running it again", event.id);
     }
     let nonce = settings.replay.then(now);
     let mut workspace = Workspace::open(&settings.workspace)?;

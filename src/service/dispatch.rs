@@ -135,7 +135,9 @@ fn deliver(target: &Target, event: &FlowEvent, operation: Operation) -> Delivery
             record.error = Some(reason.clone());
         }
         Target::Local(local) => {
-            let report = local::run(local, event, operation == Operation::Replay);
+            // A retry or a replay always runs again; only a first dispatch
+            // reports what an earlier run of the same event stored.
+            let report = local::run(local, event, operation != Operation::Dispatch);
             return local_delivery(local, event, operation, &report);
         }
     }

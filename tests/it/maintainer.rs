@@ -145,3 +145,33 @@ fn bad_input_is_shown_escaped_and_exits_2() {
     let run = fx.patchmoi(&["run", "upstream-release", "--repo", "../..", "--tag", "v1.1.0"], &[]);
     assert_eq!(run.code, 2, "{}", run.stderr);
 }
+
+#[test]
+fn a_blocked_run_is_run_again_once_the_tag_exists() {
+    let fx = Fixture::new(&[("a.txt", &lines("a", 10))]);
+    fx.fork.commit("Fork patch", &[("a.txt", &replace_line(&lines("a", 10), 2, "fork"))]);
+    fx.install_rebase_flow("");
+    let early = fx.run_release("v1.1.0", &[]);
+    assert_eq!(early.json()["status"], "blocked", "the tag is not out yet: {}", early.stdout);
+    fx.upstream.commit("Release", &[("b.txt", "b\n")]);
+    fx.upstream.git(&["tag", "v1.1.0"]);
+    let later = fx.run_release("v1.1.0", &[]);
+    assert_eq!(later.code, 0, "{}", later.stderr);
+    assert_eq!(later.json()["status"], "changed", "a transient outcome is not kept: {}", later.stdout);
+    let again = fx.run_release("v1.1.0", &[]);
+    assert_eq!(again.json()["status"], "changed", "a content outcome is kept");
+}
+
+#[test]
+fn retry_always_runs_again() {
+    let fx = Fixture::released();
+    let counter = fx.tmp.path().join("runs");
+    fx.install_rebase_flow(&format!("  - name: count\n    run: echo run >> {}\n", counter.display()));
+    assert_eq!(fx.run_release("v1.1.0", &[]).code, 0);
+    let count = || std::fs::read_to_string(&counter).unwrap().lines().count();
+    assert_eq!(count(), 1);
+    let id = "patch:upstream.release:test/upstream:v1.1.0";
+    let retry = here(&fx.fork.dir, &["retry", id, "--data-dir", fx.fork.dir.join("data").to_str().unwrap()], &[]);
+    assert_eq!(retry.code, 0, "{}\n{}", retry.stdout, retry.stderr);
+    assert_eq!(count(), 2, "the retry ran the flow again");
+}
