@@ -200,8 +200,13 @@ fn dispatch_line(record: &DispatchRecord) -> String {
 /// `retry` and `replay`.
 pub fn cmd_redispatch(args: RedispatchArgs, operation: Operation, env: &Env) -> Result<Exit> {
     let mut store = open(&args.data, env)?;
-    // As its help says: the git top level of the current directory.
-    let workspace = workspace_root(args.workspace_root.as_deref())?;
+    // As its help says: the git top level of the current directory (outside
+    // a checkout, the directory itself: a workspace backend needs none).
+    let workspace = match workspace_root(args.workspace_root.as_deref()) {
+        Ok(root) => root,
+        Err(_) if args.workspace_root.is_none() => std::env::current_dir()?,
+        Err(err) => return Err(err),
+    };
     let settings = service_settings(env, &workspace);
     let done = ops::redispatch(&mut store, &settings.default_target, &args.event_id, operation).map_err(cli_error)?;
     if args.data.json {
