@@ -7,6 +7,7 @@ mod app_server;
 pub mod event;
 pub mod flows;
 pub mod manifest;
+pub mod pack;
 pub mod report;
 pub mod resolve;
 pub mod results;

@@ -11,6 +11,8 @@ use serde_json::{json, Value};
 
 use crate::common::{self, Repo, Run};
 
+mod install;
+
 /// The fixture pack.
 fn fixture_pack() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/packs/codex-flows")
