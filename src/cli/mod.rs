@@ -3,6 +3,7 @@
 
 mod action;
 pub mod demo;
+mod pack;
 mod resolve;
 mod run;
 mod service;
@@ -13,6 +14,7 @@ mod shared;
 
 pub use shared::Exit;
 
+use pack::{PackAddArgs, PackDoctorArgs};
 use resolve::{ContinueArgs, SessionArgs};
 use run::{DemoArgs, PromoteArgs, RunArgs};
 use service::{DataArgs, ListArgs, RedispatchArgs, ServeArgs, WatchArgs};
@@ -108,6 +110,18 @@ pub enum Command {
     /// Check (and with --apply, prepare) a checkout for patchmoi.
     #[command(subcommand)]
     Setup(SetupCommand),
+    /// Install shared flows (and skills, plugins, hooks) from a pack, and
+    /// check what is installed.
+    #[command(subcommand)]
+    Pack(PackCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PackCommand {
+    /// Plan (and with --apply, make) the install of a pack's items.
+    Add(PackAddArgs),
+    /// Check the installed items against .codex/pack-lock.json.
+    Doctor(PackDoctorArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -174,6 +188,8 @@ pub fn dispatch(cli: Cli, env: &Env) -> Result<Exit> {
         Command::Replay(args) => service::cmd_redispatch(args, Operation::Replay, env),
         Command::Sync { attempt_id, data } => service::cmd_sync(&attempt_id, data, env),
         Command::Setup(SetupCommand::Fork(args)) => setup::cmd_setup_fork(args, env),
+        Command::Pack(PackCommand::Add(args)) => pack::cmd_pack_add(args, env),
+        Command::Pack(PackCommand::Doctor(args)) => pack::cmd_pack_doctor(args, env),
     }
 }
 

@@ -108,7 +108,7 @@ fn run(event: FlowEvent, flows: &[Flow], root: PathBuf, args: &RunArgs, env: &En
     if args.dry_run {
         let matches: Vec<_> = selected
             .iter()
-            .flat_map(|flow| flow.steps.iter().map(move |step| (flow, step)))
+            .flat_map(|flow| flow.matching_steps(&event).into_iter().map(move |step| (flow, step)))
             .map(|(flow, step)| {
                 json!({"flow": flow.name, "step": step.name, "runner": step.runner_name(),
                        "gated": step.is_gated() && !code_mode})

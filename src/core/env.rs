@@ -6,6 +6,26 @@ use std::collections::BTreeMap;
 
 use super::secrets::{is_credential_name, step_allowed, Credentials};
 
+/// What the codex-flows backend forwards to its flows by default (HOME and
+/// PATH are in the allowlist anyway), and the variable that lists more.
+pub const FLOW_FORWARD_ENV: &[&str] = &[
+    "CODEX_FLOWS_MODE",
+    "CODEX_FLOWS_ENABLE_CODE_MODE",
+    "CODEX_FLOW_COMMIT",
+    "CODEX_FLOW_PUSH",
+    "CODEX_FLOW_PUBLISH",
+    "CODEX_FLOW_FORCE",
+    "CODEX_FLOW_SQUASH_PATCH_STACK",
+    "CODEX_APP_SERVER_CODEX_COMMAND",
+    "CODEX_APP_SERVER_CODEX_PACKAGE",
+    "CODEX_APP_SERVER_BUNX_COMMAND",
+    "CODEX_HOME",
+    "PEEZY_CODEX_REPO",
+    "PEEZY_CODEX_TARGET_BRANCH",
+    "PEEZY_CODEX_CARGO_TARGET_DIR",
+    "CODEX_FLOW_BACKEND_FORWARD_ENV",
+];
+
 /// A snapshot of the process environment.
 #[derive(Clone, Default)]
 pub struct Env {
@@ -57,10 +77,24 @@ impl Env {
         self.credentials().values().map(str::to_string).collect()
     }
 
-    /// The variables a `run:` step inherits: the allowlist of
-    /// [`step_allowed`], never a credential.
+    /// The variables a step inherits: the allowlist of [`step_allowed`],
+    /// the settings codex-flows forwards to its flows ([`FLOW_FORWARD_ENV`]),
+    /// and the names listed in `CODEX_FLOW_BACKEND_FORWARD_ENV`; never a
+    /// credential (a `flow.toml` step gets those it lists there as secrets).
     pub fn step_env(&self) -> Vec<(String, String)> {
-        self.vars.iter().filter(|(name, _)| step_allowed(name)).map(|(k, v)| (k.clone(), v.clone())).collect()
+        let listed: Vec<&str> = self
+            .get("CODEX_FLOW_BACKEND_FORWARD_ENV")
+            .map(|list| list.split([',', ' ', '\n']).filter(|name| !name.is_empty()).collect())
+            .unwrap_or_default();
+        self.vars
+            .iter()
+            .filter(|(name, _)| {
+                step_allowed(name)
+                    || (!is_credential_name(name)
+                        && (FLOW_FORWARD_ENV.contains(&name.as_str()) || listed.contains(&name.as_str())))
+            })
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect()
     }
 }
 
@@ -103,5 +137,18 @@ mod tests {
         assert_eq!(env.secret_values().len(), 3);
         let step: Vec<String> = env.step_env().into_iter().map(|(name, _)| name).collect();
         assert_eq!(step, ["PATH"]);
+    }
+
+    #[test]
+    fn steps_get_the_codex_flows_settings_and_the_listed_names() {
+        let env = Env::from_pairs([
+            ("CODEX_HOME", "/h"),
+            ("CODEX_FLOW_BACKEND_FORWARD_ENV", "MY_SETTING, OPENAI_API_KEY"),
+            ("MY_SETTING", "1"),
+            ("OPENAI_API_KEY", "sk-x"),
+            ("UNLISTED", "2"),
+        ]);
+        let step: Vec<String> = env.step_env().into_iter().map(|(name, _)| name).collect();
+        assert_eq!(step, ["CODEX_FLOW_BACKEND_FORWARD_ENV", "CODEX_HOME", "MY_SETTING"]);
     }
 }

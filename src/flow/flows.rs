@@ -1,5 +1,7 @@
-//! Flow files: the `flow.yml` schema, discovery (installed flows shadow
-//! repository flows), matching an event, and the Code Mode gate.
+//! Flow files: the `flow.yml` schema, codex-flows `flow.toml` flows (see
+//! `manifest`) in the same shape, discovery (installed flows shadow
+//! repository flows, whatever their format), matching an event, and the
+//! Code Mode gate.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -15,10 +17,14 @@ use crate::core::refname;
 use crate::core::tag_order::glob_match;
 use crate::engine::stack::StackSpec;
 use crate::flow::event::FlowEvent;
+use crate::flow::manifest::{self, Manifest, ScriptStep};
 use crate::flow::shell::parse_timeout;
 
 /// Where flows live, in discovery order: installed flows first.
 pub const FLOW_ROOTS: [&str; 2] = [".codex/flows", "flows"];
+
+/// The file names of a flow's directory: patchmoi's and codex-flows' format.
+pub const FLOW_FILES: [&str; 2] = ["flow.yml", "flow.toml"];
 
 /// The candidate branch when a flow does not name one.
 pub const DEFAULT_CANDIDATE: &str = "patchmoi/{tag}";
@@ -52,6 +58,25 @@ pub struct Flow {
     /// The file this flow was read from (not a key of the file).
     #[serde(skip)]
     pub path: PathBuf,
+    /// Set for a codex-flows `flow.toml` flow (not a key of the file).
+    #[serde(skip)]
+    pub toml: Option<TomlFlow>,
+}
+
+/// What a `flow.toml` flow keeps besides its steps.
+#[derive(Debug, Clone)]
+pub struct TomlFlow {
+    pub version: Value,
+    pub config: Option<Value>,
+    /// The flow's directory: scripts and schemas are relative to it.
+    pub root: PathBuf,
+    /// What a step's `cwd` is relative to: the flow's directory, except for
+    /// an installed flow, which resolves it as if it lived at
+    /// `flows/<dir>`, so `cwd = "../.."` is the workspace root wherever
+    /// the flow was installed.
+    pub cwd_base: PathBuf,
+    /// The workspace the flow was found in: no step runs outside it.
+    pub workspace: PathBuf,
 }
 
 /// `on:` — an event type plus payload keys that must all match.
@@ -137,6 +162,9 @@ pub struct Step {
     /// credential variable is withheld from every step.
     #[serde(default)]
     pub secrets: Vec<String>,
+    /// Set for a step of a `flow.toml` flow (not a key of flow.yml).
+    #[serde(skip)]
+    pub script: Option<ScriptStep>,
 }
 
 /// `if:` values.
@@ -150,17 +178,20 @@ pub enum Condition {
 }
 
 /// What a step does, once validated.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub enum StepKind<'a> {
     Rebase,
     Run(&'a str),
+    /// A `flow.toml` step: a script for Bun or for Code Mode.
+    Script(&'a ScriptStep),
 }
 
 impl Step {
     pub fn kind(&self) -> StepKind<'_> {
-        match &self.run {
-            Some(command) => StepKind::Run(command),
-            None => StepKind::Rebase,
+        match (&self.script, &self.run) {
+            (Some(script), _) => StepKind::Script(script),
+            (None, Some(command)) => StepKind::Run(command),
+            (None, None) => StepKind::Rebase,
         }
     }
 
@@ -174,6 +205,9 @@ impl Step {
     }
 
     pub fn timeout(&self) -> Duration {
+        if let Some(script) = &self.script {
+            return script.timeout;
+        }
         self.timeout.as_deref().and_then(|text| parse_timeout(text).ok()).unwrap_or(Duration::from_secs(60 * 60))
     }
 }
@@ -259,9 +293,96 @@ impl Flow {
         Ok(())
     }
 
+    /// A `flow.toml` in the shape of a flow file. Its steps run each on
+    /// its own, as codex-flows runs them (`if: always`), and only those
+    /// whose trigger matches the event.
+    pub fn from_manifest(manifest: Manifest, path: &Path, workspace: &Path, installed: bool) -> Result<Flow, String> {
+        check_name("name", &manifest.name)?;
+        let root = path.parent().unwrap_or(workspace).to_path_buf();
+        let cwd_base = match (installed, root.file_name()) {
+            (true, Some(dir)) => workspace.join("flows").join(dir),
+            _ => root.clone(),
+        };
+        let mut steps: Vec<Step> = Vec::new();
+        for (index, script) in manifest.steps.into_iter().enumerate() {
+            check_name(&format!("steps[{index}].name"), &script.name)?;
+            if steps.iter().any(|other| other.name == script.name) {
+                return Err(format!("steps[{index}].name: step `{}` appears twice", script.name));
+            }
+            steps.push(Step {
+                name: script.name.clone(),
+                uses: None,
+                run: None,
+                runner: Some(script.runner.name().to_string()),
+                condition: Some(Condition::Always),
+                working_directory: None,
+                timeout: None,
+                env: BTreeMap::new(),
+                secrets: Vec::new(),
+                script: Some(script),
+            });
+        }
+        let kind = steps.iter().find_map(|step| step.script.as_ref()?.trigger.as_ref()).map(|t| t.kind.clone());
+        Ok(Flow {
+            name: manifest.name,
+            description: manifest.description,
+            on: Trigger { kind: kind.unwrap_or_default(), payload: BTreeMap::new() },
+            stack: None,
+            prereleases: false,
+            skip: Vec::new(),
+            steps,
+            path: path.to_path_buf(),
+            toml: Some(TomlFlow {
+                version: manifest.version,
+                config: manifest.config,
+                root,
+                cwd_base,
+                workspace: workspace.to_path_buf(),
+            }),
+        })
+    }
+
+    /// `flow.yml` or `flow.toml`.
+    pub fn format(&self) -> &'static str {
+        if self.toml.is_some() {
+            "flow.toml"
+        } else {
+            "flow.yml"
+        }
+    }
+
+    /// The steps that run for `event`: all of a `flow.yml` flow (its `on:`
+    /// decides), those of a `flow.toml` flow whose trigger matches.
+    pub fn matching_steps(&self, event: &FlowEvent) -> Vec<&Step> {
+        match &self.toml {
+            None => self.steps.iter().collect(),
+            Some(_) => {
+                self.steps.iter().filter(|step| step.script.as_ref().is_some_and(|s| s.matches(event))).collect()
+            }
+        }
+    }
+
+    /// Where a `flow.toml` step runs: its `cwd` against the flow's
+    /// directory (or, installed, against `flows/<dir>`), else the flow's
+    /// directory. Never outside the workspace.
+    pub fn script_cwd(&self, step: &ScriptStep) -> Result<PathBuf, String> {
+        let toml = self.toml.as_ref().ok_or("not a flow.toml flow")?;
+        let Some(cwd) = &step.cwd else {
+            return Ok(toml.root.clone());
+        };
+        let dir = manifest::normalize(&toml.cwd_base.join(cwd));
+        if !dir.starts_with(manifest::normalize(&toml.workspace)) {
+            return Err(format!("step {}: cwd `{cwd}` leaves the workspace", step.name));
+        }
+        Ok(dir)
+    }
+
     /// Whether this flow handles `event`. With `ignore_tag`, the `tag`
     /// payload key is not checked (used to pick the newest tag first).
     pub fn matches(&self, event: &FlowEvent, ignore_tag: bool) -> bool {
+        if self.toml.is_some() {
+            return !self.matching_steps(event).is_empty();
+        }
         self.on.kind == event.kind
             && self
                 .on
@@ -277,7 +398,7 @@ impl Flow {
     }
 
     pub fn has_rebase(&self) -> bool {
-        self.steps.iter().any(|step| step.kind() == StepKind::Rebase)
+        self.steps.iter().any(|step| matches!(step.kind(), StepKind::Rebase))
     }
 }
 
@@ -304,20 +425,32 @@ fn check_name(field: &str, name: &str) -> Result<(), String> {
 /// order; a name already found shadows later flows of the same name.
 pub fn discover(workspace: &Path) -> Result<Vec<Flow>> {
     let mut flows: Vec<Flow> = Vec::new();
-    for root in FLOW_ROOTS {
+    for (index, root) in FLOW_ROOTS.into_iter().enumerate() {
         let dir = workspace.join(root);
         let Ok(entries) = std::fs::read_dir(&dir) else {
             continue;
         };
-        let mut files: Vec<PathBuf> = entries
-            .filter_map(|entry| entry.ok())
-            .map(|entry| entry.path().join("flow.yml"))
-            .filter(|path| path.is_file())
-            .collect();
-        files.sort();
+        let mut dirs: Vec<PathBuf> = entries.filter_map(|entry| entry.ok()).map(|entry| entry.path()).collect();
+        dirs.sort();
+        let mut files: Vec<PathBuf> = Vec::new();
+        for dir in dirs {
+            let found: Vec<PathBuf> =
+                FLOW_FILES.iter().map(|name| dir.join(name)).filter(|path| path.is_file()).collect();
+            if found.len() > 1 {
+                return Err(usage(format!("{} has both flow.yml and flow.toml; keep one", dir.display())));
+            }
+            files.extend(found);
+        }
         let first_of_root = flows.len();
         for file in files {
-            let flow = Flow::load(&file)?;
+            let flow = match file.extension().and_then(|ext| ext.to_str()) {
+                Some("toml") => {
+                    let manifest = Manifest::load(&file)?;
+                    Flow::from_manifest(manifest, &file, workspace, index == 0)
+                        .map_err(|err| usage(format!("invalid flow file {}: {err}", file.display())))?
+                }
+                _ => Flow::load(&file)?,
+            };
             if let Some(same) = flows[first_of_root..].iter().find(|other| other.name == flow.name) {
                 return Err(usage(format!(
                     "flow name `{}` is used by both {} and {}",

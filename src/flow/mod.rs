@@ -1,14 +1,19 @@
-//! Flows: flow files and their discovery, events, the runner that executes
+//! Flows: flow files (`flow.yml`, and codex-flows' `flow.toml`) and their discovery, events, the runner that executes
 //! a flow's steps (the built-in `uses: rebase` through the engine, `run:`
 //! commands in a shell), what runs produce, and the state on disk under
 //! `.codex/workspace/actions/flow-client`.
 
+mod app_server;
 pub mod event;
 pub mod flows;
+pub mod manifest;
+pub mod pack;
 pub mod report;
 pub mod resolve;
 pub mod results;
 pub mod runner;
+pub mod schema;
+mod script;
 pub mod shell;
 pub mod state;
 pub mod steps;

@@ -73,6 +73,9 @@ pub struct Artifacts {
     pub log: Option<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub log_tail: Vec<String>,
+    /// What a `flow.toml` step's `FLOW_RESULT` carried, as it carried it.
+    #[serde(flatten)]
+    pub extra: serde_json::Map<String, serde_json::Value>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

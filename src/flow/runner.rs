@@ -203,7 +203,7 @@ fn run_flow(
             worktree: None,
             repaired: false,
         };
-        for step in &flow.steps {
+        for step in flow.matching_steps(event) {
             let id = run_id(&event.id, &flow.name, &step.name, nonce);
             let started_at = now();
             tracing::info!("{} / {}: {}", flow.name, step.name, event.id);

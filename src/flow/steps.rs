@@ -49,6 +49,7 @@ impl FlowRun<'_> {
         let outcome = match step.kind() {
             StepKind::Rebase => self.rebase(id),
             StepKind::Run(command) => self.command(id, step, command),
+            StepKind::Script(script) => self.script(id, step, script),
         };
         match outcome {
             Ok((status, message, artifacts)) => (status, message, artifacts, Some(false)),
@@ -281,7 +282,7 @@ impl FlowRun<'_> {
 }
 
 /// Replaces secret values in a step's log file and its tail.
-fn scrub_log(path: &Path, tail: &mut [String], secrets: &[String]) -> Result<()> {
+pub(super) fn scrub_log(path: &Path, tail: &mut [String], secrets: &[String]) -> Result<()> {
     let text = std::fs::read(path).with_context(|| format!("failed to read log {}", path.display()))?;
     let text = String::from_utf8_lossy(&text);
     let clean = scrub(&text, secrets);

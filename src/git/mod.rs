@@ -7,6 +7,7 @@
 //! [`Git::output`], so this file is the only place that spawns git.
 
 mod chains;
+mod clone;
 pub mod fixture;
 mod history;
 mod merge;

@@ -18,6 +18,7 @@ mod install;
 mod layers;
 mod local_dispatch;
 mod maintainer;
+mod packs;
 mod rebase;
 mod resolve;
 mod secrets;

@@ -1,0 +1,83 @@
+//! `pack add` and `pack doctor`: install shared flows from a pack and
+//! check what is installed.
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use clap::Args;
+
+use super::shared::{workspace_root, Exit};
+use crate::core::env::Env;
+use crate::flow::pack::add::{self, AddOptions};
+use crate::flow::pack::doctor;
+use crate::flow::pack::source::{self, Source};
+
+#[derive(Debug, Args)]
+pub struct PackAddArgs {
+    /// The pack: a local directory, `owner/repo` (GitHub) or a git URL.
+    pub source: String,
+    /// Only these items (`name` or `kind:name`); may be repeated.
+    #[arg(long)]
+    pub include: Vec<String>,
+    /// Not these items (`name` or `kind:name`); may be repeated.
+    #[arg(long)]
+    pub exclude: Vec<String>,
+    /// Install (without it, only the plan is shown).
+    #[arg(long)]
+    pub apply: bool,
+    /// Replace installed items that differ, after backing them up to
+    /// `.codex/pack-backups/<time>/`.
+    #[arg(long)]
+    pub overwrite: bool,
+    /// The branch, tag or commit of an `owner/repo` or git URL source.
+    #[arg(long = "ref")]
+    pub reference: Option<String>,
+    /// The checkout to install into (default: the git top level of the current directory).
+    #[arg(long)]
+    pub workspace_root: Option<PathBuf>,
+    /// Print the plan as one JSON document on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct PackDoctorArgs {
+    /// The checkout to check (default: the git top level of the current directory).
+    #[arg(long)]
+    pub workspace_root: Option<PathBuf>,
+    /// Print one JSON document on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `pack add`.
+pub fn cmd_pack_add(args: PackAddArgs, _env: &Env) -> Result<Exit> {
+    let workspace = workspace_root(args.workspace_root.as_deref())?;
+    let cwd = std::env::current_dir().context("failed to read the current directory")?;
+    let source = Source::resolve(&args.source, args.reference.as_deref(), &cwd)?;
+    let inventory = source::inventory(&source.root)?;
+    let options =
+        AddOptions { include: args.include, exclude: args.exclude, overwrite: args.overwrite, apply: args.apply };
+    let plan = add::plan(&source, &inventory, &workspace, &options)?;
+    if args.apply {
+        add::apply(&plan)?;
+    }
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&plan)?);
+    } else {
+        print!("{}", plan.text());
+    }
+    Ok(if plan.has_conflicts() { Exit::Attention } else { Exit::Done })
+}
+
+/// `pack doctor`.
+pub fn cmd_pack_doctor(args: PackDoctorArgs, _env: &Env) -> Result<Exit> {
+    let workspace = workspace_root(args.workspace_root.as_deref())?;
+    let report = doctor::doctor(&workspace);
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print!("{}", report.text());
+    }
+    Ok(if report.healthy() { Exit::Done } else { Exit::Attention })
+}
