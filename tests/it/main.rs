@@ -14,6 +14,7 @@ mod cli;
 mod dispatch;
 mod feed;
 mod flows;
+mod history;
 mod layers;
 mod local_dispatch;
 mod rebase;
