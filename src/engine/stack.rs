@@ -396,6 +396,11 @@ const UPSTREAM_HEAD: &str = "refs/patchmoi/upstream/HEAD";
 /// Runs the whole rebase for one release: memory fetched from the fork's
 /// remote, stack prepared and replayed, then a candidate or a report.
 pub fn rebase(git: &Git, spec: &StackSpec) -> Result<RebaseOutcome> {
+    // The flow refuses this with the file and key; the engine never moves
+    // the maintained branch whoever asks.
+    if spec.candidate == spec.branch {
+        bail!("candidate branch {} is the maintained branch; refusing to replace it", spec.candidate);
+    }
     let prepared = match prepare(git, spec, true)? {
         Precondition::Ready(prepared) => prepared,
         Precondition::UpToDate { head, release } => return Ok(RebaseOutcome::UpToDate { head, release }),
