@@ -96,4 +96,39 @@ impl Git {
             .map(|(sha, subject)| (sha.to_string(), subject.to_string()))
             .collect())
     }
+
+    /// The changed line ranges from blob `old` to blob `new` (`rev:path`
+    /// specs or ids), as `(old_start, old_len, new_start, new_len)` from the
+    /// `@@` headers of a `-U0` diff: a zero length starts at the line before.
+    pub fn line_changes(&self, old: &str, new: &str) -> Result<Vec<(usize, usize, usize, usize)>> {
+        let args = ["diff", "-U0", "--no-color", "--no-ext-diff", "--no-textconv", "--end-of-options", old, new];
+        let out = self.run_bytes(&args, None)?;
+        Ok(String::from_utf8_lossy(&out).lines().filter_map(parse_hunk_header).collect())
+    }
+}
+
+/// `@@ -a,b +c,d @@ …` → (a, b, c, d); a missing length is 1.
+fn parse_hunk_header(line: &str) -> Option<(usize, usize, usize, usize)> {
+    let ranges = line.strip_prefix("@@ -")?.split(" @@").next()?;
+    let (old, new) = ranges.split_once(" +")?;
+    let range = |text: &str| -> Option<(usize, usize)> {
+        match text.split_once(',') {
+            Some((start, len)) => Some((start.parse().ok()?, len.parse().ok()?)),
+            None => Some((text.parse().ok()?, 1)),
+        }
+    };
+    let ((a, b), (c, d)) = (range(old)?, range(new)?);
+    Some((a, b, c, d))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_hunk_headers() {
+        assert_eq!(parse_hunk_header("@@ -9,0 +10 @@"), Some((9, 0, 10, 1)));
+        assert_eq!(parse_hunk_header("@@ -3,2 +3,4 @@ fn main() {"), Some((3, 2, 3, 4)));
+        assert_eq!(parse_hunk_header("+@@ -1 +1 @@"), None);
+    }
 }

@@ -223,3 +223,26 @@ fn a_git_replay_that_fails_falls_back_to_merge_tree() {
     assert!(rebased);
     assert_eq!(candidate_tree(&fx, &rebase), check.rev("HEAD^{tree}"));
 }
+
+#[test]
+fn hunk_lines_are_the_releases_lines() {
+    // The patch adds two lines at the top of b.txt and edits line 18;
+    // upstream edits line 18 too. The conflict is at line 18 of the
+    // release's b.txt, in the report, conflict.md and the annotations alike.
+    let b = lines("b", 20);
+    let fx = Fixture::new(&[("b.txt", &b)]);
+    let patched = format!("fork header 1\nfork header 2\n{}", replace_line(&b, 18, "b eighteen (fork)"));
+    fx.fork.commit("Patch: header and line 18", &[("b.txt", &patched)]);
+    fx.upstream.commit("Upstream: line 18", &[("b.txt", &replace_line(&b, 18, "b 18 (upstream)"))]);
+    fx.upstream.git(&["tag", "v2"]);
+    fx.install_rebase_flow("");
+
+    let run = fx.run_release("v2", &[]);
+    let rebase = run.step("rebase");
+    assert_eq!(rebase["status"], "needs_intervention", "{}", run.stderr);
+    let hunk = &rebase["artifacts"]["conflict"]["files"][0]["hunks"][0];
+    assert_eq!((hunk["start_line"].as_u64(), hunk["end_line"].as_u64()), (Some(18), Some(18)), "{hunk}");
+    assert_eq!(fx.upstream.git(&["show", "v2:b.txt"]).lines().nth(17), Some("b 18 (upstream)"));
+    let markdown = std::fs::read_to_string(rebase["artifacts"]["reportMarkdown"].as_str().unwrap()).unwrap();
+    assert!(markdown.contains("Lines 18–18 of the release"), "{markdown}");
+}
