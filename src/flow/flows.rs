@@ -75,7 +75,9 @@ pub struct StackConfig {
     pub upstream: String,
     /// The maintained patch branch.
     pub branch: String,
-    /// Candidate branch template; `{tag}` is replaced by the release tag.
+    /// Candidate branch template; `{tag}` is replaced by the release tag. It
+    /// starts with a namespace of its own, a fixed prefix ending in `/`
+    /// (`patchmoi/` for the default), so no tag can name the maintained branch.
     #[serde(default = "default_candidate")]
     pub candidate: String,
     /// The fork's remote, for the branch when it is not local and for pushes.
