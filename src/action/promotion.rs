@@ -24,7 +24,7 @@ pub fn promote(git: &Git, flows: &[Flow], only: Option<&str>, repo: &str, tag: &
     for flow in flows.iter().filter(|flow| only.is_none_or(|name| flow.name == name)) {
         let Some(stack_config) = &flow.stack else { continue };
         let spec = stack_config.spec(tag);
-        let (status, message) = match promote_flow(git, &spec) {
+        let (status, message) = match flow.stack_spec(tag).and_then(|checked| promote_flow(git, &checked)) {
             Ok(verdict) => verdict,
             Err(err) => (ResultStatus::Failed, format!("{err:#}")),
         };

@@ -202,11 +202,10 @@ pub fn cmd_promote(args: PromoteArgs, _env: &Env) -> Result<Exit> {
         .iter()
         .find(|flow| flow.name == args.target.flow)
         .ok_or_else(|| usage(format!("unknown flow `{}`", shown(&args.target.flow))))?;
-    let stack = flow
-        .stack
-        .as_ref()
-        .ok_or_else(|| usage(format!("flow {} has no `stack:`, so it has no candidate to promote", flow.name)))?;
-    let spec = stack.spec(&args.target.tag);
+    if flow.stack.is_none() {
+        return Err(usage(format!("flow {} has no `stack:`, so it has no candidate to promote", flow.name)));
+    }
+    let spec = flow.stack_spec(&args.target.tag)?;
     let promotion = promote::promote(&Git::open(&root)?, &spec, args.push, true)?;
     if args.json {
         println!("{}", serde_json::to_string(&promotion)?);

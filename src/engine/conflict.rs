@@ -102,7 +102,9 @@ pub fn report(ctx: &Context) -> Result<ConflictReport> {
     let mut files = Vec::new();
     for (path, blob) in paths.iter().zip(blobs) {
         let hunks = match blob {
-            Some((kind, bytes)) if kind == "blob" => parse_hunks(&String::from_utf8_lossy(&bytes)),
+            Some((kind, bytes)) if kind == "blob" => {
+                in_release_lines(ctx.git, ctx.release, path, &String::from_utf8_lossy(&bytes))?
+            }
             _ => Vec::new(),
         };
         let upstream_commits = ctx
@@ -259,6 +261,53 @@ fn survey(git: &Git, merge_base: &str, release: &str, patches: &[&RawCommit]) ->
     Ok(entries)
 }
 
+/// The hunks of a conflicted file, numbered by the lines of the release's
+/// version of it. The markers number them in the file with every conflict
+/// taken as upstream's side, which also holds the lines the patch (and the
+/// patches below it) added or removed above a hunk: a diff from the
+/// release's file to that one maps them back.
+fn in_release_lines(git: &Git, release: &str, path: &str, text: &str) -> Result<Vec<Hunk>> {
+    let mut hunks = parse_hunks(text);
+    let in_release = format!("{release}:{path}");
+    if hunks.is_empty() || git.read_objects(std::slice::from_ref(&in_release))?[0].is_none() {
+        return Ok(hunks);
+    }
+    let ours: String = segments(text)
+        .into_iter()
+        .map(|segment| match segment {
+            Segment::Text(text) => text,
+            Segment::Conflict(conflict) => conflict.upstream,
+        })
+        .collect();
+    let blob = git.write_blobs(&[ours.into_bytes()])?.remove(0);
+    let changes = git.line_changes(&in_release, &blob)?;
+    for hunk in &mut hunks {
+        hunk.start_line = old_line(&changes, hunk.start_line);
+        hunk.end_line = old_line(&changes, hunk.end_line).max(hunk.start_line);
+    }
+    Ok(hunks)
+}
+
+/// The line of the old file that `line` of the new one stands for, given
+/// the diff's `(old_start, old_len, new_start, new_len)` ranges; an added
+/// line stands for the old line it was inserted before.
+fn old_line(changes: &[(usize, usize, usize, usize)], line: usize) -> usize {
+    let mut delta: isize = 0;
+    for &(old_start, old_len, new_start, new_len) in changes {
+        // A zero-length range is given as the line before it.
+        let new_from = if new_len == 0 { new_start + 1 } else { new_start };
+        let old_from = if old_len == 0 { old_start + 1 } else { old_start };
+        if line < new_from {
+            break;
+        }
+        if line < new_from + new_len {
+            return old_from;
+        }
+        delta = (old_from + old_len) as isize - (new_from + new_len) as isize;
+    }
+    (line as isize + delta).max(1) as usize
+}
+
 /// Reads the conflict regions out of a file written with diff3-style markers.
 pub fn parse_hunks(text: &str) -> Vec<Hunk> {
     segments(text)
@@ -290,5 +339,21 @@ mod tests {
         assert_eq!((hunks[0].start_line, hunks[0].end_line), (3, 4));
         assert_eq!(hunks[0].base, "port = 3000\n");
         assert_eq!((hunks[1].start_line, hunks[1].end_line), (6, 6));
+    }
+
+    #[test]
+    fn lines_map_back_over_added_and_removed_lines() {
+        // One line added after old line 9, old lines 20-21 removed, old
+        // line 30 replaced by two.
+        let changes = [(9, 0, 10, 1), (20, 2, 20, 0), (30, 1, 29, 2)];
+        assert_eq!(old_line(&changes, 5), 5);
+        assert_eq!(old_line(&changes, 10), 10, "an added line stands for the line it precedes");
+        assert_eq!(old_line(&changes, 11), 10);
+        assert_eq!(old_line(&changes, 19), 18);
+        assert_eq!(old_line(&changes, 20), 19);
+        assert_eq!(old_line(&changes, 21), 22);
+        assert_eq!(old_line(&changes, 29), 30);
+        assert_eq!(old_line(&changes, 31), 31);
+        assert_eq!(old_line(&[], 7), 7);
     }
 }

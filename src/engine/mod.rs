@@ -15,3 +15,4 @@ pub mod recall;
 pub mod replay;
 pub mod stack;
 pub mod upstreamed;
+pub mod walk;

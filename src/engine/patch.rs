@@ -19,12 +19,19 @@ impl Patch {
     }
 }
 
-/// A patch left out because upstream already contains its change.
+/// A commit of the branch left out of the candidate, and why: upstream
+/// already contains its change, or it is upstream's own work.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Dropped {
     pub sha: String,
     pub subject: String,
     pub reason: String,
+}
+
+impl Dropped {
+    pub(crate) fn of(commit: &RawCommit, reason: String) -> Dropped {
+        Dropped { sha: commit.id.clone(), subject: commit.subject(), reason }
+    }
 }
 
 /// The new candidate branch.

@@ -29,6 +29,8 @@
 //! grows with the square of its length; windows of [`WINDOW`] keep it linear
 //! at two processes per window.
 
+use std::collections::BTreeSet;
+
 use anyhow::Result;
 
 use crate::git::{Git, MergeRequest, MergeResult, Quarantine, RawCommit, Run};
@@ -38,7 +40,7 @@ use crate::git::{Git, MergeRequest, MergeResult, Quarantine, RawCommit, Run};
 pub struct Replay {
     /// Patches that landed, in order: index into the input and the new tree.
     pub applied: Vec<(usize, String)>,
-    /// Patches that changed nothing on the new base (upstream has them).
+    /// Patches that became empty on the new base: their change is there.
     pub empty: Vec<usize>,
     /// The patch that did not apply and its conflicted merge; the patches
     /// after it were not tried.
@@ -50,9 +52,10 @@ pub struct Replay {
 }
 
 impl Replay {
-    /// Records the tree patch `index` produced on top of `current`.
-    fn record(&mut self, index: usize, tree: String, current: &mut String) {
-        if tree == *current {
+    /// Records the tree patch `index` produced on top of `current`. A patch
+    /// that started empty is kept as it is, as `git rebase` keeps it.
+    fn record(&mut self, index: usize, tree: String, current: &mut String, started_empty: bool) {
+        if tree == *current && !started_empty {
             self.empty.push(index);
         } else {
             self.applied.push((index, tree.clone()));
@@ -70,29 +73,49 @@ pub struct Onto<'a> {
     pub tree: &'a str,
 }
 
-/// Replays `patches` (oldest first) onto `onto`; `merge_base` is the commit
-/// the first patch's change is measured from for the guesses (the stack's
-/// merge base, or the patch before the first one). `known` holds what an
+/// The patches to replay, oldest first, and which of them changed nothing
+/// in their own history (`git commit --allow-empty`).
+pub struct Patches<'a> {
+    pub commits: &'a [&'a RawCommit],
+    pub started_empty: &'a BTreeSet<String>,
+}
+
+impl Patches<'_> {
+    fn started_empty(&self, index: usize) -> bool {
+        self.started_empty.contains(&self.commits[index].id)
+    }
+}
+
+/// Replays `patches` onto `onto`; `merge_base` is the commit the first
+/// patch's change is measured from for the guesses (the first patch's
+/// parent, or the patch before the first one). `known` holds what an
 /// earlier replay of the leading patches gave: (scratch commit, tree) each.
 pub fn replay(
     quarantine: &Quarantine,
     merge_base: &str,
     onto: &Onto,
-    patches: &[&RawCommit],
+    stack: &Patches,
     known: &[(String, String)],
 ) -> Result<Replay> {
+    let patches = stack.commits;
     let mut replay = Replay::default();
     let mut current = onto.tree.to_string();
     let mut tip = onto.commit;
     for (index, (commit, tree)) in known.iter().take(patches.len()).enumerate() {
-        replay.record(index, tree.clone(), &mut current);
+        replay.record(index, tree.clone(), &mut current, stack.started_empty(index));
         replay.chained += 1;
         tip = commit;
     }
     let mut done = known.len().min(patches.len());
-    if let Some(steps) = chained(quarantine, tip, &patches[done..])? {
+    // The fast path is only a shortcut: whatever way it fails, the windows
+    // below replay the same patches and find what it could not.
+    let steps = chained(quarantine, tip, &patches[done..]).unwrap_or_else(|error| {
+        tracing::warn!("git replay failed, replaying with git merge-tree instead: {error:#}");
+        None
+    });
+    if let Some(steps) = steps {
         for (_, tree) in steps {
-            replay.record(done, tree, &mut current);
+            replay.record(done, tree, &mut current, stack.started_empty(done));
             done += 1;
             replay.chained += 1;
         }
@@ -100,7 +123,9 @@ pub fn replay(
     let mut base = if done == 0 { merge_base.to_string() } else { patches[done - 1].id.clone() };
     for (number, window) in patches[done..].chunks(WINDOW).enumerate() {
         let offset = done + number * WINDOW;
-        if let Some(stop) = replay_window(&quarantine.git, &base, &mut current, window, offset, &mut replay)? {
+        if let Some(stop) =
+            replay_window(&quarantine.git, &base, &mut current, stack, offset, window.len(), &mut replay)?
+        {
             replay.stop = Some(stop);
             break;
         }
@@ -148,10 +173,12 @@ fn replay_window(
     git: &Git,
     base: &str,
     current: &mut String,
-    window: &[&RawCommit],
+    stack: &Patches,
     offset: usize,
+    len: usize,
     replay: &mut Replay,
 ) -> Result<Option<(usize, MergeResult)>> {
+    let window = &stack.commits[offset..offset + len];
     let guesses = git.merge_trees(
         &window
             .iter()
@@ -182,7 +209,7 @@ fn replay_window(
             return Ok(Some((offset + index, result)));
         }
         on_guess = guesses[index].clean && guesses[index].tree == result.tree;
-        replay.record(offset + index, result.tree, current);
+        replay.record(offset + index, result.tree, current, stack.started_empty(offset + index));
     }
     Ok(None)
 }

@@ -6,6 +6,8 @@
 //! change to the user's branches or tags. It writes objects (as one pack),
 //! refs under `refs/patchmoi/`, and the candidate branch.
 
+use std::collections::BTreeSet;
+
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 
@@ -16,8 +18,9 @@ pub use crate::engine::patch::{Candidate, Dropped, Patch};
 use crate::engine::publish;
 use crate::engine::recall::recall;
 use crate::engine::replay;
-use crate::engine::replay::{replay, Onto};
+use crate::engine::replay::{replay, Onto, Patches};
 use crate::engine::upstreamed;
+use crate::engine::walk;
 use crate::git::{ConflictEntry, FetchOutcome, Git, MergeResult, Quarantine, RawCommit, RefUpdate};
 
 /// What to rebase and where the result goes; names are already validated.
@@ -102,6 +105,12 @@ pub struct Prepared {
     pub patches: Vec<RawCommit>,
     /// Dropped so far, with their position in the whole stack for ordering.
     dropped: Vec<(usize, Dropped)>,
+    /// Commits of the branch that are upstream's work, not patches, each
+    /// with how many stack commits come before it.
+    left_out: Vec<(usize, Dropped)>,
+    /// Patches that change nothing in their own history: kept, as `git
+    /// rebase` keeps them.
+    started_empty: BTreeSet<String>,
     /// Position in the whole stack of each patch in `patches`.
     positions: Vec<usize>,
     /// Where the replay's objects go until they are published.
@@ -151,15 +160,24 @@ pub fn prepare(git: &Git, spec: &StackSpec, fetch: bool) -> Result<Precondition>
     if merge_base == release {
         return Ok(Precondition::UpToDate { head, release });
     }
-    let ids = git.first_parent_range(&merge_base, &head)?;
-    let all = git.read_commits(&ids)?;
+    let upstream_head = upstream_default(git, spec, fetch)?;
+    let mut left_out = Vec::new();
+    let mut all = Vec::new();
+    for walked in walk::walk(git, &head, &release, upstream_head.as_deref())? {
+        match walked.left_out {
+            Some(reason) => left_out.push((all.len(), Dropped::of(&walked.commit, reason.to_string()))),
+            None => all.push(walked.commit),
+        }
+    }
+    let started_empty = started_empty(git, &all)?;
     let quarantine = git.quarantine()?;
     // Finding upstreamed patches reads every upstream commit's files, about
     // as long as replaying the stack takes: the replay runs beside it, on
     // the guess that nothing is dropped, and is kept where that holds.
     let (upstreamed, speculation) = std::thread::scope(|scope| {
         let speculation = scope.spawn(|| replay::speculate(&quarantine, &release, &all));
-        let upstreamed = upstreamed::upstreamed_patches(git, &merge_base, &release, &all);
+        let stack: Vec<&RawCommit> = all.iter().collect();
+        let upstreamed = upstreamed::upstreamed_patches(git, &release, &head, &stack, &started_empty);
         (upstreamed, speculation.join())
     });
     let upstreamed = upstreamed?;
@@ -178,20 +196,21 @@ pub fn prepare(git: &Git, spec: &StackSpec, fetch: bool) -> Result<Precondition>
         merge_base,
         patches: Vec::new(),
         dropped: Vec::new(),
+        left_out,
         positions: Vec::new(),
+        started_empty,
         quarantine,
         speculation,
     };
     for (position, patch) in all.into_iter().enumerate() {
         match upstreamed.get(&patch.id) {
-            Some(upstream) => prepared.dropped.push((
-                position,
-                Dropped {
-                    sha: patch.id.clone(),
-                    subject: patch.subject(),
-                    reason: format!("upstream has the same change as {}", short(upstream)),
-                },
-            )),
+            Some(upstream) => {
+                let reason = match upstream {
+                    Some(upstream) => format!("upstream has the same change as {}", short(upstream)),
+                    None => "upstream has the same change".to_string(),
+                };
+                prepared.dropped.push((position, Dropped::of(&patch, reason)));
+            }
             None => {
                 prepared.positions.push(position);
                 prepared.patches.push(patch);
@@ -228,6 +247,16 @@ pub fn replay_prepared(git: &Git, prepared: &Prepared, memory: &Memory) -> Resul
     let qgit = &quarantine.git;
     let release_tree = git.tree_of(&prepared.release)?;
     let stack: Vec<&RawCommit> = prepared.patches.iter().collect();
+    let Some(first) = stack.first() else {
+        let dropped = prepared.all_dropped(Vec::new());
+        return Ok(Replayed {
+            tip: prepared.release.clone(),
+            carried: Vec::new(),
+            dropped,
+            recalled: Vec::new(),
+            stop: None,
+        });
+    };
     let mut applied: Vec<(usize, String)> = Vec::new();
     let mut dropped = prepared.dropped.clone();
     let mut recalled = Vec::new();
@@ -235,12 +264,13 @@ pub fn replay_prepared(git: &Git, prepared: &Prepared, memory: &Memory) -> Resul
     // Each round replays from a known state: the release, then the tree a
     // recalled resolution produced (in a scratch commit, as git replay wants
     // a commit), with the stopped patch as the new base.
-    let (mut base, mut start) = (prepared.merge_base.clone(), 0);
+    let (mut base, mut start) = (replay::first_parent(first), 0);
     let (mut onto_commit, mut onto) = (prepared.release.clone(), release_tree.clone());
     let mut known = prepared.speculated(&release_tree);
     while start < stack.len() {
         let onto_at = Onto { commit: &onto_commit, tree: &onto };
-        let round = replay(quarantine, &base, &onto_at, &stack[start..], &std::mem::take(&mut known))?;
+        let patches = Patches { commits: &stack[start..], started_empty: &prepared.started_empty };
+        let round = replay(quarantine, &base, &onto_at, &patches, &std::mem::take(&mut known))?;
         tracing::debug!(
             patches = stack.len() - start,
             chained = round.chained,
@@ -258,7 +288,7 @@ pub fn replay_prepared(git: &Git, prepared: &Prepared, memory: &Memory) -> Resul
             Some((tree, files)) => {
                 let patch = stack[index];
                 recalled.push(RecalledPatch { sha: patch.id.clone(), subject: patch.subject(), files });
-                if tree == current {
+                if tree == current && !prepared.started_empty.contains(&patch.id) {
                     dropped.push((prepared.positions[index], empty_drop(patch)));
                 } else {
                     applied.push((index, tree.clone()));
@@ -272,7 +302,7 @@ pub fn replay_prepared(git: &Git, prepared: &Prepared, memory: &Memory) -> Resul
             }
         }
     }
-    dropped.sort_by_key(|(position, _)| *position);
+    let dropped = prepared.all_dropped(dropped);
 
     // Each commit names its parent's id, which patchmoi computes as it
     // writes the commit: the chain needs no process per commit.
@@ -283,13 +313,24 @@ pub fn replay_prepared(git: &Git, prepared: &Prepared, memory: &Memory) -> Resul
     Ok(Replayed {
         tip: parent,
         carried: applied.iter().map(|(index, _)| Patch::of(stack[*index])).collect(),
-        dropped: dropped.into_iter().map(|(_, drop)| drop).collect(),
+        dropped,
         recalled,
         stop,
     })
 }
 
 impl Prepared {
+    /// `dropped` (by position in the stack) and the commits left out as
+    /// upstream's work, in the branch's order.
+    fn all_dropped(&self, dropped: Vec<(usize, Dropped)>) -> Vec<Dropped> {
+        // A commit left out before stack commit k sorts just before it.
+        let mut all: Vec<(usize, Dropped)> =
+            dropped.into_iter().map(|(position, drop)| (2 * position + 1, drop)).collect();
+        all.extend(self.left_out.iter().map(|(before, drop)| (2 * before, drop.clone())));
+        all.sort_by_key(|(key, _)| *key);
+        all.into_iter().map(|(_, drop)| drop).collect()
+    }
+
     /// The speculative replay's (commit, tree) for the leading patches of
     /// `patches`, as far as it is exact: a patch dropped as upstreamed must
     /// have changed nothing there, so that the trees after it are the ones a
@@ -312,17 +353,54 @@ impl Prepared {
     }
 }
 
+/// A patch that became empty: its change was there already, in the release
+/// or brought by the patches before it.
 fn empty_drop(patch: &RawCommit) -> Dropped {
-    Dropped {
-        sha: patch.id.clone(),
-        subject: patch.subject(),
-        reason: "empty after replay: upstream already contains this change".into(),
-    }
+    Dropped::of(patch, "empty after replay: the release, with the patches before it, already has this change".into())
 }
+
+/// The stack's patches that change nothing against their first parent.
+fn started_empty(git: &Git, patches: &[RawCommit]) -> Result<BTreeSet<String>> {
+    let parents: Vec<String> = patches.iter().filter_map(|patch| patch.parents.first().cloned()).collect();
+    let trees: std::collections::HashMap<String, String> =
+        git.read_commits(&parents)?.into_iter().map(|parent| (parent.id, parent.tree)).collect();
+    Ok(patches
+        .iter()
+        .filter(|patch| patch.parents.len() == 1 && trees.get(&patch.parents[0]) == Some(&patch.tree))
+        .map(|patch| patch.id.clone())
+        .collect())
+}
+
+/// Upstream's default branch, kept at `refs/patchmoi/upstream/HEAD`: its
+/// commits are upstream's work, never patches. Fetched with the release
+/// when `fetch`; a failure only means the walk cannot tell them apart.
+fn upstream_default(git: &Git, spec: &StackSpec, fetch: bool) -> Result<Option<String>> {
+    if fetch {
+        match git.fetch_ref(&spec.upstream, "HEAD", UPSTREAM_HEAD)? {
+            FetchOutcome::Fetched => {}
+            FetchOutcome::Missing => return Ok(None),
+            FetchOutcome::Unreachable(message) => {
+                tracing::warn!(
+                    "failed to fetch upstream's default branch, its commits may count as patches: {message}"
+                );
+                return Ok(None);
+            }
+        }
+    }
+    git.resolve_commit(UPSTREAM_HEAD)
+}
+
+/// Where upstream's default branch is kept.
+const UPSTREAM_HEAD: &str = "refs/patchmoi/upstream/HEAD";
 
 /// Runs the whole rebase for one release: memory fetched from the fork's
 /// remote, stack prepared and replayed, then a candidate or a report.
 pub fn rebase(git: &Git, spec: &StackSpec) -> Result<RebaseOutcome> {
+    // The flow refuses this with the file and key; the engine never moves
+    // the maintained branch whoever asks.
+    if spec.candidate == spec.branch {
+        bail!("candidate branch {} is the maintained branch; refusing to replace it", spec.candidate);
+    }
     let prepared = match prepare(git, spec, true)? {
         Precondition::Ready(prepared) => prepared,
         Precondition::UpToDate { head, release } => return Ok(RebaseOutcome::UpToDate { head, release }),

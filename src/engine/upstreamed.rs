@@ -1,5 +1,12 @@
-//! Patches upstream already has: a patch whose patch-id equals an upstream
-//! commit's is dropped before the replay.
+//! Patches upstream already has: a patch that git's cherry-pick detection
+//! finds in the release is dropped before the replay, as `git rebase <tag>`
+//! drops it.
+//!
+//! The decision is git's own (`rev-list --cherry-mark`, the walk `git
+//! rebase` runs): its patch-ids place hunks without the indent heuristic and
+//! compare binary changes by blob, and patchmoi's would not always agree.
+//! Which upstream commit matched is only for the report, paired here by
+//! `git patch-id` over the few commits git marked.
 
 use std::collections::{BTreeSet, HashMap};
 
@@ -7,38 +14,41 @@ use anyhow::Result;
 
 use crate::git::{Git, RawCommit};
 
-/// Patches whose patch-id matches an upstream commit in `merge_base..release`.
-/// A patch-id covers every file of a diff, so only upstream commits that
-/// change exactly the same set of files as some patch can match: those are
-/// found from file lists (one `git log --name-only`), and only they are diffed.
+/// Patches (by id) that the release already has, each with the upstream
+/// commit of the same change when one could be named. A patch that starts
+/// empty is never one (git's sequencer keeps it: `is_empty` in
+/// `sequencer_make_script`), and merges have no patch-id.
 pub fn upstreamed_patches(
     git: &Git,
-    merge_base: &str,
     release: &str,
-    patches: &[RawCommit],
-) -> Result<HashMap<String, String>> {
-    let singles: Vec<String> =
-        patches.iter().filter(|patch| patch.parents.len() == 1).map(|patch| patch.id.clone()).collect();
-    if singles.is_empty() {
+    head: &str,
+    patches: &[&RawCommit],
+    empty: &BTreeSet<String>,
+) -> Result<HashMap<String, Option<String>>> {
+    if !patches.iter().any(|patch| patch.parents.len() == 1 && !empty.contains(&patch.id)) {
         return Ok(HashMap::new());
     }
-    let stack_sets = git.files_changed_by(&singles)?;
-    let upstream_sets = git.files_changed_in(merge_base, release)?;
-    let shapes: BTreeSet<&BTreeSet<String>> = stack_sets.iter().map(|(_, files)| files).collect();
-    let upstream: Vec<String> =
-        upstream_sets.iter().filter(|(_, files)| shapes.contains(files)).map(|(sha, _)| sha.clone()).collect();
-    if upstream.is_empty() {
+    let marked = git.cherry_equivalents(release, head)?;
+    let dropped: Vec<String> = patches
+        .iter()
+        .filter(|patch| patch.parents.len() == 1 && marked.contains(&patch.id) && !empty.contains(&patch.id))
+        .map(|patch| patch.id.clone())
+        .collect();
+    if dropped.is_empty() {
         return Ok(HashMap::new());
     }
-    let upstream_shapes: BTreeSet<&BTreeSet<String>> =
-        upstream_sets.iter().filter(|(sha, _)| upstream.contains(sha)).map(|(_, files)| files).collect();
-    let stack: Vec<String> =
-        stack_sets.iter().filter(|(_, files)| upstream_shapes.contains(files)).map(|(sha, _)| sha.clone()).collect();
-    let diffs = |commits: &[String]| git.diffs_of(commits);
-    let upstream_ids: HashMap<String, String> = git.patch_ids(&diffs(&upstream)?)?.into_iter().collect();
-    Ok(git
-        .patch_ids(&diffs(&stack)?)?
-        .into_iter()
-        .filter_map(|(patch_id, commit)| upstream_ids.get(&patch_id).map(|upstream| (commit, upstream.clone())))
-        .collect())
+    let upstream_side = git.commits_only_in(release, head)?;
+    let upstream: Vec<String> = marked.into_iter().filter(|id| upstream_side.contains(id)).collect();
+    let upstream_ids: HashMap<String, String> = if upstream.is_empty() {
+        HashMap::new()
+    } else {
+        git.patch_ids(&git.diffs_of(&upstream)?)?.into_iter().collect()
+    };
+    let mut named: HashMap<String, Option<String>> = dropped.iter().map(|id| (id.clone(), None)).collect();
+    for (patch_id, commit) in git.patch_ids(&git.diffs_of(&dropped)?)? {
+        if let Some(upstream) = upstream_ids.get(&patch_id) {
+            named.insert(commit, Some(upstream.clone()));
+        }
+    }
+    Ok(named)
 }

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -100,7 +100,9 @@ pub struct StackConfig {
     pub upstream: String,
     /// The maintained patch branch.
     pub branch: String,
-    /// Candidate branch template; `{tag}` is replaced by the release tag.
+    /// Candidate branch template; `{tag}` is replaced by the release tag. It
+    /// starts with a namespace of its own, a fixed prefix ending in `/`
+    /// (`patchmoi/` for the default), so no tag can name the maintained branch.
     #[serde(default = "default_candidate")]
     pub candidate: String,
     /// The fork's remote, for the branch when it is not local and for pushes.
@@ -119,6 +121,14 @@ impl StackConfig {
             candidate: self.candidate.replace("{tag}", tag),
         }
     }
+}
+
+/// The candidate namespace of a template: its literal prefix up to the last
+/// `/` before the first `{` (`patchmoi/` for `patchmoi/{tag}`), or None when
+/// it has none.
+pub fn candidate_namespace(template: &str) -> Option<&str> {
+    let literal = template.split('{').next().unwrap_or_default();
+    literal.rfind('/').map(|slash| &template[..=slash])
 }
 
 fn default_candidate() -> String {
@@ -224,6 +234,22 @@ impl Flow {
         Ok(flow)
     }
 
+    /// The engine's view of this flow's stack for release `tag`, refused
+    /// when the candidate would be the maintained branch itself.
+    pub fn stack_spec(&self, tag: &str) -> Result<StackSpec> {
+        let stack = self.stack.as_ref().with_context(|| format!("flow {} has no `stack:`", self.name))?;
+        let spec = stack.spec(tag);
+        if spec.candidate == spec.branch {
+            return Err(usage(format!(
+                "flow file {}: stack.candidate `{}` gives `{}` for tag {tag}, which is the maintained branch; candidates never replace it (promote does, with a backup)",
+                self.path.display(),
+                stack.candidate,
+                spec.candidate
+            )));
+        }
+        Ok(spec)
+    }
+
     fn validate(&self) -> Result<(), String> {
         check_name("name", &self.name)?;
         if self.steps.is_empty() {
@@ -286,6 +312,14 @@ impl Flow {
             if !stack.candidate.contains("{tag}") && stack.candidate == stack.branch {
                 return Err(format!(
                     "stack.candidate: `{}` is the maintained branch; use a template such as `patchmoi/{{tag}}`",
+                    stack.candidate
+                ));
+            }
+            // Without a namespace of its own, a release tag named like the
+            // maintained branch would make the candidate that branch.
+            if candidate_namespace(&stack.candidate).is_none() {
+                return Err(format!(
+                    "stack.candidate: `{}` has no namespace of its own; start it with a fixed prefix ending in `/`, such as `patchmoi/{{tag}}`",
                     stack.candidate
                 ));
             }
@@ -544,11 +578,28 @@ steps:
                 "name: n\non: {type: t}\nstack: {upstream: u, branch: b, candidate: b}\nsteps: [{name: s, uses: rebase}]",
                 "is the maintained branch",
             ),
+            (
+                "name: n\non: {type: t}\nstack: {upstream: u, branch: b, candidate: '{tag}'}\nsteps: [{name: s, uses: rebase}]",
+                "stack.candidate: `{tag}` has no namespace of its own",
+            ),
+            (
+                "name: n\non: {type: t}\nstack: {upstream: u, branch: b, candidate: 'rc-{tag}/x'}\nsteps: [{name: s, uses: rebase}]",
+                "stack.candidate: `rc-{tag}/x` has no namespace",
+            ),
         ];
         for (yaml, want) in cases {
             let err = flow(yaml).unwrap_err();
             assert!(err.contains(want), "{yaml}\n  => {err}");
         }
+    }
+
+    #[test]
+    fn candidate_namespaces() {
+        assert_eq!(candidate_namespace("patchmoi/{tag}"), Some("patchmoi/"));
+        assert_eq!(candidate_namespace("fork/builds/v-{tag}"), Some("fork/builds/"));
+        assert_eq!(candidate_namespace("fork/next"), Some("fork/"));
+        assert_eq!(candidate_namespace("{tag}"), None);
+        assert_eq!(candidate_namespace("rc-{tag}/x"), None);
     }
 
     #[test]

@@ -67,11 +67,10 @@ pub enum Started {
 
 /// The stack spec of `flow` for `tag`.
 pub fn spec_for(flow: &Flow, tag: &str) -> Result<StackSpec> {
-    let stack = flow
-        .stack
-        .as_ref()
-        .with_context(|| format!("flow {} has no `stack:`; there is nothing to resolve", flow.name))?;
-    Ok(stack.spec(tag))
+    if flow.stack.is_none() {
+        bail!("flow {} has no `stack:`; there is nothing to resolve", flow.name);
+    }
+    flow.stack_spec(tag)
 }
 
 fn paused_path(state_dir: &StateDir, flow: &str, tag: &str) -> PathBuf {

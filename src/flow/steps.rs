@@ -62,9 +62,8 @@ impl FlowRun<'_> {
     }
 
     fn rebase(&mut self, id: &str) -> Result<(ResultStatus, String, Artifacts)> {
-        let stack_config = self.flow.stack.as_ref().context("flow has no `stack:`")?;
         let tag = self.tag()?.to_string();
-        let spec = stack_config.spec(&tag);
+        let spec = self.flow.stack_spec(&tag)?;
         refname::check_ref_name(&spec.candidate)
             .map_err(|why| usage(format!("candidate branch `{}` {why}", spec.candidate)))?;
         let git = &self.workspace.git;

@@ -9,10 +9,50 @@ use super::Git;
 
 impl Git {
     /// The patches of `commits` as `git diff-tree -p` prints them, for
-    /// [`Git::patch_ids`].
+    /// [`Git::patch_ids`]: placed as git's own patch-ids place hunks (plain
+    /// Myers, no indent heuristic: `diff_get_patch_id` in git's diff.c
+    /// clears the diff flags), binary changes by their blob ids.
     pub fn diffs_of(&self, commits: &[String]) -> Result<Vec<u8>> {
         let input: String = commits.iter().map(|id| format!("{id}\n")).collect();
-        self.run_bytes(&["diff-tree", "-p", "--no-renames", "--stdin"], Some(input.as_bytes()))
+        let args = [
+            "diff-tree",
+            "-p",
+            "--no-renames",
+            "--no-indent-heuristic",
+            "--diff-algorithm=myers",
+            "--full-index",
+            "--binary",
+            "--stdin",
+        ];
+        self.run_bytes(&args, Some(input.as_bytes()))
+    }
+
+    /// The non-merge commits of `upstream...tip` that git's cherry-pick
+    /// detection finds on both sides, as `git rebase <upstream>` asks it
+    /// (`rev-list --cherry-mark`, see `sequencer_make_script` in git's
+    /// sequencer.c): git computes the patch-ids itself, so they are its own.
+    pub fn cherry_equivalents(&self, upstream: &str, tip: &str) -> Result<BTreeSet<String>> {
+        let range = format!("{upstream}...{tip}");
+        let out =
+            self.run(&["rev-list", "--left-right", "--cherry-mark", "--no-merges", "--end-of-options", &range])?;
+        Ok(out.lines().filter_map(|line| line.strip_prefix('=')).map(str::to_string).collect())
+    }
+
+    /// The non-merge commits `upstream` has and `tip` does not.
+    pub fn commits_only_in(&self, upstream: &str, tip: &str) -> Result<BTreeSet<String>> {
+        let range = format!("{tip}..{upstream}");
+        let out = self.run(&["rev-list", "--no-merges", "--end-of-options", &range])?;
+        Ok(out.lines().map(str::to_string).collect())
+    }
+
+    /// Commits reachable from `tip` along first parents that none of
+    /// `excluded` reaches (through any parent), oldest first.
+    pub fn first_parent_commits(&self, tip: &str, excluded: &[&str]) -> Result<Vec<String>> {
+        let negated: Vec<String> = excluded.iter().map(|rev| format!("^{rev}")).collect();
+        let mut args = vec!["rev-list", "--first-parent", "--reverse", "--end-of-options", tip];
+        args.extend(negated.iter().map(String::as_str));
+        let out = self.run(&args)?;
+        Ok(out.lines().map(str::to_string).collect())
     }
 
     /// `(patch-id, commit)` pairs from diffs, stable across hunk order.
@@ -26,13 +66,6 @@ impl Git {
             .filter_map(|line| line.split_once(' '))
             .map(|(id, commit)| (id.to_string(), commit.to_string()))
             .collect())
-    }
-
-    /// Commits of `from..to` along first parents, oldest first.
-    pub fn first_parent_range(&self, from: &str, to: &str) -> Result<Vec<String>> {
-        let range = format!("{from}..{to}");
-        let out = self.run(&["rev-list", "--first-parent", "--reverse", "--end-of-options", &range])?;
-        Ok(out.lines().map(str::to_string).collect())
     }
 
     /// First-parent commits of `from..to` that change any of `paths`, oldest first.
@@ -51,23 +84,6 @@ impl Git {
         Ok(String::from_utf8_lossy(&out).split('\0').filter(|path| !path.is_empty()).map(str::to_string).collect())
     }
 
-    /// The files each of `commits` changes (against its first parent).
-    pub fn files_changed_by(&self, commits: &[String]) -> Result<Vec<(String, BTreeSet<String>)>> {
-        let input: String = commits.iter().map(|id| format!("{id}\n")).collect();
-        let args = ["log", "--no-walk=unsorted", "--stdin", "--name-only", "--no-renames", "-z", "--format=%x01%H"];
-        Ok(parse_file_sets(&self.run_bytes(&args, Some(input.as_bytes()))?))
-    }
-
-    /// Every non-merge commit of `from..to` with the files it changes. (No
-    /// pathspec: with hundreds of paths git's pathspec matching costs ten
-    /// times more than listing everything and filtering here.)
-    pub fn files_changed_in(&self, from: &str, to: &str) -> Result<Vec<(String, BTreeSet<String>)>> {
-        let range = format!("{from}..{to}");
-        let args =
-            ["log", "--no-merges", "--name-only", "--no-renames", "-z", "--format=%x01%H", "--end-of-options", &range];
-        Ok(parse_file_sets(&self.run_bytes(&args, None)?))
-    }
-
     /// `(sha, subject)` of the newest `limit` commits of `from..to` touching `path`.
     pub fn commits_touching(&self, from: &str, to: &str, path: &str, limit: usize) -> Result<Vec<(String, String)>> {
         let range = format!("{from}..{to}");
@@ -80,18 +96,29 @@ impl Git {
             .map(|(sha, subject)| (sha.to_string(), subject.to_string()))
             .collect())
     }
+
+    /// The changed line ranges from blob `old` to blob `new` (`rev:path`
+    /// specs or ids), as `(old_start, old_len, new_start, new_len)` from the
+    /// `@@` headers of a `-U0` diff: a zero length starts at the line before.
+    pub fn line_changes(&self, old: &str, new: &str) -> Result<Vec<(usize, usize, usize, usize)>> {
+        let args = ["diff", "-U0", "--no-color", "--no-ext-diff", "--no-textconv", "--end-of-options", old, new];
+        let out = self.run_bytes(&args, None)?;
+        Ok(String::from_utf8_lossy(&out).lines().filter_map(parse_hunk_header).collect())
+    }
 }
 
-/// Reads `--format=%x01%H --name-only -z` output: `\x01<sha>\0\n<path>\0…`.
-fn parse_file_sets(out: &[u8]) -> Vec<(String, BTreeSet<String>)> {
-    String::from_utf8_lossy(out)
-        .split('\u{1}')
-        .filter_map(|record| {
-            let (sha, rest) = record.split_once('\0')?;
-            let files = rest.trim_start_matches('\n').split('\0').filter(|path| !path.is_empty()).map(str::to_string);
-            Some((sha.to_string(), files.collect()))
-        })
-        .collect()
+/// `@@ -a,b +c,d @@ …` → (a, b, c, d); a missing length is 1.
+fn parse_hunk_header(line: &str) -> Option<(usize, usize, usize, usize)> {
+    let ranges = line.strip_prefix("@@ -")?.split(" @@").next()?;
+    let (old, new) = ranges.split_once(" +")?;
+    let range = |text: &str| -> Option<(usize, usize)> {
+        match text.split_once(',') {
+            Some((start, len)) => Some((start.parse().ok()?, len.parse().ok()?)),
+            None => Some((text.parse().ok()?, 1)),
+        }
+    };
+    let ((a, b), (c, d)) = (range(old)?, range(new)?);
+    Some((a, b, c, d))
 }
 
 #[cfg(test)]
@@ -99,12 +126,9 @@ mod tests {
     use super::*;
 
     #[test]
-    fn parses_file_sets() {
-        let out = b"\x01aaa\0\nconfig.toml\0\x01bbb\0\nCHANGELOG.md\0src/a b.rs\0\x01ccc\0";
-        let sets = parse_file_sets(out);
-        assert_eq!(sets.len(), 3);
-        assert_eq!(sets[1].0, "bbb");
-        assert_eq!(sets[1].1.iter().cloned().collect::<Vec<_>>(), ["CHANGELOG.md", "src/a b.rs"]);
-        assert!(sets[2].1.is_empty(), "an empty commit changes nothing");
+    fn parses_hunk_headers() {
+        assert_eq!(parse_hunk_header("@@ -9,0 +10 @@"), Some((9, 0, 10, 1)));
+        assert_eq!(parse_hunk_header("@@ -3,2 +3,4 @@ fn main() {"), Some((3, 2, 3, 4)));
+        assert_eq!(parse_hunk_header("+@@ -1 +1 @@"), None);
     }
 }

@@ -246,3 +246,35 @@ fn sha256_hex(text: &str) -> String {
         .unwrap();
     String::from_utf8(out.stdout).unwrap().split_whitespace().next().unwrap().to_string()
 }
+
+#[test]
+fn a_candidate_never_names_the_maintained_branch() {
+    // The maintained branch is named like the release's candidate: the run
+    // refuses and leaves the branch where it was.
+    let fx = Fixture::released();
+    fx.fork.git(&["branch", "patchmoi/v1.1.0", "patches"]);
+    let yaml = format!(
+        "name: fork\non:\n  type: upstream.release\n  payload: {{repo: test/upstream, tag: \"v*\"}}\n\
+         stack:\n  upstream: {}\n  branch: patchmoi/v1.1.0\nsteps:\n  - name: rebase\n    uses: rebase\n",
+        fx.upstream.path_str()
+    );
+    fx.install_flow("fork", &yaml);
+    let before = fx.fork.rev("patchmoi/v1.1.0");
+    let run = fx.run_release("v1.1.0", &[]);
+    assert_ne!(run.code, 0, "{}", run.stdout);
+    let all = format!("{}{}", run.stdout, run.stderr);
+    assert!(all.contains(".codex/flows/fork/flow.yml: stack.candidate `patchmoi/{tag}`"), "{all}");
+    assert!(all.contains("which is the maintained branch"), "{all}");
+    assert_eq!(fx.fork.rev("patchmoi/v1.1.0"), before);
+
+    // A template without a namespace of its own is refused when the flow loads.
+    fx.install_flow("fork", &yaml.replace("branch: patchmoi/v1.1.0", "branch: patches\n  candidate: \"{tag}\""));
+    let run = fx.run_release("v1.1.0", &[]);
+    assert_eq!(run.code, 2, "{}", run.stdout);
+    assert!(
+        run.stderr.contains(".codex/flows/fork/flow.yml: stack.candidate: `{tag}` has no namespace"),
+        "{}",
+        run.stderr
+    );
+    assert!(fx.fork.git_output(&["rev-parse", "--verify", "--quiet", "refs/heads/v1.1.0"]).stdout.is_empty());
+}
