@@ -51,7 +51,9 @@ pub fn run(settings: &JobSettings, out: &mut dyn Write) -> Result<JobOutcome> {
             Some(repo) => repo.clone(),
             None => upstream_repo(&flows, settings.flow.as_deref())?,
         };
-        return super::promotion::promote(&remote_git, &flows, settings.flow.as_deref(), &repo, tag);
+        let fork = settings.repository.as_deref().ok_or_else(|| usage("GITHUB_REPOSITORY is not set"))?;
+        let github = settings.api.connect(fork)?;
+        return super::promotion::promote(&remote_git, &github, &flows, settings.flow.as_deref(), &repo, tag);
     }
     let now = event::now();
     let trigger =

@@ -17,17 +17,27 @@ use crate::flow::event::FlowEvent;
 use crate::flow::flows::Flow;
 use crate::flow::runner::{Artifacts, RunResult};
 use crate::git::Git;
+use crate::github::GitHub;
+use serde_json::Value;
 
 /// Promotes `tag`'s candidate for every flow with a `stack:` (or `only`).
-pub fn promote(git: &Git, flows: &[Flow], only: Option<&str>, repo: &str, tag: &str) -> Result<JobOutcome> {
+pub fn promote(
+    git: &Git,
+    github: &GitHub,
+    flows: &[Flow],
+    only: Option<&str>,
+    repo: &str,
+    tag: &str,
+) -> Result<JobOutcome> {
     let mut outcomes = Vec::new();
     for flow in flows.iter().filter(|flow| only.is_none_or(|name| flow.name == name)) {
         let Some(stack_config) = &flow.stack else { continue };
         let spec = stack_config.spec(tag);
-        let (status, message) = match flow.stack_spec(tag).and_then(|checked| promote_flow(git, &checked)) {
-            Ok(verdict) => verdict,
-            Err(err) => (ResultStatus::Failed, format!("{err:#}")),
-        };
+        let (status, message) =
+            match flow.stack_spec(tag).and_then(|checked| promote_flow(git, github, &flow.name, &checked)) {
+                Ok(verdict) => verdict,
+                Err(err) => (ResultStatus::Failed, format!("{err:#}")),
+            };
         tracing::info!("{}: promote {tag}: {status}: {message}", flow.name);
         let result = RunResult {
             id: format!("promote:{}:{tag}", flow.name),
@@ -55,7 +65,7 @@ pub fn promote(git: &Git, flows: &[Flow], only: Option<&str>, repo: &str, tag: &
     Ok(JobOutcome { status, event: Some(event), flows: outcomes, nothing: None })
 }
 
-fn promote_flow(git: &Git, spec: &StackSpec) -> Result<(ResultStatus, String)> {
+fn promote_flow(git: &Git, github: &GitHub, flow: &str, spec: &StackSpec) -> Result<(ResultStatus, String)> {
     let on_origin = git.remote_ref(&spec.remote, &spec.candidate_ref())?;
     let Some(on_origin) = on_origin else {
         return Ok((
@@ -96,6 +106,14 @@ fn promote_flow(git: &Git, spec: &StackSpec) -> Result<(ResultStatus, String)> {
             ),
         ));
     }
+    // No state survives between workflow runs: the check runs on the
+    // candidate are the record that its checks passed.
+    if let Some(why) = checks_not_passed(&github.check_runs_on(&on_origin)?, flow) {
+        return Ok((
+            ResultStatus::Blocked,
+            format!("refusing to promote {} ({}): {why}", spec.candidate, short(&on_origin)),
+        ));
+    }
     match promote::promote(git, spec, true, false) {
         Ok(promotion) => {
             let mut message = format!("{} promoted to {} ({})", spec.branch, spec.candidate, short(&promotion.to));
@@ -107,4 +125,28 @@ fn promote_flow(git: &Git, spec: &StackSpec) -> Result<(ResultStatus, String)> {
         }
         Err(err) => Ok((ResultStatus::Blocked, format!("{err:#}"))),
     }
+}
+
+/// Why the check runs of `flow` on a candidate do not let it be promoted:
+/// every `patchmoi / <flow> / <step>` run must be completed, `success` or
+/// `skipped`, and there must be some.
+fn checks_not_passed(runs: &[Value], flow: &str) -> Option<String> {
+    let prefix = format!("patchmoi / {flow} / ");
+    let ours: Vec<&Value> =
+        runs.iter().filter(|run| run["name"].as_str().is_some_and(|name| name.starts_with(&prefix))).collect();
+    if ours.is_empty() {
+        return Some(format!("no `{prefix}…` check run is on it; run the flow for this release first"));
+    }
+    ours.iter().find_map(|run| {
+        let name = run["name"].as_str().unwrap_or_default();
+        let link =
+            run["details_url"].as_str().or(run["html_url"].as_str()).map(|url| format!(" ({url})")).unwrap_or_default();
+        match (run["status"].as_str(), run["conclusion"].as_str()) {
+            (Some("completed"), Some("success" | "skipped")) => None,
+            (Some("completed"), conclusion) => {
+                Some(format!("check run `{name}` concluded {}{link}", conclusion.unwrap_or("without a conclusion")))
+            }
+            (status, _) => Some(format!("check run `{name}` is still {}{link}", status.unwrap_or("pending"))),
+        }
+    })
 }

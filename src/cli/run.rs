@@ -16,8 +16,10 @@ use crate::core::text::shown;
 use crate::engine::promote;
 use crate::flow::event::{check_repo, now, FlowEvent};
 use crate::flow::flows::{self, Flow};
+use crate::flow::gate::{candidate_checks, Gate};
 use crate::flow::report;
 use crate::flow::runner::{newest_release, run_event, select_flows, RunSettings};
+use crate::flow::state::StateDir;
 use crate::git::Git;
 use crate::service::attempt::Operation;
 use crate::service::backend::Backend;
@@ -57,6 +59,9 @@ pub struct PromoteArgs {
     /// Also move the branch on the fork's remote (leased, with a remote backup).
     #[arg(long)]
     pub push: bool,
+    /// Promote even though the candidate's recorded checks did not pass.
+    #[arg(long)]
+    pub force: bool,
     /// Print one JSON document on stdout.
     #[arg(long)]
     pub json: bool,
@@ -206,7 +211,30 @@ pub fn cmd_promote(args: PromoteArgs, _env: &Env) -> Result<Exit> {
         return Err(usage(format!("flow {} has no `stack:`, so it has no candidate to promote", flow.name)));
     }
     let spec = flow.stack_spec(&args.target.tag)?;
-    let promotion = promote::promote(&Git::open(&root)?, &spec, args.push, true)?;
+    let git = Git::open(&root)?;
+    let candidate = git
+        .ref_value(&spec.candidate_ref())?
+        .with_context(|| format!("there is no candidate {}; run the flow for {} first", spec.candidate, spec.tag))?;
+    // Only a candidate whose checks passed becomes the maintained branch.
+    let why_not = match candidate_checks(&StateDir::of(&root).load()?, &flow.name, &spec.tag, &candidate) {
+        Gate::Passed => None,
+        Gate::Failed { step, status, log } => Some(format!(
+            "step {step} of flow {} ended {status} on this candidate{}",
+            flow.name,
+            log.map(|log| format!(" (log: {log})")).unwrap_or_default()
+        )),
+        Gate::Unknown(why) => Some(why),
+    };
+    if let Some(why) = why_not {
+        if !args.force {
+            anyhow::bail!(
+                "refusing to promote {}: {why}; fix it and run the flow again, or pass --force",
+                spec.candidate
+            );
+        }
+        eprintln!("warning: promoting {} although {why} (--force)", spec.candidate);
+    }
+    let promotion = promote::promote(&git, &spec, args.push, true)?;
     if args.json {
         println!("{}", serde_json::to_string(&promotion)?);
     } else {

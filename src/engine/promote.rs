@@ -17,29 +17,61 @@ use crate::git::{Git, RefUpdate};
 #[derive(Debug, Clone, Serialize)]
 pub struct Promotion {
     pub branch: String,
+    /// The fork's remote, for the remote half.
+    pub remote: String,
     pub from: String,
     pub to: String,
+    /// Whether the local branch moved.
+    pub local_moved: bool,
     /// The local backup of the old head (none when nothing moved).
     pub backup: Option<String>,
+    /// With `--push`: the remote branch's head before, and whether it moved.
+    pub remote_from: Option<String>,
+    pub remote_moved: bool,
     /// The backup branch on the remote, with `--push`.
     pub remote_backup: Option<String>,
     pub pushed: bool,
 }
 
 impl Promotion {
+    /// Each thing done, and how to undo it.
     pub fn text(&self) -> String {
         let mut out = String::new();
-        if self.from == self.to {
-            let _ = writeln!(out, "{} is already at {}", self.branch, short(&self.to));
-            return out;
+        let (branch, to) = (&self.branch, short(&self.to));
+        match (&self.backup, self.local_moved) {
+            (Some(backup), true) => {
+                let _ = writeln!(out, "{branch}: {} -> {to} (local)", short(&self.from));
+                let _ = writeln!(out, "  old head kept in {backup}");
+                let _ = writeln!(out, "  undo: git update-ref refs/heads/{branch} {} {}", self.from, self.to);
+            }
+            // The local branch was looked at and already there.
+            _ if self.from == self.to => {
+                let _ = writeln!(out, "{branch} is already at {to}");
+            }
+            _ => {}
         }
-        let _ = writeln!(out, "{}: {} -> {}", self.branch, short(&self.from), short(&self.to));
-        if let Some(backup) = &self.backup {
-            let _ = writeln!(out, "old head kept in {backup}");
-            let _ = writeln!(out, "undo: git update-ref refs/heads/{} {} {}", self.branch, self.from, self.to);
-        }
-        if let Some(remote) = &self.remote_backup {
-            let _ = writeln!(out, "pushed; the remote's old head is kept in {remote}");
+        if self.pushed {
+            let remote = &self.remote;
+            match (&self.remote_from, self.remote_moved) {
+                (Some(old), true) => {
+                    let _ = writeln!(out, "{branch} on {remote}: {} -> {to}", short(old));
+                    if let Some(backup) = &self.remote_backup {
+                        let _ = writeln!(out, "  the remote's old head is kept in {backup}");
+                    }
+                    let _ = writeln!(
+                        out,
+                        "  undo: git push --force-with-lease=refs/heads/{branch}:{} {remote} {old}:refs/heads/{branch}",
+                        self.to
+                    );
+                }
+                (None, true) => {
+                    let _ = writeln!(out, "{branch} on {remote}: created at {to}");
+                    let _ = writeln!(out, "  undo: git push --delete {remote} refs/heads/{branch}");
+                }
+                (_, false) => {
+                    let _ = writeln!(out, "{branch} on {remote} is already at {to}");
+                }
+            }
         }
         out
     }
@@ -63,9 +95,13 @@ pub fn promote(git: &Git, stack: &StackSpec, push: bool, local: bool) -> Result<
 
     let mut promotion = Promotion {
         branch: stack.branch.clone(),
+        remote: stack.remote.clone(),
         from: built_from.clone(),
         to: candidate.clone(),
+        local_moved: false,
         backup: None,
+        remote_from: None,
+        remote_moved: false,
         remote_backup: None,
         pushed: false,
     };
@@ -91,6 +127,7 @@ pub fn promote(git: &Git, stack: &StackSpec, push: bool, local: bool) -> Result<
                 RefUpdate::Set { refname: branch_ref.clone(), new: candidate.clone(), old: Some(head.clone()) },
             ])?;
             promotion.backup = Some(backup);
+            promotion.local_moved = true;
         }
         None if !push => bail!("there is no local branch {}; pass --push to promote it on {}", stack.branch, stack.remote),
         None if !local => {}
@@ -99,6 +136,7 @@ pub fn promote(git: &Git, stack: &StackSpec, push: bool, local: bool) -> Result<
 
     if push {
         let remote_head = git.remote_ref(&stack.remote, &branch_ref)?;
+        promotion.remote_from = remote_head.clone();
         match remote_head.as_deref() {
             Some(head) if head == candidate => {}
             Some(head) if head != built_from => bail!(
@@ -122,6 +160,7 @@ pub fn promote(git: &Git, stack: &StackSpec, push: bool, local: bool) -> Result<
                         )
                     },
                 )?;
+                promotion.remote_moved = true;
             }
         }
         promotion.pushed = true;

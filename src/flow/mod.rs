@@ -6,6 +6,7 @@
 mod app_server;
 pub mod event;
 pub mod flows;
+pub mod gate;
 pub mod manifest;
 pub mod pack;
 pub mod report;

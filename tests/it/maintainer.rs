@@ -175,3 +175,56 @@ fn retry_always_runs_again() {
     assert_eq!(retry.code, 0, "{}\n{}", retry.stdout, retry.stderr);
     assert_eq!(count(), 2, "the retry ran the flow again");
 }
+
+/// The fork's `origin` becomes a bare repository holding `patches`.
+fn with_origin(fx: &Fixture) -> Repo {
+    let origin = Repo::init_bare(&fx.tmp.path().join("origin.git"));
+    fx.fork.git(&["remote", "set-url", "origin", origin.path_str()]);
+    fx.fork.git(&["push", "--quiet", "origin", "patches"]);
+    origin
+}
+
+#[test]
+fn promote_refuses_a_candidate_whose_checks_failed_unless_forced() {
+    let fx = Fixture::released();
+    fx.install_rebase_flow("  - name: build\n    run: 'echo broken; exit 3'\n");
+    assert_eq!(fx.run_release("v1.1.0", &[]).code, 1);
+    fx.fork.git(&["checkout", "--quiet", "--detach"]);
+    let old_head = fx.fork.rev("patches");
+    let refused = fx.patchmoi(&["promote", "--flow", "fork", "--tag", "v1.1.0"], &[]);
+    assert_eq!(refused.code, 1, "{}", refused.stderr);
+    assert!(refused.stderr.contains("step build of flow fork ended failed"), "{}", refused.stderr);
+    assert!(refused.stderr.contains("build.log"), "names the log: {}", refused.stderr);
+    assert_eq!(fx.fork.rev("patches"), old_head, "nothing moved");
+    let forced = fx.patchmoi(&["promote", "--flow", "fork", "--tag", "v1.1.0", "--force"], &[]);
+    assert_eq!(forced.code, 0, "{}", forced.stderr);
+    assert!(forced.stderr.contains("--force"), "says it was forced: {}", forced.stderr);
+    assert_eq!(fx.fork.rev("patches"), fx.fork.rev("patchmoi/v1.1.0"));
+}
+
+#[test]
+fn promote_push_reports_each_move_and_how_to_undo_it() {
+    let fx = Fixture::released();
+    fx.install_rebase_flow("");
+    let origin = with_origin(&fx);
+    assert_eq!(fx.run_release("v1.1.0", &[]).code, 0);
+    fx.fork.git(&["checkout", "--quiet", "--detach"]);
+    let old_head = fx.fork.rev("patches");
+    // First the local branch only, then the remote: the second run moves
+    // nothing here but moves origin, and must say so.
+    assert_eq!(fx.patchmoi(&["promote", "--flow", "fork", "--tag", "v1.1.0"], &[]).code, 0);
+    let pushed = fx.patchmoi(&["promote", "--flow", "fork", "--tag", "v1.1.0", "--push"], &[]);
+    assert_eq!(pushed.code, 0, "{}", pushed.stderr);
+    let text = &pushed.stdout;
+    let candidate = fx.fork.rev("patchmoi/v1.1.0");
+    assert!(text.contains("patches is already at"), "{text}");
+    assert!(text.contains(&format!("patches on origin: {} -> {}", &old_head[..12], &candidate[..12])), "{text}");
+    assert!(text.contains("the remote's old head is kept in refs/heads/patchmoi/backup/patches/"), "{text}");
+    assert!(
+        text.contains(&format!(
+            "undo: git push --force-with-lease=refs/heads/patches:{candidate} origin {old_head}:refs/heads/patches"
+        )),
+        "{text}"
+    );
+    assert_eq!(origin.rev("refs/heads/patches"), candidate);
+}

@@ -385,3 +385,18 @@ fn a_run_step_cannot_read_the_token_from_its_parent() {
     assert_eq!(thief.len(), 1);
     assert_eq!(thief[0]["conclusion"], "success", "the step found the token in its parent's environment");
 }
+
+#[test]
+fn promote_is_blocked_when_a_check_run_of_the_candidate_failed() {
+    let mut s = Setup::new();
+    s.fx.install_rebase_flow("  - name: build\n    run: 'exit 3'\n");
+    assert_eq!(s.action(&s.dispatch("v1.1.0"), &[]).code, 1);
+    let old_head = s.origin_branch("patches");
+    assert!(s.origin_branch("patchmoi/v1.1.0").is_some(), "the candidate was pushed");
+    s.workspace = fresh_checkout(&s, "promote-failed");
+    let run = s.action(&s.dispatch("v1.1.0"), &[("INPUT_PROMOTE", "v1.1.0"), ("INPUT_REPO", "test/upstream")]);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert_eq!(s.output("status"), "blocked");
+    assert!(run.stderr.contains("check run `patchmoi / fork / build` concluded failure"), "{}", run.stderr);
+    assert_eq!(s.origin_branch("patches"), old_head, "nothing moved");
+}
