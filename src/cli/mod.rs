@@ -3,6 +3,7 @@
 
 mod action;
 pub mod demo;
+mod history;
 mod pack;
 mod resolve;
 mod run;
@@ -14,6 +15,7 @@ mod shared;
 
 pub use shared::Exit;
 
+use history::HistoryArgs;
 use pack::{PackAddArgs, PackDoctorArgs};
 use resolve::{ContinueArgs, SessionArgs};
 use run::{DemoArgs, PromoteArgs, RunArgs};
@@ -56,6 +58,9 @@ pub enum Command {
     Continue(ContinueArgs),
     /// Drop a resolution in progress (its worktree and paused state).
     Abort(SessionArgs),
+    /// One release's timeline (newest release first without --tag): events,
+    /// dispatches, runs, conflicts and culprits, resolutions, promotion.
+    History(HistoryArgs),
     /// Build a small upstream and fork in a temporary directory and run the
     /// flow for two releases: a clean one and one with a conflict.
     Demo(DemoArgs),
@@ -177,6 +182,7 @@ pub fn dispatch(cli: Cli, env: &Env) -> Result<Exit> {
         Command::Resolve(args) => resolve::cmd_resolve(args, env),
         Command::Continue(args) => resolve::cmd_continue(args, env),
         Command::Abort(args) => resolve::cmd_abort(args, env),
+        Command::History(args) => history::cmd_history(args, env),
         Command::Demo(args) => run::cmd_demo(args, env),
         Command::Watch(args) => service::cmd_watch(args, env),
         Command::Serve(args) => service::cmd_serve(args, env),

@@ -6,7 +6,8 @@ use anyhow::Result;
 use clap::Args;
 use serde_json::json;
 
-use super::shared::{workspace_root, Exit, ReleaseTarget};
+use super::service_settings::local_target;
+use super::shared::{workspace_data_dir, workspace_root, Exit, ReleaseTarget};
 use crate::core::env::Env;
 use crate::core::error::usage;
 use crate::core::refname::check_tag;
@@ -20,6 +21,9 @@ use crate::flow::resolve::{abort, finish, start, Paused, Started};
 use crate::flow::runner::{run_event, RunSettings};
 use crate::flow::state::StateDir;
 use crate::git::Git;
+use crate::service::attempt::Operation;
+use crate::service::dispatch;
+use crate::service::store::Store;
 
 #[derive(Debug, Args)]
 pub struct SessionArgs {
@@ -53,7 +57,7 @@ fn open(args: &SessionArgs) -> Result<(std::path::PathBuf, Git, Flow)> {
 
 /// The event this flow ran for with this tag: the newest one in the state,
 /// else the release event of the repository the flow names.
-fn event_for(root: &Path, flow: &Flow, tag: &str) -> Result<FlowEvent> {
+pub(super) fn event_for(root: &Path, flow: &Flow, tag: &str) -> Result<FlowEvent> {
     let state = StateDir::of(root).load()?;
     let stored = state.events.iter().rev().find(|record| {
         record.event.tag() == Some(tag) && state.runs_of(&record.event.id).iter().any(|run| run.flow_name == flow.name)
@@ -73,11 +77,13 @@ fn event_for(root: &Path, flow: &Flow, tag: &str) -> Result<FlowEvent> {
 }
 
 /// `resolve`.
-pub fn cmd_resolve(args: SessionArgs, _env: &Env) -> Result<Exit> {
+pub fn cmd_resolve(args: SessionArgs, env: &Env) -> Result<Exit> {
     let (root, git, flow) = open(&args)?;
     let event = event_for(&root, &flow, &args.target.tag)?;
     match start(&git, &root, &flow, &event, &args.target.tag)? {
         Started::Ready(paused) => {
+            let message = format!("resolving patch \"{}\" in {}", paused.patch.subject, paused.worktree.display());
+            record(&root, env, &event, Operation::Resolve, &flow.name, ResultStatus::NeedsIntervention, &message)?;
             if args.json {
                 println!("{}", serde_json::to_string(&*paused)?);
             } else {
@@ -127,7 +133,16 @@ pub fn cmd_continue(continued: ContinueArgs, env: &Env) -> Result<Exit> {
         step_secrets: env.credentials(),
         git_env: Vec::new(),
     };
-    let report = run_event(&settings, &[&flow], &paused.event)?;
+    let report = run_event(&settings, &[&flow], &paused.event);
+    let mut store = Store::open(&workspace_data_dir(None, env, &root))?;
+    store.record_event(&paused.event)?;
+    let local = local_target(env, &root, push);
+    dispatch::record(
+        &mut store,
+        &paused.event,
+        dispatch::local_delivery(&local, &paused.event, Operation::Continue, &report),
+    )?;
+    let report = report?;
     let next = match report.status {
         ResultStatus::NeedsIntervention => match start(&git, &root, &flow, &paused.event, &args.target.tag)? {
             Started::Ready(next) => Some(next),
@@ -158,6 +173,24 @@ pub fn cmd_abort(args: SessionArgs, _env: &Env) -> Result<Exit> {
     };
     emit(&args, json!({"aborted": removed}), &text);
     Ok(Exit::Done)
+}
+
+/// Records a step of the loop as an attempt of the release's event, so
+/// `history` and `attempts` show it.
+fn record(
+    root: &Path,
+    env: &Env,
+    event: &FlowEvent,
+    operation: Operation,
+    flow: &str,
+    status: ResultStatus,
+    message: &str,
+) -> Result<()> {
+    let mut store = Store::open(&workspace_data_dir(None, env, root))?;
+    store.record_event(event)?;
+    let run_id = format!("{}:{flow}:{}", operation.as_str(), event.tag().unwrap_or_default());
+    dispatch::record(&mut store, event, dispatch::session_delivery(root, event, operation, &run_id, status, message))?;
+    Ok(())
 }
 
 fn emit(args: &SessionArgs, value: serde_json::Value, text: &str) {

@@ -6,12 +6,14 @@ use anyhow::{Context, Result};
 use clap::Args;
 use serde_json::json;
 
+use super::resolve::event_for;
 use super::service_settings::{backend, data_dir, local_target, BackendSpec};
 use super::shared::{workspace_data_dir, workspace_root, Exit, ReleaseTarget};
 use crate::cli::demo;
 use crate::core::env::Env;
 use crate::core::error::usage;
 use crate::core::refname::check_tag;
+use crate::core::status::ResultStatus;
 use crate::core::text::shown;
 use crate::engine::promote;
 use crate::flow::event::{check_repo, now, FlowEvent};
@@ -152,8 +154,11 @@ fn run(event: FlowEvent, flows: &[Flow], root: PathBuf, args: &RunArgs, env: &En
     let mut store = Store::open(&workspace_data_dir(args.data_dir.as_deref(), env, &settings.workspace))?;
     store.record_event(&event)?;
     let report = run_event(&settings, &selected, &event);
-    let local = local_target(env, &settings.workspace, settings.push);
-    dispatch::record(&mut store, &event, dispatch::local_delivery(&local, &event, operation, &report))?;
+    // A lookup of what an earlier run stored is no new attempt.
+    if !report.as_ref().is_ok_and(|report| report.stored) {
+        let local = local_target(env, &settings.workspace, settings.push);
+        dispatch::record(&mut store, &event, dispatch::local_delivery(&local, &event, operation, &report))?;
+    }
     let report = report?;
     if args.json {
         println!("{}", serde_json::to_string(&report)?);
@@ -199,7 +204,7 @@ fn run_remote(event: FlowEvent, backend: Backend, args: &RunArgs, env: &Env) -> 
 }
 
 /// `promote`.
-pub fn cmd_promote(args: PromoteArgs, _env: &Env) -> Result<Exit> {
+pub fn cmd_promote(args: PromoteArgs, env: &Env) -> Result<Exit> {
     check_tag(&args.target.tag)?;
     let root = workspace_root(args.target.workspace_root.as_deref())?;
     let flows = flows::discover(&root)?;
@@ -235,6 +240,15 @@ pub fn cmd_promote(args: PromoteArgs, _env: &Env) -> Result<Exit> {
         eprintln!("warning: promoting {} although {why} (--force)", spec.candidate);
     }
     let promotion = promote::promote(&git, &spec, args.push, true)?;
+    let event = event_for(&root, flow, &spec.tag)?;
+    let mut store = Store::open(&workspace_data_dir(None, env, &root))?;
+    store.record_event(&event)?;
+    let status =
+        if promotion.local_moved || promotion.remote_moved { ResultStatus::Changed } else { ResultStatus::Completed };
+    let run_id = format!("promote:{}:{}", flow.name, spec.tag);
+    let message = promotion.text().lines().next().unwrap_or_default().to_string();
+    let delivery = dispatch::session_delivery(&root, &event, Operation::Promote, &run_id, status, &message);
+    dispatch::record(&mut store, &event, delivery)?;
     if args.json {
         println!("{}", serde_json::to_string(&promotion)?);
     } else {

@@ -15,6 +15,12 @@ pub enum Operation {
     Dispatch,
     Retry,
     Replay,
+    /// A person (or agent) prepared a resolve worktree.
+    Resolve,
+    /// A resolution was recorded and the flow ran again.
+    Continue,
+    /// The maintained branch moved to a candidate.
+    Promote,
 }
 
 impl Operation {
@@ -23,6 +29,9 @@ impl Operation {
             Operation::Dispatch => "dispatch",
             Operation::Retry => "retry",
             Operation::Replay => "replay",
+            Operation::Resolve => "resolve",
+            Operation::Continue => "continue",
+            Operation::Promote => "promote",
         }
     }
 }
@@ -241,20 +250,29 @@ pub fn apply_observations(attempt: &Attempt, runs: &[RunObservation], now: &str)
         }
         next.workspace_run_statuses.insert(run.run_id.clone(), run.status.clone());
         merge_candidates(&mut next.candidate_refs, &run.candidate_refs);
-        if let Some(message) = run.message.as_ref().filter(|text| !text.is_empty()) {
-            next.message = Some(message.clone());
-        }
         if let Some(error) = run.error.as_ref().filter(|text| !text.is_empty()) {
             next.error = Some(error.clone());
         }
+    }
+    // The message people see is the most important run's (the rebase's
+    // outcome over a skipped `if:` step after it): the first run of the
+    // highest-precedence status.
+    let verdict = ResultStatus::aggregate(runs.iter().filter_map(|run| parse_result_status(&run.status)));
+    let telling = runs.iter().find(|run| parse_result_status(&run.status) == verdict && verdict.is_some());
+    if let Some(message) = telling.or(runs.last()).and_then(|run| run.message.as_ref()).filter(|text| !text.is_empty())
+    {
+        next.message = Some(message.clone());
     }
     let statuses: Vec<Option<ResultStatus>> =
         next.workspace_run_statuses.values().map(|status| parse_result_status(status)).collect();
     let derived = derive_status(&statuses);
     next.status = if attempt.status.is_finished() && !derived.is_finished() { attempt.status } else { derived };
     if next.status.is_finished() && next.completed_at.is_none() {
+        // Never before the attempt was created: a run that finished before
+        // its record was written finished, for the record, when it was written.
         let newest = runs.iter().filter_map(|run| run.completed_at.clone()).max();
-        next.completed_at = Some(newest.unwrap_or_else(|| now.to_string()));
+        let completed = newest.unwrap_or_else(|| now.to_string()).max(next.created_at.clone());
+        next.completed_at = Some(completed);
     }
     if next != *attempt {
         next.updated_at = now.to_string();

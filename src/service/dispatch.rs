@@ -6,6 +6,7 @@
 use anyhow::Result;
 use serde_json::{json, Value};
 
+use crate::core::status::ResultStatus;
 use crate::flow::event;
 use crate::flow::event::FlowEvent;
 use crate::flow::runner;
@@ -65,6 +66,32 @@ pub fn local_delivery(
         }
     }
     Delivery { record, runs, workspace_root: Some(local.workspace.display().to_string()) }
+}
+
+/// The delivery of a step a person took in the checkout (`resolve`,
+/// `promote`): one run of `run_id` with its verdict, so the release's
+/// history shows it beside the runs of the flow.
+pub fn session_delivery(
+    workspace: &std::path::Path,
+    event: &FlowEvent,
+    operation: Operation,
+    run_id: &str,
+    status: ResultStatus,
+    message: &str,
+) -> Delivery {
+    let mut record = blank_record(event, operation);
+    record.transport = Transport::Local;
+    record.run_ids = vec![run_id.to_string()];
+    record.matched = Some(1);
+    let run = RunObservation {
+        run_id: run_id.to_string(),
+        status: status.to_string(),
+        message: Some(message.to_string()),
+        error: None,
+        candidate_refs: Vec::new(),
+        completed_at: Some(record.created_at.clone()),
+    };
+    Delivery { record, runs: vec![run], workspace_root: Some(workspace.display().to_string()) }
 }
 
 fn blank_record(event: &FlowEvent, operation: Operation) -> DispatchRecord {

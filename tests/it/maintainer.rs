@@ -228,3 +228,48 @@ fn promote_push_reports_each_move_and_how_to_undo_it() {
     );
     assert_eq!(origin.rev("refs/heads/patches"), candidate);
 }
+
+#[test]
+fn history_shows_the_whole_loop_and_attempts_tell_the_truth() {
+    let fx = conflicting();
+    fx.install_rebase_flow("  - name: agent\n    runner: code-mode\n    if: needs_intervention\n    run: 'true'\n");
+    assert_eq!(fx.run_release("v1.1.0", &[]).code, 1);
+    // Asking again is a lookup of the stored result, not a new attempt.
+    assert_eq!(fx.run_release("v1.1.0", &[]).code, 1);
+    let started = fx.patchmoi(&["resolve", "--flow", "fork", "--tag", "v1.1.0", "--json"], &[]);
+    let worktree = Repo { dir: started.json()["worktree"].as_str().unwrap().into() };
+    worktree.write("a.txt", &replace_line(&lines("a", 20), 2, "a 2 (both)"));
+    worktree.git(&["add", "a.txt"]);
+    assert_eq!(fx.patchmoi(&["continue", "--flow", "fork", "--tag", "v1.1.0"], &[]).code, 0);
+    fx.fork.git(&["checkout", "--quiet", "--detach"]);
+    let promoted = fx.patchmoi(&["promote", "--flow", "fork", "--tag", "v1.1.0"], &[]);
+    assert_eq!(promoted.code, 0, "{}", promoted.stderr);
+
+    let history = fx.patchmoi(&["history", "--tag", "v1.1.0", "--json"], &[]);
+    assert_eq!(history.code, 0, "{}", history.stderr);
+    let releases = history.json()["releases"].as_array().unwrap().clone();
+    assert_eq!(releases.len(), 1);
+    let kinds: Vec<String> = releases[0]["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|entry| entry["kind"].as_str().unwrap().to_string())
+        .filter(|kind| !kind.starts_with("run "))
+        .collect();
+    assert_eq!(kinds, ["event", "dispatch", "resolve", "continue", "promote"], "{}", history.stdout);
+
+    let attempts = patchmoi(&fx.fork.dir, &["attempts", "--json", "--data-dir", "data"], &[]);
+    let attempts = attempts.json()["attempts"].as_array().unwrap().clone();
+    assert_eq!(attempts.len(), 4, "one attempt each, the lookup none: {attempts:?}");
+    for attempt in &attempts {
+        if let Some(done) = attempt["completedAt"].as_str() {
+            assert!(done >= attempt["createdAt"].as_str().unwrap(), "{attempt}");
+        }
+    }
+    let first = attempts.iter().find(|attempt| attempt["operation"] == "dispatch").unwrap();
+    assert!(
+        first["message"].as_str().unwrap().contains("does not apply")
+            || first["message"].as_str().unwrap().contains("conflict"),
+        "the rebase's outcome, not the skipped step's: {first}"
+    );
+}
