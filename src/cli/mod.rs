@@ -17,7 +17,7 @@ pub use shared::Exit;
 
 use history::HistoryArgs;
 use pack::{PackAddArgs, PackDoctorArgs};
-use resolve::{ContinueArgs, SessionArgs};
+use resolve::{ContinueArgs, ResolveArgs, SessionArgs};
 use run::{DemoArgs, PromoteArgs, RunArgs};
 use service::{DataArgs, ListArgs, RedispatchArgs, ServeArgs, WatchArgs};
 use setup::SetupForkArgs;
@@ -53,7 +53,7 @@ pub enum Command {
     /// run the flows, push the candidate, report check runs, open the PR.
     Action,
     /// Recreate a release's conflict in a worktree, to resolve it by hand.
-    Resolve(SessionArgs),
+    Resolve(ResolveArgs),
     /// Record the resolution made after `resolve`, then run the flow again.
     Continue(ContinueArgs),
     /// Drop a resolution in progress (its worktree and paused state).

@@ -35,6 +35,16 @@ pub struct SessionArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct ResolveArgs {
+    #[command(flatten)]
+    pub session: SessionArgs,
+    /// Check out every file of the stopped state, not only the conflicting
+    /// ones: for a fix that must be built or tested in the worktree.
+    #[arg(long)]
+    pub full: bool,
+}
+
+#[derive(Debug, Args)]
 pub struct ContinueArgs {
     #[command(flatten)]
     pub session: SessionArgs,
@@ -77,10 +87,11 @@ pub(super) fn event_for(root: &Path, flow: &Flow, tag: &str) -> Result<FlowEvent
 }
 
 /// `resolve`.
-pub fn cmd_resolve(args: SessionArgs, env: &Env) -> Result<Exit> {
+pub fn cmd_resolve(resolve: ResolveArgs, env: &Env) -> Result<Exit> {
+    let (args, full) = (resolve.session, resolve.full);
     let (root, git, flow) = open(&args)?;
     let event = event_for(&root, &flow, &args.target.tag)?;
-    match start(&git, &root, &flow, &event, &args.target.tag)? {
+    match start(&git, &root, &flow, &event, &args.target.tag, full)? {
         Started::Ready(paused) => {
             let message = format!("resolving patch \"{}\" in {}", paused.patch.subject, paused.worktree.display());
             record(&root, env, &event, Operation::Resolve, &flow.name, ResultStatus::NeedsIntervention, &message)?;
@@ -144,10 +155,12 @@ pub fn cmd_continue(continued: ContinueArgs, env: &Env) -> Result<Exit> {
     )?;
     let report = report?;
     let next = match report.status {
-        ResultStatus::NeedsIntervention => match start(&git, &root, &flow, &paused.event, &args.target.tag)? {
-            Started::Ready(next) => Some(next),
-            _ => None,
-        },
+        ResultStatus::NeedsIntervention => {
+            match start(&git, &root, &flow, &paused.event, &args.target.tag, paused.full)? {
+                Started::Ready(next) => Some(next),
+                _ => None,
+            }
+        }
         _ => None,
     };
     if args.json {
@@ -203,11 +216,16 @@ fn emit(args: &SessionArgs, value: serde_json::Value, text: &str) {
 
 fn ready_text(paused: &Paused) -> String {
     let mut out = format!(
-        "patch {} \"{}\" does not apply on {}\nworktree: {}\nconflicting files (the only files written there):\n",
+        "patch {} \"{}\" does not apply on {}\nworktree: {}\nconflicting files{}:\n",
         stack::short(&paused.patch.sha),
         paused.patch.subject,
         paused.tag,
-        paused.worktree.display()
+        paused.worktree.display(),
+        if paused.full {
+            " (every file is checked out)"
+        } else {
+            " (the only files written there; --full checks out all)"
+        }
     );
     for path in paused.conflicted_paths() {
         out.push_str(&format!("  {path}\n"));

@@ -44,6 +44,9 @@ pub struct Paused {
     pub merge_tree: String,
     pub conflicts: Vec<ConflictEntry>,
     pub worktree: PathBuf,
+    /// Every file is checked out, not only the conflicting ones.
+    #[serde(default)]
+    pub full: bool,
     pub created_at: String,
 }
 
@@ -89,7 +92,7 @@ pub fn load_paused(state_dir: &StateDir, flow: &str, tag: &str) -> Result<Option
 
 /// Recreates the stopped state of `event`'s release for `flow` in
 /// `.codex/workspace/actions/worktrees/<flow>-<tag>`.
-pub fn start(git: &Git, workspace: &Path, flow: &Flow, event: &FlowEvent, tag: &str) -> Result<Started> {
+pub fn start(git: &Git, workspace: &Path, flow: &Flow, event: &FlowEvent, tag: &str, full: bool) -> Result<Started> {
     let state_dir = StateDir::of(workspace);
     if let Some(paused) = load_paused(&state_dir, &flow.name, tag)? {
         bail!(
@@ -113,7 +116,14 @@ pub fn start(git: &Git, workspace: &Path, flow: &Flow, event: &FlowEvent, tag: &
         git.remove_worktree(&path)?;
     }
     std::fs::create_dir_all(worktrees_dir(workspace))?;
-    git.add_sparse_conflict_worktree(&path, &stopped.head, &stopped.tree, &stopped.conflicts)?;
+    // Sparse by default: only the conflicting files are written, so a large
+    // repository costs no more than its conflicts. `full` checks out every
+    // file, for a fix that must be built or tested where it is made.
+    if full {
+        git.add_conflict_worktree(&path, &stopped.head, &stopped.tree, &stopped.conflicts)?;
+    } else {
+        git.add_sparse_conflict_worktree(&path, &stopped.head, &stopped.tree, &stopped.conflicts)?;
+    }
     workspace::relabel_conflicts(&path, &stopped.conflicts, &workspace::labels(tag, &stopped.patch))?;
     let paused = Paused {
         flow: flow.name.clone(),
@@ -126,6 +136,7 @@ pub fn start(git: &Git, workspace: &Path, flow: &Flow, event: &FlowEvent, tag: &
         merge_tree: stopped.tree,
         conflicts: stopped.conflicts,
         worktree: path,
+        full,
         created_at: now(),
     };
     write_atomic(&paused_path(&state_dir, &flow.name, tag), &serde_json::to_vec_pretty(&paused)?)?;

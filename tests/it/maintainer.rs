@@ -273,3 +273,19 @@ fn history_shows_the_whole_loop_and_attempts_tell_the_truth() {
         "the rebase's outcome, not the skipped step's: {first}"
     );
 }
+
+#[test]
+fn resolve_full_checks_out_every_file_so_a_fix_can_be_built_there() {
+    let fx = conflicting();
+    fx.run_release("v1.1.0", &[]);
+    let sparse = fx.patchmoi(&["resolve", "--flow", "fork", "--tag", "v1.1.0", "--json"], &[]);
+    let worktree = std::path::PathBuf::from(sparse.json()["worktree"].as_str().unwrap());
+    assert!(!worktree.join("b.txt").exists(), "by default only the conflicting file is written");
+    assert_eq!(fx.patchmoi(&["abort", "--flow", "fork", "--tag", "v1.1.0"], &[]).code, 0);
+    let full = fx.patchmoi(&["resolve", "--flow", "fork", "--tag", "v1.1.0", "--full"], &[]);
+    assert_eq!(full.code, 0, "{}", full.stderr);
+    assert!(full.stdout.contains("every file is checked out"), "{}", full.stdout);
+    assert_eq!(std::fs::read_to_string(worktree.join("b.txt")).unwrap(), lines("b", 20));
+    let status = Repo { dir: worktree.clone() }.git(&["status", "--porcelain"]);
+    assert_eq!(status, "UU a.txt", "only the conflict is unmerged, nothing else differs");
+}
