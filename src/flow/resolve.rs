@@ -80,6 +80,17 @@ fn paused_path(state_dir: &StateDir, flow: &str, tag: &str) -> PathBuf {
     state_dir.dir.join("paused").join(format!("{flow}-{tag}.json"))
 }
 
+/// The worktrees of every resolution in progress: a run leaves them be.
+pub fn session_worktrees(state_dir: &StateDir) -> Vec<PathBuf> {
+    let Ok(entries) = std::fs::read_dir(state_dir.dir.join("paused")) else { return Vec::new() };
+    entries
+        .flatten()
+        .filter_map(|entry| std::fs::read_to_string(entry.path()).ok())
+        .filter_map(|text| serde_json::from_str::<Paused>(&text).ok())
+        .map(|paused| paused.worktree)
+        .collect()
+}
+
 /// The resolution in progress for `flow` and `tag`, if any.
 pub fn load_paused(state_dir: &StateDir, flow: &str, tag: &str) -> Result<Option<Paused>> {
     let path = paused_path(state_dir, flow, tag);

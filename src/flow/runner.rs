@@ -18,6 +18,7 @@ use crate::core::text::shown;
 use crate::engine::stack::{self, Candidate};
 use crate::flow::event::{now, FlowEvent};
 use crate::flow::flows::{Flow, Step};
+use crate::flow::resolve::session_worktrees;
 use crate::flow::state::StateDir;
 use crate::flow::workspace::{Workspace, Worktree};
 use crate::git;
@@ -86,6 +87,9 @@ pub fn run_event_observed(
     }
     let nonce = settings.replay.then(now);
     let mut workspace = Workspace::open(&settings.workspace)?;
+    // We hold the state lock: any worktree here but a resolution's is a
+    // leftover of a run that was killed.
+    workspace.remove_leftovers(&session_worktrees(&state_dir));
     for (key, value) in &settings.git_env {
         workspace.git = workspace.git.with_env(key, value.clone());
     }

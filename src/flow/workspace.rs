@@ -54,6 +54,27 @@ impl Workspace {
         Ok(Worktree { path })
     }
 
+    /// Removes what runs that were killed left behind: their worktrees
+    /// (every worktree here but the resolve sessions in `keep`; runs hold
+    /// the state lock, so no other run is using one) and the temporary
+    /// packs of interrupted fetches. Failures are logged, not fatal.
+    pub fn remove_leftovers(&self, keep: &[PathBuf]) {
+        if let Ok(entries) = std::fs::read_dir(worktrees_dir(&self.root)) {
+            for entry in entries.flatten() {
+                let path = entry.path();
+                if path.is_dir() && !keep.contains(&path) {
+                    tracing::info!("removing {}, left by a run that did not finish", path.display());
+                    self.remove_worktree(Worktree { path });
+                }
+            }
+        }
+        match self.git.remove_stale_temporary_packs(std::time::Duration::from_secs(3600)) {
+            Ok(0) => {}
+            Ok(removed) => tracing::info!("removed {removed} temporary pack(s) of interrupted fetches"),
+            Err(err) => tracing::debug!("temporary packs: {err:#}"),
+        }
+    }
+
     /// Removes a worktree; a failure is logged, not fatal: the run's result
     /// matters more, and the next run clears leftovers.
     pub fn remove_worktree(&self, worktree: Worktree) {

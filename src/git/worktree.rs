@@ -117,6 +117,27 @@ impl Git {
     }
 }
 
+impl Git {
+    /// Removes the temporary packs (`tmp_pack_*`, `tmp_idx_*`) an
+    /// interrupted fetch left in the object store, once they are older than
+    /// `age`: a fetch that is still running keeps writing to its own.
+    pub fn remove_stale_temporary_packs(&self, age: std::time::Duration) -> Result<usize> {
+        let dir = self.git_path("objects/pack")?;
+        let Ok(entries) = std::fs::read_dir(&dir) else { return Ok(0) };
+        let mut removed = 0;
+        for entry in entries.flatten() {
+            let name = entry.file_name();
+            let temporary =
+                name.to_str().is_some_and(|name| name.starts_with("tmp_pack_") || name.starts_with("tmp_idx_"));
+            let old = entry.metadata().and_then(|meta| meta.modified()).ok().and_then(|at| at.elapsed().ok());
+            if temporary && old.is_some_and(|old| old >= age) && std::fs::remove_file(entry.path()).is_ok() {
+                removed += 1;
+            }
+        }
+        Ok(removed)
+    }
+}
+
 fn zero_oid(like: &str) -> String {
     "0".repeat(like.len())
 }

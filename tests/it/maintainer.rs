@@ -289,3 +289,27 @@ fn resolve_full_checks_out_every_file_so_a_fix_can_be_built_there() {
     let status = Repo { dir: worktree.clone() }.git(&["status", "--porcelain"]);
     assert_eq!(status, "UU a.txt", "only the conflict is unmerged, nothing else differs");
 }
+
+#[test]
+fn the_next_run_removes_what_killed_runs_left_but_keeps_a_resolution() {
+    let fx = conflicting();
+    fx.run_release("v1.1.0", &[]);
+    let started = fx.patchmoi(&["resolve", "--flow", "fork", "--tag", "v1.1.0", "--json"], &[]);
+    let session = std::path::PathBuf::from(started.json()["worktree"].as_str().unwrap());
+    // What `kill -9` of a --replay run leaves: a registered worktree under
+    // patchmoi's folder, and a temporary pack of an interrupted fetch.
+    let left = fx.fork.dir.join(".codex/workspace/actions/worktrees/run_0123456789ab_replay-x");
+    fx.fork.git(&["worktree", "add", "--quiet", "--detach", left.to_str().unwrap(), "HEAD"]);
+    let tmp_pack = fx.fork.dir.join(".git/objects/pack/tmp_pack_Ab12Cd");
+    std::fs::create_dir_all(tmp_pack.parent().unwrap()).unwrap();
+    std::fs::write(&tmp_pack, b"PACK").unwrap();
+    let two_hours_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(7200);
+    std::fs::File::options().write(true).open(&tmp_pack).unwrap().set_modified(two_hours_ago).unwrap();
+
+    let run = fx.run_release("v1.1.0", &["--replay"]);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(!left.exists(), "the dead run's worktree is gone");
+    assert!(!fx.fork.git(&["worktree", "list"]).contains("run_0123456789ab"), "and unregistered");
+    assert!(!tmp_pack.exists(), "the interrupted fetch's pack is gone");
+    assert!(session.exists(), "a resolution in progress is kept");
+}
