@@ -10,7 +10,7 @@ use anyhow::Result;
 
 use crate::core::env::Env;
 use crate::core::error::usage;
-use crate::github::Endpoint;
+use crate::github::{Clock, Endpoint};
 use crate::service::backend::Backend;
 use crate::service::feed::config::{self, TargetConfig};
 use crate::service::feed::WatchSettings;
@@ -29,10 +29,15 @@ pub fn actions_mode(env: &Env) -> bool {
 }
 
 /// `GITHUB_API_URL` (default `https://api.github.com`) with `token`;
-/// `PATCHMOI_API_BACKOFF_MS` sets the first wait after a server error.
+/// `PATCHMOI_API_BACKOFF_MS` sets the first wait after a server error
+/// (default 1000), and every other wait for GitHub (rate limits, the pause
+/// between writes) shortens or lengthens in proportion: tests set it low.
 pub fn endpoint(env: &Env, token: Option<&str>) -> Endpoint {
-    let backoff = env.get("PATCHMOI_API_BACKOFF_MS").and_then(|ms| ms.parse().ok()).unwrap_or(1000);
-    Endpoint::new(env.get("GITHUB_API_URL").unwrap_or("https://api.github.com"), token, Duration::from_millis(backoff))
+    let clock = match env.get("PATCHMOI_API_BACKOFF_MS").and_then(|ms| ms.parse().ok()) {
+        Some(ms) => Clock::scaled(Duration::from_millis(ms)),
+        None => Clock::real(),
+    };
+    Endpoint::new(env.get("GITHUB_API_URL").unwrap_or("https://api.github.com"), token, clock)
 }
 
 /// The runner in-process on `workspace`, with the step environment and

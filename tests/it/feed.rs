@@ -307,3 +307,35 @@ fn a_renamed_upstream_is_followed_to_its_new_place_within_the_api() {
     assert!(run.stdout.contains("301") || run.stderr.contains("301"), "{}\n{}", run.stdout, run.stderr);
     assert!(elsewhere.seen().is_empty(), "the token must not leave the API");
 }
+
+#[test]
+fn more_than_a_page_of_new_releases_are_all_read_and_emitted() {
+    let github = FakeServer::start();
+    let tmp = tempfile::tempdir().unwrap();
+    let sources = write_sources(
+        tmp.path(),
+        json!([{"id": "codex", "provider": "github", "event": "release", "repo": repo("openai/codex"),
+                "target": {"mode": "notify_only"}}]),
+    );
+    let env = [("GITHUB_API_URL", github.url.as_str())];
+    let releases = "/repos/openai/codex/releases";
+    github.route("GET", releases, Canned::json(200, json!([release("rust-v0.1.0", false, false)])).with_etag("\"e1\""));
+    assert_eq!(watch_once(tmp.path(), &sources, &env).code, 0, "primed at rust-v0.1.0");
+
+    // 150 releases since: page 1 holds the newest 100, page 2 (GitHub's
+    // `Link` goes to /repositories/<id>/...) the rest and the one seen before.
+    let tags: Vec<String> = (1..=150).rev().map(|n| format!("rust-v0.{}.0", n + 1)).collect();
+    let page = |tags: &[String]| json!(tags.iter().map(|tag| release(tag, false, false)).collect::<Vec<_>>());
+    let second = format!("{}/repositories/42/releases?per_page=100&page=2", github.url);
+    github.route("GET", releases, Canned::json(200, page(&tags[..100])).with_etag("\"e2\"").with_next(&second));
+    let mut rest = page(&tags[100..]);
+    rest.as_array_mut().unwrap().push(release("rust-v0.1.0", false, false));
+    let third = format!("{}/repositories/42/releases?per_page=100&page=3", github.url);
+    github.route("GET", "/repositories/42/releases", Canned::json(200, rest).with_next(&third));
+
+    let run = watch_once(tmp.path(), &sources, &env);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(run.json()["sources"][0]["newEvents"].as_array().unwrap().len(), 150, "{}", run.stdout);
+    let pages: Vec<String> = github.seen_at("GET", "/repositories/42/releases").into_iter().map(|s| s.path).collect();
+    assert_eq!(pages, ["/repositories/42/releases?per_page=100&page=2"], "stops at the page with a known release");
+}
