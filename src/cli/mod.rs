@@ -23,6 +23,7 @@ use std::path::PathBuf;
 use anyhow::Result;
 use clap::{Parser, Subcommand};
 
+use crate::github::proxy::use_proxies;
 use crate::service::attempt::Operation;
 use settings::Env;
 
@@ -146,6 +147,7 @@ pub enum RunCommand {
 
 /// Sends the parsed command to its implementation.
 pub fn dispatch(cli: Cli, env: &Env) -> Result<Exit> {
+    use_proxies(service_settings::proxies(env));
     match cli.command {
         Command::Run(RunCommand::UpstreamRelease { repo, common }) => run::cmd_run_release(&repo, common, env),
         Command::Run(RunCommand::CodexRelease { repo, common }) => run::cmd_run_release(&repo, common, env),

@@ -17,6 +17,7 @@
 
 mod checks;
 mod issues;
+pub mod proxy;
 mod pulls;
 mod releases;
 pub mod transport;
@@ -26,11 +27,16 @@ pub use issues::TrackingIssue;
 pub use pulls::{pr_creation_refused, PullRequest, PullRequestSpec};
 pub use releases::{Release, Releases};
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use http::{HeaderMap, HeaderName, Method, StatusCode};
-use octocrab::Octocrab;
+use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
+use hyper_util::rt::TokioExecutor;
+use octocrab::service::middleware::auth_header::AuthHeaderLayer;
+use octocrab::service::middleware::base_uri::BaseUriLayer;
+use octocrab::service::middleware::extra_headers::ExtraHeadersLayer;
+use octocrab::{AuthState, OctoBody, Octocrab, OctocrabBuilder};
 use serde_json::Value;
 
 use crate::core::runtime::block_on;
@@ -156,6 +162,9 @@ pub struct GitHub {
     base: String,
 }
 
+/// How long one request may take, and then reading its answer.
+const TIMEOUT: Duration = Duration::from_secs(60);
+
 /// How many redirects one request follows.
 const MAX_REDIRECTS: u32 = 3;
 
@@ -271,17 +280,39 @@ impl GitHub {
     /// A client for `repo` at `api_url` (`GITHUB_API_URL`; GitHub Enterprise
     /// works the same way); every wait is measured on `clock`.
     fn connect(api_url: &str, token: Option<&str>, repo: &str, clock: Clock) -> Result<GitHub> {
+        // octocrab on the connector the rest of patchmoi uses (proxies and
+        // all), with the layers its default client has: base URI, headers,
+        // the token only for the API's own host. Timeouts are in `send`.
+        let base_uri: http::Uri = api_url
+            .trim_end_matches('/')
+            .parse()
+            .with_context(|| format!("GITHUB_API_URL {api_url:?} is not a URL"))?;
+        if base_uri.host().is_none() {
+            anyhow::bail!("GITHUB_API_URL {api_url:?} is not a URL");
+        }
+        let auth = match token {
+            Some(token) => Some(
+                HeaderValue::from_str(&format!("Bearer {token}"))
+                    .map_err(|_| anyhow::anyhow!("the GitHub token is not a valid header value"))?,
+            ),
+            None => None,
+        };
+        let user_agent = HeaderValue::from_static(concat!("patchmoi/", env!("CARGO_PKG_VERSION")));
         let octo = block_on(async {
-            let mut builder = Octocrab::builder()
-                .base_uri(api_url.trim_end_matches('/'))
-                .with_context(|| format!("GITHUB_API_URL {api_url:?} is not a URL"))?
-                .set_connect_timeout(Some(Duration::from_secs(10)))
-                .set_read_timeout(Some(Duration::from_secs(60)));
-            if let Some(token) = token {
-                builder = builder.personal_token(token.to_string());
+            let client: hyper_util::client::legacy::Client<_, OctoBody> =
+                hyper_util::client::legacy::Client::builder(TokioExecutor::new()).build(transport::connector());
+            let octo = OctocrabBuilder::new_empty()
+                .with_service(client)
+                .with_layer(&ExtraHeadersLayer::new(Arc::new(vec![(http::header::USER_AGENT, user_agent)])))
+                .with_layer(&BaseUriLayer::new(base_uri.clone()))
+                .with_layer(&AuthHeaderLayer::new(auth, base_uri.clone(), base_uri.clone()))
+                .with_auth(AuthState::None)
+                .build();
+            match octo {
+                Ok(octo) => octo,
+                Err(never) => match never {},
             }
-            builder.build().context("failed to build the GitHub API client")
-        })?;
+        });
         let base = api_url.trim_end_matches('/').to_string();
         Ok(GitHub { octo, repo: repo.to_string(), clock, base })
     }
@@ -395,10 +426,16 @@ impl GitHub {
             request = request.header(name, value);
         }
         let request = self.octo.build_request(request, body).map_err(|err| err.to_string())?;
-        let response = self.octo.execute(request).await.map_err(|err| format!("{err}"))?;
+        let response = tokio::time::timeout(TIMEOUT, self.octo.execute(request))
+            .await
+            .map_err(|_| format!("timed out after {TIMEOUT:?}"))?
+            .map_err(|err| error_chain(&err))?;
         let status = response.status();
         let headers = response.headers().clone();
-        let text = self.octo.body_to_string(response).await.map_err(|err| format!("{err}"))?;
+        let text = tokio::time::timeout(TIMEOUT, self.octo.body_to_string(response))
+            .await
+            .map_err(|_| format!("timed out reading the answer after {TIMEOUT:?}"))?
+            .map_err(|err| format!("{err}"))?;
         Ok((status, headers, text))
     }
 
@@ -514,6 +551,18 @@ pub(crate) fn encode(text: &str) -> String {
     const UNRESERVED: &percent_encoding::AsciiSet =
         &percent_encoding::NON_ALPHANUMERIC.remove(b'-').remove(b'_').remove(b'.').remove(b'~');
     percent_encoding::utf8_percent_encode(text, UNRESERVED).to_string()
+}
+
+/// An error and its causes on one line: "service error" alone says nothing.
+fn error_chain(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
 }
 
 fn epoch() -> u64 {

@@ -219,6 +219,14 @@ pub fn service_command(cwd: &std::path::Path, args: &[&str], env: &[(&str, &str)
         "GITHUB_ACTIONS",
         "HOST",
         "PORT",
+        "HTTP_PROXY",
+        "HTTPS_PROXY",
+        "ALL_PROXY",
+        "NO_PROXY",
+        "http_proxy",
+        "https_proxy",
+        "all_proxy",
+        "no_proxy",
     ] {
         cmd.env_remove(name);
     }
