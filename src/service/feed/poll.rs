@@ -30,6 +30,9 @@ pub struct PollReport {
     pub unchanged: bool,
     /// First poll of a prime-only source: recorded where the feed stands.
     pub primed: bool,
+    /// The feed answered, but listed no releases (a wrong URL, a feed of
+    /// something else, or a project with none yet).
+    pub empty: bool,
     pub new_events: Vec<String>,
     /// Entries whose event was already stored (another path saw it).
     pub duplicates: Vec<String>,
@@ -108,6 +111,10 @@ pub fn poll_source(store: &mut Store, watched: &WatchedSource, api: &Endpoint) -
         }
         Fetched::Entries { entries, etag } => (entries, etag),
     };
+    if entries.is_empty() {
+        tracing::warn!(source = %source.id, "the feed lists no releases; is its URL right?");
+        report.empty = true;
+    }
     report.primed = cursor.is_none() && source.prime_only;
     let (fresh, seen) = plan(&entries, cursor.as_ref(), source.prime_only);
     for entry in &fresh {
