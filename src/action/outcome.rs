@@ -35,6 +35,9 @@ pub struct JobSettings {
     pub repository: Option<String>,
     /// `GITHUB_SHA`: where checks of a run without a candidate sit.
     pub sha: Option<String>,
+    /// This workflow run's page (`$GITHUB_SERVER_URL/$GITHUB_REPOSITORY/actions/runs/$GITHUB_RUN_ID`):
+    /// where check runs and commit statuses link.
+    pub run_url: Option<String>,
     pub code_mode: bool,
     /// What `run:` steps start from, and the credentials they may name.
     pub step_env: Vec<(String, String)>,

@@ -46,7 +46,7 @@ impl<'a> Publisher<'a> {
             git,
             gh,
             out,
-            checks: CheckReporter::default(),
+            checks: CheckReporter::linking(settings.run_url.clone()),
             heads: HashMap::new(),
             secrets,
             printed: HashMap::new(),

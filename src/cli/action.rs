@@ -71,11 +71,21 @@ pub fn job_settings(env: &Env) -> Result<(JobSettings, bool)> {
         server_url: env.get("GITHUB_SERVER_URL").unwrap_or("https://github.com").to_string(),
         repository: env.get("GITHUB_REPOSITORY").map(str::to_string),
         sha: env.get("GITHUB_SHA").map(str::to_string),
+        run_url: run_url(env),
         code_mode: env.code_mode(),
         step_env: env.step_env(),
         step_secrets: env.credentials(),
     };
     Ok((settings, flag(env, "fail-on-conflict", true)?))
+}
+
+/// The workflow run's page, from `GITHUB_SERVER_URL`, `GITHUB_REPOSITORY`
+/// and `GITHUB_RUN_ID`; None outside a workflow run.
+fn run_url(env: &Env) -> Option<String> {
+    let server = env.get("GITHUB_SERVER_URL").unwrap_or("https://github.com").trim_end_matches('/');
+    let repository = env.get("GITHUB_REPOSITORY").filter(|repo| !repo.is_empty())?;
+    let run = env.get("GITHUB_RUN_ID").filter(|id| !id.is_empty() && id.bytes().all(|b| b.is_ascii_digit()))?;
+    Some(format!("{server}/{repository}/actions/runs/{run}"))
 }
 
 fn read_event(path: &Path) -> Result<serde_json::Value> {

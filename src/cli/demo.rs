@@ -33,7 +33,10 @@ pub fn run(dir: Option<&Path>, env: &Env) -> Result<()> {
             if dir.exists() && std::fs::read_dir(dir)?.next().is_some() {
                 return Err(error::usage(format!("--dir {} is not empty", dir.display())));
             }
-            dir.to_path_buf()
+            // Absolute: the fork's git runs in its own directory, where a
+            // relative path to the upstream would point elsewhere.
+            std::fs::create_dir_all(dir).with_context(|| format!("failed to create --dir {}", dir.display()))?;
+            dir.canonicalize().with_context(|| format!("failed to resolve --dir {}", dir.display()))?
         }
         None => tempfile::Builder::new().prefix("patchmoi-demo-").tempdir()?.keep(),
     };

@@ -27,6 +27,7 @@ use std::path::PathBuf;
 use anyhow::Result;
 use clap::{Parser, Subcommand};
 
+use crate::github::proxy::use_proxies;
 use crate::service::attempt::Operation;
 use settings::Env;
 
@@ -171,6 +172,7 @@ pub enum RunCommand {
 
 /// Sends the parsed command to its implementation.
 pub fn dispatch(cli: Cli, env: &Env) -> Result<Exit> {
+    use_proxies(service_settings::proxies(env));
     match cli.command {
         Command::Run(RunCommand::UpstreamRelease { repo, tag, common }) => {
             run::cmd_run_release(&repo, tag, common, env)

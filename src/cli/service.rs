@@ -277,6 +277,8 @@ fn poll_line(report: &poll::PollReport) -> String {
         format!("error: {error}")
     } else if report.unchanged {
         "unchanged".into()
+    } else if report.empty {
+        "empty: the feed lists no releases (is its URL right?)".into()
     } else if report.primed {
         "primed (nothing emitted on a first poll)".into()
     } else {

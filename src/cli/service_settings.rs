@@ -10,7 +10,8 @@ use anyhow::Result;
 
 use crate::core::env::Env;
 use crate::core::error::usage;
-use crate::github::Endpoint;
+use crate::github::proxy::Proxies;
+use crate::github::{Clock, Endpoint};
 use crate::service::backend::Backend;
 use crate::service::feed::config::{self, TargetConfig};
 use crate::service::feed::WatchSettings;
@@ -29,10 +30,30 @@ pub fn actions_mode(env: &Env) -> bool {
 }
 
 /// `GITHUB_API_URL` (default `https://api.github.com`) with `token`;
-/// `PATCHMOI_API_BACKOFF_MS` sets the first wait after a server error.
+/// `PATCHMOI_API_BACKOFF_MS` sets the first wait after a server error
+/// (default 1000), and every other wait for GitHub (rate limits, the pause
+/// between writes) shortens or lengthens in proportion: tests set it low.
 pub fn endpoint(env: &Env, token: Option<&str>) -> Endpoint {
-    let backoff = env.get("PATCHMOI_API_BACKOFF_MS").and_then(|ms| ms.parse().ok()).unwrap_or(1000);
-    Endpoint::new(env.get("GITHUB_API_URL").unwrap_or("https://api.github.com"), token, Duration::from_millis(backoff))
+    let clock = match env.get("PATCHMOI_API_BACKOFF_MS").and_then(|ms| ms.parse().ok()) {
+        Some(ms) => Clock::scaled(Duration::from_millis(ms)),
+        None => Clock::real(),
+    };
+    Endpoint::new(env.get("GITHUB_API_URL").unwrap_or("https://api.github.com"), token, clock)
+}
+
+/// The proxies every HTTP request goes through: `https_proxy` or
+/// `HTTPS_PROXY`, `http_proxy` or `HTTP_PROXY` (lowercase first, as curl
+/// reads them), `all_proxy` or `ALL_PROXY` for either when unset, and
+/// `no_proxy` or `NO_PROXY`. Empty values count as unset.
+pub fn proxies(env: &Env) -> Proxies {
+    let var = |name: &str| {
+        [name.to_ascii_lowercase(), name.to_string()]
+            .iter()
+            .find_map(|name| env.get(name).map(str::trim).filter(|value| !value.is_empty()))
+            .map(str::to_string)
+    };
+    let all = var("ALL_PROXY");
+    Proxies { http: var("HTTP_PROXY").or_else(|| all.clone()), https: var("HTTPS_PROXY").or(all), no: var("NO_PROXY") }
 }
 
 /// The runner in-process on `workspace`, with the step environment and

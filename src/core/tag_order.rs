@@ -1,45 +1,52 @@
 //! Which upstream release tags a flow follows, and which of them is newest.
 //!
-//! Tags are matched with shell-style globs from the flow file and ordered by
-//! the version read out of them, semver-style, so `rust-v0.10.0` is newer
-//! than `rust-v0.9.0` even though it sorts before it as a string.
+//! Tags are matched with globs from the flow file, by GitHub Actions'
+//! filter rules for branches and tags (`*` stops at `/`, `**` does not),
+//! and ordered by the version read out of them: semver, with PEP 440's
+//! pre-, post- and dev-releases recognised (`v2.1.0rc1` is a pre-release)
+//! and calendar versions (`2024.05.01`, `2024-05-01`) ordered by number, so
+//! `rust-v0.10.0` is newer than `rust-v0.9.0` though it sorts before it as
+//! a string.
 
 use std::cmp::Ordering;
 
-/// Shell-style glob match as used in flow files: `*` matches any run of
-/// characters (including `/`), `?` one character, `[abc]`, `[a-z]` and
-/// `[!abc]` classes; everything else is literal. The whole of `text` must
-/// match. A `[` without a closing `]` is literal.
+/// Glob match as GitHub Actions filters branches and tags: `*` matches
+/// any run of characters but `/`, `**` any run at all, `?` one character
+/// but `/`, `[abc]`, `[a-z]` and `[!abc]` one character of (or not of) a
+/// class; everything else is literal. The whole of `text` must match. A `[`
+/// without a closing `]` is literal.
+/// https://docs.github.com/actions/writing-workflows/workflow-syntax-for-github-actions#filter-pattern-cheat-sheet
 pub fn glob_match(pattern: &str, text: &str) -> bool {
     let pattern: Vec<char> = pattern.chars().collect();
     let text: Vec<char> = text.chars().collect();
-    let (mut p, mut t) = (0, 0);
-    // Where the last `*` was and how much text it has swallowed so far; on a
-    // mismatch it swallows one more character and we retry from there.
-    let mut star: Option<(usize, usize)> = None;
-    while t < text.len() {
-        if pattern.get(p) == Some(&'*') {
-            star = Some((p, t));
-            p += 1;
-        } else if let Some(width) = match_one(&pattern[p..], text[t]) {
-            p += width;
-            t += 1;
-        } else if let Some((sp, st)) = star {
-            star = Some((sp, st + 1));
-            p = sp + 1;
-            t = st + 1;
-        } else {
-            return false;
+    // matches[p][t]: whether pattern[p..] matches text[t..], filled from the end.
+    let mut matches = vec![vec![false; text.len() + 1]; pattern.len() + 1];
+    matches[pattern.len()][text.len()] = true;
+    for p in (0..pattern.len()).rev() {
+        let double = pattern[p] == '*' && pattern.get(p + 1) == Some(&'*');
+        // The second `*` of a `**` is handled with the first.
+        let second = pattern[p] == '*' && p > 0 && pattern[p - 1] == '*' && !(p > 1 && pattern[p - 2] == '*');
+        for t in (0..=text.len()).rev() {
+            matches[p][t] = if double {
+                // `**`: nothing, or one more character of any kind.
+                matches[p + 2][t] || (t < text.len() && matches[p][t + 1])
+            } else if pattern[p] == '*' && !second {
+                matches[p + 1][t] || (t < text.len() && text[t] != '/' && matches[p][t + 1])
+            } else if second {
+                matches[p + 1][t]
+            } else {
+                t < text.len() && match_one(&pattern[p..], text[t]).is_some_and(|width| matches[p + width][t + 1])
+            };
         }
     }
-    pattern[p..].iter().all(|&c| c == '*')
+    matches[0][0]
 }
 
 /// When the pattern element at the start of `pattern` (not `*`) matches `c`,
 /// how many pattern characters that element spans.
 fn match_one(pattern: &[char], c: char) -> Option<usize> {
     match *pattern.first()? {
-        '?' => Some(1),
+        '?' => (c != '/').then_some(1),
         '[' => match class(&pattern[1..], c) {
             Some((hit, width)) => hit.then_some(width + 1),
             // A `[` that never closes is literal.
@@ -74,21 +81,28 @@ fn class(body: &[char], c: char) -> Option<(bool, usize)> {
     }
 }
 
-/// A version read out of a release tag: the first run that starts with a
-/// digit, shaped `N(.N)*`, optionally followed by a pre-release part
-/// `-ident(.ident)*`; build metadata (`+...`) and anything else after it is
-/// ignored. `rust-v0.130.0` -> 0.130.0, `v1.2.3-rc.2` -> 1.2.3-rc.2,
-/// `release-2024.05` -> 2024.5, `nightly` -> none.
+/// A version read out of a release tag: numbers `N(.N)*` (or `N(-N)*`, a
+/// calendar date), then a pre-release, semver's `-ident(.ident)*` or PEP
+/// 440's `a1`, `b2`, `rc3`, `.dev4` right after the numbers, then PEP 440's
+/// `.post5`; build metadata (`+...`) and anything else after it is ignored.
+/// The numbers start at the first digit that begins a word (after `-`,
+/// `_`, `/`, `@` or a `v` that does), else at the first digit:
+/// `rust-v0.130.0` -> 0.130.0, `h2-v0.4.1` -> 0.4.1, `v2.1.0rc1` -> 2.1.0
+/// pre-release rc.1, `release-2024-05-01` -> 2024.5.1, `nightly` -> none.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Version {
     numbers: Vec<u64>,
     pre: Vec<Ident>,
+    /// PEP 440's post-release number (`.post1`): after the release.
+    post: Option<u64>,
 }
 
 /// A pre-release identifier; numeric ones compare numerically (semver §11).
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 enum Ident {
-    // Declared first so numeric identifiers sort before alphanumeric ones.
+    // Declared in this order so PEP 440's `dev` sorts before every other
+    // pre-release, and numeric identifiers before alphanumeric ones.
+    Dev,
     Numeric(u64),
     Alpha(String),
 }
@@ -97,43 +111,110 @@ impl Version {
     /// Reads the version out of `tag`, or None when it has no digits or a
     /// number too large for u64.
     pub fn parse_from_tag(tag: &str) -> Option<Version> {
-        let start = tag.find(|c: char| c.is_ascii_digit())?;
-        let mut rest = &tag[start..];
+        let mut rest = &tag[version_start(tag)?..];
         let mut numbers = Vec::new();
+        // Dots separate the numbers; so do dashes when the first separator was one (2024-05-01).
+        let mut separator = None;
         loop {
             let (digits, after) = split_run(rest, |c| c.is_ascii_digit());
             numbers.push(digits.parse().ok()?);
             rest = after;
-            match rest.strip_prefix('.') {
-                Some(next) if next.starts_with(|c: char| c.is_ascii_digit()) => rest = next,
+            let next = after.chars().next().filter(|c| *c == '.' || (*c == '-' && separator != Some('.')));
+            match next {
+                Some(sep) if after[1..].starts_with(|c: char| c.is_ascii_digit()) => {
+                    separator.get_or_insert(sep);
+                    if separator != Some(sep) {
+                        break;
+                    }
+                    rest = &after[1..];
+                }
                 _ => break,
             }
         }
-        let mut pre = Vec::new();
-        if let Some(mut rest) = rest.strip_prefix('-') {
-            loop {
-                let (ident, after) = split_run(rest, |c| c.is_ascii_alphanumeric() || c == '-');
-                if ident.is_empty() {
-                    break;
-                }
-                pre.push(if ident.bytes().all(|b| b.is_ascii_digit()) {
-                    Ident::Numeric(ident.parse().ok()?)
-                } else {
-                    Ident::Alpha(ident.to_string())
-                });
-                match after.strip_prefix('.') {
-                    Some(next) => rest = next,
-                    None => break,
-                }
-            }
-        }
-        Some(Version { numbers, pre })
+        let (pre, after) = match rest.strip_prefix('-') {
+            Some(semver) => semver_pre(semver)?,
+            None => pep440_pre(rest)?,
+        };
+        let post = pep440_post(after)?;
+        Some(Version { numbers, pre, post })
     }
 
-    /// True for versions like `1.2.3-rc.1`.
+    /// True for versions like `1.2.3-rc.1` and `2.1.0rc1`.
     pub fn is_prerelease(&self) -> bool {
         !self.pre.is_empty()
     }
+}
+
+/// Where the version in `tag` starts: the first digit that begins a word,
+/// else the first digit.
+fn version_start(tag: &str) -> Option<usize> {
+    let bytes = tag.as_bytes();
+    let boundary = |i: usize| i == 0 || matches!(bytes[i - 1], b'-' | b'_' | b'/' | b'@' | b' ');
+    let word_start = (0..bytes.len()).find(|&i| {
+        bytes[i].is_ascii_digit() && (boundary(i) || (matches!(bytes[i - 1], b'v' | b'V') && boundary(i - 1)))
+    });
+    word_start.or_else(|| tag.find(|c: char| c.is_ascii_digit()))
+}
+
+/// An identifier, split where letters turn to digits (`rc10` is `rc`, 10:
+/// `rc9` < `rc10`, and `rc1` equals `rc.1`).
+fn idents(ident: &str) -> Option<Vec<Ident>> {
+    if ident.bytes().all(|b| b.is_ascii_digit()) {
+        return Some(vec![Ident::Numeric(ident.parse().ok()?)]);
+    }
+    let (letters, digits) = split_run(ident, |c| !c.is_ascii_digit());
+    if !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()) && !letters.ends_with('-') {
+        return Some(vec![Ident::Alpha(letters.to_string()), Ident::Numeric(digits.parse().ok()?)]);
+    }
+    Some(vec![Ident::Alpha(ident.to_string())])
+}
+
+/// Semver's pre-release after its `-`, and what follows it.
+fn semver_pre(mut rest: &str) -> Option<(Vec<Ident>, &str)> {
+    let mut pre = Vec::new();
+    loop {
+        let (ident, after) = split_run(rest, |c| c.is_ascii_alphanumeric() || c == '-');
+        if ident.is_empty() {
+            return Some((pre, rest));
+        }
+        pre.extend(idents(ident)?);
+        match after.strip_prefix('.') {
+            Some(next) => rest = next,
+            None => return Some((pre, after)),
+        }
+    }
+}
+
+/// PEP 440's pre- or dev-release right after the numbers (`rc1`, `.rc1`,
+/// `_b2`, `.dev3`, `a`), as the semver identifiers it equals
+/// (`2.1.0rc1` = `2.1.0-rc.1`), and what follows it.
+/// https://peps.python.org/pep-0440/#pre-releases
+fn pep440_pre(rest: &str) -> Option<(Vec<Ident>, &str)> {
+    let unseparated = rest.trim_start_matches(['.', '_']);
+    let (word, after) = split_run(unseparated, |c| c.is_ascii_alphabetic());
+    let kind = match word.to_ascii_lowercase().as_str() {
+        "a" | "alpha" => Ident::Alpha("alpha".into()),
+        "b" | "beta" => Ident::Alpha("beta".into()),
+        "c" | "rc" | "pre" | "preview" => Ident::Alpha("rc".into()),
+        "dev" => Ident::Dev,
+        _ => return Some((Vec::new(), rest)),
+    };
+    let (digits, after) = split_run(after.trim_start_matches(['.', '_', '-']), |c| c.is_ascii_digit());
+    let mut pre = vec![kind];
+    if !digits.is_empty() {
+        pre.push(Ident::Numeric(digits.parse().ok()?));
+    }
+    Some((pre, after))
+}
+
+/// PEP 440's post-release (`.post1`, `-post2`, `post3`), if `rest` starts with one.
+fn pep440_post(rest: &str) -> Option<Option<u64>> {
+    let unseparated = rest.trim_start_matches(['.', '_', '-']);
+    let Some(after) = unseparated.strip_prefix("post").or_else(|| unseparated.strip_prefix("POST")) else {
+        return Some(None);
+    };
+    let (digits, _) = split_run(after.trim_start_matches(['.', '_', '-']), |c| c.is_ascii_digit());
+    Some(Some(if digits.is_empty() { 0 } else { digits.parse().ok()? }))
 }
 
 /// Splits `s` after its leading run of characters that satisfy `keep`.
@@ -160,6 +241,8 @@ impl Ord for Version {
                 // more identifiers win when the shared prefix is equal.
                 _ => self.pre.cmp(&other.pre),
             })
+            // No post-release sorts before any (None < Some).
+            .then_with(|| self.post.cmp(&other.post))
             .then_with(|| self.numbers.len().cmp(&other.numbers.len()))
     }
 }
@@ -203,117 +286,5 @@ impl TagRule<'_> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::{glob_match, TagRule, Version};
-
-    #[test]
-    fn glob_cases() {
-        // (pattern, texts that match, texts that don't)
-        let cases: [(&str, &[&str], &[&str]); 14] = [
-            ("rust-v*", &["rust-v0.130.0", "rust-v"], &["v0.130.0", "rust-"]),
-            ("v?.*", &["v1.2.3", "v1."], &["v10.2.3", "v.1"]),
-            ("v[0-9].*", &["v1.0"], &["vx.0"]),
-            ("[abc]x", &["ax", "bx"], &["dx", "x", "abx"]),
-            ("[!abc]x", &["dx", "-x"], &["ax", "x"]),
-            ("[]a]", &["]", "a"], &["b"]),
-            ("[!]]", &["a"], &["]"]),
-            ("[a-]", &["a", "-"], &["b"]),
-            ("a[b", &["a[b"], &["ab"]),
-            ("*", &["", "patchmoi/rust-v1"], &[]),
-            ("patchmoi/*", &["patchmoi/a/b", "patchmoi/"], &["patchmoi"]),
-            ("*a*b", &["xaxxbyb", "ab"], &["xaxxby", "ba"]),
-            ("", &[""], &["a"]),
-            ("?", &["é"], &["", "ab"]),
-        ];
-        for (pattern, yes, no) in cases {
-            for text in yes {
-                assert!(glob_match(pattern, text), "{pattern:?} should match {text:?}");
-            }
-            for text in no {
-                assert!(!glob_match(pattern, text), "{pattern:?} matched {text:?}");
-            }
-        }
-    }
-
-    fn v(tag: &str) -> Version {
-        Version::parse_from_tag(tag).unwrap_or_else(|| panic!("no version in {tag:?}"))
-    }
-
-    #[test]
-    fn parses_versions_from_tags() {
-        // (tag, the version it should equal, is it a pre-release)
-        let cases = [
-            ("rust-v0.130.0", Some("0.130.0"), false),
-            ("v1.2.3-rc.2", Some("1.2.3-rc.2"), true),
-            ("0.5.0-alpha.12", Some("0.5.0-alpha.12"), true),
-            ("release-2024.05", Some("2024.5"), false),
-            ("v1.2.3+build.7", Some("1.2.3"), false),
-            ("v1.2.3-rc.1+build", Some("1.2.3-rc.1"), true),
-            ("v1.2.", Some("1.2"), false),
-            ("v1.2.3-", Some("1.2.3"), false),
-            ("v1.2.3-rc.", Some("1.2.3-rc"), true),
-            ("nightly", None, false),
-            ("", None, false),
-            ("v99999999999999999999", None, false),
-        ];
-        for (tag, want, pre) in cases {
-            let got = Version::parse_from_tag(tag);
-            assert_eq!(got, want.map(v), "{tag:?}");
-            assert_eq!(got.is_some_and(|g| g.is_prerelease()), pre, "{tag:?}");
-        }
-    }
-
-    #[test]
-    fn orders_versions() {
-        let ascending: Vec<&str> = "0.9.0 0.10.0 0.130.0 1.0.0-alpha 1.0.0-alpha.1 \
-            1.0.0-alpha.beta 1.0.0-beta 1.0.0-beta.2 1.0.0-beta.11 1.0.0-rc.1 \
-            1.0.0 1.0.1 1.1 1.1.0 2"
-            .split_whitespace()
-            .collect();
-        for pair in ascending.windows(2) {
-            assert!(v(pair[0]) < v(pair[1]), "{} < {}", pair[0], pair[1]);
-            assert!(v(pair[1]) > v(pair[0]), "{} > {}", pair[1], pair[0]);
-        }
-        assert_eq!(v("v1.2.3").cmp(&v("rust-1.2.3")), std::cmp::Ordering::Equal);
-    }
-
-    #[test]
-    fn picks_newest_followed_tag() {
-        let tags: Vec<&str> = "rust-v0.9.0 rust-v0.130.0 rust-v0.10.0 rust-v0.131.0-alpha.2 \
-            rust-v0.131.0-alpha.10 rust-v0.129.0 rust-vnext v9.9.9 rust-v1.0.0-rc.1"
-            .split_whitespace()
-            .collect();
-        let none: Vec<String> = Vec::new();
-        let exact = vec!["rust-v0.130.0".to_string()];
-        let globs = vec!["rust-v0.13[0-9].0".to_string(), "*-rc.*".to_string()];
-        // (pattern, prereleases, skip, newest)
-        let cases: [(&str, bool, &[String], Option<&str>); 6] = [
-            ("rust-v*", false, &none, Some("rust-v0.130.0")),
-            ("rust-v*", true, &none, Some("rust-v1.0.0-rc.1")),
-            ("rust-v*", false, &exact, Some("rust-v0.129.0")),
-            ("rust-v*", true, &globs, Some("rust-v0.131.0-alpha.10")),
-            ("v*", false, &none, Some("v9.9.9")),
-            ("go-v*", true, &none, None),
-        ];
-        for (pattern, prereleases, skip, want) in cases {
-            let rule = TagRule { pattern, prereleases, skip };
-            let forward = rule.newest(tags.iter().copied());
-            let backward = rule.newest(tags.iter().rev().copied());
-            assert_eq!((forward, backward), (want, want), "{pattern} {prereleases}");
-        }
-    }
-
-    #[test]
-    fn follows_and_breaks_ties_by_tag() {
-        let skip = ["v2.0.0".to_string()];
-        let rule = TagRule { pattern: "*", prereleases: false, skip: &skip };
-        let cases = [("v1.0.0", true), ("v2.0.0", false), ("v1.0-rc", false), ("x", false)];
-        for (tag, want) in cases {
-            assert_eq!(rule.follows(tag), want, "{tag}");
-        }
-        let tied = ["a-1.0.0", "c-1.0.0", "b-1.0.0"];
-        assert_eq!(rule.newest(tied), Some("c-1.0.0"));
-        assert_eq!(rule.newest(tied.into_iter().rev()), Some("c-1.0.0"));
-        assert_eq!(rule.newest([]), None);
-    }
-}
+#[path = "tag_order_tests.rs"]
+mod tests;

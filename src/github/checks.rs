@@ -79,16 +79,34 @@ pub struct CheckReporter {
     inherited: std::collections::HashSet<(String, String)>,
     /// Set once GitHub refused a check run: statuses from then on.
     pub statuses_only: bool,
+    /// Where check runs (`details_url`) and statuses (`target_url`) link:
+    /// the workflow run.
+    link: Option<String>,
 }
 
 impl CheckReporter {
+    /// A reporter whose checks and statuses link to `url` (the workflow run).
+    pub fn linking(url: Option<String>) -> CheckReporter {
+        CheckReporter { link: url, ..CheckReporter::default() }
+    }
+
+    /// `body` with the link to the workflow run, under `field`.
+    fn with_link(&self, mut body: Value, field: &str) -> Value {
+        if let (Some(url), Some(fields)) = (&self.link, body.as_object_mut()) {
+            fields.insert(field.to_string(), json!(url));
+        }
+        body
+    }
+
     /// Marks the check `in_progress` on its commit (which must be on GitHub).
     pub fn start_check(&mut self, gh: &GitHub, spot: &CheckSpot) -> Result<()> {
         if self.statuses_only {
             return self.status(gh, spot, "pending", "running");
         }
-        let body =
-            json!({"name": spot.name, "head_sha": spot.sha, "external_id": spot.external_id, "status": "in_progress"});
+        let body = self.with_link(
+            json!({"name": spot.name, "head_sha": spot.sha, "external_id": spot.external_id, "status": "in_progress"}),
+            "details_url",
+        );
         match self.upsert(gh, spot, &body) {
             Err(err) if refused(&err) => self.fall_back(gh, spot, "pending", "running", err),
             other => other,
@@ -112,11 +130,14 @@ impl CheckReporter {
             if self.inherited.contains(&key(spot)) { &[] } else { &output.annotations };
         let mut chunks = annotations.chunks(ANNOTATIONS_PER_REQUEST);
         let first = chunks.next().unwrap_or_default();
-        let body = json!({
-            "name": spot.name, "head_sha": spot.sha, "external_id": spot.external_id,
-            "status": "completed", "conclusion": conclusion.check_run(),
-            "output": output_json(output, first),
-        });
+        let body = self.with_link(
+            json!({
+                "name": spot.name, "head_sha": spot.sha, "external_id": spot.external_id,
+                "status": "completed", "conclusion": conclusion.check_run(),
+                "output": output_json(output, first),
+            }),
+            "details_url",
+        );
         let id = match self.upsert(gh, spot, &body) {
             Err(err) if refused(&err) => {
                 return self.fall_back(gh, spot, conclusion.status_state(), &output.title, err)
@@ -192,7 +213,8 @@ impl CheckReporter {
     fn status(&self, gh: &GitHub, spot: &CheckSpot, state: &str, description: &str) -> Result<()> {
         // A status description holds at most 140 characters.
         let description: String = description.chars().take(140).collect();
-        let body = json!({"state": state, "context": spot.name, "description": description});
+        let body =
+            self.with_link(json!({"state": state, "context": spot.name, "description": description}), "target_url");
         gh.post(&format!("/statuses/{}", spot.sha), &body, &format!("set commit status `{}`", spot.name))?;
         Ok(())
     }
@@ -202,17 +224,18 @@ fn key(spot: &CheckSpot) -> (String, String) {
     (spot.name.clone(), spot.sha.clone())
 }
 
-/// A 403 that is not a rate limit (those were waited out): the token may
-/// not create check runs.
+/// A 403 that is not a rate limit: the token may not create check runs. A
+/// rate limit that outlasted our waits is an error, never a reason to
+/// switch to statuses for the rest of the run.
 fn refused(err: &anyhow::Error) -> bool {
-    api_error(err).is_some_and(|api| api.status == Some(403))
+    api_error(err).is_some_and(|api| api.status == Some(403) && !api.rate_limited)
 }
 
 /// Our check run on the commit: same name, same external id.
 fn find(gh: &GitHub, spot: &CheckSpot, what: &str) -> Result<Option<u64>> {
     let path = format!("/commits/{}/check-runs?check_name={}&filter=all&per_page=100", spot.sha, encode(&spot.name));
-    let found = gh.get(&path, &format!("look up {what}"))?;
-    Ok(found["check_runs"].as_array().into_iter().flatten().find_map(|run| {
+    let found = gh.get_all(&path, &format!("look up {what}"), check_runs)?;
+    Ok(found.iter().find_map(|run| {
         (run["name"] == spot.name.as_str() && run["external_id"] == spot.external_id.as_str())
             .then(|| run["id"].as_u64())
             .flatten()
@@ -224,9 +247,13 @@ impl GitHub {
     /// patch service reads to sync an attempt).
     pub fn check_runs_on(&self, branch: &str) -> Result<Vec<Value>> {
         let path = format!("/commits/{}/check-runs?per_page=100", encode(branch));
-        let found = self.get(&path, &format!("list the check runs on {branch}"))?;
-        Ok(found["check_runs"].as_array().cloned().unwrap_or_default())
+        self.get_all(&path, &format!("list the check runs on {branch}"), check_runs)
     }
+}
+
+/// The list in a page of check runs.
+fn check_runs(page: &Value) -> Option<&Vec<Value>> {
+    page["check_runs"].as_array()
 }
 
 fn output_json(output: &CheckOutput, annotations: &[CheckAnnotation]) -> Value {

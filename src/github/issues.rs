@@ -11,9 +11,6 @@ use serde_json::{json, Value};
 
 use super::{api_status, GitHub};
 
-/// How many pages of issues we look through for the marker.
-const PAGES: u32 = 5;
-
 /// What became of the tracking issue.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TrackingIssue {
@@ -44,23 +41,14 @@ impl GitHub {
     /// requests (newest first) would push an old tracking issue beyond the
     /// pages we read.
     fn find_issues(&self, marker: &str) -> Result<Vec<Value>> {
-        let mut found: Vec<Value> = Vec::new();
-        for page in 1..=PAGES {
-            let path = format!("/issues?state=all&labels={TRACKING_LABEL}&per_page=100&page={page}");
-            let issues = self.get(&path, "list issues")?;
-            let Some(list) = issues.as_array() else { break };
-            found.extend(
-                list.iter()
-                    .filter(|issue| {
-                        issue.get("pull_request").is_none()
-                            && issue["body"].as_str().is_some_and(|body| body.contains(marker))
-                    })
-                    .cloned(),
-            );
-            if list.len() < 100 {
-                break;
-            }
-        }
+        let path = format!("/issues?state=all&labels={TRACKING_LABEL}&per_page=100");
+        let mut found: Vec<Value> = self
+            .get_all(&path, "list issues", Value::as_array)?
+            .into_iter()
+            .filter(|issue| {
+                issue.get("pull_request").is_none() && issue["body"].as_str().is_some_and(|body| body.contains(marker))
+            })
+            .collect();
         // A page can shift while we read (an issue opened meanwhile), so an
         // issue may come twice.
         found.sort_by_key(|issue| (issue["state"] == "closed", issue["number"].as_u64().unwrap_or(u64::MAX)));

@@ -109,22 +109,21 @@ impl GitHub {
         newer: &PullRequest,
         is_older: impl Fn(&str) -> bool,
     ) -> Result<Vec<u64>> {
-        let open = self.get("/pulls?state=open&per_page=100", "list open pull requests")?;
+        let open = self.get_all("/pulls?state=open&per_page=100", "list open pull requests", Value::as_array)?;
         let mut closed = Vec::new();
-        for pr in open.as_array().into_iter().flatten() {
+        for pr in &open {
             let number = pr["number"].as_u64().unwrap_or_default();
             let Some((pr_flow, tag)) = pr["body"].as_str().and_then(parse_pr_marker) else { continue };
             if pr_flow != flow || number == newer.number || !is_older(tag) {
                 continue;
             }
             let marker = format!("<!-- patchmoi:superseded-by={} -->", newer.number);
-            let comments = self
-                .get(&format!("/issues/{number}/comments?per_page=100"), &format!("read the comments of #{number}"))?;
-            let commented = comments
-                .as_array()
-                .into_iter()
-                .flatten()
-                .any(|c| c["body"].as_str().is_some_and(|b| b.contains(&marker)));
+            let comments = self.get_all(
+                &format!("/issues/{number}/comments?per_page=100"),
+                &format!("read the comments of #{number}"),
+                Value::as_array,
+            )?;
+            let commented = comments.iter().any(|c| c["body"].as_str().is_some_and(|b| b.contains(&marker)));
             if !commented {
                 let text = format!("Superseded by #{} ({}), for a newer release.\n\n{marker}", newer.number, newer.url);
                 self.post(

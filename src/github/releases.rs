@@ -7,7 +7,10 @@ use http::{HeaderName, Method};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::{encode, Call, GitHub};
+use super::{encode, next_link, Call, GitHub};
+
+/// How many pages of releases (100 each) one poll reads at most.
+const RELEASE_PAGES: u32 = 10;
 
 /// A release as the REST API lists it (the fields we read).
 #[derive(Debug, Clone, Deserialize)]
@@ -35,28 +38,47 @@ pub enum Releases {
 }
 
 impl GitHub {
-    /// The newest releases, unless they are still what `etag` names.
+    /// The newest releases, unless they are still what `etag` names. When
+    /// they are not, pages on (`Link: rel="next"`, at most
+    /// [`RELEASE_PAGES`]) until a page holds a release whose tag `known`
+    /// says was seen before: more than a page of releases since the last
+    /// poll are all read. The ETag is the first page's.
     /// https://docs.github.com/rest/using-the-rest-api/best-practices-for-using-the-rest-api#use-conditional-requests-if-appropriate
-    pub fn releases(&self, etag: Option<&str>) -> Result<Releases> {
+    pub fn releases(&self, etag: Option<&str>, known: impl Fn(&str) -> bool) -> Result<Releases> {
         let headers: Vec<(HeaderName, String)> =
             etag.map(|etag| (http::header::IF_NONE_MATCH, etag.to_string())).into_iter().collect();
         let what = format!("list the releases of {}", self.repo);
         let call = Call {
             method: Method::GET,
-            path: "/releases?per_page=30",
+            path: "/releases?per_page=100",
             body: None,
             headers: &headers,
             what: &what,
             idempotent: true,
             answers: &[304],
         };
-        let reply = self.send_call(&call)?;
+        let mut reply = self.send_call(&call)?;
+        // Later pages go unconditionally, and only a 2xx answers them.
+        let next_page = Call { headers: &[], answers: &[], method: Method::GET, ..call };
         if reply.status == 304 {
             return Ok(Releases::NotModified);
         }
-        let releases = serde_json::from_str(&reply.text)
-            .with_context(|| format!("GitHub answered the releases of {} with unexpected JSON", self.repo))?;
         let etag = reply.headers.get(http::header::ETAG).and_then(|value| value.to_str().ok()).map(str::to_string);
+        let mut releases: Vec<Release> = Vec::new();
+        for page in 1.. {
+            let listed: Vec<Release> = serde_json::from_str(&reply.text)
+                .with_context(|| format!("GitHub answered the releases of {} with unexpected JSON", self.repo))?;
+            let reached_known = listed.iter().any(|release| known(&release.tag_name));
+            releases.extend(listed);
+            let link = reply.headers.get(http::header::LINK).and_then(|value| value.to_str().ok());
+            let next = link.and_then(next_link).and_then(|next| next.strip_prefix(self.base.as_str()));
+            match next {
+                Some(next) if !reached_known && page < RELEASE_PAGES && next.starts_with('/') => {
+                    reply = self.send_at(&next_page, next.to_string())?;
+                }
+                _ => break,
+            }
+        }
         Ok(Releases::Listed { releases, etag })
     }
 

@@ -1,7 +1,8 @@
 //! Plain HTTP(S) for everything but the GitHub API (feeds, the workspace
-//! backend), on the same hyper/rustls stack and runtime as octocrab: a
-//! blocking call with timeouts and a User-Agent, and every status as an
-//! answer rather than an error, so callers branch on it.
+//! backend), on the same hyper/rustls stack, connector and runtime as
+//! octocrab: a blocking call with timeouts and a User-Agent, and every
+//! status as an answer rather than an error, so callers branch on it.
+//! Both go through the process's proxies ([`super::proxy`]).
 
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
@@ -13,6 +14,7 @@ use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder};
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 
+use super::proxy::{proxy_authorization, ProxyConnector};
 use crate::core::redact::redact_url;
 use crate::core::runtime::block_on;
 
@@ -67,6 +69,9 @@ pub fn send(request: &Request<'_>) -> Result<Response> {
     for (name, value) in &request.headers {
         builder = builder.header(*name, value.as_str());
     }
+    if let Some(auth) = request.url.parse().ok().and_then(|url| proxy_authorization(&url)) {
+        builder = builder.header(http::header::PROXY_AUTHORIZATION, auth);
+    }
     let body = Full::new(Bytes::from(request.body.unwrap_or_default().to_string()));
     let built = builder.body(body).with_context(|| format!("{} is not a valid request", what()))?;
     let answer = block_on(async {
@@ -91,33 +96,36 @@ pub fn send(request: &Request<'_>) -> Result<Response> {
 /// How long a request may take, connecting included.
 const TIMEOUT: Duration = Duration::from_secs(60);
 
-type Client = hyper_util::client::legacy::Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
+type Client = hyper_util::client::legacy::Client<HttpsConnector<ProxyConnector>, Full<Bytes>>;
 
-/// The process's one client for plain HTTP(S): the same hyper, hyper-rustls
-/// and ring stack octocrab uses for GitHub, with the same certificate
-/// policy (the OS store, or `SSL_CERT_FILE`/`SSL_CERT_DIR` when set).
+/// The process's one client for plain HTTP(S).
 fn client() -> &'static Client {
     static CLIENT: OnceLock<Client> = OnceLock::new();
-    CLIENT.get_or_init(|| {
-        let mut http = HttpConnector::new();
-        http.enforce_http(false);
-        http.set_connect_timeout(Some(Duration::from_secs(10)));
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let https = match HttpsConnectorBuilder::new().with_provider_and_native_roots(provider) {
-            Ok(builder) => builder.https_or_http().enable_http1().wrap_connector(http),
-            Err(err) => {
-                tracing::warn!("no usable certificate store ({err}); HTTPS requests will fail");
-                let empty =
-                    rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-                        .with_safe_default_protocol_versions()
-                        .expect("ring supports the default protocol versions")
-                        .with_root_certificates(rustls::RootCertStore::empty())
-                        .with_no_client_auth();
-                HttpsConnectorBuilder::new().with_tls_config(empty).https_or_http().enable_http1().wrap_connector(http)
-            }
-        };
-        hyper_util::client::legacy::Client::builder(TokioExecutor::new()).build(https)
-    })
+    CLIENT.get_or_init(|| hyper_util::client::legacy::Client::builder(TokioExecutor::new()).build(connector()))
+}
+
+/// The connector under every client: TCP (10 s to connect) through the
+/// process's proxies, then TLS with the same hyper-rustls and ring stack
+/// octocrab has, and the same certificate policy (the OS store, or
+/// `SSL_CERT_FILE`/`SSL_CERT_DIR` when set).
+pub(crate) fn connector() -> HttpsConnector<ProxyConnector> {
+    let mut http = HttpConnector::new();
+    http.enforce_http(false);
+    http.set_connect_timeout(Some(Duration::from_secs(10)));
+    let tcp = ProxyConnector::new(http);
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    match HttpsConnectorBuilder::new().with_provider_and_native_roots(provider) {
+        Ok(builder) => builder.https_or_http().enable_http1().wrap_connector(tcp),
+        Err(err) => {
+            tracing::warn!("no usable certificate store ({err}); HTTPS requests will fail");
+            let empty = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+                .with_safe_default_protocol_versions()
+                .expect("ring supports the default protocol versions")
+                .with_root_certificates(rustls::RootCertStore::empty())
+                .with_no_client_auth();
+            HttpsConnectorBuilder::new().with_tls_config(empty).https_or_http().enable_http1().wrap_connector(tcp)
+        }
+    }
 }
 
 /// An error and its causes on one line: hyper's own message alone says

@@ -7,6 +7,7 @@
 use crate::common;
 use crate::fake_github;
 mod faults;
+mod github_api;
 mod injection;
 mod memory;
 mod more;

@@ -220,6 +220,15 @@ fn demo_runs_both_releases_and_shows_the_report() {
 }
 
 #[test]
+fn demo_takes_a_relative_dir() {
+    let tmp = tempfile::tempdir().unwrap();
+    let run = patchmoi(tmp.path(), &["demo", "--dir", "./relative/demo"], &[]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(run.stdout.contains("needs_intervention"), "{}", run.stdout);
+    assert!(tmp.path().join("relative/demo/fork/.git").exists());
+}
+
+#[test]
 fn an_old_git_is_named_with_its_version() {
     let fx = released_fixture();
     let fake = fx.tmp.path().join("old-git");

@@ -307,3 +307,85 @@ fn a_renamed_upstream_is_followed_to_its_new_place_within_the_api() {
     assert!(run.stdout.contains("301") || run.stderr.contains("301"), "{}\n{}", run.stdout, run.stderr);
     assert!(elsewhere.seen().is_empty(), "the token must not leave the API");
 }
+
+#[test]
+fn more_than_a_page_of_new_releases_are_all_read_and_emitted() {
+    let github = FakeServer::start();
+    let tmp = tempfile::tempdir().unwrap();
+    let sources = write_sources(
+        tmp.path(),
+        json!([{"id": "codex", "provider": "github", "event": "release", "repo": repo("openai/codex"),
+                "target": {"mode": "notify_only"}}]),
+    );
+    let env = [("GITHUB_API_URL", github.url.as_str())];
+    let releases = "/repos/openai/codex/releases";
+    github.route("GET", releases, Canned::json(200, json!([release("rust-v0.1.0", false, false)])).with_etag("\"e1\""));
+    assert_eq!(watch_once(tmp.path(), &sources, &env).code, 0, "primed at rust-v0.1.0");
+
+    // 150 releases since: page 1 holds the newest 100, page 2 (GitHub's
+    // `Link` goes to /repositories/<id>/...) the rest and the one seen before.
+    let tags: Vec<String> = (1..=150).rev().map(|n| format!("rust-v0.{}.0", n + 1)).collect();
+    let page = |tags: &[String]| json!(tags.iter().map(|tag| release(tag, false, false)).collect::<Vec<_>>());
+    let second = format!("{}/repositories/42/releases?per_page=100&page=2", github.url);
+    github.route("GET", releases, Canned::json(200, page(&tags[..100])).with_etag("\"e2\"").with_next(&second));
+    let mut rest = page(&tags[100..]);
+    rest.as_array_mut().unwrap().push(release("rust-v0.1.0", false, false));
+    let third = format!("{}/repositories/42/releases?per_page=100&page=3", github.url);
+    github.route("GET", "/repositories/42/releases", Canned::json(200, rest).with_next(&third));
+
+    let run = watch_once(tmp.path(), &sources, &env);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(run.json()["sources"][0]["newEvents"].as_array().unwrap().len(), 150, "{}", run.stdout);
+    let pages: Vec<String> = github.seen_at("GET", "/repositories/42/releases").into_iter().map(|s| s.path).collect();
+    assert_eq!(pages, ["/repositories/42/releases?per_page=100&page=2"], "stops at the page with a known release");
+}
+
+#[test]
+fn a_gitlab_releases_atom_feed_emits_its_releases_by_tag() {
+    let feeds = FakeServer::start();
+    feeds.route(
+        "GET",
+        "/gitlab-org/gitlab-runner/-/releases.atom",
+        Canned::xml(include_str!("../fixtures/feeds/gitlab-releases.atom")),
+    );
+    let tmp = tempfile::tempdir().unwrap();
+    let sources = write_sources(
+        tmp.path(),
+        json!([{"id": "runner", "provider": "gitlab", "event": "release", "repo": repo("gitlab-org/gitlab-runner"),
+                "url": format!("{}/gitlab-org/gitlab-runner/-/releases.atom", feeds.url), "primeOnly": false,
+                "target": {"mode": "notify_only"}}]),
+    );
+    let run = watch_once(tmp.path(), &sources, &[]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(run.json()["sources"][0]["empty"], false);
+    assert_eq!(
+        events(tmp.path()),
+        [
+            "patch:upstream.release:gitlab-org/gitlab-runner:v18.0.0",
+            "patch:upstream.release:gitlab-org/gitlab-runner:release/v17.11.1",
+            "patch:upstream.release:gitlab-org/gitlab-runner:v17.11.0",
+        ],
+        "tags from GitLab's /-/releases/<tag> links (percent-decoded), not from titles"
+    );
+}
+
+#[test]
+fn a_feed_without_entries_is_reported_empty_not_fine() {
+    let feeds = FakeServer::start();
+    let empty =
+        r#"<?xml version="1.0" encoding="UTF-8"?><feed xmlns="http://www.w3.org/2005/Atom"><title>t</title></feed>"#;
+    feeds.route("GET", "/empty.atom", Canned::xml(empty));
+    let tmp = tempfile::tempdir().unwrap();
+    let sources = write_sources(
+        tmp.path(),
+        json!([{"id": "nothing", "provider": "gitlab", "event": "release", "repo": repo("a/b"),
+                "url": format!("{}/empty.atom", feeds.url), "primeOnly": false, "target": {"mode": "notify_only"}}]),
+    );
+    let run = watch_once(tmp.path(), &sources, &[]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let out = run.json();
+    assert_eq!((out["sources"][0]["empty"].clone(), out["empty"].clone()), (json!(true), json!(1)), "{out}");
+    assert!(run.stderr.contains("the feed lists no releases"), "{}", run.stderr);
+    let text = patchmoi(tmp.path(), &["watch", "--once", "--sources", &sources, "--data-dir", "state"], &[]);
+    assert!(text.stdout.contains("nothing: empty: the feed lists no releases"), "{}", text.stdout);
+}

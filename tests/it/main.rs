@@ -21,6 +21,7 @@ mod layers;
 mod local_dispatch;
 mod maintainer;
 mod packs;
+mod proxy;
 mod rebase;
 mod resolve;
 mod secrets;

@@ -35,6 +35,8 @@ pub struct WatchSettings {
 pub struct PollSummary {
     pub sources: Vec<PollReport>,
     pub failed: usize,
+    /// Sources that answered with no releases at all.
+    pub empty: usize,
 }
 
 fn poll_logged(store: &mut Store, watched: &WatchedSource, settings: &WatchSettings) -> PollReport {
@@ -61,7 +63,8 @@ pub fn poll_all_once(settings: &WatchSettings) -> Result<PollSummary> {
     let reports: Vec<PollReport> =
         settings.sources.iter().map(|watched| poll_logged(&mut store, watched, settings)).collect();
     let failed = reports.iter().filter(|report| report.error.is_some()).count();
-    Ok(PollSummary { sources: reports, failed })
+    let empty = reports.iter().filter(|report| report.empty).count();
+    Ok(PollSummary { sources: reports, failed, empty })
 }
 
 /// Polls each source on its own thread and interval, forever. A poll of a

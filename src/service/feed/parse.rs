@@ -1,7 +1,7 @@
 //! Feed entries from Atom, RSS and GitHub's releases JSON. The release tag
-//! comes from the `/releases/tag/<tag>` link (or GitHub's `tag_name`),
-//! never from the title: openai/codex titles its tag `rust-v0.131.0` as
-//! `0.131.0`.
+//! comes from the link, GitHub's `/releases/tag/<tag>` or GitLab's
+//! `/-/releases/<tag>` (or GitHub's `tag_name`), never from the title:
+//! openai/codex titles its tag `rust-v0.131.0` as `0.131.0`.
 
 use percent_encoding::percent_decode_str;
 
@@ -74,9 +74,11 @@ fn rss_entry(node: &roxmltree::Node<'_, '_>) -> Entry {
     }
 }
 
-/// `.../releases/tag/<tag>` → `<tag>`, percent-decoded.
+/// `.../releases/tag/<tag>` (GitHub, Gitea, Forgejo) or
+/// `.../-/releases/<tag>` (GitLab's `releases.atom`) → `<tag>`,
+/// percent-decoded (GitLab writes a `/` in a tag as `%2F`).
 pub fn tag_from_url(url: &str) -> Option<String> {
-    let (_, rest) = url.split_once("/releases/tag/")?;
+    let (_, rest) = url.split_once("/releases/tag/").or_else(|| url.split_once("/-/releases/"))?;
     let raw = rest.split(['?', '#']).next()?.trim_end_matches('/');
     let tag = percent_decode_str(raw).decode_utf8().ok()?.to_string();
     (!tag.is_empty()).then_some(tag)

@@ -30,6 +30,9 @@ pub struct PollReport {
     pub unchanged: bool,
     /// First poll of a prime-only source: recorded where the feed stands.
     pub primed: bool,
+    /// The feed answered, but listed no releases (a wrong URL, a feed of
+    /// something else, or a project with none yet).
+    pub empty: bool,
     pub new_events: Vec<String>,
     /// Entries whose event was already stored (another path saw it).
     pub duplicates: Vec<String>,
@@ -65,10 +68,13 @@ enum Fetched {
     Entries { entries: Vec<Entry>, etag: Option<String> },
 }
 
-fn fetch(source: &FeedSource, etag: Option<&str>, api: &Endpoint) -> Result<Fetched> {
+fn fetch(source: &FeedSource, cursor: Option<&Cursor>, api: &Endpoint) -> Result<Fetched> {
+    let etag = cursor.and_then(|c| c.etag.as_deref());
     if source.provider == "github" {
         let github = api.connect(&source.repo.full_name)?;
-        return Ok(match github.releases(etag)? {
+        // Pages on until a release seen before; a first poll reads one page.
+        let known = |tag: &str| cursor.is_none_or(|cursor| cursor.seen.iter().any(|id| id == tag));
+        return Ok(match github.releases(etag, known)? {
             Releases::NotModified => Fetched::NotModified,
             Releases::Listed { releases, etag } => {
                 Fetched::Entries { entries: release_entries(&releases, source.prereleases), etag }
@@ -98,14 +104,17 @@ pub fn poll_source(store: &mut Store, watched: &WatchedSource, api: &Endpoint) -
     let source = &watched.source;
     let mut report = PollReport { source_id: source.id.clone(), ..PollReport::default() };
     let cursor = store.cursor(&source.id)?;
-    let etag = cursor.as_ref().and_then(|c| c.etag.clone());
-    let (entries, etag) = match fetch(source, etag.as_deref(), api)? {
+    let (entries, etag) = match fetch(source, cursor.as_ref(), api)? {
         Fetched::NotModified => {
             report.unchanged = true;
             return Ok(report);
         }
         Fetched::Entries { entries, etag } => (entries, etag),
     };
+    if entries.is_empty() {
+        tracing::warn!(source = %source.id, "the feed lists no releases; is its URL right?");
+        report.empty = true;
+    }
     report.primed = cursor.is_none() && source.prime_only;
     let (fresh, seen) = plan(&entries, cursor.as_ref(), source.prime_only);
     for entry in &fresh {

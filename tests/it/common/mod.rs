@@ -211,6 +211,11 @@ impl Run {
 pub fn patchmoi(cwd: &Path, args: &[&str], env: &[(&str, &str)]) -> Run {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_patchmoi"));
     cmd.current_dir(cwd).args(args).env_remove("CODEX_FLOWS_MODE").env_remove("CODEX_FLOWS_ENABLE_CODE_MODE");
+    for proxy in
+        ["HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY", "http_proxy", "https_proxy", "all_proxy", "no_proxy"]
+    {
+        cmd.env_remove(proxy);
+    }
     cmd.env("RUST_LOG", "patchmoi=debug");
     for (key, value) in env {
         cmd.env(key, value);

@@ -47,6 +47,8 @@ pub struct State {
     pub issues: Vec<Value>,
     pub comments: Vec<Value>,
     pub requests: Vec<String>,
+    /// When each of `requests` came.
+    pub stamps: Vec<std::time::Instant>,
     pub violations: Vec<String>,
     pub faults: VecDeque<Fault>,
     pub issues_disabled: bool,
@@ -104,6 +106,38 @@ pub(crate) fn reply(status: u16, body: Value) -> Response {
     (StatusCode::from_u16(status).unwrap(), axum::Json(body)).into_response()
 }
 
+/// One page of a listing, as GitHub serves it: `per_page` (default 30, at
+/// most 100) items of page `page`, and a `Link` header with `rel="next"`
+/// (the same query, the next page) while more remain.
+pub(crate) type Page = (Vec<Value>, Option<String>);
+
+fn paged(list: Vec<Value>, query: &[(String, String)], here: &str) -> Page {
+    let get = |name: &str| query.iter().find(|(k, _)| k == name).and_then(|(_, v)| v.parse::<usize>().ok());
+    let per_page = get("per_page").unwrap_or(30).clamp(1, 100);
+    let page = get("page").unwrap_or(1).max(1);
+    let more = list.len() > page * per_page;
+    let items = list.into_iter().skip((page - 1) * per_page).take(per_page).collect();
+    let link = more.then(|| {
+        let mut pairs: Vec<String> = query
+            .iter()
+            .filter(|(k, _)| k != "page")
+            .map(|(k, v)| format!("{k}={}", v.replace('%', "%25").replace('&', "%26").replace(' ', "%20")))
+            .collect();
+        pairs.push(format!("page={}", page + 1));
+        format!("<{here}?{}>; rel=\"next\"", pairs.join("&"))
+    });
+    (items, link)
+}
+
+/// A page as a response, with its `Link` header.
+pub(crate) fn reply_page(body: Value, link: Option<String>) -> Response {
+    let mut response = reply(200, body);
+    if let Some(link) = link {
+        response.headers_mut().insert("link", link.parse().unwrap());
+    }
+    response
+}
+
 fn handle(ctx: &Ctx, method: Method, uri: Uri, headers: HeaderMap, body: Bytes) -> Response {
     let method_name = method.as_str().to_ascii_lowercase();
     // GitHub Enterprise serves the API under /api/v3: accept both.
@@ -118,6 +152,7 @@ fn handle(ctx: &Ctx, method: Method, uri: Uri, headers: HeaderMap, body: Bytes) 
     let mut state = ctx.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
     state.seen.push_str(&format!("{} {}\n{}\n", method, uri, String::from_utf8_lossy(&body)));
     state.requests.push(format!("{} {}", method, uri.path()));
+    state.stamps.push(std::time::Instant::now());
     let violation = |state: &mut State, text: String| {
         state.violations.push(text.clone());
         reply(400, json!({"message": text}))
@@ -160,7 +195,10 @@ fn handle(ctx: &Ctx, method: Method, uri: Uri, headers: HeaderMap, body: Bytes) 
     let param = |name: &str| params.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone()).unwrap_or_default();
     let q = |name: &str| query.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
     let repo = format!("{}/{}", param("owner"), param("repo"));
-    let answer = routes::route(&mut state, ctx, &method_name, &template, &param, &q, &repo, json_body);
+    let host = headers.get("host").and_then(|v| v.to_str().ok()).unwrap_or("127.0.0.1");
+    let here = format!("http://{host}{}", uri.path());
+    let page = |list: Vec<Value>| paged(list, &query, &here);
+    let answer = routes::route(&mut state, ctx, &method_name, &template, &param, &q, &page, &repo, json_body);
     match fault {
         Some(fault) => misbehave(state, &fault),
         None => answer,

@@ -4,7 +4,7 @@
 use axum::response::Response;
 use serde_json::{json, Value};
 
-use super::{branch, delete_branch, has_commit, reply, Ctx, State};
+use super::{branch, delete_branch, has_commit, reply, reply_page, Ctx, Page, State};
 
 #[allow(clippy::too_many_arguments)]
 pub fn route(
@@ -14,6 +14,7 @@ pub fn route(
     template: &str,
     param: &dyn Fn(&str) -> String,
     q: &dyn Fn(&str) -> Option<String>,
+    page: &dyn Fn(Vec<Value>) -> Page,
     repo: &str,
     body: Value,
 ) -> Response {
@@ -30,7 +31,9 @@ pub fn route(
                 })
                 .cloned()
                 .collect();
-            reply(200, json!({"total_count": runs.len(), "check_runs": runs}))
+            let total = runs.len();
+            let (runs, link) = page(runs);
+            reply_page(json!({"total_count": total, "check_runs": runs}), link)
         }
         ("post", "/repos/{owner}/{repo}/check-runs") => {
             let sha = body["head_sha"].as_str().unwrap_or_default();
@@ -78,7 +81,8 @@ pub fn route(
                 })
                 .cloned()
                 .collect();
-            reply(200, json!(pulls))
+            let (pulls, link) = page(pulls);
+            reply_page(json!(pulls), link)
         }
         ("post", "/repos/{owner}/{repo}/pulls") => {
             let head = body["head"].as_str().unwrap_or_default();
@@ -124,9 +128,8 @@ pub fn route(
             all.extend(state.pulls.iter().map(
                 |pr| json!({"number": pr["number"], "body": pr["body"], "state": pr["state"], "pull_request": {}}),
             ));
-            let page: usize = q("page").and_then(|p| p.parse().ok()).unwrap_or(1);
-            let chunk: Vec<Value> = all.into_iter().skip((page - 1) * 100).take(100).collect();
-            reply(200, json!(chunk))
+            let (chunk, link) = page(all);
+            reply_page(json!(chunk), link)
         }
         ("post", "/repos/{owner}/{repo}/issues") => {
             if let Some(mut other) = state.issue_opened_meanwhile.take() {
@@ -163,7 +166,8 @@ pub fn route(
         ("get", "/repos/{owner}/{repo}/issues/{issue_number}/comments") => {
             let number: u64 = param("issue_number").parse().unwrap_or_default();
             let comments: Vec<Value> = state.comments.iter().filter(|c| c["issue"] == number).cloned().collect();
-            reply(200, json!(comments))
+            let (comments, link) = page(comments);
+            reply_page(json!(comments), link)
         }
         ("post", "/repos/{owner}/{repo}/issues/{issue_number}/comments") => {
             let number: u64 = param("issue_number").parse().unwrap_or_default();

@@ -35,11 +35,20 @@ pub struct Canned {
     pub content_type: &'static str,
     /// A `location` header (for redirects).
     pub location: Option<String>,
+    /// A `link` header (for the pages of a listing).
+    pub link: Option<String>,
 }
 
 impl Canned {
     pub fn json(status: u16, body: serde_json::Value) -> Canned {
-        Canned { status, body: body.to_string(), etag: None, content_type: "application/json", location: None }
+        Canned {
+            status,
+            body: body.to_string(),
+            etag: None,
+            content_type: "application/json",
+            location: None,
+            link: None,
+        }
     }
 
     /// A redirect to `location`.
@@ -52,8 +61,19 @@ impl Canned {
         self
     }
 
+    /// With `link: <next>; rel="next"`, as a page of a GitHub listing.
+    pub fn with_next(mut self, next: &str) -> Canned {
+        self.link = Some(format!("<{next}>; rel=\"next\""));
+        self
+    }
+
     pub fn xml(body: &str) -> Canned {
-        Canned { status: 200, body: body.to_string(), etag: None, content_type: "application/atom+xml", location: None }
+        Canned { content_type: "application/atom+xml", ..Canned::json(200, serde_json::Value::Null) }.with_body(body)
+    }
+
+    fn with_body(mut self, body: &str) -> Canned {
+        self.body = body.to_string();
+        self
     }
 }
 
@@ -147,6 +167,7 @@ async fn handle(
                 etag: Some(etag.clone()),
                 content_type: "text/plain",
                 location: None,
+                link: None,
             };
         }
     }
@@ -156,6 +177,9 @@ async fn handle(
             .into_response();
     if let Some(etag) = answer.etag {
         response.headers_mut().insert("etag", etag.parse().unwrap());
+    }
+    if let Some(link) = answer.link {
+        response.headers_mut().insert("link", link.parse().unwrap());
     }
     if let Some(location) = answer.location {
         response.headers_mut().insert("location", location.parse().unwrap());
@@ -195,6 +219,14 @@ pub fn service_command(cwd: &std::path::Path, args: &[&str], env: &[(&str, &str)
         "GITHUB_ACTIONS",
         "HOST",
         "PORT",
+        "HTTP_PROXY",
+        "HTTPS_PROXY",
+        "ALL_PROXY",
+        "NO_PROXY",
+        "http_proxy",
+        "https_proxy",
+        "all_proxy",
+        "no_proxy",
     ] {
         cmd.env_remove(name);
     }
