@@ -13,6 +13,7 @@ use crate::core::env::Env;
 use crate::core::error::usage;
 use crate::core::redact;
 use crate::core::refname;
+use crate::flow::event::check_repo;
 use crate::git;
 use crate::git::Git;
 
@@ -30,6 +31,13 @@ pub struct SetupForkArgs {
     /// Write a starter flow and workflow for this fork.
     #[arg(long)]
     pub apply: bool,
+    /// The upstream repository, `owner/name`, the written flow follows
+    /// (default: read from a GitHub `--upstream-url`).
+    #[arg(long)]
+    pub upstream_repo: Option<String>,
+    /// Which upstream tags the written flow follows (a glob).
+    #[arg(long, default_value = "*")]
+    pub tags: String,
     /// Print one JSON document on stdout.
     #[arg(long)]
     pub json: bool,
@@ -81,11 +89,16 @@ pub fn cmd_setup_fork(args: SetupForkArgs, _env: &Env) -> Result<Exit> {
     }
     let mut written = Vec::new();
     if args.apply {
+        if let Some(repo) = &args.upstream_repo {
+            check_repo(repo).map_err(|why| usage(format!("--upstream-repo: {why}")))?;
+        }
+        let repo = args.upstream_repo.clone().or_else(|| github_repo(&args.upstream_url));
         let name = flow_name(&args.branch);
         let flow = Path::new(".codex/flows").join(&name).join("flow.yml");
-        write_new(&path, &flow, &starter_flow(&name, &args.upstream_url, &args.branch), &mut written)?;
+        let text = starter_flow(&name, &args.upstream_url, &args.branch, repo.as_deref(), &args.tags);
+        write_new(&path, &flow, &text, &mut written)?;
         let workflow = Path::new(".github/workflows/patchmoi.yml");
-        write_new(&path, workflow, STARTER_WORKFLOW, &mut written)?;
+        write_new(&path, workflow, &starter_workflow(repo.as_deref()), &mut written)?;
     }
     let report = SetupReport {
         path: path.clone(),
@@ -132,16 +145,39 @@ fn write_new(root: &Path, relative: &Path, text: &str, written: &mut Vec<PathBuf
     Ok(())
 }
 
-fn starter_flow(name: &str, upstream: &str, branch: &str) -> String {
+/// `owner/name` of a GitHub URL (`https://github.com/o/r(.git)`,
+/// `git@github.com:o/r.git`), for the flow's `on.payload.repo`.
+fn github_repo(url: &str) -> Option<String> {
+    let rest = url
+        .strip_prefix("https://github.com/")
+        .or_else(|| url.strip_prefix("git@github.com:"))
+        .or_else(|| url.strip_prefix("ssh://git@github.com/"))?;
+    let repo = rest.trim_end_matches('/').trim_end_matches(".git");
+    check_repo(repo).is_ok().then(|| repo.to_string())
+}
+
+/// The flow `--apply` writes: it follows `repo`'s releases whose tag
+/// matches `tags` (any repository's when `repo` is not known).
+fn starter_flow(name: &str, upstream: &str, branch: &str, repo: Option<&str>, tags: &str) -> String {
+    let repo = repo.map(|repo| format!("    repo: {repo}\n")).unwrap_or_default();
     format!(
         "name: {name}\ndescription: Rebase {branch} onto each upstream release\non:\n  type: upstream.release\n\
+         \x20 payload:\n{repo}    tag: \"{tags}\"\n\
          stack:\n  upstream: {upstream}\n  branch: {branch}\n  candidate: \"patchmoi/{{tag}}\"\n\
          steps:\n  - name: rebase-patch-stack\n    uses: rebase\n"
     )
 }
 
-const STARTER_WORKFLOW: &str = "name: patchmoi\non:\n  repository_dispatch:\n    types: [upstream.release]\n  \
-workflow_dispatch:\n    inputs:\n      tag:\n        description: Upstream release tag\n        required: true\n\
-permissions:\n  contents: write\n  checks: write\n  pull-requests: write\njobs:\n  maintain:\n    \
-runs-on: ubuntu-latest\n    steps:\n      - uses: actions/checkout@v4\n        with:\n          fetch-depth: 0\n      \
-- uses: peezy-tech/patchmoi@v1\n";
+/// The workflow `--apply` writes: the example caller of patchmoi's reusable
+/// workflow (one text, linted in CI as written), for this upstream.
+fn starter_workflow(repo: Option<&str>) -> String {
+    const EXAMPLE: &str = include_str!("../../examples/workflows/maintain-fork.yml");
+    let example = EXAMPLE.replace(
+        "      cache-path: codex-rs/target # the checks' build directory, kept across releases\n      cache-key-files: codex-rs/Cargo.lock\n",
+        "",
+    );
+    match repo {
+        Some(repo) => example.replace("repo: openai/codex", &format!("repo: {repo}")),
+        None => example.replace("      repo: openai/codex\n", ""),
+    }
+}

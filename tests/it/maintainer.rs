@@ -313,3 +313,41 @@ fn the_next_run_removes_what_killed_runs_left_but_keeps_a_resolution() {
     assert!(!tmp_pack.exists(), "the interrupted fetch's pack is gone");
     assert!(session.exists(), "a resolution in progress is kept");
 }
+
+#[test]
+fn setup_fork_writes_a_flow_for_the_upstream_and_a_workflow_that_lints_clean() {
+    let fx = Fixture::released();
+    let url = "https://github.com/openai/codex.git";
+    // Offline: git reads the GitHub URL as the local upstream.
+    let key = format!("url.{}.insteadOf", fx.upstream.path_str());
+    let env = [("GIT_CONFIG_COUNT", "1"), ("GIT_CONFIG_KEY_0", key.as_str()), ("GIT_CONFIG_VALUE_0", url)];
+    let apply = here(
+        &fx.fork.dir,
+        &["setup", "fork", "--upstream-url", url, "--branch", "patches", "--tags", "v1.*", "--apply", "--json"],
+        &env,
+    );
+    assert_eq!(apply.code, 0, "{}\n{}", apply.stdout, apply.stderr);
+    let flow = fx.fork.read(".codex/flows/patches/flow.yml");
+    assert!(flow.contains("repo: openai/codex") && flow.contains("tag: \"v1.*\""), "{flow}");
+    let workflow = fx.fork.read(".github/workflows/patchmoi.yml");
+    assert!(workflow.contains("repo: openai/codex") && workflow.contains("issues: write"), "{workflow}");
+    assert!(workflow.contains("peezy-tech/patchmoi/.github/workflows/maintain.yml@"), "{workflow}");
+    let dry = fx.patchmoi(&["run", "codex-release", "--tag", "v1.1.0", "--dry-run"], &[]);
+    assert!(dry.stdout.contains("patches/rebase-patch-stack"), "the flow follows openai/codex: {}", dry.stdout);
+    // The generated workflow passes the Action's own lint where zizmor is
+    // installed (.ci/run installs it).
+    let zizmor = std::process::Command::new("zizmor")
+        .args(["--offline", "--no-progress"])
+        .arg(fx.fork.dir.join(".github/workflows/patchmoi.yml"))
+        .output();
+    match zizmor {
+        Ok(out) => assert!(
+            out.status.success(),
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+        Err(_) if std::env::var_os("CI").is_some() => panic!("zizmor is not installed on CI"),
+        Err(_) => eprintln!("zizmor is not installed: the generated workflow was not linted"),
+    }
+}
