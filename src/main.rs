@@ -18,7 +18,8 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let env = capture_env();
     let on_actions = env.get("GITHUB_ACTIONS") == Some("true");
-    init_tracing(cli.verbose, env.get("RUST_LOG"), on_actions);
+    let colour = cli.color.enabled(std::io::stderr().is_terminal(), env.get("NO_COLOR").is_some());
+    init_tracing(cli.verbose, env.get("RUST_LOG"), on_actions, colour);
     quiet_when_the_reader_leaves();
     let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| dispatch(cli, &env)));
     match outcome {
@@ -87,7 +88,7 @@ impl Write for Stderr {
 }
 
 /// Logs go to stderr; stdout is for results.
-fn init_tracing(verbose: u8, rust_log: Option<&str>, defuse: bool) {
+fn init_tracing(verbose: u8, rust_log: Option<&str>, defuse: bool, colour: bool) {
     let default = match verbose {
         0 => "patchmoi=info",
         1 => "patchmoi=debug",
@@ -98,7 +99,7 @@ fn init_tracing(verbose: u8, rust_log: Option<&str>, defuse: bool) {
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(move || Stderr { defuse })
-        .with_ansi(std::io::stderr().is_terminal())
+        .with_ansi(colour)
         .with_target(false)
         .without_time()
         .init();

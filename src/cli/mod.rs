@@ -3,6 +3,7 @@
 
 mod action;
 pub mod demo;
+mod docs;
 mod history;
 mod pack;
 mod resolve;
@@ -15,6 +16,7 @@ mod shared;
 
 pub use shared::Exit;
 
+use docs::CompletionsArgs;
 use history::HistoryArgs;
 use pack::{PackAddArgs, PackDoctorArgs};
 use resolve::{ContinueArgs, ResolveArgs, SessionArgs};
@@ -31,6 +33,26 @@ use crate::github::proxy::use_proxies;
 use crate::service::attempt::Operation;
 use settings::Env;
 
+/// When the log on stderr is coloured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Color {
+    Auto,
+    Always,
+    Never,
+}
+
+impl Color {
+    /// Whether to colour: `auto` colours a terminal unless `NO_COLOR` is set
+    /// to anything (https://no-color.org).
+    pub fn enabled(self, terminal: bool, no_color: bool) -> bool {
+        match self {
+            Color::Always => true,
+            Color::Never => false,
+            Color::Auto => terminal && !no_color,
+        }
+    }
+}
+
 /// Keeps a fork's patch stack alive across upstream releases.
 #[derive(Debug, Parser)]
 #[command(name = "patchmoi", version, about, max_term_width = 100)]
@@ -38,6 +60,11 @@ pub struct Cli {
     /// More detail on stderr (-v: debug, -vv: trace). RUST_LOG overrides.
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
+
+    /// Colours in the log on stderr: auto (on a terminal, unless NO_COLOR
+    /// is set), always or never.
+    #[arg(long, global = true, value_enum, default_value_t = Color::Auto)]
+    pub color: Color,
 
     #[command(subcommand)]
     pub command: Command,
@@ -59,6 +86,10 @@ pub enum Command {
     Continue(ContinueArgs),
     /// Drop a resolution in progress (its worktree and paused state).
     Abort(SessionArgs),
+    /// Shell completions on stdout (bash, zsh, fish, elvish, powershell).
+    Completions(CompletionsArgs),
+    /// The man page (roff) on stdout.
+    Man,
     /// One release's timeline (newest release first without --tag): events,
     /// dispatches, runs, conflicts and culprits, resolutions, promotion.
     History(HistoryArgs),
@@ -185,6 +216,8 @@ pub fn dispatch(cli: Cli, env: &Env) -> Result<Exit> {
         Command::Continue(args) => resolve::cmd_continue(args, env),
         Command::Abort(args) => resolve::cmd_abort(args, env),
         Command::History(args) => history::cmd_history(args, env),
+        Command::Completions(args) => docs::cmd_completions(args),
+        Command::Man => docs::cmd_man(),
         Command::Demo(args) => run::cmd_demo(args, env),
         Command::Watch(args) => service::cmd_watch(args, env),
         Command::Serve(args) => service::cmd_serve(args, env),

@@ -278,3 +278,30 @@ fn a_reader_that_goes_away_ends_the_output_quietly() {
     assert_eq!(output.status.code(), Some(141), "{stderr}");
     assert!(!stderr.contains("panicked"), "{stderr}");
 }
+
+#[test]
+fn completions_man_page_and_colours_follow_the_conventions() {
+    let dir = tempfile::tempdir().unwrap();
+    let bash = patchmoi(dir.path(), &["completions", "bash"], &[]);
+    assert_eq!(bash.code, 0, "{}", bash.stderr);
+    assert!(
+        bash.stdout.contains("_patchmoi") && bash.stdout.contains("resolve"),
+        "a bash completion for every command"
+    );
+    let man = patchmoi(dir.path(), &["man"], &[]);
+    assert_eq!(man.code, 0, "{}", man.stderr);
+    assert!(
+        man.stdout.starts_with(".ie") || man.stdout.contains(".TH patchmoi"),
+        "{}",
+        &man.stdout[..200.min(man.stdout.len())]
+    );
+    // The log lines of a run, coloured only when asked.
+    let repo = Repo::init(&dir.path().join("repo"));
+    let args =
+        ["run", "upstream-release", "--repo", "o/r", "--tag", "v1", "--dry-run", "--workspace-root", repo.path_str()];
+    let always = patchmoi(dir.path(), &[&["--color", "always"][..], &args].concat(), &[("RUST_LOG", "patchmoi=debug")]);
+    let never = patchmoi(dir.path(), &[&["--color", "never"][..], &args].concat(), &[("RUST_LOG", "patchmoi=debug")]);
+    let auto_no_color = patchmoi(dir.path(), &args, &[("NO_COLOR", "1")]);
+    assert!(always.stderr.contains('\u{1b}'), "--color always colours: {:?}", always.stderr);
+    assert!(!never.stderr.contains('\u{1b}') && !auto_no_color.stderr.contains('\u{1b}'));
+}
