@@ -4,6 +4,7 @@
 mod action;
 pub mod demo;
 mod docs;
+mod flows;
 mod history;
 mod pack;
 mod resolve;
@@ -17,6 +18,7 @@ mod shared;
 pub use shared::Exit;
 
 use docs::CompletionsArgs;
+use flows::FlowsArgs;
 use history::HistoryArgs;
 use pack::{PackAddArgs, PackDoctorArgs};
 use resolve::{ContinueArgs, ResolveArgs, SessionArgs};
@@ -86,6 +88,9 @@ pub enum Command {
     Continue(ContinueArgs),
     /// Drop a resolution in progress (its worktree and paused state).
     Abort(SessionArgs),
+    /// The flows discovered here: format, origin (which pack, which commit),
+    /// trigger and steps.
+    Flows(FlowsArgs),
     /// Shell completions on stdout (bash, zsh, fish, elvish, powershell).
     Completions(CompletionsArgs),
     /// The man page (roff) on stdout.
@@ -216,6 +221,7 @@ pub fn dispatch(cli: Cli, env: &Env) -> Result<Exit> {
         Command::Continue(args) => resolve::cmd_continue(args, env),
         Command::Abort(args) => resolve::cmd_abort(args, env),
         Command::History(args) => history::cmd_history(args, env),
+        Command::Flows(args) => flows::cmd_flows(args),
         Command::Completions(args) => docs::cmd_completions(args),
         Command::Man => docs::cmd_man(),
         Command::Demo(args) => run::cmd_demo(args, env),

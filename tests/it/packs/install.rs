@@ -98,6 +98,19 @@ fn the_tutorials_install_then_doctor_is_clean_and_codex_release_selects_both() {
     let open = ws.codex_release("rust-v0.130.0", &["--dry-run"], &[("CODEX_FLOWS_MODE", "code-mode")]);
     assert_eq!(matches(&open)[1], "peezy-codex-fork/rebase-patch-stack:code-mode:false");
 
+    // `flows` lists both, installed from the pack, beside the repository's own.
+    let listed = ws.patchmoi(&["flows", "--json"], &[]);
+    assert_eq!(listed.code, 0, "{}", listed.stderr);
+    let flows = listed.json()["flows"].as_array().unwrap().clone();
+    let names: Vec<&str> = flows.iter().map(|flow| flow["name"].as_str().unwrap()).collect();
+    assert!(names.contains(&"peezy-codex-fork") && names.contains(&"openai-codex-bindings"), "{names:?}");
+    for flow in &flows {
+        assert_eq!(flow["format"], "flow.toml", "{flow}");
+        let origin = flow["origin"].as_str().unwrap();
+        assert!(origin.starts_with("installed from ") && origin.contains(pack.to_str().unwrap()), "{origin}");
+    }
+    assert_eq!(flows[0]["trigger"]["type"], "upstream.release");
+
     // Again: unchanged, and the lock keeps both.
     let again = add(&ws, pack.to_str().unwrap(), &[&INCLUDE[..], &["--apply", "--json"]].concat(), &[]);
     assert_eq!(again.json()["items"][0]["action"], "unchanged");
