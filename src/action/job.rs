@@ -98,6 +98,7 @@ pub fn run(settings: &JobSettings, out: &mut dyn Write) -> Result<JobOutcome> {
         code_mode: settings.code_mode,
         step_env: settings.step_env.clone(),
         step_secrets: settings.step_secrets.clone(),
+        echo_steps: false,
         git_env: match settings.api.token() {
             Some(token) => git::http_auth_env(&settings.server_url, token),
             None => Vec::new(),

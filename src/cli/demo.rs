@@ -102,6 +102,7 @@ pub fn run(dir: Option<&Path>, env: &Env) -> Result<()> {
         code_mode: env.code_mode(),
         step_env: env.step_env(),
         step_secrets: env.credentials(),
+        echo_steps: true,
         git_env: Vec::new(),
     };
     for tag in ["v1.1.0", "v2.0.0"] {

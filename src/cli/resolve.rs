@@ -142,6 +142,7 @@ pub fn cmd_continue(continued: ContinueArgs, env: &Env) -> Result<Exit> {
         code_mode: env.code_mode(),
         step_env: env.step_env(),
         step_secrets: env.credentials(),
+        echo_steps: true,
         git_env: Vec::new(),
     };
     let report = run_event(&settings, &[&flow], &paused.event);

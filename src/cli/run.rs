@@ -7,7 +7,7 @@ use clap::Args;
 use serde_json::json;
 
 use super::resolve::event_for;
-use super::service_settings::{backend, data_dir, local_target, BackendSpec};
+use super::service_settings::{actions_mode, backend, data_dir, local_target, BackendSpec};
 use super::shared::{workspace_data_dir, workspace_root, Exit, ReleaseTarget};
 use crate::cli::demo;
 use crate::core::env::Env;
@@ -148,6 +148,7 @@ fn run(event: FlowEvent, flows: &[Flow], root: PathBuf, args: &RunArgs, env: &En
         code_mode,
         step_env: env.step_env(),
         step_secrets: env.credentials(),
+        echo_steps: !actions_mode(env),
         git_env: Vec::new(),
     };
     let operation = if args.replay { Operation::Replay } else { Operation::Dispatch };

@@ -40,6 +40,9 @@ pub struct RunSettings {
     /// The credentials a step may ask for by name (`secrets:`), held in
     /// memory; their values are also held for scrubbing.
     pub step_secrets: Credentials,
+    /// Show `run:` steps' output on stderr as it comes (not on Actions,
+    /// where the job prints each step's log in a group of its own).
+    pub echo_steps: bool,
     /// Extra environment for every git command of the run: the action's
     /// credentials for the fork's remote (see `Git::with_http_auth`).
     pub git_env: Vec<(String, String)>,

@@ -244,6 +244,7 @@ impl FlowRun<'_> {
             inherit_env: false,
             timeout: script.timeout,
             log_path: paths.log.to_path_buf(),
+            echo: self.settings.echo_steps,
         };
         let result = run_check(&spec)?;
         let label = format!("{}/{}", self.flow.name, step.name);

@@ -9,10 +9,14 @@ use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
+
+use crate::core::secrets::scrub_held;
 
 /// How many log lines a result carries.
 const TAIL_LINES: usize = 50;
@@ -44,6 +48,10 @@ pub struct CheckSpec {
     pub timeout: Duration,
     /// Where stdout and stderr go, interleaved in one file (parent dirs are created; the file is truncated).
     pub log_path: PathBuf,
+    /// Also show the output on patchmoi's stderr as it comes, each line
+    /// after `<name> | ` and with every held secret hidden, so a long step
+    /// is not silent.
+    pub echo: bool,
 }
 
 /// How a check ended.
@@ -96,6 +104,9 @@ pub fn run_check(spec: &CheckSpec) -> anyhow::Result<CheckResult> {
     tracing::debug!(step = %name, %cwd, command = %spec.command, "running check");
     let start = Instant::now();
     let mut child = command.spawn().with_context(|| format!("failed to start bash for step {name}"))?;
+    tracing::info!("step {name}: running, log {log_path}");
+    let done = Arc::new(AtomicBool::new(false));
+    let follower = spec.echo.then(|| follow(spec.log_path.clone(), name.clone(), done.clone()));
 
     let outcome = match wait_until(&mut child, start + spec.timeout)
         .with_context(|| format!("failed to wait for step {name}"))?
@@ -107,11 +118,51 @@ pub fn run_check(spec: &CheckSpec) -> anyhow::Result<CheckResult> {
             CheckOutcome::TimedOut
         }
     };
+    done.store(true, Ordering::SeqCst);
+    if let Some(follower) = follower {
+        let _ = follower.join();
+    }
     let duration = start.elapsed();
     let line = status_line(name, &outcome, duration, spec.timeout);
     let log_tail = finish_log(&spec.log_path, &line)
         .with_context(|| format!("failed to append status to log file {log_path} for step {name}"))?;
     Ok(CheckResult { outcome, duration, log_tail })
+}
+
+/// Prints the log's complete lines to stderr as they are written, until
+/// `done`; then what is left.
+fn follow(path: PathBuf, name: String, done: Arc<AtomicBool>) -> thread::JoinHandle<()> {
+    thread::spawn(move || {
+        let Ok(mut file) = File::open(&path) else { return };
+        let mut pending = Vec::new();
+        let mut chunk = [0u8; 8192];
+        loop {
+            let finished = done.load(Ordering::SeqCst);
+            while let Ok(read) = file.read(&mut chunk) {
+                if read == 0 {
+                    break;
+                }
+                pending.extend_from_slice(&chunk[..read]);
+                while let Some(end) = pending.iter().position(|byte| *byte == b'\n') {
+                    let line: Vec<u8> = pending.drain(..=end).collect();
+                    echo_line(&name, &line);
+                }
+            }
+            if finished {
+                if !pending.is_empty() {
+                    echo_line(&name, &pending);
+                }
+                return;
+            }
+            thread::sleep(Duration::from_millis(100));
+        }
+    })
+}
+
+fn echo_line(name: &str, line: &[u8]) {
+    let text = String::from_utf8_lossy(line);
+    let text = scrub_held(text.trim_end_matches(['\n', '\r']));
+    let _ = writeln!(io::stderr().lock(), "{name} | {text}");
 }
 
 fn open_log(path: &Path) -> io::Result<File> {
@@ -268,6 +319,7 @@ mod tests {
             env: Vec::new(),
             env_remove: Vec::new(),
             inherit_env: true,
+            echo: false,
             timeout: Duration::from_secs(30),
             log_path: dir.join("logs/nested/build.log"),
         }

@@ -201,6 +201,7 @@ impl FlowRun<'_> {
             inherit_env: false,
             timeout: step.timeout(),
             log_path: log_path.clone(),
+            echo: self.settings.echo_steps,
         };
         let mut result = run_check(&spec)?;
         scrub_log(&log_path, &mut result.log_tail, &[])?;

@@ -25,6 +25,7 @@ pub fn run(local: &LocalTarget, event: &FlowEvent, replay: bool) -> Result<RunRe
         code_mode: local.code_mode,
         step_env: local.step_env.clone(),
         step_secrets: local.step_secrets.clone(),
+        echo_steps: false,
         git_env: Vec::new(),
     };
     run_event(&settings, &selected, event)

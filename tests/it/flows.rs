@@ -278,3 +278,16 @@ fn a_candidate_never_names_the_maintained_branch() {
     );
     assert!(fx.fork.git_output(&["rev-parse", "--verify", "--quiet", "refs/heads/v1.1.0"]).stdout.is_empty());
 }
+
+#[test]
+fn a_long_step_is_not_silent_its_output_streams_to_stderr_with_its_name() {
+    let fx = Fixture::released();
+    fx.install_rebase_flow(
+        "  - name: build\n    run: |\n      echo compiling one\n      sleep 0.3\n      printf 'compiling two'\n",
+    );
+    let run = fx.run_release("v1.1.0", &[]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(run.stderr.contains("step build: running, log "), "{}", run.stderr);
+    assert!(run.stderr.contains("build | compiling one"), "{}", run.stderr);
+    assert!(run.stderr.contains("build | compiling two"), "the last line without a newline too: {}", run.stderr);
+}
