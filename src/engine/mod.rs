@@ -10,6 +10,7 @@ pub mod markers;
 pub mod memory;
 pub mod patch;
 pub mod promote;
+pub mod provenance;
 pub mod publish;
 pub mod recall;
 pub mod replay;

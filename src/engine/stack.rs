@@ -6,7 +6,7 @@
 //! change to the user's branches or tags. It writes objects (as one pack),
 //! refs under `refs/patchmoi/`, and the candidate branch.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
@@ -15,6 +15,7 @@ use crate::core::redact;
 use crate::engine::conflict::{self, ConflictReport};
 use crate::engine::memory::{Memory, Recalled};
 pub use crate::engine::patch::{Candidate, Dropped, Patch};
+use crate::engine::provenance;
 use crate::engine::publish;
 use crate::engine::recall::recall;
 use crate::engine::replay;
@@ -36,6 +37,23 @@ pub struct StackSpec {
     pub tag: String,
     /// The candidate branch (short name), e.g. `patchmoi/rust-v0.130.0`.
     pub candidate: String,
+    /// What patchmoi does beyond `git rebase`.
+    pub options: StackOptions,
+}
+
+/// The rebase's own behaviours, beyond what `git rebase <tag>` does.
+#[derive(Debug, Clone)]
+pub struct StackOptions {
+    /// Whether patches are also dropped by provenance (`cherry-pick -x`
+    /// lines, `Upstream-Commit:`/`Upstream-PR:` trailers, `UPSTREAM:`
+    /// subjects; see [`crate::engine::provenance`]), not only by patch-id.
+    pub provenance: bool,
+}
+
+impl Default for StackOptions {
+    fn default() -> StackOptions {
+        StackOptions { provenance: true }
+    }
 }
 
 impl StackSpec {
@@ -181,6 +199,12 @@ pub fn prepare(git: &Git, spec: &StackSpec, fetch: bool) -> Result<Precondition>
         (upstreamed, speculation.join())
     });
     let upstreamed = upstreamed?;
+    let by_provenance = if spec.options.provenance {
+        let rest: Vec<&RawCommit> = all.iter().filter(|patch| !upstreamed.contains_key(&patch.id)).collect();
+        provenance::provenance_drops(git, &quarantine.git, &release, &merge_base, &rest)?
+    } else {
+        HashMap::new()
+    };
     let speculation = match speculation {
         Ok(Ok(steps)) => steps,
         // Only a head start: the replay proper runs the same and reports.
@@ -203,6 +227,10 @@ pub fn prepare(git: &Git, spec: &StackSpec, fetch: bool) -> Result<Precondition>
         speculation,
     };
     for (position, patch) in all.into_iter().enumerate() {
+        if let Some(reason) = by_provenance.get(&patch.id) {
+            prepared.dropped.push((position, Dropped::of(&patch, reason.clone())));
+            continue;
+        }
         match upstreamed.get(&patch.id) {
             Some(upstream) => {
                 let reason = match upstream {
@@ -362,7 +390,7 @@ fn empty_drop(patch: &RawCommit) -> Dropped {
 /// The stack's patches that change nothing against their first parent.
 fn started_empty(git: &Git, patches: &[RawCommit]) -> Result<BTreeSet<String>> {
     let parents: Vec<String> = patches.iter().filter_map(|patch| patch.parents.first().cloned()).collect();
-    let trees: std::collections::HashMap<String, String> =
+    let trees: HashMap<String, String> =
         git.read_commits(&parents)?.into_iter().map(|parent| (parent.id, parent.tree)).collect();
     Ok(patches
         .iter()

@@ -15,7 +15,7 @@ pub use crate::core::env::code_mode_enabled;
 use crate::core::error::usage;
 use crate::core::refname;
 use crate::core::tag_order::glob_match;
-use crate::engine::stack::StackSpec;
+use crate::engine::stack::{StackOptions, StackSpec};
 use crate::flow::event::FlowEvent;
 use crate::flow::manifest::{self, Manifest, ScriptStep};
 use crate::flow::shell::parse_timeout;
@@ -108,6 +108,13 @@ pub struct StackConfig {
     /// The fork's remote, for the branch when it is not local and for pushes.
     #[serde(default = "default_remote")]
     pub remote: String,
+    /// Drop a patch whose message says upstream has it (`git cherry-pick
+    /// -x`'s line, `Upstream-Commit:` or `Upstream-PR:` trailers,
+    /// rebasebot's `UPSTREAM: <n>:` and `UPSTREAM: <drop>:` subjects) when
+    /// the release holds that commit or pull request, not only when the
+    /// patch-id matches (default true; false replays what `git rebase` would).
+    #[serde(default = "default_true")]
+    pub provenance: bool,
 }
 
 impl StackConfig {
@@ -119,6 +126,7 @@ impl StackConfig {
             remote: self.remote.clone(),
             tag: tag.to_string(),
             candidate: self.candidate.replace("{tag}", tag),
+            options: StackOptions { provenance: self.provenance },
         }
     }
 }
@@ -133,6 +141,10 @@ pub fn candidate_namespace(template: &str) -> Option<&str> {
 
 fn default_candidate() -> String {
     DEFAULT_CANDIDATE.to_string()
+}
+
+fn default_true() -> bool {
+    true
 }
 
 fn default_remote() -> String {

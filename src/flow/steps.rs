@@ -132,7 +132,8 @@ impl FlowRun<'_> {
                 let json_path = dir.join("conflict.json");
                 let md_path = dir.join("conflict.md");
                 state::write_atomic(&json_path, &serde_json::to_vec_pretty(&report)?)?;
-                state::write_atomic(&md_path, report::conflict_markdown(&report, &tag).as_bytes())?;
+                let markdown = report::conflict_markdown(&report, &tag) + &report::dropped_markdown(&dropped);
+                state::write_atomic(&md_path, markdown.as_bytes())?;
                 let message = report::conflict_summary(&report, &tag);
                 artifacts.upstream = Some(RefAt { name: tag.clone(), sha: release });
                 artifacts.branch = Some(RefAt { name: spec.branch.clone(), sha: head });

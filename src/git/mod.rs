@@ -10,6 +10,7 @@ mod chains;
 mod clone;
 pub mod fixture;
 mod history;
+mod log;
 mod merge;
 mod objects;
 mod pack;

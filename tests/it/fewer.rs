@@ -1,0 +1,182 @@
+//! Fewer conflicts than a plain `git rebase` (issue 16): patches dropped by
+//! provenance, releases landed with a merge so promotion fast-forwards,
+//! generated files regenerated instead of stopping.
+
+use crate::common;
+
+use common::{lines, replace_line, Fixture};
+
+/// `text` with each `(line, new text)` replaced (1-based).
+fn edit(text: &str, changes: &[(usize, &str)]) -> String {
+    changes.iter().fold(text.to_string(), |text, (line, with)| replace_line(&text, *line, with))
+}
+
+/// The reasons of the rebase step's drops, by subject.
+fn drops(rebase: &serde_json::Value) -> Vec<(String, String)> {
+    rebase["artifacts"]["dropped"]
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or_default()
+        .iter()
+        .map(|drop| (drop["subject"].as_str().unwrap().to_string(), drop["reason"].as_str().unwrap().to_string()))
+        .collect()
+}
+
+fn carried(rebase: &serde_json::Value) -> Vec<String> {
+    rebase["artifacts"]["carried"]
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or_default()
+        .iter()
+        .map(|patch| patch["subject"].as_str().unwrap().to_string())
+        .collect()
+}
+
+/// The rebase flow with `stack:` options added.
+fn install_flow_with(fx: &Fixture, stack_options: &str, extra: &str) {
+    let yaml = format!(
+        "name: fork\non:\n  type: upstream.release\n  payload: {{repo: test/upstream, tag: \"v*\"}}\n\
+         stack:\n  upstream: {}\n  branch: patches\n{stack_options}steps:\n  - name: rebase\n    uses: rebase\n{extra}",
+        fx.upstream.path_str()
+    );
+    fx.install_flow("fork", &yaml);
+}
+
+#[test]
+fn fewer_cherry_pick_x_is_dropped_by_provenance_though_its_patch_id_differs() {
+    let a = lines("a", 10);
+    let fx = Fixture::new(&[("a.txt", &a)]);
+    let fix = fx.upstream.commit("Upstream fix", &[("a.txt", &edit(&a, &[(4, "a four (fixed)")]))]);
+    fx.fork.commit("Fork: line 2", &[("a.txt", &edit(&a, &[(2, "a two (fork)")]))]);
+    fx.fork.git(&["fetch", "--quiet", "origin", "main"]);
+    // The pick's context holds the fork's line 2: another patch-id than upstream's.
+    fx.fork.git(&["cherry-pick", "-x", &fix]);
+    // Upstream reworks the fix before releasing: the pick no longer applies.
+    let reworked = edit(&a, &[(4, "a four (fixed twice)")]);
+    fx.upstream.commit("Upstream: rework the fix", &[("a.txt", &reworked)]);
+    fx.upstream.git(&["tag", "v1.1.0"]);
+    fx.install_rebase_flow("");
+
+    let run = fx.run_release("v1.1.0", &[]);
+    let rebase = run.step("rebase");
+    assert_eq!(rebase["status"], "changed", "{}", run.stderr);
+    assert_eq!(carried(&rebase), ["Fork: line 2"]);
+    let drops = drops(&rebase);
+    assert_eq!(drops.len(), 1, "{drops:?}");
+    assert_eq!(drops[0].0, "Upstream fix");
+    let rule =
+        format!("dropped by provenance (`(cherry picked from commit …)` line): the release contains {}", &fix[..12]);
+    assert!(drops[0].1.starts_with(&rule), "{}", drops[0].1);
+    // The pick's own line is not what the release has: said, not lost.
+    assert!(drops[0].1.ends_with("dropped by provenance; 2 lines of it are not in the release"), "{}", drops[0].1);
+    assert_eq!(fx.fork.git(&["show", "patchmoi/v1.1.0:a.txt"]) + "\n", edit(&reworked, &[(2, "a two (fork)")]));
+}
+
+#[test]
+fn fewer_upstream_commit_trailer_drop_is_silent_when_the_release_has_it_all() {
+    let a = lines("a", 10);
+    let fx = Fixture::new(&[("a.txt", &a)]);
+    let fix = fx.upstream.commit("Upstream fix", &[("a.txt", &edit(&a, &[(4, "a four (fixed)"), (8, "a eight")]))]);
+    // The fork took the same change under its own words and context.
+    fx.fork.commit("Fork: line 2", &[("a.txt", &edit(&a, &[(2, "a two (fork)")]))]);
+    let message = format!("Backport the fix\n\nUpstream-Commit: {}\n", &fix[..10]);
+    fx.fork.commit(&message, &[("a.txt", &edit(&a, &[(2, "a two (fork)"), (4, "a four (fixed)")]))]);
+    fx.upstream.git(&["tag", "v1.1.0"]);
+    fx.install_rebase_flow("");
+
+    let rebase = fx.run_release("v1.1.0", &[]).step("rebase");
+    assert_eq!(rebase["status"], "changed");
+    let drops = drops(&rebase);
+    assert_eq!(
+        drops,
+        [(
+            "Backport the fix".to_string(),
+            format!("dropped by provenance (`Upstream-Commit:` trailer): the release contains {}", &fix[..12])
+        )]
+    );
+}
+
+#[test]
+fn fewer_pull_request_trailers_and_rebasebot_subjects_follow_the_release() {
+    let a = lines("a", 20);
+    let fx = Fixture::new(&[("a.txt", &a), ("b.txt", &lines("b", 10))]);
+    // Upstream squash-merges #12 and merges #34 with a merge commit.
+    fx.upstream.commit("Parser fix (#12)", &[("a.txt", &edit(&a, &[(2, "a two (pr 12, final)")]))]);
+    fx.upstream.git(&["checkout", "--quiet", "-b", "topic"]);
+    let merged = edit(&a, &[(2, "a two (pr 12, final)"), (10, "a ten (pr 34, final)")]);
+    fx.upstream.commit("Topic work", &[("a.txt", &merged)]);
+    fx.upstream.git(&["checkout", "--quiet", "main"]);
+    fx.upstream.git(&["merge", "--quiet", "--no-ff", "-m", "Merge pull request #34 from someone/topic", "topic"]);
+    fx.upstream.git(&["tag", "v1.1.0"]);
+    // The fork carried early versions of both, which would now conflict.
+    fx.fork.commit(
+        "Parser fix, early\n\nUpstream-PR: test/upstream#12\n",
+        &[("a.txt", &edit(&a, &[(2, "a two (early)")]))],
+    );
+    let early = edit(&a, &[(2, "a two (early)"), (10, "a ten (early)")]);
+    fx.fork.commit("UPSTREAM: 34: topic, early", &[("a.txt", &early)]);
+    fx.fork.commit("UPSTREAM: <drop>: debug logging", &[("b.txt", &edit(&lines("b", 10), &[(1, "debug")]))]);
+    let ours = edit(&lines("b", 10), &[(1, "debug"), (5, "ours")]);
+    fx.fork.commit("UPSTREAM: <carry>: our change\n\nUpstream-PR: 12\n", &[("b.txt", &ours)]);
+    fx.fork.commit("UPSTREAM: 99: not merged yet", &[("c.txt", "c\n")]);
+    fx.install_rebase_flow("");
+
+    let rebase = fx.run_release("v1.1.0", &[]).step("rebase");
+    assert_eq!(rebase["status"], "changed", "{rebase}");
+    assert_eq!(carried(&rebase), ["UPSTREAM: <carry>: our change", "UPSTREAM: 99: not merged yet"]);
+    let drops = drops(&rebase);
+    let subjects: Vec<&str> = drops.iter().map(|(subject, _)| subject.as_str()).collect();
+    assert_eq!(subjects, ["Parser fix, early", "UPSTREAM: 34: topic, early", "UPSTREAM: <drop>: debug logging"]);
+    let squash = fx.upstream.rev("main^1");
+    let merge = fx.upstream.rev("main");
+    assert!(
+        drops[0].1.starts_with(&format!(
+            "dropped by provenance (`Upstream-PR:` trailer): the release merged #12 as {}",
+            &squash[..12]
+        )),
+        "{}",
+        drops[0].1
+    );
+    assert!(
+        drops[1].1.starts_with(&format!(
+            "dropped by provenance (`UPSTREAM: <n>:` subject): the release merged #34 as {}",
+            &merge[..12]
+        )),
+        "{}",
+        drops[1].1
+    );
+    assert_eq!(drops[2].1, "dropped by provenance (`UPSTREAM: <drop>:` subject)");
+}
+
+#[test]
+fn fewer_provenance_off_replays_what_git_rebase_would() {
+    let a = lines("a", 10);
+    let fx = Fixture::new(&[("a.txt", &a)]);
+    fx.upstream.commit("Upstream: line 4 (#5)", &[("a.txt", &edit(&a, &[(4, "a four (upstream)")]))]);
+    fx.upstream.git(&["tag", "v1.1.0"]);
+    fx.fork.commit("UPSTREAM: 5: line 4, early", &[("a.txt", &edit(&a, &[(4, "a four (early)")]))]);
+    install_flow_with(&fx, "  provenance: false\n", "");
+
+    let rebase = fx.run_release("v1.1.0", &[]).step("rebase");
+    assert_eq!(rebase["status"], "needs_intervention", "{rebase}");
+}
+
+#[test]
+fn fewer_conflict_report_lists_the_drops_before_the_stop() {
+    let a = lines("a", 10);
+    let fx = Fixture::new(&[("a.txt", &a)]);
+    fx.upstream.commit("Upstream: line 4", &[("a.txt", &edit(&a, &[(4, "a four (upstream)")]))]);
+    fx.upstream.git(&["tag", "v1.1.0"]);
+    fx.fork.commit("UPSTREAM: <drop>: scaffolding", &[("s.txt", "s\n")]);
+    fx.fork.commit("Fork: line 4", &[("a.txt", &edit(&a, &[(4, "a four (fork)")]))]);
+    fx.install_rebase_flow("");
+
+    let rebase = fx.run_release("v1.1.0", &[]).step("rebase");
+    assert_eq!(rebase["status"], "needs_intervention", "{rebase}");
+    let markdown = std::fs::read_to_string(rebase["artifacts"]["reportMarkdown"].as_str().unwrap()).unwrap();
+    assert!(markdown.contains("### Patches dropped (1)"), "{markdown}");
+    assert!(
+        markdown.contains("UPSTREAM: <drop>: scaffolding: dropped by provenance (`UPSTREAM: <drop>:` subject)"),
+        "{markdown}"
+    );
+}
