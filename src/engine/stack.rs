@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::core::redact;
 use crate::engine::conflict::{self, ConflictReport};
+use crate::engine::land::{self, Land};
 use crate::engine::memory::{Memory, Recalled};
 pub use crate::engine::patch::{Candidate, Dropped, Patch};
 use crate::engine::provenance;
@@ -48,11 +49,14 @@ pub struct StackOptions {
     /// lines, `Upstream-Commit:`/`Upstream-PR:` trailers, `UPSTREAM:`
     /// subjects; see [`crate::engine::provenance`]), not only by patch-id.
     pub provenance: bool,
+    /// How the candidate lands: replacing the branch, or as a fast-forward
+    /// of it (see [`crate::engine::land`]).
+    pub land: Land,
 }
 
 impl Default for StackOptions {
     fn default() -> StackOptions {
-        StackOptions { provenance: true }
+        StackOptions { provenance: true, land: Land::Rebase }
     }
 }
 
@@ -131,6 +135,9 @@ pub struct Prepared {
     started_empty: BTreeSet<String>,
     /// Position in the whole stack of each patch in `patches`.
     positions: Vec<usize>,
+    /// With `land: merge`, the land merge the patches go on (in the
+    /// quarantine); otherwise they go on the release.
+    pub land: Option<String>,
     /// Where the replay's objects go until they are published.
     pub quarantine: Quarantine,
     /// The whole stack, upstreamed patches included, replayed while those
@@ -179,9 +186,12 @@ pub fn prepare(git: &Git, spec: &StackSpec, fetch: bool) -> Result<Precondition>
         return Ok(Precondition::UpToDate { head, release });
     }
     let upstream_head = upstream_default(git, spec, fetch)?;
+    // A landed branch's patches start above its newest land merge: the
+    // ones below it were replayed onto the release it landed.
+    let landed = git.newest_land_merge(&head, &release)?;
     let mut left_out = Vec::new();
     let mut all = Vec::new();
-    for walked in walk::walk(git, &head, &release, upstream_head.as_deref())? {
+    for walked in walk::walk(git, &head, &release, upstream_head.as_deref(), landed.as_deref())? {
         match walked.left_out {
             Some(reason) => left_out.push((all.len(), Dropped::of(&walked.commit, reason.to_string()))),
             None => all.push(walked.commit),
@@ -214,6 +224,13 @@ pub fn prepare(git: &Git, spec: &StackSpec, fetch: bool) -> Result<Precondition>
         }
         Err(panic) => std::panic::resume_unwind(panic),
     };
+    let land = match spec.options.land {
+        Land::Rebase => None,
+        Land::Merge => {
+            let release_commit = git.read_commits(std::slice::from_ref(&release))?.remove(0);
+            Some(land::land_merge(&quarantine, &head, &release_commit, &spec.tag, &spec.branch)?)
+        }
+    };
     let mut prepared = Prepared {
         head,
         release,
@@ -223,6 +240,7 @@ pub fn prepare(git: &Git, spec: &StackSpec, fetch: bool) -> Result<Precondition>
         left_out,
         positions: Vec::new(),
         started_empty,
+        land,
         quarantine,
         speculation,
     };
@@ -278,7 +296,7 @@ pub fn replay_prepared(git: &Git, prepared: &Prepared, memory: &Memory) -> Resul
     let Some(first) = stack.first() else {
         let dropped = prepared.all_dropped(Vec::new());
         return Ok(Replayed {
-            tip: prepared.release.clone(),
+            tip: prepared.land.clone().unwrap_or_else(|| prepared.release.clone()),
             carried: Vec::new(),
             dropped,
             recalled: Vec::new(),
@@ -334,7 +352,7 @@ pub fn replay_prepared(git: &Git, prepared: &Prepared, memory: &Memory) -> Resul
 
     // Each commit names its parent's id, which patchmoi computes as it
     // writes the commit: the chain needs no process per commit.
-    let mut parent = prepared.release.clone();
+    let mut parent = prepared.land.clone().unwrap_or_else(|| prepared.release.clone());
     for (index, tree) in &applied {
         parent = quarantine.write_commit(&stack[*index].rewrite(tree, &parent))?;
     }

@@ -15,6 +15,7 @@ pub use crate::core::env::code_mode_enabled;
 use crate::core::error::usage;
 use crate::core::refname;
 use crate::core::tag_order::glob_match;
+use crate::engine::land::Land;
 use crate::engine::stack::{StackOptions, StackSpec};
 use crate::flow::event::FlowEvent;
 use crate::flow::manifest::{self, Manifest, ScriptStep};
@@ -115,6 +116,12 @@ pub struct StackConfig {
     /// patch-id matches (default true; false replays what `git rebase` would).
     #[serde(default = "default_true")]
     pub provenance: bool,
+    /// How a promoted candidate lands on the branch: `rebase` (default: the
+    /// patches on the release; promotion replaces the branch, with a lease
+    /// and a backup) or `merge` (a merge of the release with the release's
+    /// tree, then the patches; promotion is a fast-forward).
+    #[serde(default)]
+    pub land: Land,
 }
 
 impl StackConfig {
@@ -126,7 +133,7 @@ impl StackConfig {
             remote: self.remote.clone(),
             tag: tag.to_string(),
             candidate: self.candidate.replace("{tag}", tag),
-            options: StackOptions { provenance: self.provenance },
+            options: StackOptions { provenance: self.provenance, land: self.land },
         }
     }
 }

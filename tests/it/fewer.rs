@@ -180,3 +180,104 @@ fn fewer_conflict_report_lists_the_drops_before_the_stop() {
         "{markdown}"
     );
 }
+
+/// The released fixture with a second fork patch, a bare `origin` that
+/// refuses non-fast-forward pushes, and two flows: `fork` (the default,
+/// `land: rebase`) and `landed` (`land: merge`, candidates `landed/<tag>`).
+fn landing_fixture() -> (Fixture, common::Repo) {
+    let fx = Fixture::released();
+    fx.fork.commit("Fork patch 2", &[("c.txt", "fork c\n")]);
+    let origin = common::Repo::init_bare(&fx.tmp.path().join("origin.git"));
+    origin.git(&["config", "receive.denyNonFastForwards", "true"]);
+    fx.fork.git(&["remote", "set-url", "origin", origin.path_str()]);
+    fx.fork.git(&["push", "--quiet", "origin", "patches"]);
+    fx.install_rebase_flow("");
+    let yaml = format!(
+        "name: landed\non:\n  type: upstream.release\n  payload: {{repo: test/upstream, tag: \"v*\"}}\n\
+         stack:\n  upstream: {}\n  branch: patches\n  candidate: \"landed/{{tag}}\"\n  land: merge\n\
+         steps:\n  - name: rebase\n    uses: rebase\n",
+        fx.upstream.path_str()
+    );
+    fx.fork.write(".codex/flows/landed/flow.yml", &yaml);
+    (fx, origin)
+}
+
+/// The rebase step of flow `flow` in a run.
+fn rebase_of(run: &common::Run, flow: &str) -> serde_json::Value {
+    run.json()["runs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|step| step["flow"] == flow && step["step"] == "rebase")
+        .cloned()
+        .unwrap_or_else(|| panic!("no rebase of {flow}:\n{}", run.stdout))
+}
+
+#[test]
+fn fewer_land_merge_candidate_promotes_by_fast_forward_with_the_default_tree() {
+    let (fx, origin) = landing_fixture();
+    let old_head = fx.fork.rev("patches");
+    let run = fx.run_release("v1.1.0", &[]);
+    let (rebased, landed) = (rebase_of(&run, "fork"), rebase_of(&run, "landed"));
+    assert_eq!(landed["status"], "changed", "{}", run.stderr);
+    assert_eq!(carried(&landed), carried(&rebased));
+    let candidate = landed["artifacts"]["candidateRefs"][0]["sha"].as_str().unwrap().to_string();
+    // The same tree as the default candidate, reached from the old head.
+    assert_eq!(fx.fork.rev("landed/v1.1.0^{tree}"), fx.fork.rev("patchmoi/v1.1.0^{tree}"));
+    assert!(fx.fork.git_output(&["merge-base", "--is-ancestor", &old_head, &candidate]).status.success());
+    // Below the patches: the land merge, old head first, the release's tree.
+    let merge = fx.fork.rev("landed/v1.1.0~2");
+    assert_eq!(
+        fx.fork.git(&["show", "-s", "--format=%P", &merge]),
+        format!("{old_head} {}", fx.upstream.rev("v1.1.0"))
+    );
+    assert_eq!(fx.fork.rev(&format!("{merge}^{{tree}}")), fx.upstream.rev("v1.1.0^{tree}"));
+    assert_eq!(
+        fx.fork.git(&["show", "-s", "--format=%an <%ae> %ad", "--date=raw", &merge]),
+        format!(
+            "patchmoi <patchmoi@users.noreply.github.com> {}",
+            fx.upstream.git(&["show", "-s", "--format=%cd", "--date=raw", "v1.1.0"])
+        )
+    );
+    assert_eq!(fx.fork.git(&["show", "-s", "--format=%(trailers:key=Patchmoi-Land,valueonly)", &merge]), "v1.1.0");
+    // A second run writes the same commits.
+    let again = rebase_of(&fx.run_release("v1.1.0", &["--replay"]), "landed");
+    assert_eq!(again["artifacts"]["candidateRefs"][0]["sha"], candidate.as_str());
+
+    // Promotion: a plain push the non-fast-forward-refusing remote takes.
+    fx.fork.git(&["checkout", "--quiet", "--detach"]);
+    let run = fx.patchmoi(&["promote", "--flow", "landed", "--tag", "v1.1.0", "--push", "--json"], &[]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let promotion = run.json();
+    assert_eq!(promotion["fast_forward"], true);
+    assert_eq!(promotion["remote_backup"], serde_json::Value::Null);
+    assert_eq!(promotion["backup"], serde_json::Value::Null);
+    assert_eq!(fx.fork.rev("patches"), candidate);
+    assert_eq!(origin.rev("refs/heads/patches"), candidate);
+}
+
+#[test]
+fn fewer_second_release_after_landing_replays_only_the_fork_patches() {
+    let (fx, _origin) = landing_fixture();
+    fx.run_release("v1.1.0", &[]);
+    fx.fork.git(&["checkout", "--quiet", "--detach"]);
+    let run = fx.patchmoi(&["promote", "--flow", "landed", "--tag", "v1.1.0"], &[]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    fx.fork.git(&["checkout", "--quiet", "patches"]);
+    fx.fork.commit("Late patch", &[("late.txt", "late\n")]);
+    let head = fx.fork.rev("patches");
+    fx.upstream.commit("Upstream: more", &[("d.txt", "d\n")]);
+    fx.upstream.git(&["tag", "v1.2.0"]);
+
+    let run = fx.run_release("v1.2.0", &[]);
+    for flow in ["landed", "fork"] {
+        let rebase = rebase_of(&run, flow);
+        assert_eq!(rebase["status"], "changed", "{flow}: {}", run.stderr);
+        // The patches above the land merge, once; nothing below it again.
+        assert_eq!(carried(&rebase), ["Fork patch", "Fork patch 2", "Late patch"], "{flow}");
+        assert_eq!(drops(&rebase), [], "{flow}");
+    }
+    assert_eq!(fx.fork.rev("landed/v1.2.0^{tree}"), fx.fork.rev("patchmoi/v1.2.0^{tree}"));
+    assert!(fx.fork.git_output(&["merge-base", "--is-ancestor", &head, "landed/v1.2.0"]).status.success());
+    assert_eq!(fx.fork.git(&["rev-list", "--count", "--merges", "patches..landed/v1.2.0"]), "1");
+}
