@@ -14,6 +14,7 @@ pub mod promote;
 pub mod provenance;
 pub mod publish;
 pub mod recall;
+pub mod regenerate;
 pub mod replay;
 pub mod stack;
 pub mod upstreamed;

@@ -19,6 +19,7 @@ pub use crate::engine::patch::{Candidate, Dropped, Patch};
 use crate::engine::provenance;
 use crate::engine::publish;
 use crate::engine::recall::recall;
+use crate::engine::regenerate::{self, Attempt, RegenerateRule, Regenerated, Regenerator};
 use crate::engine::replay;
 use crate::engine::replay::{replay, Onto, Patches};
 use crate::engine::upstreamed;
@@ -52,11 +53,15 @@ pub struct StackOptions {
     /// How the candidate lands: replacing the branch, or as a fast-forward
     /// of it (see [`crate::engine::land`]).
     pub land: Land,
+    /// Generated files to regenerate rather than stop at (see
+    /// [`crate::engine::regenerate`]); they run only through
+    /// [`rebase_with`]'s regenerator.
+    pub regenerate: Vec<RegenerateRule>,
 }
 
 impl Default for StackOptions {
     fn default() -> StackOptions {
-        StackOptions { provenance: true, land: Land::Rebase }
+        StackOptions { provenance: true, land: Land::Rebase, regenerate: Vec::new() }
     }
 }
 
@@ -102,6 +107,7 @@ pub enum RebaseOutcome {
         carried: Vec<Patch>,
         dropped: Vec<Dropped>,
         recalled: Vec<RecalledPatch>,
+        regenerated: Vec<Regenerated>,
     },
     /// A patch does not apply; nothing was changed but objects and our own refs.
     Conflicted {
@@ -111,6 +117,10 @@ pub enum RebaseOutcome {
         head: String,
         dropped: Vec<Dropped>,
         recalled: Vec<RecalledPatch>,
+        regenerated: Vec<Regenerated>,
+        /// Why the `regenerate:` rule that covers the conflict did not
+        /// resolve it, when one does.
+        regeneration: Option<String>,
     },
     /// A precondition is not met; the message says which and what to do.
     Blocked(String),
@@ -274,6 +284,10 @@ pub struct Replayed {
     pub dropped: Vec<Dropped>,
     /// Patches whose conflicts the memory resolved.
     pub recalled: Vec<RecalledPatch>,
+    /// Patches whose generated files were regenerated.
+    pub regenerated: Vec<Regenerated>,
+    /// Why the rule that covered the stop's conflicts did not resolve them.
+    pub regeneration: Option<String>,
     /// The patch that stopped (index into `Prepared::patches`) and its merge.
     pub stop: Option<(usize, MergeResult)>,
 }
@@ -289,6 +303,20 @@ pub struct RecalledPatch {
 /// Replays the prepared stack onto the release in the quarantine, resolving
 /// conflicts the memory knows, and writes the commits.
 pub fn replay_prepared(git: &Git, prepared: &Prepared, memory: &Memory) -> Result<Replayed> {
+    replay_prepared_with(git, prepared, memory, None)
+}
+
+/// Rules for generated files and what runs their commands.
+pub type Regeneration<'a> = (&'a [RegenerateRule], &'a dyn Regenerator);
+
+/// [`replay_prepared`], regenerating generated files where a rule covers a
+/// stop's conflicts.
+pub fn replay_prepared_with(
+    git: &Git,
+    prepared: &Prepared,
+    memory: &Memory,
+    regeneration: Option<Regeneration>,
+) -> Result<Replayed> {
     let quarantine = &prepared.quarantine;
     let qgit = &quarantine.git;
     let release_tree = git.tree_of(&prepared.release)?;
@@ -300,12 +328,16 @@ pub fn replay_prepared(git: &Git, prepared: &Prepared, memory: &Memory) -> Resul
             carried: Vec::new(),
             dropped,
             recalled: Vec::new(),
+            regenerated: Vec::new(),
+            regeneration: None,
             stop: None,
         });
     };
     let mut applied: Vec<(usize, String)> = Vec::new();
     let mut dropped = prepared.dropped.clone();
     let mut recalled = Vec::new();
+    let mut regenerated: HashMap<usize, Regenerated> = HashMap::new();
+    let mut refused = None;
     let mut stop = None;
     // Each round replays from a known state: the release, then the tree a
     // recalled resolution produced (in a scratch commit, as git replay wants
@@ -330,10 +362,24 @@ pub fn replay_prepared(git: &Git, prepared: &Prepared, memory: &Memory) -> Resul
         let Some((index, merge)) = round.stop else { break };
         let index = start + index;
         let current = applied.last().map_or(release_tree.clone(), |(_, tree)| tree.clone());
-        match recall(qgit, memory, &merge, &quarantine.staging)? {
-            Some((tree, files)) => {
+        let mut resolved = recall(qgit, memory, &merge, &quarantine.staging)?.map(|(tree, files)| {
+            let patch = stack[index];
+            recalled.push(RecalledPatch { sha: patch.id.clone(), subject: patch.subject(), files });
+            tree
+        });
+        if let (None, Some((rules, regenerator))) = (&resolved, regeneration) {
+            match regenerate::regenerate(quarantine, rules, regenerator, &merge, &Patch::of(stack[index]))? {
+                Attempt::NoRule => {}
+                Attempt::Refused(why) => refused = Some(why),
+                Attempt::Regenerated(tree, done) => {
+                    regenerated.insert(index, done);
+                    resolved = Some(tree);
+                }
+            }
+        }
+        match resolved {
+            Some(tree) => {
                 let patch = stack[index];
-                recalled.push(RecalledPatch { sha: patch.id.clone(), subject: patch.subject(), files });
                 if tree == current && !prepared.started_empty.contains(&patch.id) {
                     dropped.push((prepared.positions[index], empty_drop(patch)));
                 } else {
@@ -354,13 +400,21 @@ pub fn replay_prepared(git: &Git, prepared: &Prepared, memory: &Memory) -> Resul
     // writes the commit: the chain needs no process per commit.
     let mut parent = prepared.land.clone().unwrap_or_else(|| prepared.release.clone());
     for (index, tree) in &applied {
-        parent = quarantine.write_commit(&stack[*index].rewrite(tree, &parent))?;
+        let mut body = stack[*index].rewrite(tree, &parent);
+        if let Some(done) = regenerated.get(index) {
+            body = regenerate::with_trailer(&body, &done.trailer());
+        }
+        parent = quarantine.write_commit(&body)?;
     }
+    let mut regenerated: Vec<(usize, Regenerated)> = regenerated.into_iter().collect();
+    regenerated.sort_by_key(|(index, _)| *index);
     Ok(Replayed {
         tip: parent,
         carried: applied.iter().map(|(index, _)| Patch::of(stack[*index])).collect(),
         dropped,
         recalled,
+        regenerated: regenerated.into_iter().map(|(_, done)| done).collect(),
+        regeneration: refused.filter(|_| stop.is_some()),
         stop,
     })
 }
@@ -442,6 +496,12 @@ const UPSTREAM_HEAD: &str = "refs/patchmoi/upstream/HEAD";
 /// Runs the whole rebase for one release: memory fetched from the fork's
 /// remote, stack prepared and replayed, then a candidate or a report.
 pub fn rebase(git: &Git, spec: &StackSpec) -> Result<RebaseOutcome> {
+    rebase_with(git, spec, None)
+}
+
+/// [`rebase`], with `regenerator` running the commands of the spec's
+/// `regenerate` rules.
+pub fn rebase_with(git: &Git, spec: &StackSpec, regenerator: Option<&dyn Regenerator>) -> Result<RebaseOutcome> {
     // The flow refuses this with the file and key; the engine never moves
     // the maintained branch whoever asks.
     if spec.candidate == spec.branch {
@@ -454,7 +514,10 @@ pub fn rebase(git: &Git, spec: &StackSpec) -> Result<RebaseOutcome> {
     };
     let mut memory = Memory::load(git)?;
     memory.fetch(git, &spec.remote)?;
-    let replayed = replay_prepared(git, &prepared, &memory)?;
+    let regeneration = regenerator
+        .filter(|_| !spec.options.regenerate.is_empty())
+        .map(|regenerator| (spec.options.regenerate.as_slice(), regenerator));
+    let replayed = replay_prepared_with(git, &prepared, &memory, regeneration)?;
     let Prepared { head, release, merge_base, patches, quarantine, .. } = *prepared;
 
     if let Some((stop, merge)) = replayed.stop {
@@ -488,6 +551,8 @@ pub fn rebase(git: &Git, spec: &StackSpec) -> Result<RebaseOutcome> {
             head,
             dropped: replayed.dropped,
             recalled: replayed.recalled,
+            regenerated: replayed.regenerated,
+            regeneration: replayed.regeneration,
         });
     }
 
@@ -505,6 +570,7 @@ pub fn rebase(git: &Git, spec: &StackSpec) -> Result<RebaseOutcome> {
         carried: replayed.carried,
         dropped: replayed.dropped,
         recalled: replayed.recalled,
+        regenerated: replayed.regenerated,
     })
 }
 

@@ -16,6 +16,7 @@ use crate::core::error::usage;
 use crate::core::refname;
 use crate::core::tag_order::glob_match;
 use crate::engine::land::Land;
+use crate::engine::regenerate::RegenerateRule;
 use crate::engine::stack::{StackOptions, StackSpec};
 use crate::flow::event::FlowEvent;
 use crate::flow::manifest::{self, Manifest, ScriptStep};
@@ -122,6 +123,14 @@ pub struct StackConfig {
     /// tree, then the patches; promotion is a fast-forward).
     #[serde(default)]
     pub land: Land,
+    /// Generated files to regenerate instead of stopping: when every
+    /// conflict of a patch is in files one rule's `paths` (globs) match,
+    /// its `run:` command runs in a checkout of the stopped state (with
+    /// those files as before the patch, in `working-directory:`), as a
+    /// `run:` step runs; its result is kept if it exits 0, leaves no
+    /// conflict markers and changes only those files.
+    #[serde(default)]
+    pub regenerate: Vec<RegenerateRule>,
 }
 
 impl StackConfig {
@@ -133,7 +142,7 @@ impl StackConfig {
             remote: self.remote.clone(),
             tag: tag.to_string(),
             candidate: self.candidate.replace("{tag}", tag),
-            options: StackOptions { provenance: self.provenance, land: self.land },
+            options: StackOptions { provenance: self.provenance, land: self.land, regenerate: self.regenerate.clone() },
         }
     }
 }

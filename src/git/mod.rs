@@ -16,6 +16,7 @@ mod objects;
 mod pack;
 mod quarantine;
 mod remote;
+mod scratch;
 mod worktree;
 
 pub use chains::Run;
