@@ -21,7 +21,7 @@ use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
-use patchmoi::engine::stack::{rebase, RebaseOutcome, StackSpec};
+use patchmoi::engine::stack::{rebase, RebaseOutcome, StackOptions, StackSpec};
 use patchmoi::git::Git;
 
 /// Each kind of edit owns a band of lines, with an untouched line between
@@ -317,7 +317,7 @@ fn measure(root: &Path, run_no: usize, branch: &str, samples: &mut Samples) -> R
         (None, 0, Some(run(git_dir, &["log", "-1", "--format=%s", "REBASE_HEAD"], None)?))
     };
     let (remote, tag, candidate) = ("origin".into(), "v2.0.0".into(), "patchmoi/v2.0.0".into());
-    let spec = StackSpec { upstream, branch: branch.into(), remote, tag, candidate };
+    let spec = StackSpec { upstream, branch: branch.into(), remote, tag, candidate, options: StackOptions::default() };
     let mut measured = Vec::new();
     for (dir, times) in [(patchmoi_dir, &mut samples.patchmoi), (cold_dir, &mut samples.cold)] {
         let (took, outcome) = timed(|| rebase(&Git::open(dir)?, &spec))?;

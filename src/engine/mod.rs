@@ -6,12 +6,15 @@
 //! It knows nothing of flows, the Action or the service.
 
 pub mod conflict;
+pub mod land;
 pub mod markers;
 pub mod memory;
 pub mod patch;
 pub mod promote;
+pub mod provenance;
 pub mod publish;
 pub mod recall;
+pub mod regenerate;
 pub mod replay;
 pub mod stack;
 pub mod upstreamed;

@@ -31,6 +31,10 @@ pub struct Promotion {
     /// The backup branch on the remote, with `--push`.
     pub remote_backup: Option<String>,
     pub pushed: bool,
+    /// Whether the candidate descends from the head it replaces (`land:
+    /// merge`): then nothing is lost, so no backup is kept and the remote
+    /// gets a plain push, no force, no lease.
+    pub fast_forward: bool,
 }
 
 impl Promotion {
@@ -39,6 +43,10 @@ impl Promotion {
         let mut out = String::new();
         let (branch, to) = (&self.branch, short(&self.to));
         match (&self.backup, self.local_moved) {
+            (None, true) => {
+                let _ = writeln!(out, "{branch}: {} -> {to} (local, fast-forward)", short(&self.from));
+                let _ = writeln!(out, "  undo: git update-ref refs/heads/{branch} {} {}", self.from, self.to);
+            }
             (Some(backup), true) => {
                 let _ = writeln!(out, "{branch}: {} -> {to} (local)", short(&self.from));
                 let _ = writeln!(out, "  old head kept in {backup}");
@@ -54,7 +62,8 @@ impl Promotion {
             let remote = &self.remote;
             match (&self.remote_from, self.remote_moved) {
                 (Some(old), true) => {
-                    let _ = writeln!(out, "{branch} on {remote}: {} -> {to}", short(old));
+                    let how = if self.fast_forward { " (fast-forward)" } else { "" };
+                    let _ = writeln!(out, "{branch} on {remote}: {} -> {to}{how}", short(old));
                     if let Some(backup) = &self.remote_backup {
                         let _ = writeln!(out, "  the remote's old head is kept in {backup}");
                     }
@@ -104,6 +113,7 @@ pub fn promote(git: &Git, stack: &StackSpec, push: bool, local: bool) -> Result<
         remote_moved: false,
         remote_backup: None,
         pushed: false,
+        fast_forward: git.is_ancestor(&built_from, &candidate)?,
     };
     match &current {
         Some(head) if *head == candidate => promotion.from = candidate.clone(),
@@ -113,14 +123,17 @@ pub fn promote(git: &Git, stack: &StackSpec, push: bool, local: bool) -> Result<
             short(&built_from),
             short(head)
         ),
+        Some(head) if promotion.fast_forward => {
+            refuse_checked_out(git, &branch_ref, &stack.branch)?;
+            git.update_refs(&[RefUpdate::Set {
+                refname: branch_ref.clone(),
+                new: candidate.clone(),
+                old: Some(head.clone()),
+            }])?;
+            promotion.local_moved = true;
+        }
         Some(head) => {
-            if let Some((_, path)) = git.checked_out_branches()?.into_iter().find(|(branch, _)| *branch == branch_ref) {
-                bail!(
-                    "{} is checked out in {}; switch that worktree to another branch first (patchmoi never moves a checked-out branch)",
-                    stack.branch,
-                    path.display()
-                );
-            }
+            refuse_checked_out(git, &branch_ref, &stack.branch)?;
             let backup = backup_ref(git, &branch_ref)?;
             git.update_refs(&[
                 RefUpdate::Set { refname: backup.clone(), new: head.clone(), old: None },
@@ -146,6 +159,14 @@ pub fn promote(git: &Git, stack: &StackSpec, push: bool, local: bool) -> Result<
                 short(&built_from),
                 short(head)
             ),
+            // The candidate contains the remote's head: a plain push, which
+            // the remote takes only as a fast-forward.
+            Some(_) if promotion.fast_forward => {
+                git.push_fast_forward(&stack.remote, &candidate, &branch_ref).with_context(|| {
+                    format!("failed to promote {} on {} by fast-forward", stack.branch, stack.remote)
+                })?;
+                promotion.remote_moved = true;
+            }
             _ => {
                 if let Some(head) = &remote_head {
                     let remote_backup = format!("refs/heads/patchmoi/backup/{}/{}", stack.branch, publish::stamp());
@@ -166,4 +187,15 @@ pub fn promote(git: &Git, stack: &StackSpec, push: bool, local: bool) -> Result<
         promotion.pushed = true;
     }
     Ok(promotion)
+}
+
+/// patchmoi never moves a branch that a worktree has checked out.
+fn refuse_checked_out(git: &Git, branch_ref: &str, branch: &str) -> Result<()> {
+    if let Some((_, path)) = git.checked_out_branches()?.into_iter().find(|(checked, _)| checked == branch_ref) {
+        bail!(
+            "{branch} is checked out in {}; switch that worktree to another branch first (patchmoi never moves a checked-out branch)",
+            path.display()
+        );
+    }
+    Ok(())
 }

@@ -6,17 +6,20 @@
 //! change to the user's branches or tags. It writes objects (as one pack),
 //! refs under `refs/patchmoi/`, and the candidate branch.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 
 use crate::core::redact;
 use crate::engine::conflict::{self, ConflictReport};
+use crate::engine::land::{self, Land};
 use crate::engine::memory::{Memory, Recalled};
 pub use crate::engine::patch::{Candidate, Dropped, Patch};
+use crate::engine::provenance;
 use crate::engine::publish;
 use crate::engine::recall::recall;
+use crate::engine::regenerate::{self, Attempt, RegenerateRule, Regenerated, Regenerator};
 use crate::engine::replay;
 use crate::engine::replay::{replay, Onto, Patches};
 use crate::engine::upstreamed;
@@ -36,6 +39,30 @@ pub struct StackSpec {
     pub tag: String,
     /// The candidate branch (short name), e.g. `patchmoi/rust-v0.130.0`.
     pub candidate: String,
+    /// What patchmoi does beyond `git rebase`.
+    pub options: StackOptions,
+}
+
+/// The rebase's own behaviours, beyond what `git rebase <tag>` does.
+#[derive(Debug, Clone)]
+pub struct StackOptions {
+    /// Whether patches are also dropped by provenance (`cherry-pick -x`
+    /// lines, `Upstream-Commit:`/`Upstream-PR:` trailers, `UPSTREAM:`
+    /// subjects; see [`crate::engine::provenance`]), not only by patch-id.
+    pub provenance: bool,
+    /// How the candidate lands: replacing the branch, or as a fast-forward
+    /// of it (see [`crate::engine::land`]).
+    pub land: Land,
+    /// Generated files to regenerate rather than stop at (see
+    /// [`crate::engine::regenerate`]); they run only through
+    /// [`rebase_with`]'s regenerator.
+    pub regenerate: Vec<RegenerateRule>,
+}
+
+impl Default for StackOptions {
+    fn default() -> StackOptions {
+        StackOptions { provenance: true, land: Land::Rebase, regenerate: Vec::new() }
+    }
 }
 
 impl StackSpec {
@@ -80,6 +107,7 @@ pub enum RebaseOutcome {
         carried: Vec<Patch>,
         dropped: Vec<Dropped>,
         recalled: Vec<RecalledPatch>,
+        regenerated: Vec<Regenerated>,
     },
     /// A patch does not apply; nothing was changed but objects and our own refs.
     Conflicted {
@@ -89,6 +117,10 @@ pub enum RebaseOutcome {
         head: String,
         dropped: Vec<Dropped>,
         recalled: Vec<RecalledPatch>,
+        regenerated: Vec<Regenerated>,
+        /// Why the `regenerate:` rule that covers the conflict did not
+        /// resolve it, when one does.
+        regeneration: Option<String>,
     },
     /// A precondition is not met; the message says which and what to do.
     Blocked(String),
@@ -113,6 +145,9 @@ pub struct Prepared {
     started_empty: BTreeSet<String>,
     /// Position in the whole stack of each patch in `patches`.
     positions: Vec<usize>,
+    /// With `land: merge`, the land merge the patches go on (in the
+    /// quarantine); otherwise they go on the release.
+    pub land: Option<String>,
     /// Where the replay's objects go until they are published.
     pub quarantine: Quarantine,
     /// The whole stack, upstreamed patches included, replayed while those
@@ -161,9 +196,12 @@ pub fn prepare(git: &Git, spec: &StackSpec, fetch: bool) -> Result<Precondition>
         return Ok(Precondition::UpToDate { head, release });
     }
     let upstream_head = upstream_default(git, spec, fetch)?;
+    // A landed branch's patches start above its newest land merge: the
+    // ones below it were replayed onto the release it landed.
+    let landed = git.newest_land_merge(&head, &release)?;
     let mut left_out = Vec::new();
     let mut all = Vec::new();
-    for walked in walk::walk(git, &head, &release, upstream_head.as_deref())? {
+    for walked in walk::walk(git, &head, &release, upstream_head.as_deref(), landed.as_deref())? {
         match walked.left_out {
             Some(reason) => left_out.push((all.len(), Dropped::of(&walked.commit, reason.to_string()))),
             None => all.push(walked.commit),
@@ -181,6 +219,12 @@ pub fn prepare(git: &Git, spec: &StackSpec, fetch: bool) -> Result<Precondition>
         (upstreamed, speculation.join())
     });
     let upstreamed = upstreamed?;
+    let by_provenance = if spec.options.provenance {
+        let rest: Vec<&RawCommit> = all.iter().filter(|patch| !upstreamed.contains_key(&patch.id)).collect();
+        provenance::provenance_drops(git, &quarantine.git, &release, &merge_base, &rest)?
+    } else {
+        HashMap::new()
+    };
     let speculation = match speculation {
         Ok(Ok(steps)) => steps,
         // Only a head start: the replay proper runs the same and reports.
@@ -189,6 +233,13 @@ pub fn prepare(git: &Git, spec: &StackSpec, fetch: bool) -> Result<Precondition>
             Vec::new()
         }
         Err(panic) => std::panic::resume_unwind(panic),
+    };
+    let land = match spec.options.land {
+        Land::Rebase => None,
+        Land::Merge => {
+            let release_commit = git.read_commits(std::slice::from_ref(&release))?.remove(0);
+            Some(land::land_merge(&quarantine, &head, &release_commit, &spec.tag, &spec.branch)?)
+        }
     };
     let mut prepared = Prepared {
         head,
@@ -199,10 +250,15 @@ pub fn prepare(git: &Git, spec: &StackSpec, fetch: bool) -> Result<Precondition>
         left_out,
         positions: Vec::new(),
         started_empty,
+        land,
         quarantine,
         speculation,
     };
     for (position, patch) in all.into_iter().enumerate() {
+        if let Some(reason) = by_provenance.get(&patch.id) {
+            prepared.dropped.push((position, Dropped::of(&patch, reason.clone())));
+            continue;
+        }
         match upstreamed.get(&patch.id) {
             Some(upstream) => {
                 let reason = match upstream {
@@ -228,6 +284,10 @@ pub struct Replayed {
     pub dropped: Vec<Dropped>,
     /// Patches whose conflicts the memory resolved.
     pub recalled: Vec<RecalledPatch>,
+    /// Patches whose generated files were regenerated.
+    pub regenerated: Vec<Regenerated>,
+    /// Why the rule that covered the stop's conflicts did not resolve them.
+    pub regeneration: Option<String>,
     /// The patch that stopped (index into `Prepared::patches`) and its merge.
     pub stop: Option<(usize, MergeResult)>,
 }
@@ -243,6 +303,20 @@ pub struct RecalledPatch {
 /// Replays the prepared stack onto the release in the quarantine, resolving
 /// conflicts the memory knows, and writes the commits.
 pub fn replay_prepared(git: &Git, prepared: &Prepared, memory: &Memory) -> Result<Replayed> {
+    replay_prepared_with(git, prepared, memory, None)
+}
+
+/// Rules for generated files and what runs their commands.
+pub type Regeneration<'a> = (&'a [RegenerateRule], &'a dyn Regenerator);
+
+/// [`replay_prepared`], regenerating generated files where a rule covers a
+/// stop's conflicts.
+pub fn replay_prepared_with(
+    git: &Git,
+    prepared: &Prepared,
+    memory: &Memory,
+    regeneration: Option<Regeneration>,
+) -> Result<Replayed> {
     let quarantine = &prepared.quarantine;
     let qgit = &quarantine.git;
     let release_tree = git.tree_of(&prepared.release)?;
@@ -250,16 +324,20 @@ pub fn replay_prepared(git: &Git, prepared: &Prepared, memory: &Memory) -> Resul
     let Some(first) = stack.first() else {
         let dropped = prepared.all_dropped(Vec::new());
         return Ok(Replayed {
-            tip: prepared.release.clone(),
+            tip: prepared.land.clone().unwrap_or_else(|| prepared.release.clone()),
             carried: Vec::new(),
             dropped,
             recalled: Vec::new(),
+            regenerated: Vec::new(),
+            regeneration: None,
             stop: None,
         });
     };
     let mut applied: Vec<(usize, String)> = Vec::new();
     let mut dropped = prepared.dropped.clone();
     let mut recalled = Vec::new();
+    let mut regenerated: HashMap<usize, Regenerated> = HashMap::new();
+    let mut refused = None;
     let mut stop = None;
     // Each round replays from a known state: the release, then the tree a
     // recalled resolution produced (in a scratch commit, as git replay wants
@@ -284,10 +362,24 @@ pub fn replay_prepared(git: &Git, prepared: &Prepared, memory: &Memory) -> Resul
         let Some((index, merge)) = round.stop else { break };
         let index = start + index;
         let current = applied.last().map_or(release_tree.clone(), |(_, tree)| tree.clone());
-        match recall(qgit, memory, &merge, &quarantine.staging)? {
-            Some((tree, files)) => {
+        let mut resolved = recall(qgit, memory, &merge, &quarantine.staging)?.map(|(tree, files)| {
+            let patch = stack[index];
+            recalled.push(RecalledPatch { sha: patch.id.clone(), subject: patch.subject(), files });
+            tree
+        });
+        if let (None, Some((rules, regenerator))) = (&resolved, regeneration) {
+            match regenerate::regenerate(quarantine, rules, regenerator, &merge, &Patch::of(stack[index]))? {
+                Attempt::NoRule => {}
+                Attempt::Refused(why) => refused = Some(why),
+                Attempt::Regenerated(tree, done) => {
+                    regenerated.insert(index, done);
+                    resolved = Some(tree);
+                }
+            }
+        }
+        match resolved {
+            Some(tree) => {
                 let patch = stack[index];
-                recalled.push(RecalledPatch { sha: patch.id.clone(), subject: patch.subject(), files });
                 if tree == current && !prepared.started_empty.contains(&patch.id) {
                     dropped.push((prepared.positions[index], empty_drop(patch)));
                 } else {
@@ -306,15 +398,23 @@ pub fn replay_prepared(git: &Git, prepared: &Prepared, memory: &Memory) -> Resul
 
     // Each commit names its parent's id, which patchmoi computes as it
     // writes the commit: the chain needs no process per commit.
-    let mut parent = prepared.release.clone();
+    let mut parent = prepared.land.clone().unwrap_or_else(|| prepared.release.clone());
     for (index, tree) in &applied {
-        parent = quarantine.write_commit(&stack[*index].rewrite(tree, &parent))?;
+        let mut body = stack[*index].rewrite(tree, &parent);
+        if let Some(done) = regenerated.get(index) {
+            body = regenerate::with_trailer(&body, &done.trailer());
+        }
+        parent = quarantine.write_commit(&body)?;
     }
+    let mut regenerated: Vec<(usize, Regenerated)> = regenerated.into_iter().collect();
+    regenerated.sort_by_key(|(index, _)| *index);
     Ok(Replayed {
         tip: parent,
         carried: applied.iter().map(|(index, _)| Patch::of(stack[*index])).collect(),
         dropped,
         recalled,
+        regenerated: regenerated.into_iter().map(|(_, done)| done).collect(),
+        regeneration: refused.filter(|_| stop.is_some()),
         stop,
     })
 }
@@ -362,7 +462,7 @@ fn empty_drop(patch: &RawCommit) -> Dropped {
 /// The stack's patches that change nothing against their first parent.
 fn started_empty(git: &Git, patches: &[RawCommit]) -> Result<BTreeSet<String>> {
     let parents: Vec<String> = patches.iter().filter_map(|patch| patch.parents.first().cloned()).collect();
-    let trees: std::collections::HashMap<String, String> =
+    let trees: HashMap<String, String> =
         git.read_commits(&parents)?.into_iter().map(|parent| (parent.id, parent.tree)).collect();
     Ok(patches
         .iter()
@@ -396,6 +496,12 @@ const UPSTREAM_HEAD: &str = "refs/patchmoi/upstream/HEAD";
 /// Runs the whole rebase for one release: memory fetched from the fork's
 /// remote, stack prepared and replayed, then a candidate or a report.
 pub fn rebase(git: &Git, spec: &StackSpec) -> Result<RebaseOutcome> {
+    rebase_with(git, spec, None)
+}
+
+/// [`rebase`], with `regenerator` running the commands of the spec's
+/// `regenerate` rules.
+pub fn rebase_with(git: &Git, spec: &StackSpec, regenerator: Option<&dyn Regenerator>) -> Result<RebaseOutcome> {
     // The flow refuses this with the file and key; the engine never moves
     // the maintained branch whoever asks.
     if spec.candidate == spec.branch {
@@ -408,7 +514,10 @@ pub fn rebase(git: &Git, spec: &StackSpec) -> Result<RebaseOutcome> {
     };
     let mut memory = Memory::load(git)?;
     memory.fetch(git, &spec.remote)?;
-    let replayed = replay_prepared(git, &prepared, &memory)?;
+    let regeneration = regenerator
+        .filter(|_| !spec.options.regenerate.is_empty())
+        .map(|regenerator| (spec.options.regenerate.as_slice(), regenerator));
+    let replayed = replay_prepared_with(git, &prepared, &memory, regeneration)?;
     let Prepared { head, release, merge_base, patches, quarantine, .. } = *prepared;
 
     if let Some((stop, merge)) = replayed.stop {
@@ -442,6 +551,8 @@ pub fn rebase(git: &Git, spec: &StackSpec) -> Result<RebaseOutcome> {
             head,
             dropped: replayed.dropped,
             recalled: replayed.recalled,
+            regenerated: replayed.regenerated,
+            regeneration: replayed.regeneration,
         });
     }
 
@@ -459,6 +570,7 @@ pub fn rebase(git: &Git, spec: &StackSpec) -> Result<RebaseOutcome> {
         carried: replayed.carried,
         dropped: replayed.dropped,
         recalled: replayed.recalled,
+        regenerated: replayed.regenerated,
     })
 }
 

@@ -28,12 +28,22 @@ pub struct Walked {
 
 /// The first-parent commits of `head` that `release` does not contain,
 /// oldest first, each with why it is left out, if it is. `upstream_head` is
-/// upstream's default branch, when known.
-pub fn walk(git: &Git, head: &str, release: &str, upstream_head: Option<&str>) -> Result<Vec<Walked>> {
-    let ids = git.first_parent_commits(head, &[release])?;
+/// upstream's default branch, when known; `landed` the newest land merge
+/// of the branch (`land: merge`), whose parents hold no patch to replay.
+pub fn walk(
+    git: &Git,
+    head: &str,
+    release: &str,
+    upstream_head: Option<&str>,
+    landed: Option<&str>,
+) -> Result<Vec<Walked>> {
+    let mut excluded = vec![release];
+    excluded.extend(landed);
+    let ids = git.first_parent_commits(head, &excluded)?;
     let unreleased: HashSet<String> = match upstream_head {
         Some(upstream) => {
-            let ours: HashSet<String> = git.first_parent_commits(head, &[release, upstream])?.into_iter().collect();
+            excluded.push(upstream);
+            let ours: HashSet<String> = git.first_parent_commits(head, &excluded)?.into_iter().collect();
             ids.iter().filter(|id| !ours.contains(*id)).cloned().collect()
         }
         None => HashSet::new(),

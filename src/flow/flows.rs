@@ -15,7 +15,9 @@ pub use crate::core::env::code_mode_enabled;
 use crate::core::error::usage;
 use crate::core::refname;
 use crate::core::tag_order::glob_match;
-use crate::engine::stack::StackSpec;
+use crate::engine::land::Land;
+use crate::engine::regenerate::RegenerateRule;
+use crate::engine::stack::{StackOptions, StackSpec};
 use crate::flow::event::FlowEvent;
 use crate::flow::manifest::{self, Manifest, ScriptStep};
 use crate::flow::shell::parse_timeout;
@@ -108,6 +110,27 @@ pub struct StackConfig {
     /// The fork's remote, for the branch when it is not local and for pushes.
     #[serde(default = "default_remote")]
     pub remote: String,
+    /// Drop a patch whose message says upstream has it (`git cherry-pick
+    /// -x`'s line, `Upstream-Commit:` or `Upstream-PR:` trailers,
+    /// rebasebot's `UPSTREAM: <n>:` and `UPSTREAM: <drop>:` subjects) when
+    /// the release holds that commit or pull request, not only when the
+    /// patch-id matches (default true; false replays what `git rebase` would).
+    #[serde(default = "default_true")]
+    pub provenance: bool,
+    /// How a promoted candidate lands on the branch: `rebase` (default: the
+    /// patches on the release; promotion replaces the branch, with a lease
+    /// and a backup) or `merge` (a merge of the release with the release's
+    /// tree, then the patches; promotion is a fast-forward).
+    #[serde(default)]
+    pub land: Land,
+    /// Generated files to regenerate instead of stopping: when every
+    /// conflict of a patch is in files one rule's `paths` (globs) match,
+    /// its `run:` command runs in a checkout of the stopped state (with
+    /// those files as before the patch, in `working-directory:`), as a
+    /// `run:` step runs; its result is kept if it exits 0, leaves no
+    /// conflict markers and changes only those files.
+    #[serde(default)]
+    pub regenerate: Vec<RegenerateRule>,
 }
 
 impl StackConfig {
@@ -119,6 +142,7 @@ impl StackConfig {
             remote: self.remote.clone(),
             tag: tag.to_string(),
             candidate: self.candidate.replace("{tag}", tag),
+            options: StackOptions { provenance: self.provenance, land: self.land, regenerate: self.regenerate.clone() },
         }
     }
 }
@@ -133,6 +157,10 @@ pub fn candidate_namespace(template: &str) -> Option<&str> {
 
 fn default_candidate() -> String {
     DEFAULT_CANDIDATE.to_string()
+}
+
+fn default_true() -> bool {
+    true
 }
 
 fn default_remote() -> String {

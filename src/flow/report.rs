@@ -5,6 +5,7 @@ use std::fmt::Write;
 
 use crate::core::status;
 use crate::engine::conflict::ConflictReport;
+use crate::engine::patch::Dropped;
 use crate::engine::stack::short;
 use crate::flow::runner::RunReport;
 
@@ -94,6 +95,19 @@ pub fn conflict_markdown(report: &ConflictReport, tag: &str) -> String {
                 writeln!(md, "| `{}` {} | {} | {depends} |", short(&entry.sha), entry.subject, entry.files.join(", "));
         }
         md.push('\n');
+    }
+    md
+}
+
+/// The stack summary `conflict.md` ends with: the patches left out before
+/// the stop and why (by patch-id, by provenance, upstream's own work).
+pub fn dropped_markdown(dropped: &[Dropped]) -> String {
+    let mut md = String::new();
+    if !dropped.is_empty() {
+        let _ = writeln!(md, "\n### Patches dropped ({})\n", dropped.len());
+        for drop in dropped {
+            let _ = writeln!(md, "- `{}` {}: {}", short(&drop.sha), drop.subject, drop.reason);
+        }
     }
     md
 }

@@ -2,6 +2,7 @@
 //! `run:` commands in a worktree of the candidate or of the stopped state,
 //! and the validation of a repair that a `needs_intervention` step made.
 
+use std::cell::RefCell;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
@@ -16,6 +17,7 @@ use crate::engine::publish;
 use crate::engine::recall;
 use crate::engine::stack::{self, RebaseOutcome};
 use crate::flow::flows::{Condition, Step, StepKind};
+use crate::flow::regenerate::StepRegenerator;
 use crate::flow::report;
 use crate::flow::resolve;
 use crate::flow::shell::{run_check, CheckOutcome, CheckSpec};
@@ -68,7 +70,17 @@ impl FlowRun<'_> {
             .map_err(|why| usage(format!("candidate branch `{}` {why}", spec.candidate)))?;
         let git = &self.workspace.git;
         let mut artifacts = Artifacts::default();
-        let outcome = stack::rebase(git, &spec)?;
+        let regenerator = StepRegenerator {
+            env: self.settings.step_env.clone(),
+            log_dir: self.state_dir.run_dir(id)?,
+            logs: RefCell::new(Vec::new()),
+        };
+        let outcome = stack::rebase_with(git, &spec, Some(&regenerator))?;
+        // A rule that did not resolve a stop leaves its log with the report.
+        if let Some((log, tail)) = regenerator.logs.into_inner().pop() {
+            artifacts.log = Some(log.display().to_string());
+            artifacts.log_tail = tail;
+        }
         if !matches!(outcome, RebaseOutcome::Conflicted { .. }) {
             self.state_dir.clear_stopped(&self.flow.name, &tag)?;
         }
@@ -80,7 +92,7 @@ impl FlowRun<'_> {
                 self.rebase = Some(RebaseOutput { candidate: None, commit: Some(head), stopped: None, report: None });
                 (ResultStatus::Completed, format!("{} already contains {tag}; nothing to rebase", spec.branch))
             }
-            RebaseOutcome::Clean { candidate, release, head, carried, dropped, recalled } => {
+            RebaseOutcome::Clean { candidate, release, head, carried, dropped, recalled, regenerated } => {
                 let (status, pushed, push_note) = match self.settings.push {
                     false => (ResultStatus::Changed, false, String::new()),
                     true => match publish::push_branch(git, &spec.remote, &candidate.refname, &candidate.sha) {
@@ -101,8 +113,10 @@ impl FlowRun<'_> {
                     0 => String::new(),
                     n => format!(", {n} resolved from memory"),
                 };
+                let regenerated_note: String = regenerated.iter().map(|done| format!("; {}", done.text())).collect();
+                artifacts.extra.insert("regenerated".into(), serde_json::to_value(&regenerated)?);
                 let message = format!(
-                    "candidate {} at {}: {} patch(es) carried onto {tag}, {} dropped{memory_note}{push_note}",
+                    "candidate {} at {}: {} patch(es) carried onto {tag}, {} dropped{memory_note}{regenerated_note}{push_note}",
                     spec.candidate,
                     stack::short(&candidate.sha),
                     carried.len(),
@@ -125,15 +139,31 @@ impl FlowRun<'_> {
                 self.rebase = Some(RebaseOutput { candidate: Some(candidate), commit, stopped: None, report: None });
                 (status, message)
             }
-            RebaseOutcome::Conflicted { report, stopped, release, head, dropped, recalled } => {
+            RebaseOutcome::Conflicted {
+                report,
+                stopped,
+                release,
+                head,
+                dropped,
+                recalled,
+                regenerated,
+                regeneration,
+            } => {
+                if !regenerated.is_empty() {
+                    artifacts.extra.insert("regenerated".into(), serde_json::to_value(&regenerated)?);
+                }
                 artifacts.resolved_from_memory = recalled;
                 self.state_dir.save_stopped(&self.flow.name, &tag, &stopped)?;
                 let dir = self.state_dir.run_dir(id)?;
                 let json_path = dir.join("conflict.json");
                 let md_path = dir.join("conflict.md");
                 state::write_atomic(&json_path, &serde_json::to_vec_pretty(&report)?)?;
-                state::write_atomic(&md_path, report::conflict_markdown(&report, &tag).as_bytes())?;
-                let message = report::conflict_summary(&report, &tag);
+                let markdown = report::conflict_markdown(&report, &tag) + &report::dropped_markdown(&dropped);
+                state::write_atomic(&md_path, markdown.as_bytes())?;
+                let mut message = report::conflict_summary(&report, &tag);
+                if let Some(why) = &regeneration {
+                    message.push_str(&format!("; regeneration refused: {why}"));
+                }
                 artifacts.upstream = Some(RefAt { name: tag.clone(), sha: release });
                 artifacts.branch = Some(RefAt { name: spec.branch.clone(), sha: head });
                 artifacts.carried = report.applied.clone();

@@ -10,11 +10,13 @@ mod chains;
 mod clone;
 pub mod fixture;
 mod history;
+mod log;
 mod merge;
 mod objects;
 mod pack;
 mod quarantine;
 mod remote;
+mod scratch;
 mod worktree;
 
 pub use chains::Run;

@@ -14,6 +14,7 @@ mod cli;
 mod differential;
 mod dispatch;
 mod feed;
+mod fewer;
 mod flows;
 mod history;
 mod install;
