@@ -261,11 +261,6 @@ impl FastImport {
         FastImport { out: String::new(), clock: start, step }
     }
 
-    /// The current time of the stream's clock (of its last commit).
-    pub fn now(&self) -> u64 {
-        self.clock
-    }
-
     /// A commit on `refname` by `who` (author and committer) setting each
     /// `(path, text)`; `from` starts the ref at another commit first.
     pub fn commit(
