@@ -10,18 +10,19 @@
 //!
 //! `cargo bench --bench rebase`. Smaller runs: PATCHMOI_BENCH_FILES,
 //! PATCHMOI_BENCH_UPSTREAM_COMMITS, PATCHMOI_BENCH_PATCHES, PATCHMOI_BENCH_RUNS.
-//! `RUST_LOG=patchmoi=debug` logs every git command the engine runs, with
-//! times; PATCHMOI_BENCH_KEEP=1 keeps the fixture for profiling by hand.
+//! `RUST_LOG=patchmoi=debug` logs every git command the engine (and, through
+//! the fixture kit, the comparison side) runs, with times;
+//! PATCHMOI_BENCH_KEEP=1 keeps the fixture for profiling by hand.
 
 use std::collections::HashSet;
-use std::fmt::Write as _;
-use std::io::Write as _;
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::Command;
+use std::sync::LazyLock;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use patchmoi::engine::stack::{rebase, RebaseOutcome, StackOptions, StackSpec};
+use patchmoi::git::fixture::{Clock, FastImport, FixtureRepo, Init, Person, EPOCH};
 use patchmoi::git::Git;
 
 /// Each kind of edit owns a band of lines, with an untouched line between
@@ -39,8 +40,8 @@ const CONFLICT_LINE: usize = 20;
 const PATCH_SLOTS: [usize; 8] = [24, 26, 28, 30, 32, 34, 36, 38];
 const DUPS: usize = 5;
 const CONFLICTS: usize = 2;
-const UPSTREAM: &str = "Upstream Dev <dev@upstream.example>";
-const FORK: &str = "Fork Dev <dev@fork.example>";
+static UPSTREAM: LazyLock<Person> = LazyLock::new(|| Person::new("Upstream Dev", "dev@upstream.example"));
+static FORK: LazyLock<Person> = LazyLock::new(|| Person::new("Fork Dev", "dev@fork.example"));
 
 struct Sizes {
     files: usize,
@@ -132,37 +133,14 @@ fn path(file: usize) -> String {
     format!("crates/c{}/src/m{}/f{:02}.rs", dir / 10, dir % 10, file % 50)
 }
 
-/// A `git fast-import` stream: one process writes the whole history as a pack,
-/// where thousands of `git commit` calls would take minutes.
-struct Stream {
-    out: String,
-    clock: u64,
-}
-
-impl Stream {
-    fn commit(&mut self, branch: &str, from: Option<&str>, who: &str, message: &str, files: &[(String, String)]) {
-        self.clock += 60;
-        let out = &mut self.out;
-        let _ = write!(out, "commit {branch}\nauthor {who} {0} +0000\ncommitter {who} {0} +0000\n", self.clock);
-        let _ = write!(out, "data {}\n{message}\n", message.len() + 1);
-        if let Some(from) = from {
-            let _ = writeln!(out, "from {from}");
-        }
-        for (path, text) in files {
-            let _ = write!(out, "M 100644 inline {path}\ndata {}\n{text}\n", text.len());
-        }
-        out.push('\n');
-    }
-}
-
 /// Upstream: `v1.0.0` with every file, then random edits with the dups and
 /// the conflict triggers planted among them, tagged `v2.0.0`.
-fn upstream_stream(sizes: &Sizes, base: &Files) -> String {
+fn upstream_stream(sizes: &Sizes, base: &Files) -> FastImport {
     let mut files = base.clone();
-    let mut stream = Stream { out: String::new(), clock: 1_700_000_000 };
+    let mut stream = FastImport::new(1_700_000_000, 60);
     let all: Vec<(String, String)> = (0..sizes.files).map(|f| (path(f), files.0[f].join("\n") + "\n")).collect();
-    stream.commit("refs/heads/main", None, UPSTREAM, "initial import", &all);
-    stream.out.push_str("reset refs/tags/v1.0.0\nfrom refs/heads/main\n\n");
+    stream.commit("refs/heads/main", None, &UPSTREAM, "initial import", &all);
+    stream.reset("refs/tags/v1.0.0", "refs/heads/main");
     let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
     for (c, slot) in plan(sizes.upstream_commits, &[(1, 4), (2, 4)]).into_iter().enumerate() {
         let (message, changes) = match slot {
@@ -177,16 +155,15 @@ fn upstream_stream(sizes: &Sizes, base: &Files) -> String {
                 (format!("upstream: change {c}"), changes)
             }
         };
-        stream.commit("refs/heads/main", None, UPSTREAM, &message, &changes);
+        stream.commit("refs/heads/main", None, &UPSTREAM, &message, &changes);
     }
-    let _ =
-        write!(stream.out, "tag v2.0.0\nfrom refs/heads/main\ntagger {UPSTREAM} {} +0000\ndata 0\n\n", stream.clock);
-    stream.out
+    stream.annotated_tag("v2.0.0", "refs/heads/main", &UPSTREAM);
+    stream
 }
 
 /// The fork's stack on `v1.0.0`: ordinary patches, the dups, and, when
 /// `conflicts`, the two patches that collide with upstream's triggers.
-fn stack_stream(stream: &mut Stream, sizes: &Sizes, base: &Files, branch: &str, v1: &str, conflicts: bool) {
+fn stack_stream(stream: &mut FastImport, sizes: &Sizes, base: &Files, branch: &str, v1: &str, conflicts: bool) {
     let mut files = base.clone();
     let conflicts_at: &[(usize, usize)] = if conflicts { &[(3, 5), (4, 5)] } else { &[] };
     let mut rng = Rng(0x2545_f491_4f6c_dd1d);
@@ -206,59 +183,37 @@ fn stack_stream(stream: &mut Stream, sizes: &Sizes, base: &Files, branch: &str, 
             }
         };
         let from = if i == 0 { Some(v1) } else { None };
-        stream.commit(&format!("refs/heads/{branch}"), from, FORK, &message, &changes);
+        stream.commit(&format!("refs/heads/{branch}"), from, &FORK, &message, &changes);
     }
 }
 
-/// Runs git as the comparison side runs it: hooks, signing and auto-gc off,
-/// a fixed identity, like patchmoi's own wrapper.
-fn git(dir: &Path, args: &[&str], input: Option<&str>) -> Result<Output> {
-    let mut child = Command::new("git")
-        .current_dir(dir)
-        .args(["-c", "core.hooksPath=/dev/null", "-c", "commit.gpgSign=false", "-c", "gc.auto=0"])
-        .args(["-c", "maintenance.auto=false"])
-        .args(args)
-        .env("LC_ALL", "C")
-        .env("GIT_COMMITTER_NAME", "Bench")
-        .env("GIT_COMMITTER_EMAIL", "bench@example.com")
-        .stdin(if input.is_some() { Stdio::piped() } else { Stdio::null() })
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .context("failed to start git")?;
-    if let Some(input) = input {
-        child.stdin.take().context("stdin is piped")?.write_all(input.as_bytes())?;
-    }
-    Ok(child.wait_with_output()?)
-}
-
-/// `git` that must succeed; returns trimmed stdout.
-fn run(dir: &Path, args: &[&str], input: Option<&str>) -> Result<String> {
-    let out = git(dir, args, input)?;
-    if !out.status.success() {
-        bail!("git {} failed in {}: {}", args[0], dir.display(), String::from_utf8_lossy(&out.stderr).trim());
-    }
-    Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+/// The comparison side's git: the fixture kit's, which runs it as
+/// patchmoi's own wrapper does (hooks, signing and auto-gc off, a fixed
+/// identity and clock).
+fn repo(dir: &Path) -> FixtureRepo {
+    let bench = Person::new("Bench", "bench@example.com");
+    FixtureRepo::open(dir, Clock::starting_at(EPOCH)).with_author(bench.clone()).with_committer(bench)
 }
 
 /// Builds upstream (bare) and the fork template: `v1.0.0`, branches
 /// `patches` (clean) and `patches-conflict`, `patches` checked out.
 fn build(sizes: &Sizes, root: &Path) -> Result<()> {
-    let (upstream, fork) = (root.join("upstream"), root.join("fork"));
+    let (upstream_dir, fork_dir) = (root.join("upstream"), root.join("fork"));
     let base = Files::new(sizes.files);
-    run(root, &["init", "--quiet", "--bare", "--initial-branch=main", "upstream"], None)?;
-    run(&upstream, &["fast-import", "--quiet", "--date-format=raw"], Some(&upstream_stream(sizes, &base)))?;
+    let upstream =
+        FixtureRepo::init_with(&upstream_dir, Init { bare: true, ..Init::default() }, Clock::starting_at(EPOCH))?;
+    upstream.fast_import(&upstream_stream(sizes, &base))?;
     // Fully repacked, as a hosting server keeps it, so fetches cost what they would.
-    run(&upstream, &["repack", "-adq"], None)?;
-    run(root, &["init", "--quiet", "--initial-branch=main", "fork"], None)?;
-    let upstream_url = upstream.to_str().context("temp path is not UTF-8")?;
-    run(&fork, &["fetch", "--quiet", "--no-tags", upstream_url, "refs/tags/v1.0.0:refs/tags/v1.0.0"], None)?;
-    let v1 = run(&fork, &["rev-parse", "v1.0.0^{commit}"], None)?;
-    let mut stream = Stream { out: String::new(), clock: 1_800_000_000 };
+    upstream.git(&["repack", "-adq"])?;
+    let fork = FixtureRepo::init_with(&fork_dir, Init::default(), Clock::starting_at(EPOCH))?;
+    let upstream_url = upstream_dir.to_str().context("temp path is not UTF-8")?;
+    fork.fetch_tag(upstream_url, "v1.0.0")?;
+    let v1 = fork.rev("v1.0.0^{commit}")?;
+    let mut stream = FastImport::new(1_800_000_000, 60);
     stack_stream(&mut stream, sizes, &base, "patches", &v1, false);
     stack_stream(&mut stream, sizes, &base, "patches-conflict", &v1, true);
-    run(&fork, &["fast-import", "--quiet", "--date-format=raw"], Some(&stream.out))?;
-    run(&fork, &["checkout", "--quiet", "patches"], None)?;
+    fork.fast_import(&stream)?;
+    fork.git(&["checkout", "--quiet", "patches"])?;
     Ok(())
 }
 
@@ -269,8 +224,8 @@ fn copy_fork(root: &Path, dir: &Path, branch: &str) -> Result<()> {
     if !status.success() {
         bail!("failed to copy the fork to {}", dir.display());
     }
-    run(dir, &["checkout", "--quiet", branch], None)?;
-    run(dir, &["update-index", "-q", "--refresh"], None)?;
+    repo(dir).git(&["checkout", "--quiet", branch])?;
+    repo(dir).git(&["update-index", "-q", "--refresh"])?;
     Ok(())
 }
 
@@ -307,14 +262,15 @@ fn measure(root: &Path, run_no: usize, branch: &str, samples: &mut Samples) -> R
         copy_fork(root, dir, branch)?;
     }
     let tag = "refs/tags/v2.0.0:refs/tags/v2.0.0";
-    let (fetch, _) = timed(|| run(git_dir, &["fetch", "--quiet", "--no-tags", &upstream, tag], None))?;
-    run(patchmoi_dir, &["fetch", "--quiet", "--no-tags", &upstream, tag], None)?;
-    let (git_time, out) = timed(|| git(git_dir, &["rebase", "--onto", "v2.0.0", "v1.0.0", branch], None))?;
+    let git_side = repo(git_dir);
+    let (fetch, _) = timed(|| git_side.git(&["fetch", "--quiet", "--no-tags", &upstream, tag]))?;
+    repo(patchmoi_dir).git(&["fetch", "--quiet", "--no-tags", &upstream, tag])?;
+    let (git_time, out) = timed(|| git_side.git_output(&["rebase", "--onto", "v2.0.0", "v1.0.0", branch]))?;
     let (git_tree, git_commits, git_stop) = if out.status.success() {
-        let count = run(git_dir, &["rev-list", "--count", "v2.0.0..HEAD"], None)?.parse()?;
-        (Some(run(git_dir, &["rev-parse", "HEAD^{tree}"], None)?), count, None)
+        let count = git_side.git(&["rev-list", "--count", "v2.0.0..HEAD"])?.parse()?;
+        (Some(git_side.rev("HEAD^{tree}")?), count, None)
     } else {
-        (None, 0, Some(run(git_dir, &["log", "-1", "--format=%s", "REBASE_HEAD"], None)?))
+        (None, 0, Some(git_side.git(&["log", "-1", "--format=%s", "REBASE_HEAD"])?))
     };
     let (remote, tag, candidate) = ("origin".into(), "v2.0.0".into(), "patchmoi/v2.0.0".into());
     let spec = StackSpec { upstream, branch: branch.into(), remote, tag, candidate, options: StackOptions::default() };
@@ -323,9 +279,7 @@ fn measure(root: &Path, run_no: usize, branch: &str, samples: &mut Samples) -> R
         let (took, outcome) = timed(|| rebase(&Git::open(dir)?, &spec))?;
         times.push(took);
         let tree = match &outcome {
-            RebaseOutcome::Clean { candidate, .. } => {
-                Some(run(dir, &["rev-parse", &format!("{}^{{tree}}", candidate.sha)], None)?)
-            }
+            RebaseOutcome::Clean { candidate, .. } => Some(repo(dir).rev(&format!("{}^{{tree}}", candidate.sha))?),
             _ => None,
         };
         let (git_tree, git_stop) = (git_tree.clone(), git_stop.clone());

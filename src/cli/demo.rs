@@ -15,7 +15,7 @@ use crate::flow::flows;
 use crate::flow::report::{conflict_markdown, run_text};
 use crate::flow::runner::{run_event, RunSettings};
 use crate::flow::state::StateDir;
-use crate::git::fixture::FixtureRepo;
+use crate::git::fixture::{FixtureRepo, Person};
 
 const GREET_V1: &str = "#!/bin/sh\n# greet: print a greeting\nname=\"${1:-world}\"\necho \"Hello, $name!\"\n";
 const GREET_SHOUT: &str =
@@ -43,39 +43,32 @@ pub fn run(dir: Option<&Path>, env: &Env) -> Result<()> {
     let upstream_dir = root.join("upstream");
     let fork_dir = root.join("fork");
 
-    let mut upstream = FixtureRepo::init(&upstream_dir)?;
-    upstream.commit(
-        "Ursula Upstream",
+    let upstream = FixtureRepo::init(&upstream_dir)?;
+    let (ursula, fiona) = (Person::example("Ursula Upstream"), Person::example("Fiona Fork"));
+    upstream.commit_as(
+        &ursula,
         &[("README.md", README_V1), ("greet.sh", GREET_V1), ("config.toml", CONFIG_V1)],
         "Initial greeter",
     )?;
     upstream.tag("v1.0.0")?;
 
-    let mut fork = FixtureRepo::init(&fork_dir)?;
+    let fork = FixtureRepo::init(&fork_dir)?;
     let upstream_path = upstream_dir.to_str().context("demo path is not UTF-8")?;
     fork.fetch_tag(upstream_path, "v1.0.0")?;
     fork.branch_at("patches", "v1.0.0")?;
-    fork.commit("Fiona Fork", &[("greet.sh", GREET_SHOUT)], "Add a --shout option")?;
-    fork.commit("Fiona Fork", &[("README.md", README_FIXED)], "Fix typo in README")?;
-    fork.commit(
-        "Fiona Fork",
-        &[("config.toml", &CONFIG_V1.replace("3000", "8080"))],
-        "Listen on port 8080 by default",
-    )?;
+    fork.commit_as(&fiona, &[("greet.sh", GREET_SHOUT)], "Add a --shout option")?;
+    fork.commit_as(&fiona, &[("README.md", README_FIXED)], "Fix typo in README")?;
+    fork.commit_as(&fiona, &[("config.toml", &CONFIG_V1.replace("3000", "8080"))], "Listen on port 8080 by default")?;
     let documented = format!("{README_FIXED}\nPass `--shout` to shout.\n");
-    fork.commit("Fiona Fork", &[("README.md", &documented)], "Document --shout")?;
+    fork.commit_as(&fiona, &[("README.md", &documented)], "Document --shout")?;
 
-    upstream.commit("Ursula Upstream", &[("README.md", README_FIXED)], "Fix typo in README")?;
-    upstream.commit(
-        "Ursula Upstream",
-        &[("CHANGELOG.md", "# Changes\n\n## 1.1.0\n- Typo fixes.\n")],
-        "Add a changelog",
-    )?;
+    upstream.commit_as(&ursula, &[("README.md", README_FIXED)], "Fix typo in README")?;
+    upstream.commit_as(&ursula, &[("CHANGELOG.md", "# Changes\n\n## 1.1.0\n- Typo fixes.\n")], "Add a changelog")?;
     upstream.tag("v1.1.0")?;
     let config_v2 = "[server]\nhost = \"127.0.0.1\"\nport = 3000 # overridden by $PORT\n";
-    upstream.commit("Ursula Upstream", &[("config.toml", config_v2)], "Read the port from $PORT")?;
-    upstream.commit(
-        "Ursula Upstream",
+    upstream.commit_as(&ursula, &[("config.toml", config_v2)], "Read the port from $PORT")?;
+    upstream.commit_as(
+        &ursula,
         &[("CHANGELOG.md", "# Changes\n\n## 2.0.0\n- The port comes from $PORT.\n\n## 1.1.0\n- Typo fixes.\n")],
         "Changelog for 2.0.0",
     )?;

@@ -1,14 +1,34 @@
-//! `watch --once` against local servers: a fake GitHub releases API with
-//! ETags, an Atom feed, a failing source, and repository_dispatch with the
-//! fork-mark skip. Each `watch --once` is a new process, so every second
-//! poll is also a restart.
+//! `watch --once` against local servers: the fake GitHub (releases with
+//! ETags, repository_dispatch with the fork-mark skip, faults, a renamed
+//! repository; every request checked against GitHub's OpenAPI description),
+//! an Atom feed and a failing source. Each `watch --once` is a new process,
+//! so every second poll is also a restart.
 
+use crate::common::Repo;
+use crate::fake_github::{FakeGitHub, Fault};
 use crate::support;
 
 use std::path::Path;
 
 use serde_json::{json, Value};
 use support::{patchmoi, Canned, FakeServer};
+
+/// The fake GitHub for `token`, answering public reads without one; the
+/// fork's branches live in `<dir>/fork.git`, one commit on `main`.
+fn fake_github(token: &str, dir: &Path) -> (FakeGitHub, Repo) {
+    let fork = Repo::init(&dir.join("fork"));
+    fork.commit("Fork", &[("README.md", "the fork\n")]);
+    let github = FakeGitHub::start(token, fork.dir.clone());
+    github.allow_public_reads();
+    (github, fork)
+}
+
+/// Every request the fake GitHub saw was an operation of the OpenAPI
+/// description, with a body it accepts.
+fn assert_valid(github: &FakeGitHub) {
+    let violations = github.state().violations.clone();
+    assert!(violations.is_empty(), "requests GitHub's OpenAPI description refuses: {violations:?}");
+}
 
 fn repo(full: &str) -> Value {
     let (owner, name) = full.split_once('/').unwrap();
@@ -37,22 +57,17 @@ fn events(dir: &Path) -> Vec<String> {
 
 #[test]
 fn github_releases_prime_then_emit_each_release_once_with_etags() {
-    let github = FakeServer::start();
+    let tmp = tempfile::tempdir().unwrap();
+    let (github, _fork) = fake_github("tok", tmp.path());
     let backend = FakeServer::start();
     backend.route("POST", "/events", Canned::json(202, json!({"status": "accepted", "runIds": ["r1"], "matched": 1})));
-    let tmp = tempfile::tempdir().unwrap();
     let sources = write_sources(
         tmp.path(),
         json!([{"id": "codex", "provider": "github", "event": "release", "repo": repo("openai/codex"),
                 "target": {"mode": "workspace_flow", "eventType": "upstream.release", "workspaceUrlEnv": "MY_BACKEND"}}]),
     );
     let env = [("GITHUB_API_URL", github.url.as_str()), ("MY_BACKEND", backend.url.as_str()), ("GITHUB_TOKEN", "tok")];
-    let releases = "/repos/openai/codex/releases";
-    github.route(
-        "GET",
-        releases,
-        Canned::json(200, json!([release("rust-v0.130.0", false, false)])).with_etag("\"e1\""),
-    );
+    github.set_releases("openai/codex", vec![release("rust-v0.130.0", false, false)]);
 
     let first = watch_once(tmp.path(), &sources, &env);
     assert_eq!(first.code, 0, "{}", first.stderr);
@@ -65,19 +80,14 @@ fn github_releases_prime_then_emit_each_release_once_with_etags() {
     let last = github.seen().pop().unwrap();
     assert_eq!((last.headers.get("if-none-match").map(String::as_str), last.status), (Some("\"e1\""), 304));
 
-    github.route(
-        "GET",
-        releases,
-        Canned::json(
-            200,
-            json!([
-                release("rust-v0.132.0-alpha.1", false, true),
-                release("rust-v0.133.0", true, false),
-                release("rust-v0.131.0", false, false),
-                release("rust-v0.130.0", false, false)
-            ]),
-        )
-        .with_etag("\"e2\""),
+    github.set_releases(
+        "openai/codex",
+        vec![
+            release("rust-v0.132.0-alpha.1", false, true),
+            release("rust-v0.133.0", true, false),
+            release("rust-v0.131.0", false, false),
+            release("rust-v0.130.0", false, false),
+        ],
     );
     let second = watch_once(tmp.path(), &sources, &env);
     assert_eq!(second.code, 0, "{}", second.stderr);
@@ -88,6 +98,7 @@ fn github_releases_prime_then_emit_each_release_once_with_etags() {
     assert_eq!(backend.seen_at("POST", "/events").len(), 1, "emitted once and only once");
     let attempts = patchmoi(tmp.path(), &["attempts", "--json", "--data-dir", "state"], &[]).json();
     assert_eq!(attempts["attempts"][0]["status"], "started");
+    assert_valid(&github);
 }
 
 #[test]
@@ -133,19 +144,11 @@ fn atom_tags_come_from_links_and_a_failing_source_blocks_nothing() {
 
 #[test]
 fn repository_dispatch_skips_releases_the_fork_already_has() {
-    let github = FakeServer::start();
-    github.route(
-        "GET",
-        "/repos/openai/codex/releases",
-        Canned::json(200, json!([release("rust-v2", false, false), release("rust-v1", false, false)])),
-    );
-    github.route(
-        "GET",
-        "/repos/me/codex/git/ref/heads/patchmoi/upstream/rust-v1",
-        Canned::json(200, json!({"ref": "x"})),
-    );
-    github.route("POST", "/repos/me/codex/dispatches", Canned::json(204, json!({})));
     let tmp = tempfile::tempdir().unwrap();
+    let (github, fork) = fake_github("ft", tmp.path());
+    github.set_releases("openai/codex", vec![release("rust-v2", false, false), release("rust-v1", false, false)]);
+    // The fork's mark: it has rebased onto rust-v1 already.
+    fork.git(&["branch", "patchmoi/upstream/rust-v1"]);
     let sources = write_sources(
         tmp.path(),
         json!([{"id": "codex", "provider": "github", "event": "release", "repo": repo("openai/codex"), "primeOnly": false,
@@ -166,30 +169,18 @@ fn repository_dispatch_skips_releases_the_fork_already_has() {
         listed["dispatches"].as_array().unwrap().iter().map(|d| d["status"].as_str().unwrap()).collect();
     assert_eq!(statuses, ["dispatched", "skipped"]);
 
-    // Sync asks GitHub for the check runs and the PR on the candidate branch.
+    // Sync asks GitHub for the check runs and the PR on the candidate branch,
+    // which the fork's workflow pushed meanwhile.
+    fork.git(&["branch", "patchmoi/rust-v2"]);
+    let head = fork.rev("patchmoi/rust-v2");
     let check = |id: u64, name: &str, conclusion: Value| {
-        json!({"id": id, "name": name, "external_id": format!("run_{id}"), "status": "completed",
+        json!({"id": id, "name": name, "head_sha": head, "external_id": format!("run_{id}"), "status": "completed",
                "conclusion": conclusion, "html_url": format!("https://github.com/me/codex/runs/{id}")})
     };
-    let checks = "/repos/me/codex/commits/patchmoi%2Frust-v2/check-runs";
-    github.route(
-        "GET",
-        checks,
-        Canned::json(
-            200,
-            json!({"total_count": 2, "check_runs": [
-        check(1, "patchmoi / fork / rebase", json!("success")), check(2, "patchmoi / fork / build", Value::Null)]}),
-        ),
-    );
-    github.route(
-        "GET",
-        "/repos/me/codex/pulls",
-        Canned::json(
-            200,
-            json!([{"number": 7, "title": "patchmoi: rust-v2",
-        "state": "open", "html_url": "https://github.com/me/codex/pull/7"}]),
-        ),
-    );
+    github.state().check_runs =
+        vec![check(1, "patchmoi / fork / rebase", json!("success")), check(2, "patchmoi / fork / build", Value::Null)];
+    github.state().pulls.push(json!({"number": 7, "title": "patchmoi: rust-v2", "state": "open",
+        "html_url": "https://github.com/me/codex/pull/7", "head": {"ref": "patchmoi/rust-v2"}, "base": {"ref": "main"}}));
     let attempts =
         patchmoi(tmp.path(), &["attempts", "--json", "--data-dir", "state", "--status", "started"], &[]).json();
     let id = attempts["attempts"][0]["id"].as_str().unwrap().to_string();
@@ -201,12 +192,12 @@ fn repository_dispatch_skips_releases_the_fork_already_has() {
     assert_eq!(attempt["pullRequest"]["url"], "https://github.com/me/codex/pull/7");
     let pulls = github.seen_at("GET", "/repos/me/codex/pulls");
     assert!(pulls[0].path.contains("head=me%3Apatchmoi%2Frust-v2"), "{}", pulls[0].path);
-    github.route("GET", checks, Canned::json(200, json!({"check_runs": [
-        check(1, "patchmoi / fork / rebase", json!("success")), check(2, "patchmoi / fork / build", json!("failure"))]})));
+    github.state().check_runs[1]["conclusion"] = json!("failure");
     let synced = patchmoi(tmp.path(), &["sync", &id, "--json", "--data-dir", "state"], &env);
     assert_eq!(synced.code, 1, "a failed attempt needs attention");
     assert_eq!(synced.json()["attempt"]["status"], "failed");
     assert_eq!(synced.json()["attempt"]["checkRuns"].as_array().unwrap().len(), 2);
+    assert_valid(&github);
 }
 
 #[test]
@@ -228,11 +219,11 @@ fn bad_sources_files_exit_2_naming_the_file() {
 
 #[test]
 fn an_event_stored_without_its_dispatch_is_dispatched_by_the_next_poll() {
-    let github = FakeServer::start();
+    let tmp = tempfile::tempdir().unwrap();
+    let (github, _fork) = fake_github("unused", tmp.path());
     let backend = FakeServer::start();
     backend.route("POST", "/events", Canned::json(202, json!({"status": "accepted", "runIds": [], "matched": 0})));
-    github.route("GET", "/repos/openai/codex/releases", Canned::json(200, json!([release("rust-v1", false, false)])));
-    let tmp = tempfile::tempdir().unwrap();
+    github.set_releases("openai/codex", vec![release("rust-v1", false, false)]);
     // A poll that died between storing the event and dispatching it.
     let store = patchmoi::service::store::Store::open(&tmp.path().join("state")).unwrap();
     store
@@ -250,16 +241,26 @@ fn an_event_stored_without_its_dispatch_is_dispatched_by_the_next_poll() {
     let again = watch_once(tmp.path(), &sources, &[("GITHUB_API_URL", github.url.as_str())]);
     assert_eq!(again.code, 0);
     assert_eq!(backend.seen_at("POST", "/events").len(), 1, "and only once");
+    assert_valid(&github);
 }
 
 #[test]
 fn github_calls_ride_out_a_server_error_but_never_send_a_dispatch_twice() {
-    let github = FakeServer::start();
-    let releases = "/repos/openai/codex/releases";
-    github.route_once("GET", releases, Canned::json(502, json!({"message": "Server Error"})));
-    github.route("GET", releases, Canned::json(200, json!([release("rust-v1", false, false)])));
-    github.route("POST", "/repos/me/codex/dispatches", Canned::json(502, json!({"message": "Server Error"})));
     let tmp = tempfile::tempdir().unwrap();
+    let (github, _fork) = fake_github("t", tmp.path());
+    let releases = "/repos/openai/codex/releases";
+    let server_error = |method, template, apply| Fault {
+        method,
+        template,
+        status: Some(502),
+        headers: vec![],
+        message: "Server Error",
+        apply,
+    };
+    github.fault(server_error("get", "/repos/{owner}/{repo}/releases", false));
+    github.set_releases("openai/codex", vec![release("rust-v1", false, false)]);
+    // The dispatch reached the fork, but its answer was lost: the unknown state.
+    github.fault(server_error("post", "/repos/{owner}/{repo}/dispatches", true));
     let sources = write_sources(
         tmp.path(),
         json!([{"id": "codex", "provider": "github", "event": "release", "repo": repo("openai/codex"), "primeOnly": false,
@@ -279,6 +280,8 @@ fn github_calls_ride_out_a_server_error_but_never_send_a_dispatch_twice() {
     assert_eq!(listed["dispatches"][0]["status"], "failed");
     let error = listed["dispatches"][0]["error"].as_str().unwrap();
     assert!(error.contains("502") && error.contains("me/codex"), "{error}");
+    assert_eq!(github.state().dispatches.len(), 1);
+    assert_valid(&github);
 }
 
 #[test]
@@ -286,13 +289,12 @@ fn a_renamed_upstream_is_followed_to_its_new_place_within_the_api() {
     // GitHub answers a renamed or transferred repository with a 301 to
     // /repositories/<id>/...; a redirect elsewhere is not followed (the token
     // would go along).
-    let github = FakeServer::start();
-    let elsewhere = FakeServer::start();
-    let moved = format!("{}/repositories/42/releases?per_page=30", github.url);
-    github.route("GET", "/repos/openai/codex/releases", Canned::redirect(301, &moved));
-    github.route("GET", "/repositories/42/releases", Canned::json(200, json!([release("rust-v1", false, false)])));
-    github.route("GET", "/repos/other/tool/releases", Canned::redirect(301, &format!("{}/steal", elsewhere.url)));
     let tmp = tempfile::tempdir().unwrap();
+    let (github, _fork) = fake_github("secret-token", tmp.path());
+    let elsewhere = FakeServer::start();
+    github.rename("openai/codex", "openai/codex-rs", 42);
+    github.set_releases("openai/codex-rs", vec![release("rust-v1", false, false)]);
+    github.redirect_repo("other/tool", &format!("{}/steal", elsewhere.url));
     let sources = write_sources(
         tmp.path(),
         json!([{"id": "codex", "provider": "github", "event": "release", "repo": repo("openai/codex"), "primeOnly": false,
@@ -306,6 +308,7 @@ fn a_renamed_upstream_is_followed_to_its_new_place_within_the_api() {
     assert_eq!(github.seen_at("GET", "/repositories/42/releases").len(), 1);
     assert!(run.stdout.contains("301") || run.stderr.contains("301"), "{}\n{}", run.stdout, run.stderr);
     assert!(elsewhere.seen().is_empty(), "the token must not leave the API");
+    assert_valid(&github);
 }
 
 #[test]

@@ -1,18 +1,24 @@
-//! Fixtures for integration tests: real git repositories in temp dirs, built
-//! with plain `git` (not patchmoi's wrapper, so the tests check the wrapper
-//! rather than share its bugs), and the real `patchmoi` binary.
+//! Fixtures for integration tests: real git repositories in temp dirs,
+//! built with the library's fixture kit (`patchmoi::git::fixture`, shared
+//! with the demo and the benchmark) behind thin wrappers that panic instead
+//! of returning errors, and the real `patchmoi` binary.
 
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::OnceLock;
 
+use patchmoi::git::fixture::{Clock, FixtureRepo, Init, Person, EPOCH};
 use serde_json::Value;
 
-/// Commit dates advance from here, one hour per commit, so histories are
-/// reproducible.
-static CLOCK: AtomicU64 = AtomicU64::new(1_767_225_600);
+/// One clock for every repository of the test binary: each git command is
+/// an hour after the last, so histories are reproducible and no two
+/// commits, in any test, share a date.
+pub fn clock() -> Clock {
+    static CLOCK: OnceLock<Clock> = OnceLock::new();
+    CLOCK.get_or_init(|| Clock::starting_at(EPOCH)).clone()
+}
 
 pub struct Repo {
     pub dir: PathBuf,
@@ -25,47 +31,35 @@ impl Repo {
 
     /// A repository whose objects are named by `format` (`sha1`, `sha256`).
     pub fn init_in_format(dir: &Path, format: &str) -> Repo {
-        std::fs::create_dir_all(dir).unwrap();
-        let repo = Repo { dir: dir.to_path_buf() };
-        repo.git(&["init", "--quiet", "--initial-branch=main", &format!("--object-format={format}")]);
-        repo
+        FixtureRepo::init_with(dir, Init { format, bare: false }, clock()).unwrap_or_else(|err| panic!("{err:#}"));
+        Repo { dir: dir.to_path_buf() }
     }
 
     pub fn init_bare(dir: &Path) -> Repo {
-        std::fs::create_dir_all(dir).unwrap();
-        let repo = Repo { dir: dir.to_path_buf() };
-        repo.git(&["init", "--quiet", "--bare"]);
-        repo
+        FixtureRepo::init_with(dir, Init { bare: true, ..Init::default() }, clock())
+            .unwrap_or_else(|err| panic!("{err:#}"));
+        Repo { dir: dir.to_path_buf() }
+    }
+
+    /// The kit's handle on this repository, as the tests' author and committer.
+    pub fn kit(&self) -> FixtureRepo {
+        FixtureRepo::open(&self.dir, clock())
+            .with_author(Person::new("Test Author", "author@example.com"))
+            .with_committer(Person::new("Test Committer", "committer@example.com"))
     }
 
     /// Runs git and returns trimmed stdout; panics with stderr on failure.
     pub fn git(&self, args: &[&str]) -> String {
-        let output = self.git_output(args);
-        assert!(output.status.success(), "git {} failed: {}", args.join(" "), String::from_utf8_lossy(&output.stderr));
-        String::from_utf8_lossy(&output.stdout).trim().to_string()
+        let stdout = self.kit().git(args).unwrap_or_else(|err| panic!("{err:#}"));
+        stdout.trim().to_string()
     }
 
     pub fn git_output(&self, args: &[&str]) -> Output {
-        let date = format!("@{} +0000", CLOCK.fetch_add(3600, Ordering::SeqCst));
-        Command::new("git")
-            .current_dir(&self.dir)
-            .args(["-c", "commit.gpgSign=false", "-c", "core.hooksPath=/dev/null"])
-            .args(args)
-            .env("GIT_AUTHOR_NAME", "Test Author")
-            .env("GIT_AUTHOR_EMAIL", "author@example.com")
-            .env("GIT_COMMITTER_NAME", "Test Committer")
-            .env("GIT_COMMITTER_EMAIL", "committer@example.com")
-            .env("GIT_AUTHOR_DATE", &date)
-            .env("GIT_COMMITTER_DATE", &date)
-            .env_remove("GIT_DIR")
-            .output()
-            .expect("git runs")
+        self.kit().git_output(args).expect("git runs")
     }
 
     pub fn write(&self, path: &str, text: &str) {
-        let file = self.dir.join(path);
-        std::fs::create_dir_all(file.parent().unwrap()).unwrap();
-        std::fs::write(file, text).unwrap();
+        self.kit().write(path, text).unwrap();
     }
 
     pub fn read(&self, path: &str) -> String {
@@ -74,12 +68,7 @@ impl Repo {
 
     /// Writes the files and commits them all; returns the new commit.
     pub fn commit(&self, message: &str, files: &[(&str, &str)]) -> String {
-        for (path, text) in files {
-            self.write(path, text);
-        }
-        self.git(&["add", "--all"]);
-        self.git(&["commit", "--quiet", "--allow-empty", "-m", message]);
-        self.git(&["rev-parse", "HEAD"])
+        self.kit().commit(message, files).unwrap_or_else(|err| panic!("{err:#}"))
     }
 
     pub fn rev(&self, rev: &str) -> String {
@@ -125,11 +114,7 @@ impl Fixture {
         upstream.commit("Initial import", files);
         upstream.git(&["tag", "v1.0.0"]);
         let fork_dir = tmp.path().join("fork");
-        let out = Command::new("git")
-            .args(["clone", "--quiet", upstream.path_str(), fork_dir.to_str().unwrap()])
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        FixtureRepo::clone_from(&upstream.dir, &fork_dir, clock()).unwrap_or_else(|err| panic!("{err:#}"));
         let fork = Repo { dir: fork_dir };
         fork.git(&["checkout", "--quiet", "-b", "patches", "v1.0.0"]);
         // The fork's own tags must never be touched: give it one named like upstream's.

@@ -7,8 +7,14 @@
 //! it; anything else is answered 400 and recorded as a violation.
 //! Faults (a status with headers, or a dropped connection, optionally
 //! after the request took effect) can be queued per operation.
+//!
+//! The patch service's calls live beside the Action's: releases with ETags
+//! (`releases`), `repository_dispatch`, branch lookups, renamed repositories
+//! answered with a redirect, and reads without a token for public
+//! repositories.
 
 mod openapi;
+mod releases;
 mod routes;
 
 use std::collections::VecDeque;
@@ -21,7 +27,10 @@ use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use serde_json::{json, Value};
 
+use crate::support::Seen;
+
 pub use openapi::Spec;
+pub use releases::ReleaseList;
 
 /// A queued misbehaviour for the next request to one operation.
 #[derive(Debug, Clone)]
@@ -62,6 +71,21 @@ pub struct State {
     pub seen: String,
     /// Authorization headers git sent to the smart-HTTP endpoint.
     pub git_auth: Vec<String>,
+    /// Every request with the status it was answered (0: dropped).
+    pub log: Vec<Seen>,
+    /// Answer reads without a token, as GitHub does for public repositories.
+    pub public_reads: bool,
+    /// Releases by `owner/repo`, newest first.
+    pub releases: std::collections::HashMap<String, ReleaseList>,
+    /// ETags handed out so far (the next list gets `"e<n+1>"`).
+    pub etags: u64,
+    /// `repository_dispatch` events received: `{"repo", "event_type", "client_payload"}`.
+    pub dispatches: Vec<Value>,
+    /// `owner/repo` → where its requests are redirected (301), as for a
+    /// renamed or transferred repository.
+    pub redirects: Vec<(String, String)>,
+    /// `/repositories/<id>/…` serves `/repos/<owner/repo>/…`.
+    pub repository_ids: Vec<(u64, String)>,
 }
 
 pub struct FakeGitHub {
@@ -87,7 +111,13 @@ impl FakeGitHub {
         let url = format!("http://{}", listener.local_addr().unwrap());
         let app = axum::Router::new().fallback(move |method: Method, uri: Uri, headers: HeaderMap, body: Bytes| {
             let ctx = ctx.clone();
-            async move { handle(&ctx, method, uri, headers, body) }
+            async move {
+                let index = log(&ctx, &method, &uri, &headers, &body);
+                let response = handle(&ctx, method, uri, headers, body);
+                let mut state = ctx.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+                state.log[index].status = response.status().as_u16();
+                response
+            }
         });
         runtime.spawn(async move { axum::serve(listener, app).await.unwrap() });
         FakeGitHub { url, state, _runtime: runtime }
@@ -100,6 +130,29 @@ impl FakeGitHub {
     pub fn fault(&self, fault: Fault) {
         self.state().faults.push_back(fault);
     }
+
+    /// Every request so far, as [`crate::support::FakeServer::seen`] lists them.
+    pub fn seen(&self) -> Vec<Seen> {
+        self.state().log.clone()
+    }
+
+    /// The requests with `method` whose path (and query) starts with `path_prefix`.
+    pub fn seen_at(&self, method: &str, path_prefix: &str) -> Vec<Seen> {
+        self.seen().into_iter().filter(|s| s.method == method && s.path.starts_with(path_prefix)).collect()
+    }
+}
+
+/// Records a request before it is handled; its index in the log.
+fn log(ctx: &Ctx, method: &Method, uri: &Uri, headers: &HeaderMap, body: &Bytes) -> usize {
+    let headers = headers
+        .iter()
+        .map(|(name, value)| (name.as_str().to_string(), value.to_str().unwrap_or_default().to_string()))
+        .collect();
+    let path = uri.path_and_query().map(|p| p.as_str().to_string()).unwrap_or_default();
+    let body = String::from_utf8_lossy(body).into_owned();
+    let mut state = ctx.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    state.log.push(Seen { method: method.to_string(), path, headers, body, status: 0 });
+    state.log.len() - 1
 }
 
 pub(crate) fn reply(status: u16, body: Value) -> Response {
@@ -164,7 +217,9 @@ fn handle(ctx: &Ctx, method: Method, uri: Uri, headers: HeaderMap, body: Bytes) 
         state.git_auth.push(auth);
         return (StatusCode::FORBIDDEN, "denied by the fake").into_response();
     }
-    if headers.get("authorization").and_then(|v| v.to_str().ok()) != Some(&format!("Bearer {}", ctx.token)) {
+    let authorization = headers.get("authorization").and_then(|v| v.to_str().ok());
+    let public_read = authorization.is_none() && method == Method::GET && state.public_reads;
+    if authorization != Some(&format!("Bearer {}", ctx.token)) && !public_read {
         return reply(401, json!({"message": "Bad credentials"}));
     }
     // Exactly one: a repeated header reads as "2022-11-28, 2022-11-28".
@@ -175,6 +230,10 @@ fn handle(ctx: &Ctx, method: Method, uri: Uri, headers: HeaderMap, body: Bytes) 
             format!("{method} {path}: X-GitHub-Api-Version is {versions:?}, not 2022-11-28 once"),
         );
     }
+    if let Some(moved) = releases::redirect(&state, &path, uri.query()) {
+        return moved;
+    }
+    let path = releases::by_id(&state, &path).unwrap_or(path);
     let Some((template, params)) = ctx.spec.operation(&method_name, &path) else {
         return violation(&mut state, format!("{method} {path}: not an operation of the trimmed OpenAPI description"));
     };
@@ -198,7 +257,12 @@ fn handle(ctx: &Ctx, method: Method, uri: Uri, headers: HeaderMap, body: Bytes) 
     let host = headers.get("host").and_then(|v| v.to_str().ok()).unwrap_or("127.0.0.1");
     let here = format!("http://{host}{}", uri.path());
     let page = |list: Vec<Value>| paged(list, &query, &here);
-    let answer = routes::route(&mut state, ctx, &method_name, &template, &param, &q, &page, &repo, json_body);
+    let if_none_match = headers.get("if-none-match").and_then(|v| v.to_str().ok());
+    let answer =
+        match releases::route(&mut state, ctx, &method_name, &template, &param, if_none_match, &repo, &json_body) {
+            Some(answer) => answer,
+            None => routes::route(&mut state, ctx, &method_name, &template, &param, &q, &page, &repo, json_body),
+        };
     match fault {
         Some(fault) => misbehave(state, &fault),
         None => answer,
@@ -227,6 +291,16 @@ pub(crate) fn has_commit(ctx: &Ctx, sha: &str) -> bool {
         .args(["cat-file", "-e", &format!("{sha}^{{commit}}")])
         .status()
         .is_ok_and(|status| status.success())
+}
+
+/// The commit `name` stands for: itself when it is an object id, else the
+/// head of the origin's branch of that name.
+pub(crate) fn commit_of(ctx: &Ctx, name: &str) -> String {
+    let name = decode(name);
+    if name.len() >= 40 && name.chars().all(|c| c.is_ascii_hexdigit()) {
+        return name;
+    }
+    branch(ctx, &name).unwrap_or(name)
 }
 
 /// The origin's value of `refs/heads/<branch>`.

@@ -28,8 +28,9 @@ impl Spec {
                 continue;
             }
             let pattern: Vec<&str> = template.trim_start_matches('/').split('/').collect();
-            // `{ref}` of git/refs may hold slashes (`heads/a/b`): it is the last segment.
-            let greedy = pattern.last().is_some_and(|last| *last == "{ref}") && template.contains("/git/refs/");
+            // `{ref}` of git/refs and git/ref may hold slashes (`heads/a/b`): it is the last segment.
+            let greedy = pattern.last().is_some_and(|last| *last == "{ref}")
+                && (template.contains("/git/refs/") || template.contains("/git/ref/"));
             if (!greedy && pattern.len() != parts.len()) || (greedy && parts.len() < pattern.len()) {
                 continue;
             }
@@ -115,9 +116,19 @@ impl Spec {
                 return Err(format!("{at}: {value} is not one of {}", Value::Array(allowed.clone())));
             }
         }
+        if let (Some(min), Some(text)) = (schema["minLength"].as_u64(), value.as_str()) {
+            if (text.chars().count() as u64) < min {
+                return Err(format!("{at}: shorter than {min} characters"));
+            }
+        }
         if let (Some(max), Some(text)) = (schema["maxLength"].as_u64(), value.as_str()) {
             if text.chars().count() as u64 > max {
                 return Err(format!("{at}: longer than {max} characters"));
+            }
+        }
+        if let (Some(max), Some(fields)) = (schema["maxProperties"].as_u64(), value.as_object()) {
+            if fields.len() as u64 > max {
+                return Err(format!("{at}: more than {max} properties"));
             }
         }
         if let Some(items) = value.as_array() {

@@ -4,7 +4,7 @@
 use axum::response::Response;
 use serde_json::{json, Value};
 
-use super::{branch, delete_branch, has_commit, reply, reply_page, Ctx, Page, State};
+use super::{branch, commit_of, delete_branch, has_commit, reply, reply_page, Ctx, Page, State};
 
 #[allow(clippy::too_many_arguments)]
 pub fn route(
@@ -21,7 +21,7 @@ pub fn route(
     let html = |kind: &str, number: u64| format!("https://github.example/{repo}/{kind}/{number}");
     match (method, template) {
         ("get", "/repos/{owner}/{repo}/commits/{ref}/check-runs") => {
-            let sha = param("ref");
+            let sha = commit_of(ctx, &param("ref"));
             let name = q("check_name");
             let runs: Vec<Value> = state
                 .check_runs

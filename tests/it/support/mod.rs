@@ -1,7 +1,8 @@
-//! A programmable local HTTP server for service tests: it records every
-//! request, answers from a table of canned responses (with ETags and 304s),
-//! and, given a secret, verifies `x-flow-signature-256` like a workspace
-//! backend does. Binds 127.0.0.1 on an ephemeral port.
+//! A programmable local HTTP server for the service's servers that are not
+//! GitHub (the workspace backend, Atom feeds; GitHub is `fake_github`): it
+//! records every request, answers from a table of canned responses (with
+//! ETags and 304s), and, given a secret, verifies `x-flow-signature-256`
+//! like a workspace backend does. Binds 127.0.0.1 on an ephemeral port.
 
 #![allow(dead_code)]
 
