@@ -20,4 +20,5 @@ mod local_dispatch;
 mod rebase;
 mod resolve;
 mod secrets;
+mod serve_limits;
 mod server;
