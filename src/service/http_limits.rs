@@ -123,7 +123,8 @@ pub async fn buffer_body(limits: Limits, request: Request, next: Next) -> Respon
 }
 
 /// Any error answer that is not JSON yet (a rejection of axum's own, a
-/// 404 or 405 of the router) becomes `{"error": …}` with its text.
+/// 404 or 405 of the router) becomes `{"error": …}` with its text; the
+/// status pages' own HTML errors stay HTML.
 pub async fn json_errors(request: Request, next: Next) -> Response {
     let response = next.run(request).await;
     let status = response.status();
@@ -131,7 +132,7 @@ pub async fn json_errors(request: Request, next: Next) -> Response {
         .headers()
         .get(header::CONTENT_TYPE)
         .and_then(|value| value.to_str().ok())
-        .is_some_and(|value| value.starts_with("application/json"));
+        .is_some_and(|value| value.starts_with("application/json") || value.starts_with("text/html"));
     if !(status.is_client_error() || status.is_server_error()) || is_json {
         return response;
     }

@@ -10,6 +10,7 @@ pub mod http_limits;
 pub mod listener;
 pub mod local;
 pub mod ops;
+pub mod pages;
 pub mod server;
 pub mod store;
 pub mod target;

@@ -20,8 +20,6 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::{json, Value};
-use sha2::{Digest, Sha256};
-use subtle::ConstantTimeEq;
 
 use crate::core::env::Env;
 use crate::core::error::usage;
@@ -34,6 +32,8 @@ use crate::service::feed;
 use crate::service::http_limits::{buffer_body, json_errors, Limits};
 use crate::service::listener::{self, Work};
 use crate::service::ops::{self, ServiceError};
+use crate::service::pages::session::token_matches;
+use crate::service::pages::{self, Pages};
 use crate::service::store::{
     attempt_status_filter, dispatch_status_filter, Delivery, DeliveryOutcome, Filter, Store, MAX_LIMIT,
 };
@@ -97,14 +97,6 @@ impl ServerSettings {
 /// `localhost`, `127.0.0.0/8` and `::1`.
 fn is_loopback(host: &str) -> bool {
     host.eq_ignore_ascii_case("localhost") || host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
-}
-
-/// Whether `given` is the admin token. Both sides are hashed first and the
-/// fixed-size digests compared in constant time, so neither where they
-/// differ nor the token's length shows in the time taken.
-pub fn token_matches(given: &str, token: &str) -> bool {
-    let (given, token) = (Sha256::digest(given.as_bytes()), Sha256::digest(token.as_bytes()));
-    bool::from(given.ct_eq(&token))
 }
 
 /// The server's state: its settings and the work in flight.
@@ -190,11 +182,15 @@ fn routes(settings: Shared) -> Router {
         .route("/healthz", get(|| async { Json(json!({"ok": true})) }))
         .route("/webhooks/github", post(github_webhook))
         .merge(admin)
+        .with_state(settings.clone())
+        .merge(pages::router(Pages {
+            data_dir: settings.settings.data_dir.clone(),
+            token: settings.settings.admin_token.clone(),
+        }))
         .fallback(|| async { ApiError(StatusCode::NOT_FOUND, "not_found".into()) })
         .method_not_allowed_fallback(|| async { ApiError(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed".into()) })
         .layer(middleware::from_fn(move |request, next| buffer_body(limits, request, next)))
         .layer(middleware::from_fn(json_errors))
-        .with_state(settings)
 }
 
 /// `Authorization: Bearer <token>` or `X-Patch-Admin-Token: <token>`,

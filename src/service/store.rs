@@ -133,7 +133,7 @@ pub enum DeliveryOutcome {
     /// Its object has a newer delivery already: nothing changed.
     Stale,
     /// Applied: the attempt it updated, if one matched.
-    Applied(Option<Attempt>),
+    Applied(Option<Box<Attempt>>),
 }
 
 /// Where a feed stood at its last successful poll.
@@ -423,7 +423,7 @@ impl Store {
                     upsert_attempt(&tx, next)?;
                 }
             }
-            DeliveryOutcome::Applied(next)
+            DeliveryOutcome::Applied(next.map(Box::new))
         };
         let attempt_id = match &outcome {
             DeliveryOutcome::Applied(Some(attempt)) => Some(attempt.id.clone()),

@@ -17,6 +17,7 @@ mod flows;
 mod install;
 mod layers;
 mod local_dispatch;
+mod pages;
 mod rebase;
 mod resolve;
 mod secrets;
