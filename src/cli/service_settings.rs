@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 
 use crate::core::env::Env;
 use crate::core::error::usage;
@@ -15,6 +15,7 @@ use crate::github::{Clock, Endpoint};
 use crate::service::backend::Backend;
 use crate::service::feed::config::{self, TargetConfig};
 use crate::service::feed::WatchSettings;
+use crate::service::http_limits::Limits;
 use crate::service::server::ServerSettings;
 use crate::service::settings::{ServiceSettings, WatchedSource};
 use crate::service::target::{LocalTarget, Target};
@@ -103,6 +104,7 @@ pub fn server_settings(env: &Env, data_dir: PathBuf, workspace: &Path) -> Result
         admin_token: env.get("PATCH_ADMIN_TOKEN").map(str::to_string),
         webhook_secret: env.get("PATCH_WEBHOOK_SECRET").map(str::to_string),
         watch,
+        limits: limits(env)?,
     })
 }
 
@@ -191,6 +193,42 @@ pub fn resolve_target(target: Option<&TargetConfig>, env: &Env, workspace: &Path
             let root = workspace_root.as_deref().map(Path::new).unwrap_or(workspace);
             Some(Target::Local(local_target(env, root, false)))
         }
+    }
+}
+
+/// `serve`'s HTTP limits from `PATCH_HTTP_*` and `PATCH_SHUTDOWN_TIMEOUT`,
+/// each with its default; nonsense is a usage error naming the variable.
+pub fn limits(env: &Env) -> Result<Limits> {
+    let base = Limits::default();
+    Ok(Limits {
+        header_timeout: duration(env, "PATCH_HTTP_HEADER_TIMEOUT", base.header_timeout)?,
+        body_timeout: duration(env, "PATCH_HTTP_BODY_TIMEOUT", base.body_timeout)?,
+        request_timeout: duration(env, "PATCH_HTTP_REQUEST_TIMEOUT", base.request_timeout)?,
+        max_body: count(env, "PATCH_HTTP_MAX_BODY", base.max_body)?,
+        max_connections: count(env, "PATCH_HTTP_MAX_CONNECTIONS", base.max_connections)?,
+        shutdown_timeout: duration(env, "PATCH_SHUTDOWN_TIMEOUT", base.shutdown_timeout)?,
+    })
+}
+
+fn duration(env: &Env, name: &str, default: Duration) -> Result<Duration> {
+    match env.get(name) {
+        None => Ok(default),
+        Some(text) => match humantime::parse_duration(text) {
+            Ok(value) if !value.is_zero() => Ok(value),
+            _ => Err(usage(format!("{name} must be a duration such as 10s or 2m, not {text:?}"))),
+        },
+    }
+}
+
+fn count(env: &Env, name: &str, default: usize) -> Result<usize> {
+    match env.get(name) {
+        None => Ok(default),
+        Some(text) => text
+            .parse::<usize>()
+            .ok()
+            .filter(|value| *value > 0)
+            .with_context(|| format!("{name} must be a whole number above 0, not {text:?}"))
+            .map_err(|err| usage(format!("{err:#}"))),
     }
 }
 

@@ -1,4 +1,5 @@
-//! Resolution order of the workspace backend's URL and secret.
+//! Resolution of the service settings: the workspace backend's URL and
+//! secret, and the HTTP limits.
 
 use super::*;
 
@@ -26,4 +27,17 @@ fn url_and_secret_resolution_order() {
     assert!(resolve(BackendSpec::default(), &Env::default()).is_none());
     let debug = format!("{:?}", backend(&BackendSpec::default(), &c).unwrap());
     assert!(!debug.contains("new"), "{debug}");
+}
+
+#[test]
+fn limits_come_from_the_environment_and_reject_nonsense() {
+    let env = Env::from_pairs([("PATCH_HTTP_HEADER_TIMEOUT", "2s"), ("PATCH_HTTP_MAX_CONNECTIONS", "3")]);
+    let resolved = limits(&env).unwrap();
+    assert_eq!(resolved.header_timeout, Duration::from_secs(2));
+    assert_eq!(resolved.max_connections, 3);
+    assert_eq!(resolved.body_timeout, Limits::default().body_timeout);
+    for (name, value) in [("PATCH_HTTP_BODY_TIMEOUT", "soon"), ("PATCH_HTTP_MAX_BODY", "0")] {
+        let err = limits(&Env::from_pairs([(name, value)])).unwrap_err();
+        assert!(format!("{err:#}").contains(name), "{err:#}");
+    }
 }

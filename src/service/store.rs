@@ -16,10 +16,11 @@ use crate::core::secrets::scrub_held;
 use crate::flow::event::FlowEvent;
 use crate::service::attempt::{Attempt, AttemptStatus};
 use crate::service::target::{DispatchRecord, DispatchStatus};
+use crate::service::webhook::index_keys;
 
 /// The database file inside `DATA_DIR`.
 pub const DB_FILE: &str = "patchmoi.sqlite3";
-const SCHEMA_VERSION: i64 = 2;
+const SCHEMA_VERSION: i64 = 3;
 const SCHEMA: &str = "
 CREATE TABLE events (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -59,6 +60,31 @@ CREATE TABLE dispatch_claims (
 );
 ";
 
+/// Version 3: GitHub webhook deliveries seen (a redelivery is answered,
+/// not applied again; an older state of a check run or PR never overwrites
+/// a newer one), and the keys a webhook finds its attempt by (ids, run
+/// ids, candidate branches), so any attempt is found, not only recent ones.
+const SCHEMA_V3: &str = "
+CREATE TABLE webhook_deliveries (
+    delivery_id TEXT PRIMARY KEY,
+    kind TEXT NOT NULL,
+    object_key TEXT,
+    object_time TEXT,
+    attempt_id TEXT,
+    received_at TEXT NOT NULL
+);
+CREATE INDEX webhook_deliveries_object ON webhook_deliveries(object_key, object_time);
+CREATE TABLE attempt_keys (
+    key TEXT NOT NULL,
+    attempt_seq INTEGER NOT NULL,
+    PRIMARY KEY (key, attempt_seq)
+) WITHOUT ROWID;
+CREATE INDEX attempt_keys_attempt ON attempt_keys(attempt_seq);
+";
+
+/// At most this many attempts share one webhook key (newest first).
+const KEY_MATCHES: i64 = 20;
+
 /// A claim older than this without a dispatch record belongs to a poll that
 /// died mid-way: the event is owed its dispatch again.
 const STALE_CLAIM_SECONDS: i64 = 600;
@@ -81,6 +107,33 @@ pub enum Lookup<T> {
     NotFound,
     /// More than one attempt starts with the prefix.
     Ambiguous(Vec<String>),
+}
+
+/// One verified GitHub webhook delivery.
+#[derive(Debug, Clone, Default)]
+pub struct Delivery {
+    /// `X-GitHub-Delivery`.
+    pub id: String,
+    /// `X-GitHub-Event`.
+    pub kind: String,
+    /// The object it describes (`check_run:<id>`…) and that object's own
+    /// timestamp, to put deliveries of one object in order.
+    pub object_key: Option<String>,
+    pub object_time: Option<String>,
+    pub received_at: String,
+    /// The attempt keys it may belong to (see `webhook::lookup_keys`).
+    pub keys: Vec<String>,
+}
+
+/// What recording a delivery did.
+#[derive(Debug, Clone, PartialEq)]
+pub enum DeliveryOutcome {
+    /// Seen before: nothing changed.
+    Duplicate,
+    /// Its object has a newer delivery already: nothing changed.
+    Stale,
+    /// Applied: the attempt it updated, if one matched.
+    Applied(Option<Box<Attempt>>),
 }
 
 /// Where a feed stood at its last successful poll.
@@ -142,6 +195,27 @@ impl Store {
         Ok(store)
     }
 
+    /// For requests that only read: the database `open` prepared, without
+    /// the migration's write transaction, so reads never wait for writers.
+    pub fn open_for_reads(data_dir: &Path) -> Result<Store> {
+        let path = data_dir.join(DB_FILE);
+        let conn = Connection::open_with_flags(&path, rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE)
+            .with_context(|| format!("failed to open database {}", path.display()))?;
+        conn.busy_timeout(Duration::from_secs(10))?;
+        let version: i64 = conn.query_row("PRAGMA user_version", [], |row| row.get(0))?;
+        check_version(version, &path)?;
+        if version != SCHEMA_VERSION {
+            bail!("database {} is at schema version {version}: open it for writing first", path.display());
+        }
+        Ok(Store { conn, path })
+    }
+
+    /// Writes the WAL back into the database file and closes it.
+    pub fn close(self) -> Result<()> {
+        self.conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
+        self.conn.close().map_err(|(_, err)| err).context("failed to close the database")
+    }
+
     /// For commands that only look: the database in `data_dir` when there is
     /// one, else an empty one in memory, so looking creates nothing on disk.
     pub fn open_to_read(data_dir: &Path) -> Result<Store> {
@@ -161,21 +235,25 @@ impl Store {
     fn migrate(&mut self) -> Result<()> {
         let tx = self.conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let version: i64 = tx.query_row("PRAGMA user_version", [], |row| row.get(0))?;
-        match version {
-            0 => {
-                tx.execute_batch(SCHEMA)?;
-                tx.execute_batch(SCHEMA_V2)?;
-                tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
-            }
-            1 => {
-                tx.execute_batch(SCHEMA_V2)?;
-                tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
-            }
-            SCHEMA_VERSION => {}
-            newer => {
-                bail!("database schema version {newer} is newer than this patchmoi understands ({SCHEMA_VERSION})")
-            }
+        check_version(version, &self.path)?;
+        if version == SCHEMA_VERSION {
+            return Ok(());
         }
+        if version < 1 {
+            tx.execute_batch(SCHEMA)?;
+        }
+        if version < 2 {
+            tx.execute_batch(SCHEMA_V2)?;
+        }
+        tx.execute_batch(SCHEMA_V3)?;
+        let stored: Vec<(i64, String)> = tx
+            .prepare("SELECT seq, json FROM attempts")?
+            .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))?
+            .collect::<rusqlite::Result<_>>()?;
+        for (seq, json) in stored {
+            index_attempt(&tx, seq, &parse(&json)?)?;
+        }
+        tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
         tx.commit()?;
         Ok(())
     }
@@ -297,6 +375,78 @@ impl Store {
         Ok(next)
     }
 
+    /// Records a webhook delivery and applies it, in one immediate
+    /// transaction: `apply` gets the attempts the delivery's keys find,
+    /// newest first, and returns the one it changed. A delivery id seen
+    /// before changes nothing, nor does a delivery about an object (a check
+    /// run, a PR) that a later-stamped delivery already described.
+    pub fn record_delivery(
+        &self,
+        delivery: &Delivery,
+        apply: impl FnOnce(&[Attempt]) -> Option<Attempt>,
+    ) -> Result<DeliveryOutcome> {
+        let tx = rusqlite::Transaction::new_unchecked(&self.conn, rusqlite::TransactionBehavior::Immediate)?;
+        let seen: bool = tx.query_row(
+            "SELECT EXISTS(SELECT 1 FROM webhook_deliveries WHERE delivery_id = ?1)",
+            [&delivery.id],
+            |row| row.get(0),
+        )?;
+        if seen {
+            return Ok(DeliveryOutcome::Duplicate);
+        }
+        let stale: bool = match (&delivery.object_key, &delivery.object_time) {
+            (Some(key), Some(time)) => tx.query_row(
+                "SELECT EXISTS(SELECT 1 FROM webhook_deliveries WHERE object_key = ?1 AND object_time > ?2)",
+                params![key, time],
+                |row| row.get(0),
+            )?,
+            _ => false,
+        };
+        let outcome = if stale {
+            DeliveryOutcome::Stale
+        } else {
+            let mut found = std::collections::BTreeMap::new();
+            let mut stmt = tx.prepare(
+                "SELECT a.seq, a.json FROM attempt_keys k JOIN attempts a ON a.seq = k.attempt_seq
+                 WHERE k.key = ?1 ORDER BY a.seq DESC LIMIT ?2",
+            )?;
+            for key in &delivery.keys {
+                let rows = stmt.query_map(params![key, KEY_MATCHES], |row| Ok((row.get::<_, i64>(0)?, row.get(1)?)))?;
+                for row in rows {
+                    let (seq, json): (i64, String) = row?;
+                    found.insert(seq, json);
+                }
+            }
+            drop(stmt);
+            let candidates: Vec<Attempt> = found.values().rev().map(|json| parse(json)).collect::<Result<_>>()?;
+            let next = apply(&candidates);
+            if let Some(next) = &next {
+                if candidates.iter().find(|have| have.id == next.id) != Some(next) {
+                    upsert_attempt(&tx, next)?;
+                }
+            }
+            DeliveryOutcome::Applied(next.map(Box::new))
+        };
+        let attempt_id = match &outcome {
+            DeliveryOutcome::Applied(Some(attempt)) => Some(attempt.id.clone()),
+            _ => None,
+        };
+        tx.execute(
+            "INSERT INTO webhook_deliveries (delivery_id, kind, object_key, object_time, attempt_id, received_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            params![
+                delivery.id,
+                delivery.kind,
+                delivery.object_key,
+                delivery.object_time,
+                attempt_id,
+                delivery.received_at
+            ],
+        )?;
+        tx.commit()?;
+        Ok(outcome)
+    }
+
     /// Claims the dispatch of an event: true for exactly one caller, however
     /// many pollers (threads or processes) see the event, unless the event
     /// already has a dispatch record. A claim left by a poll that died
@@ -343,12 +493,37 @@ impl Store {
 }
 
 fn upsert_attempt(conn: &Connection, attempt: &Attempt) -> Result<()> {
-    conn.execute(
+    let seq: i64 = conn.query_row(
         "INSERT INTO attempts (id, event_id, status, updated_at, json) VALUES (?1, ?2, ?3, ?4, ?5)
          ON CONFLICT(id) DO UPDATE SET status = excluded.status, updated_at = excluded.updated_at,
-         json = excluded.json",
+         json = excluded.json
+         RETURNING seq",
         params![attempt.id, attempt.event_id, attempt.status.as_str(), attempt.updated_at, stored_json(attempt)?],
+        |row| row.get(0),
     )?;
+    index_attempt(conn, seq, attempt)
+}
+
+/// Rewrites the webhook keys of the attempt in row `seq`.
+fn index_attempt(conn: &Connection, seq: i64, attempt: &Attempt) -> Result<()> {
+    conn.execute("DELETE FROM attempt_keys WHERE attempt_seq = ?1", [seq])?;
+    let mut insert = conn.prepare_cached("INSERT OR IGNORE INTO attempt_keys (key, attempt_seq) VALUES (?1, ?2)")?;
+    for key in index_keys(attempt) {
+        insert.execute(params![key, seq])?;
+    }
+    Ok(())
+}
+
+/// Refuses a database a newer patchmoi wrote: this binary would misread it.
+fn check_version(version: i64, path: &Path) -> Result<()> {
+    if version > SCHEMA_VERSION {
+        bail!(
+            "database {} has schema version {version}, written by a newer patchmoi; this patchmoi ({}) \
+             understands versions up to {SCHEMA_VERSION}: upgrade patchmoi to use this DATA_DIR",
+            path.display(),
+            env!("CARGO_PKG_VERSION")
+        );
+    }
     Ok(())
 }
 

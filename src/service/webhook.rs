@@ -48,6 +48,47 @@ fn matches_branch(attempt: &Attempt, branch: Option<&str>) -> bool {
     branch.is_some_and(|branch| candidate_branches(attempt).iter().any(|have| have == branch))
 }
 
+/// The keys the store finds `attempt` by: its id, its event's id, its
+/// runs' ids and its candidate branches.
+pub fn index_keys(attempt: &Attempt) -> Vec<String> {
+    let mut keys = vec![format!("id:{}", attempt.id), format!("event:{}", attempt.event_id)];
+    keys.extend(attempt.workspace_run_ids.iter().map(|run| format!("run:{run}")));
+    keys.extend(candidate_branches(attempt).into_iter().map(|branch| format!("branch:{branch}")));
+    keys
+}
+
+/// The keys a delivery may match (see [`index_keys`]); [`apply`] then
+/// decides among the attempts found.
+pub fn lookup_keys(kind: WebhookKind, payload: &Value) -> Vec<String> {
+    let mut keys = Vec::new();
+    let branch = match kind {
+        WebhookKind::CheckRun => {
+            if let Some(id) = text(payload, "/check_run/external_id") {
+                keys.extend([format!("id:{id}"), format!("event:{id}"), format!("run:{id}")]);
+            }
+            text(payload, "/check_run/check_suite/head_branch")
+        }
+        WebhookKind::PullRequest => text(payload, "/pull_request/head/ref"),
+        WebhookKind::WorkflowRun => text(payload, "/workflow_run/head_branch"),
+    };
+    keys.extend(branch.map(|branch| format!("branch:{branch}")));
+    keys
+}
+
+/// The object a delivery describes and that object's own timestamp
+/// (GitHub's UTC `…Z` form, so text order is time order): a delivery
+/// stamped before one already applied to the same object is stale.
+pub fn delivery_object(kind: WebhookKind, payload: &Value) -> (Option<String>, Option<String>) {
+    let (object, times): (&str, &[&str]) = match kind {
+        WebhookKind::CheckRun => ("check_run", &["/check_run/completed_at", "/check_run/started_at"]),
+        WebhookKind::PullRequest => ("pull_request", &["/pull_request/updated_at"]),
+        WebhookKind::WorkflowRun => ("workflow_run", &["/workflow_run/updated_at"]),
+    };
+    let id = payload.pointer(&format!("/{object}/id")).filter(|id| !id.is_null()).map(|id| format!("{object}:{id}"));
+    let time = times.iter().find_map(|pointer| text(payload, pointer)).map(str::to_string);
+    (id, time)
+}
+
 /// A check run's conclusion as a run status; None while it runs.
 pub fn conclusion_status(conclusion: Option<&str>) -> Option<&'static str> {
     match conclusion? {

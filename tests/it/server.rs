@@ -12,14 +12,16 @@ use patchmoi::github::transport::{send, Request};
 use serde_json::{json, Value};
 use support::{patchmoi, service_command, Canned, FakeServer};
 
-const TOKEN: &str = "admin-t0ken";
-const HOOK_SECRET: &str = "hook-s3cret";
+pub(crate) const TOKEN: &str = "admin-t0ken";
+pub(crate) const HOOK_SECRET: &str = "hook-s3cret";
 const EVENT_ID: &str = "patch:upstream.release:openai/codex:rust-v0.131.0";
-const ENCODED: &str = "patch%3Aupstream.release%3Aopenai%2Fcodex%3Arust-v0.131.0";
+pub(crate) const ENCODED: &str = "patch%3Aupstream.release%3Aopenai%2Fcodex%3Arust-v0.131.0";
 
 pub(crate) struct Served {
     pub(crate) child: Child,
     pub(crate) url: String,
+    /// What it logged before it listened.
+    pub(crate) log: Vec<String>,
 }
 
 impl Drop for Served {
@@ -36,14 +38,16 @@ pub(crate) fn serve(dir: &Path, env: &[(&str, &str)]) -> Served {
     let mut cmd = service_command(dir, &["serve", "--data-dir", "state"], &env);
     let mut child = cmd.stderr(Stdio::piped()).stdout(Stdio::null()).spawn().unwrap();
     let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let mut log = Vec::new();
     let url = loop {
         let line = lines.next().expect("serve logs its address").unwrap();
         if let Some((_, rest)) = line.split_once("listening on ") {
             break rest.trim().to_string();
         }
+        log.push(line);
     };
     std::thread::spawn(move || for _ in lines {});
-    Served { child, url }
+    Served { child, url, log }
 }
 
 /// A request; returns the status and the JSON body (Null when not JSON).
@@ -60,7 +64,7 @@ pub(crate) fn call(method: &str, url: &str, headers: &[(&str, &str)], body: Opti
     (response.status, serde_json::from_str(&response.body).unwrap_or(Value::Null))
 }
 
-fn seeded(dir: &Path, backend: &FakeServer) {
+pub(crate) fn seeded(dir: &Path, backend: &FakeServer) {
     let run = patchmoi(
         dir,
         &["run", "codex-release", "--tag", "rust-v0.131.0", "--json", "--data-dir", "state"],
@@ -69,7 +73,7 @@ fn seeded(dir: &Path, backend: &FakeServer) {
     assert_eq!(run.code, 0, "{}", run.stderr);
 }
 
-fn fake_backend() -> FakeServer {
+pub(crate) fn fake_backend() -> FakeServer {
     let backend = FakeServer::start();
     backend.route(
         "POST",
@@ -146,6 +150,9 @@ fn every_route_needs_the_token_and_answers_json() {
         ("POST", "/flow-events/nope/retry", 404, "flow event not found"),
         ("GET", "/nowhere", 404, "not_found"),
         ("DELETE", "/flow-events", 405, "method_not_allowed"),
+        ("GET", "/flow-events?colour=red&limit=2", 400, "unknown query parameter(s): colour"),
+        ("GET", "/maintenance-attempts?eventid=x", 400, "eventid (this route takes: eventId, status, limit)"),
+        ("POST", "/flow-events/nope/retry?force=1", 400, "force"),
     ];
     for (method, path, want, text) in errors {
         let (status, body) = call(method, &url(path), &auth, None);
@@ -174,6 +181,7 @@ fn webhooks_need_a_valid_signature_and_update_attempts() {
             &format!("{}/webhooks/github", server.url),
             &[
                 ("x-github-event", "check_run"),
+                ("x-github-delivery", "72d3162e-cc78-11e3-81ab-4c9367dc0958"),
                 ("x-hub-signature-256", signature),
                 ("content-type", "application/json"),
             ],
