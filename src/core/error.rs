@@ -23,3 +23,16 @@ pub fn usage(message: impl Into<String>) -> anyhow::Error {
 pub fn is_usage(err: &anyhow::Error) -> bool {
     err.chain().any(|cause| cause.is::<UsageError>())
 }
+
+/// An error and its causes on one line: a client's own message alone often
+/// says only "client error (Connect)" or "service error".
+pub fn error_chain(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}

@@ -39,6 +39,7 @@ use octocrab::service::middleware::extra_headers::ExtraHeadersLayer;
 use octocrab::{AuthState, OctoBody, Octocrab, OctocrabBuilder};
 use serde_json::Value;
 
+use crate::core::error::error_chain;
 use crate::core::runtime::block_on;
 
 // The REST API version, `X-GitHub-Api-Version: 2022-11-28`, goes on every
@@ -551,18 +552,6 @@ pub(crate) fn encode(text: &str) -> String {
     const UNRESERVED: &percent_encoding::AsciiSet =
         &percent_encoding::NON_ALPHANUMERIC.remove(b'-').remove(b'_').remove(b'.').remove(b'~');
     percent_encoding::utf8_percent_encode(text, UNRESERVED).to_string()
-}
-
-/// An error and its causes on one line: "service error" alone says nothing.
-fn error_chain(err: &dyn std::error::Error) -> String {
-    let mut text = err.to_string();
-    let mut source = err.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }
 
 fn epoch() -> u64 {

@@ -15,6 +15,7 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 
 use super::proxy::{proxy_authorization, ProxyConnector};
+use crate::core::error::error_chain;
 use crate::core::redact::redact_url;
 use crate::core::runtime::block_on;
 
@@ -126,19 +127,6 @@ pub(crate) fn connector() -> HttpsConnector<ProxyConnector> {
             HttpsConnectorBuilder::new().with_tls_config(empty).https_or_http().enable_http1().wrap_connector(tcp)
         }
     }
-}
-
-/// An error and its causes on one line: hyper's own message alone says
-/// only "client error (Connect)".
-fn error_chain(err: &dyn std::error::Error) -> String {
-    let mut text = err.to_string();
-    let mut source = err.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }
 
 /// `url` without `user:password@`, for messages.

@@ -43,6 +43,12 @@ impl Setup {
         fx.install_rebase_flow(
             "  - name: build\n    run: echo \"token=${GITHUB_TOKEN:-none} input=${INPUT_TOKEN:-none}\"\n",
         );
+        Setup::on(fx)
+    }
+
+    /// The fork of `fx` with its `patches` on a bare origin, and a fake
+    /// GitHub in front of it.
+    fn on(fx: Fixture) -> Setup {
         let origin = Repo::init_bare(&fx.tmp.path().join("origin.git"));
         fx.fork.git(&["remote", "set-url", "origin", origin.path_str()]);
         fx.fork.git(&["push", "--quiet", "origin", "patches"]);

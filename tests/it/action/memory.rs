@@ -1,10 +1,9 @@
 //! A resolution an agent step makes on a runner outlives the runner: the
 //! Action pushes the memory of resolutions to origin with the candidate.
 
-use crate::common::{lines, replace_line, Fixture, Repo};
-use crate::fake_github::FakeGitHub;
+use crate::common::{lines, replace_line, Fixture};
 
-use super::{Setup, TOKEN};
+use super::Setup;
 
 #[test]
 fn an_agents_resolution_reaches_origin_with_the_candidate() {
@@ -19,14 +18,7 @@ fn an_agents_resolution_reaches_origin_with_the_candidate() {
          cat > a.txt <<'EOF'\n{}      EOF\n      git add a.txt\n",
         resolved.lines().map(|line| format!("      {line}\n")).collect::<String>()
     ));
-    let origin = Repo::init_bare(&fx.tmp.path().join("origin.git"));
-    fx.fork.git(&["remote", "set-url", "origin", origin.path_str()]);
-    fx.fork.git(&["push", "--quiet", "origin", "patches"]);
-    let gh = FakeGitHub::start(TOKEN, origin.dir.clone());
-    let dir = fx.tmp.path().join("runner");
-    std::fs::create_dir_all(&dir).unwrap();
-    let workspace = fx.fork.dir.clone();
-    let s = Setup { fx, origin, gh, dir, workspace };
+    let s = Setup::on(fx);
 
     let run = s.action(&s.dispatch("v1.1.0"), &[("CODEX_FLOWS_MODE", "code-mode")]);
     assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
