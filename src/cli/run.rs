@@ -12,10 +12,12 @@ use super::shared::{workspace_data_dir, workspace_root, Exit, ReleaseTarget};
 use crate::cli::demo;
 use crate::core::env::Env;
 use crate::core::error::usage;
+use crate::core::redact::redact_url;
 use crate::core::refname::check_tag;
 use crate::core::status::ResultStatus;
 use crate::core::text::shown;
 use crate::engine::promote;
+use crate::engine::stack::short;
 use crate::flow::event::{check_repo, now, FlowEvent};
 use crate::flow::flows::{self, Flow};
 use crate::flow::gate::{candidate_checks, Gate};
@@ -27,6 +29,7 @@ use crate::service::attempt::Operation;
 use crate::service::backend::Backend;
 use crate::service::dispatch::{self, DispatchStatus, Target};
 use crate::service::store::{Recorded, Store};
+use serde_json::Value;
 
 #[derive(Debug, Args)]
 pub struct RunArgs {
@@ -121,9 +124,29 @@ fn run(event: FlowEvent, flows: &[Flow], root: PathBuf, args: &RunArgs, env: &En
                        "gated": step.is_gated() && !code_mode})
             })
             .collect();
+        let stacks: Vec<Value> = selected.iter().filter_map(|flow| dry_stack(flow, &root, &event)).collect();
         if args.json {
-            println!("{}", json!({"event": event, "matches": matches}));
+            println!("{}", json!({"event": event, "matches": matches, "stacks": stacks}));
         } else {
+            for stack in &stacks {
+                println!(
+                    "{}: {} onto {} from {} -> candidate {}",
+                    stack["flow"].as_str().unwrap_or_default(),
+                    stack["branch"].as_str().unwrap_or_default(),
+                    stack["tag"].as_str().unwrap_or_default(),
+                    stack["upstream"].as_str().unwrap_or_default(),
+                    stack["candidate"].as_str().unwrap_or_default()
+                );
+                match stack["patches"].as_array() {
+                    Some(patches) => {
+                        println!("  patches to replay ({}):", patches.len());
+                        for patch in patches {
+                            println!("    {}", patch.as_str().unwrap_or_default());
+                        }
+                    }
+                    None => println!("  (the tag is not fetched yet: the patches are known after the fetch)"),
+                }
+            }
             println!("{} matches {} step(s)", event.id, matches.len());
             for m in &matches {
                 let gated = if m["gated"] == true { "  [gated: set CODEX_FLOWS_MODE=code-mode]" } else { "" };
@@ -167,6 +190,30 @@ fn run(event: FlowEvent, flows: &[Flow], root: PathBuf, args: &RunArgs, env: &En
         print!("{}", report::run_text(&report));
     }
     Ok(if report.status.needs_attention() { Exit::Attention } else { Exit::Done })
+}
+
+/// What a dry run says of a flow's stack: the upstream (credentials
+/// hidden), the branch, the candidate and, when the release is already
+/// fetched here, the patches a run would replay (first-parent commits of
+/// the branch the release does not contain). Fetches nothing.
+fn dry_stack(flow: &Flow, root: &Path, event: &FlowEvent) -> Option<Value> {
+    let tag = event.tag()?;
+    let spec = flow.stack_spec(tag).ok()?;
+    let git = Git::open(root).ok()?;
+    let release = git.resolve_commit(&spec.upstream_ref()).ok().flatten();
+    let branch = git.resolve_commit(&format!("refs/heads/{}", spec.branch)).ok().flatten();
+    let patches = match (release, branch) {
+        (Some(release), Some(branch)) => {
+            let ids = git.first_parent_commits(&branch, &[release.as_str()]).ok()?;
+            let commits = git.read_commits(&ids).ok()?;
+            Some(commits.iter().map(|commit| format!("{} {}", short(&commit.id), commit.subject())).collect::<Vec<_>>())
+        }
+        _ => None,
+    };
+    Some(json!({
+        "flow": flow.name, "upstream": redact_url(&spec.upstream), "branch": spec.branch,
+        "tag": tag, "candidate": spec.candidate, "patches": patches,
+    }))
 }
 
 /// The workspace backend from the environment, if one is configured.

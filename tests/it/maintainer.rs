@@ -351,3 +351,26 @@ fn setup_fork_writes_a_flow_for_the_upstream_and_a_workflow_that_lints_clean() {
         Err(_) => eprintln!("zizmor is not installed: the generated workflow was not linted"),
     }
 }
+
+#[test]
+fn a_dry_run_shows_the_upstream_the_candidate_and_the_patches_it_would_replay() {
+    let fx = Fixture::released();
+    fx.install_rebase_flow("");
+    let before = fx.run_release("v1.1.0", &["--dry-run"]);
+    assert_eq!(before.code, 0, "{}", before.stderr);
+    let stack = &before.json()["stacks"][0];
+    assert_eq!(stack["candidate"], "patchmoi/v1.1.0");
+    assert_eq!(stack["upstream"], fx.upstream.path_str());
+    assert!(stack["patches"].is_null(), "nothing fetched, nothing known: {stack}");
+    assert!(fx.fork.git(&["for-each-ref", "refs/patchmoi"]).is_empty(), "a dry run fetches nothing");
+    // Once the release is here (an earlier run fetched it), the patches are listed.
+    fx.run_release("v1.1.0", &[]);
+    let after =
+        fx.patchmoi(&["run", "upstream-release", "--repo", "test/upstream", "--tag", "v1.1.0", "--dry-run"], &[]);
+    assert!(
+        after.stdout.contains("patches onto v1.1.0") || after.stdout.contains("patches to replay (1):"),
+        "{}",
+        after.stdout
+    );
+    assert!(after.stdout.contains("Fork patch"), "{}", after.stdout);
+}
