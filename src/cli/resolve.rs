@@ -104,8 +104,12 @@ pub fn cmd_resolve(resolve: ResolveArgs, env: &Env) -> Result<Exit> {
             Ok(Exit::Done)
         }
         Started::Applies { recalled } => {
-            let note =
-                if recalled.is_empty() { String::new() } else { format!(" ({} resolved from memory)", recalled.len()) };
+            let note = if recalled.is_empty() {
+                String::new()
+            } else {
+                let names: Vec<String> = recalled.iter().map(|patch| format!("\"{}\"", patch.subject)).collect();
+                format!(" ({} resolved from memory: {})", recalled.len(), names.join(", "))
+            };
             emit(&args, json!({"status": "applies", "recalled": recalled}), &format!(
                 "nothing to resolve: the stack of {} applies on {}{note}; build the candidate with `patchmoi run … --tag {} --replay`\n",
                 flow.name, args.target.tag, args.target.tag

@@ -111,7 +111,11 @@ impl FlowRun<'_> {
                 };
                 let memory_note = match recalled.len() {
                     0 => String::new(),
-                    n => format!(", {n} resolved from memory"),
+                    n => {
+                        let names: Vec<String> =
+                            recalled.iter().map(|patch| format!("\"{}\"", patch.subject)).collect();
+                        format!(", {n} resolved from memory ({})", names.join(", "))
+                    }
                 };
                 let regenerated_note: String = regenerated.iter().map(|done| format!("; {}", done.text())).collect();
                 artifacts.extra.insert("regenerated".into(), serde_json::to_value(&regenerated)?);

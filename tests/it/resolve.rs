@@ -148,6 +148,11 @@ fn two_conflicts_stop_twice_and_the_memory_serves_the_next_release() {
         .map(|patch| patch["subject"].as_str().unwrap())
         .collect();
     assert_eq!(recalled, ["Fork: a line 2", "Fork: b line 20"]);
+    let message = rebase["message"].as_str().unwrap();
+    assert!(
+        message.contains("2 resolved from memory (\"Fork: a line 2\", \"Fork: b line 20\")"),
+        "the message names the patches: {message}"
+    );
     assert_eq!(rebase["artifacts"]["resolvedFromMemory"][0]["files"][0]["firstResolvedIn"], "v1.1.0");
     let candidate = fx.fork.git(&["show", "patchmoi/v1.2.0:a.txt"]);
     assert!(candidate.contains(RESOLVED_A) && candidate.contains("a 28 (v1.2)"), "{candidate}");
