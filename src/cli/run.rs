@@ -192,6 +192,20 @@ fn run(event: FlowEvent, flows: &[Flow], root: PathBuf, args: &RunArgs, env: &En
     Ok(if report.status.needs_attention() { Exit::Attention } else { Exit::Done })
 }
 
+/// Records a promotion as an attempt of the release's event.
+fn record_promotion(root: &Path, env: &Env, flow: &Flow, tag: &str, promotion: &promote::Promotion) -> Result<()> {
+    let event = event_for(root, flow, tag)?;
+    let mut store = Store::open(&workspace_data_dir(None, env, root))?;
+    store.record_event(&event)?;
+    let moved = promotion.local_moved || promotion.remote_moved;
+    let status = if moved { ResultStatus::Changed } else { ResultStatus::Completed };
+    let run_id = format!("promote:{}:{tag}", flow.name);
+    let message = promotion.text().lines().next().unwrap_or_default().to_string();
+    let delivery = dispatch::session_delivery(root, &event, Operation::Promote, &run_id, status, &message);
+    dispatch::record(&mut store, &event, delivery)?;
+    Ok(())
+}
+
 /// What a dry run says of a flow's stack: the upstream (credentials
 /// hidden), the branch, the candidate and, when the release is already
 /// fetched here, the patches a run would replay (first-parent commits of
@@ -288,15 +302,11 @@ pub fn cmd_promote(args: PromoteArgs, env: &Env) -> Result<Exit> {
         eprintln!("warning: promoting {} although {why} (--force)", spec.candidate);
     }
     let promotion = promote::promote(&git, &spec, args.push, true)?;
-    let event = event_for(&root, flow, &spec.tag)?;
-    let mut store = Store::open(&workspace_data_dir(None, env, &root))?;
-    store.record_event(&event)?;
-    let status =
-        if promotion.local_moved || promotion.remote_moved { ResultStatus::Changed } else { ResultStatus::Completed };
-    let run_id = format!("promote:{}:{}", flow.name, spec.tag);
-    let message = promotion.text().lines().next().unwrap_or_default().to_string();
-    let delivery = dispatch::session_delivery(&root, &event, Operation::Promote, &run_id, status, &message);
-    dispatch::record(&mut store, &event, delivery)?;
+    // The branch moved: a record that cannot be written is a warning, never
+    // a failed promotion.
+    if let Err(err) = record_promotion(&root, env, flow, &spec.tag, &promotion) {
+        eprintln!("warning: the promotion is done but not recorded in the history: {err:#}");
+    }
     if args.json {
         println!("{}", serde_json::to_string(&promotion)?);
     } else {
