@@ -10,6 +10,7 @@ mod support;
 
 mod action;
 mod action_yml;
+mod badges;
 mod cli;
 mod differential;
 mod dispatch;
