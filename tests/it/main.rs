@@ -11,6 +11,7 @@ mod support;
 mod action;
 mod action_yml;
 mod badges;
+mod browser;
 mod cli;
 mod differential;
 mod dispatch;
