@@ -103,9 +103,20 @@ pub fn server_settings(env: &Env, data_dir: PathBuf, workspace: &Path) -> Result
         service: service_settings(env, workspace),
         admin_token: env.get("PATCH_ADMIN_TOKEN").map(str::to_string),
         webhook_secret: env.get("PATCH_WEBHOOK_SECRET").map(str::to_string),
+        public_badges: flag(env, "PATCH_PUBLIC_BADGES")?,
+        metrics_public: flag(env, "PATCH_METRICS_PUBLIC")?,
         watch,
         limits: limits(env)?,
     })
+}
+
+/// A yes/no setting: `1`/`true` or `0`/`false` (unset is no).
+fn flag(env: &Env, name: &str) -> Result<bool> {
+    match env.get(name).map(str::trim) {
+        None | Some("" | "0" | "false") => Ok(false),
+        Some("1" | "true") => Ok(true),
+        Some(other) => Err(usage(format!("{name} must be 1 or 0, not {other:?}"))),
+    }
 }
 
 /// The watcher's settings: the sources file loaded, each source's target

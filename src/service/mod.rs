@@ -9,6 +9,7 @@ pub mod feed;
 pub mod http_limits;
 pub mod listener;
 pub mod local;
+pub mod metrics;
 pub mod ops;
 pub mod pages;
 pub mod server;

@@ -14,7 +14,7 @@ use anyhow::{Context, Result};
 use axum::body::Bytes;
 use axum::extract::{FromRequestParts, Path, Query, Request, State};
 use axum::http::request::Parts;
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -30,6 +30,7 @@ use crate::service::dispatch;
 use crate::service::feed::WatchSettings;
 use crate::service::http_limits::{buffer_body, json_errors, Limits};
 use crate::service::listener::{self, Work};
+use crate::service::metrics::{self, Metrics, StoreFigures};
 use crate::service::ops::{self, ServiceError};
 use crate::service::pages::session::token_matches;
 use crate::service::pages::{self, Pages};
@@ -51,6 +52,10 @@ pub struct ServerSettings {
     pub service: ServiceSettings,
     pub admin_token: Option<String>,
     pub webhook_secret: Option<String>,
+    /// `PATCH_PUBLIC_BADGES=1`: `/badge/…` needs no token.
+    pub public_badges: bool,
+    /// `PATCH_METRICS_PUBLIC=1`: `/metrics` needs no token.
+    pub metrics_public: bool,
     /// The feed watchers to start beside the server, when configured.
     pub watch: Option<WatchSettings>,
     pub limits: Limits,
@@ -86,6 +91,7 @@ fn is_loopback(host: &str) -> bool {
 pub struct App {
     pub settings: Arc<ServerSettings>,
     work: Arc<Work>,
+    metrics: Arc<Metrics>,
 }
 
 type Shared = Arc<App>;
@@ -145,11 +151,12 @@ async fn blocking(app: &App, work: impl FnOnce() -> Answer + Send + 'static) -> 
 
 /// The routes, with admin auth on all but `/healthz` and the webhook.
 pub fn router(settings: ServerSettings) -> Router {
-    routes(Arc::new(App { settings: Arc::new(settings), work: Arc::default() }))
+    routes(Arc::new(App { settings: Arc::new(settings), work: Arc::default(), metrics: Arc::default() }))
 }
 
 fn routes(settings: Shared) -> Router {
     let limits = settings.settings.limits;
+    let counted = settings.metrics.clone();
     let admin = Router::new()
         .route("/flow-events", get(list_events))
         .route("/flow-events/{id}", get(get_event))
@@ -164,35 +171,61 @@ fn routes(settings: Shared) -> Router {
     Router::new()
         .route("/healthz", get(|| async { Json(json!({"ok": true})) }))
         .route("/webhooks/github", post(github_webhook))
+        .route("/metrics", get(prometheus))
         .merge(admin)
         .with_state(settings.clone())
         .merge(pages::router(Pages {
             data_dir: settings.settings.data_dir.clone(),
             token: settings.settings.admin_token.clone(),
+            public_badges: settings.settings.public_badges,
         }))
+        .route_layer(middleware::from_fn(metrics::tag_route))
         .fallback(|| async { ApiError(StatusCode::NOT_FOUND, "not_found".into()) })
         .method_not_allowed_fallback(|| async { ApiError(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed".into()) })
         .layer(middleware::from_fn(move |request, next| buffer_body(limits, request, next)))
         .layer(middleware::from_fn(json_errors))
+        .layer(middleware::from_fn_with_state(counted, metrics::count))
+}
+
+/// `/metrics`: behind the admin token unless `PATCH_METRICS_PUBLIC=1`.
+async fn prometheus(State(app): State<Shared>, headers: HeaderMap) -> Response {
+    if !app.settings.metrics_public && !admin_ok(&app, &headers) {
+        return ApiError(StatusCode::UNAUTHORIZED, "unauthorized".into()).into_response();
+    }
+    let settings = app.settings.clone();
+    let read = tokio::task::spawn_blocking(move || {
+        Store::open_for_reads(&settings.data_dir).and_then(|store| StoreFigures::read(&store))
+    });
+    match read.await {
+        Ok(Ok(figures)) => {
+            ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], app.metrics.render(&figures))
+                .into_response()
+        }
+        Ok(Err(err)) => ApiError::from(err).into_response(),
+        Err(err) => ApiError(StatusCode::INTERNAL_SERVER_ERROR, format!("metrics failed: {err}")).into_response(),
+    }
 }
 
 /// `Authorization: Bearer <token>` or `X-Patch-Admin-Token: <token>`,
 /// see [`token_matches`], when `PATCH_ADMIN_TOKEN` is set (it must be,
 /// except on loopback).
 async fn require_admin(State(app): State<Shared>, request: Request, next: Next) -> Response {
-    let Some(token) = &app.settings.admin_token else { return next.run(request).await };
-    let headers = request.headers();
+    if admin_ok(&app, request.headers()) {
+        next.run(request).await
+    } else {
+        ApiError(StatusCode::UNAUTHORIZED, "unauthorized".into()).into_response()
+    }
+}
+
+fn admin_ok(app: &App, headers: &HeaderMap) -> bool {
+    let Some(token) = &app.settings.admin_token else { return true };
     let header = |name: &str| headers.get(name).and_then(|value| value.to_str().ok());
     let bearer = header("authorization").and_then(|value| {
         let (scheme, rest) = value.split_once(' ')?;
         scheme.eq_ignore_ascii_case("bearer").then(|| rest.trim())
     });
     let given = bearer.or_else(|| header("x-patch-admin-token").map(str::trim));
-    if given.is_some_and(|given| token_matches(given, token)) {
-        next.run(request).await
-    } else {
-        ApiError(StatusCode::UNAUTHORIZED, "unauthorized".into()).into_response()
-    }
+    given.is_some_and(|given| token_matches(given, token))
 }
 
 fn open(settings: &ServerSettings) -> Result<Store, ApiError> {
@@ -426,7 +459,7 @@ pub fn serve(settings: ServerSettings) -> Result<()> {
         tracing::info!("listening on http://{local}");
         let limits = settings.limits;
         let work: Arc<Work> = Arc::default();
-        let app = routes(Arc::new(App { settings: Arc::new(settings), work: work.clone() }));
+        let app = routes(Arc::new(App { settings: Arc::new(settings), work: work.clone(), metrics: Arc::default() }));
         listener::serve(listener, app, limits, work, listener::stop_signal()).await?;
         if let Some(watchers) = watchers {
             tokio::task::spawn_blocking(move || watchers.stop(limits.shutdown_timeout)).await?;

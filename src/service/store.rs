@@ -474,6 +474,12 @@ impl Store {
         Ok((count("attempts")?, count("dispatches")?))
     }
 
+    /// How many events and webhook deliveries the database holds.
+    pub fn totals(&self) -> Result<(i64, i64)> {
+        let count = |sql: &str| -> Result<i64> { Ok(self.conn.query_row(sql, [], |row| row.get(0))?) };
+        Ok((count("SELECT count(*) FROM events")?, count("SELECT count(*) FROM webhook_deliveries")?))
+    }
+
     pub fn cursor(&self, source_id: &str) -> Result<Option<Cursor>> {
         let json: Option<String> = self
             .conn

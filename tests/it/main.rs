@@ -10,6 +10,8 @@ mod support;
 
 mod action;
 mod action_yml;
+mod badges;
+mod browser;
 mod cli;
 mod differential;
 mod dispatch;

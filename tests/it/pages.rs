@@ -8,7 +8,7 @@ use std::net::TcpStream;
 use crate::server::{fake_backend, seeded, serve, TOKEN};
 
 /// A raw HTTP/1.1 exchange: status, head, body.
-fn http(url: &str, method: &str, path: &str, headers: &[(&str, &str)], body: &str) -> (u16, String, String) {
+pub(crate) fn http(url: &str, method: &str, path: &str, headers: &[(&str, &str)], body: &str) -> (u16, String, String) {
     let mut stream = TcpStream::connect(url.trim_start_matches("http://")).unwrap();
     let mut request =
         format!("{method} {path} HTTP/1.1\r\nhost: test\r\nconnection: close\r\ncontent-length: {}\r\n", body.len());

@@ -4,7 +4,10 @@
 //! list, filterable by status and event. Behind the admin token like the
 //! API: `Authorization: Bearer` opens every page; a browser signs in once
 //! through a form and gets a signed session cookie. Reads never write.
+//! `/badge/<owner>/<name>.svg` is the upstream's status badge: open to all
+//! with `PATCH_PUBLIC_BADGES=1`, else behind the same token or session.
 
+pub mod badge;
 pub mod session;
 pub mod view;
 
@@ -32,26 +35,34 @@ pub struct Pages {
     pub data_dir: PathBuf,
     /// The admin token; None serves the pages openly (loopback only).
     pub token: Option<String>,
+    /// Badges need no token (`PATCH_PUBLIC_BADGES=1`).
+    pub public_badges: bool,
 }
 
 struct PageState {
     data_dir: PathBuf,
     token: Option<String>,
     keys: Option<Keys>,
+    public_badges: bool,
 }
 
 type Shared = Arc<PageState>;
 
 pub fn router(pages: Pages) -> Router {
     let keys = pages.token.as_deref().map(Keys::from_token);
-    let state = Arc::new(PageState { data_dir: pages.data_dir, token: pages.token, keys });
+    let state =
+        Arc::new(PageState { data_dir: pages.data_dir, token: pages.token, keys, public_badges: pages.public_badges });
     let private = Router::new()
         .route("/", get(overview))
         .route("/releases/{id}", get(release))
         .route("/attempts", get(attempts))
         .route("/sign-out", post(sign_out))
         .route_layer(middleware::from_fn_with_state(state.clone(), require_viewer));
-    Router::new().route("/sign-in", get(sign_in_form).post(sign_in)).merge(private).with_state(state)
+    Router::new()
+        .route("/sign-in", get(sign_in_form).post(sign_in))
+        .route("/badge/{owner}/{file}", get(status_badge))
+        .merge(private)
+        .with_state(state)
 }
 
 fn secure(headers: &HeaderMap) -> bool {
@@ -210,6 +221,47 @@ async fn attempts(
         }
         Err(response) => response,
     }
+}
+
+/// The badge of `<owner>/<name>`: the status of the latest attempt of its
+/// newest release event (as the overview's Status column), `unknown` when
+/// there is none. Without `PATCH_PUBLIC_BADGES=1` a viewer must show the
+/// token or a session, and is answered 401 (an image cannot sign in).
+async fn status_badge(
+    State(state): State<Shared>,
+    headers: HeaderMap,
+    Path((owner, file)): Path<(String, String)>,
+) -> Response {
+    if !state.public_badges && !bearer_ok(&state, &headers) && session_of(&state, &headers).is_none() {
+        return (StatusCode::UNAUTHORIZED, "unauthorized: set PATCH_PUBLIC_BADGES=1 to serve badges openly\n")
+            .into_response();
+    }
+    let Some(name) = file.strip_suffix(".svg") else {
+        return html_error(StatusCode::NOT_FOUND, "Badges end in .svg.");
+    };
+    let repo = format!("{owner}/{name}");
+    let wanted = repo.clone();
+    let all = Filter { limit: Some(MAX_LIMIT), ..Filter::default() };
+    let found = read(&state, move |store| {
+        let rows = overview_rows(&store.events(&all)?, &store.attempts(&all)?);
+        Ok(rows.into_iter().find(|row| row.repo == wanted).and_then(|row| row.latest_status))
+    })
+    .await;
+    let status = match found {
+        Ok(status) => status,
+        Err(response) => return response,
+    };
+    let mut response = badge::svg(&repo, status).into_response();
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, "image/svg+xml; charset=utf-8".parse().expect("a valid header"));
+    // README renderers (GitHub's camo) cache images; a badge must follow the status.
+    headers.insert(header::CACHE_CONTROL, "no-cache, max-age=0".parse().expect("a valid header"));
+    headers.insert(
+        header::CONTENT_SECURITY_POLICY,
+        "default-src 'none'; style-src 'unsafe-inline'".parse().expect("a valid header"),
+    );
+    headers.insert(header::X_CONTENT_TYPE_OPTIONS, "nosniff".parse().expect("a valid header"));
+    response
 }
 
 /// Only a path on this site: no `//host` or scheme.
