@@ -54,11 +54,23 @@ pub fn conflicted_paths(conflicts: &[ConflictEntry]) -> Vec<String> {
 }
 
 impl Git {
-    /// Runs every merge in one `merge-tree` process. Results come back in
-    /// request order. (merge-tree buffers its output until stdin closes, so a
-    /// batch is the unit: a chain where each merge needs the previous result
-    /// must be split into batches by the caller.)
+    /// Runs the merges in as few `merge-tree` processes as attributes allow:
+    /// each merge reads `.gitattributes` from its `ours` side, as `git
+    /// rebase` does (see `attributes.rs`), and one process reads one source.
+    /// Results come back in request order. (merge-tree buffers its output
+    /// until stdin closes, so a batch is the unit: a chain where each merge
+    /// needs the previous result must be split into batches by the caller.)
     pub fn merge_trees(&self, requests: &[MergeRequest]) -> Result<Vec<MergeResult>> {
+        let sources: Vec<&str> = requests.iter().map(|request| request.ours.as_str()).collect();
+        let mut results = Vec::with_capacity(requests.len());
+        for (range, source) in self.attribute_ranges(&sources)? {
+            results.extend(self.attributes_from(&source).merge_batch(&requests[range])?);
+        }
+        Ok(results)
+    }
+
+    /// Every merge in one `merge-tree` process.
+    fn merge_batch(&self, requests: &[MergeRequest]) -> Result<Vec<MergeResult>> {
         if requests.is_empty() {
             return Ok(Vec::new());
         }

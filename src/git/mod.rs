@@ -6,6 +6,7 @@
 //! merges (`merge`), worktrees (`worktree`) and the fork's remote (`remote`); they all go through
 //! [`Git::output`], so this file is the only place that spawns git.
 
+mod attributes;
 mod chains;
 mod clone;
 pub mod fixture;
@@ -71,6 +72,9 @@ pub struct Git {
     env: Vec<(OsString, OsString)>,
     /// Extra `-c key=value` settings for every command.
     config: Vec<String>,
+    /// The tree merges read `.gitattributes` from (`--attr-source`); see
+    /// `attributes.rs`.
+    attr_source: Option<String>,
 }
 
 /// What a `git fetch` of a single ref ended with; the caller turns these into
@@ -97,7 +101,7 @@ impl Git {
 
     /// A handle without any check, for directories about to become repositories.
     pub fn at(dir: &Path) -> Git {
-        Git { dir: dir.to_path_buf(), env: Vec::new(), config: Vec::new() }
+        Git { dir: dir.to_path_buf(), env: Vec::new(), config: Vec::new(), attr_source: None }
     }
 
     pub fn dir(&self) -> &Path {
@@ -139,6 +143,7 @@ impl Git {
                 "gc.auto=0",
             ])
             .args(self.config.iter().flat_map(|setting| ["-c", setting.as_str()]))
+            .args(self.attr_source.iter().map(|tree| format!("--attr-source={tree}")))
             .args(args)
             .env("LC_ALL", "C")
             .env("LANGUAGE", "C")

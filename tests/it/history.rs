@@ -246,3 +246,54 @@ fn hunk_lines_are_the_releases_lines() {
     let markdown = std::fs::read_to_string(rebase["artifacts"]["reportMarkdown"].as_str().unwrap()).unwrap();
     assert!(markdown.contains("Lines 18–18 of the release"), "{markdown}");
 }
+
+#[test]
+fn attributes_come_from_the_tree_each_patch_lands_on() {
+    // `git rebase` merges each patch with the attributes of the state it
+    // lands on: the release's `.gitattributes`, then as the patches below
+    // change it. The maintainer's checkout (here: before any of it) has
+    // none of them.
+    let fx = Fixture::new(&[("CHANGES.md", "# Changes\n- one\n"), ("docs/NOTES.md", "# Notes\n- one\n")]);
+    fx.upstream.commit("Union merges for the changelog", &[(".gitattributes", "CHANGES.md merge=union\n")]);
+    fx.upstream.commit("Upstream: changes and notes", &[
+        ("CHANGES.md", "# Changes\n- one\n- two (upstream)\n"),
+        ("docs/NOTES.md", "# Notes\n- one\n- two (upstream)\n"),
+    ]);
+    fx.upstream.git(&["tag", "v2"]);
+    fx.fork.commit("Patch: changelog entry", &[("CHANGES.md", "# Changes\n- one\n- fork\n")]);
+    fx.fork.commit("Patch: union merges for the notes", &[("docs/.gitattributes", "NOTES.md merge=union\n")]);
+    fx.fork.commit("Patch: notes entry", &[("docs/NOTES.md", "# Notes\n- one\n- fork\n")]);
+    fx.fork.git(&["checkout", "--quiet", "--detach", "v1.0.0"]);
+    fx.install_rebase_flow("");
+
+    let (check, rebased) = git_rebase(&fx, "v2", "check");
+    assert!(rebased, "git rebase union-merges both files");
+    let run = fx.run_release("v2", &[]);
+    let rebase = run.step("rebase");
+    assert_eq!(rebase["status"], "changed", "{}", run.stderr);
+    assert_eq!(candidate_tree(&fx, &rebase), check.rev("HEAD^{tree}"));
+    // git replay did it all, in runs split where the attributes change.
+    assert!(run.stderr.contains("chained=3 sequential_merges=0"), "{}", run.stderr);
+}
+
+#[test]
+fn attributes_only_the_checkout_has_are_not_used() {
+    // The maintainer's checkout says `merge=union` (a patch above the
+    // conflicting one adds it); the state the conflicting patch lands on
+    // does not, so `git rebase` stops there, and so must patchmoi.
+    let fx = Fixture::new(&[("CHANGES.md", "# Changes\n- one\n")]);
+    fx.upstream.commit("Upstream: changelog", &[("CHANGES.md", "# Changes\n- one\n- two (upstream)\n")]);
+    fx.upstream.git(&["tag", "v2"]);
+    fx.fork.commit("Patch: changelog entry", &[("CHANGES.md", "# Changes\n- one\n- fork\n")]);
+    fx.fork.commit("Patch: union merges", &[(".gitattributes", "CHANGES.md merge=union\n")]);
+    fx.install_rebase_flow("");
+    assert_eq!(fx.fork.read(".gitattributes"), "CHANGES.md merge=union\n");
+
+    let (_, rebased) = git_rebase(&fx, "v2", "check");
+    assert!(!rebased, "git rebase stops on the changelog");
+    let run = fx.run_release("v2", &[]);
+    let rebase = run.step("rebase");
+    assert_eq!(rebase["status"], "needs_intervention", "{}", run.stderr);
+    assert_eq!(rebase["artifacts"]["conflict"]["patch"]["subject"], "Patch: changelog entry");
+    assert_eq!(rebase["artifacts"]["conflict"]["files"][0]["path"], "CHANGES.md");
+}
