@@ -161,9 +161,7 @@ fn chained(quarantine: &Quarantine, onto: &str, patches: &[&RawCommit]) -> Resul
     for (index, patch) in patches.iter().enumerate() {
         let parent = patch.parents[0].as_str();
         match runs.last_mut() {
-            Some(run)
-                if index > 0 && patches[index - 1].id == parent && !changing_attributes.contains(parent) =>
-            {
+            Some(run) if index > 0 && patches[index - 1].id == parent && !changing_attributes.contains(parent) => {
                 run.last = &patch.id;
                 run.len += 1;
             }

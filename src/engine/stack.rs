@@ -101,6 +101,9 @@ pub struct Prepared {
     /// The release commit.
     pub release: String,
     pub merge_base: String,
+    /// Where the branch left upstream along first parents: the first parent
+    /// of its oldest commit the release does not contain.
+    pub fork_point: String,
     /// The patches to replay, oldest first (upstreamed ones left out).
     pub patches: Vec<RawCommit>,
     /// Dropped so far, with their position in the whole stack for ordering.
@@ -163,7 +166,10 @@ pub fn prepare(git: &Git, spec: &StackSpec, fetch: bool) -> Result<Precondition>
     let upstream_head = upstream_default(git, spec, fetch)?;
     let mut left_out = Vec::new();
     let mut all = Vec::new();
-    for walked in walk::walk(git, &head, &release, upstream_head.as_deref())? {
+    let walked = walk::walk(git, &head, &release, upstream_head.as_deref())?;
+    let fork_point = walked.first().and_then(|first| first.commit.parents.first().cloned());
+    let fork_point = fork_point.unwrap_or_else(|| merge_base.clone());
+    for walked in walked {
         match walked.left_out {
             Some(reason) => left_out.push((all.len(), Dropped::of(&walked.commit, reason.to_string()))),
             None => all.push(walked.commit),
@@ -194,6 +200,7 @@ pub fn prepare(git: &Git, spec: &StackSpec, fetch: bool) -> Result<Precondition>
         head,
         release,
         merge_base,
+        fork_point,
         patches: Vec::new(),
         dropped: Vec::new(),
         left_out,
@@ -230,6 +237,8 @@ pub struct Replayed {
     pub recalled: Vec<RecalledPatch>,
     /// The patch that stopped (index into `Prepared::patches`) and its merge.
     pub stop: Option<(usize, MergeResult)>,
+    /// The tree each patch landed on, up to the one that stopped.
+    pub landed_on: Vec<String>,
 }
 
 /// A patch whose conflict was resolved from the memory of resolutions.
@@ -255,6 +264,7 @@ pub fn replay_prepared(git: &Git, prepared: &Prepared, memory: &Memory) -> Resul
             dropped,
             recalled: Vec::new(),
             stop: None,
+            landed_on: Vec::new(),
         });
     };
     let mut applied: Vec<(usize, String)> = Vec::new();
@@ -303,6 +313,15 @@ pub fn replay_prepared(git: &Git, prepared: &Prepared, memory: &Memory) -> Resul
         }
     }
     let dropped = prepared.all_dropped(dropped);
+    let reached = stop.as_ref().map_or(stack.len(), |(index, _)| index + 1);
+    let mut landed_on = Vec::with_capacity(reached);
+    let (mut current, mut trees) = (release_tree, applied.iter().peekable());
+    for index in 0..reached {
+        while let Some((_, tree)) = trees.next_if(|(applied, _)| *applied < index) {
+            current = tree.clone();
+        }
+        landed_on.push(current.clone());
+    }
 
     // Each commit names its parent's id, which patchmoi computes as it
     // writes the commit: the chain needs no process per commit.
@@ -316,6 +335,7 @@ pub fn replay_prepared(git: &Git, prepared: &Prepared, memory: &Memory) -> Resul
         dropped,
         recalled,
         stop,
+        landed_on,
     })
 }
 
@@ -409,15 +429,18 @@ pub fn rebase(git: &Git, spec: &StackSpec) -> Result<RebaseOutcome> {
     let mut memory = Memory::load(git)?;
     memory.fetch(git, &spec.remote)?;
     let replayed = replay_prepared(git, &prepared, &memory)?;
-    let Prepared { head, release, merge_base, patches, quarantine, .. } = *prepared;
+    let Prepared { head, release, fork_point, patches, quarantine, .. } = *prepared;
 
     if let Some((stop, merge)) = replayed.stop {
         let stack: Vec<&RawCommit> = patches.iter().collect();
+        let release_tree = git.tree_of(&release)?;
         let context = conflict::Context {
             git: &quarantine.git,
-            merge_base: &merge_base,
+            fork_point: &fork_point,
             release: &release,
+            release_tree: &release_tree,
             patches: &stack,
+            landed_on: &replayed.landed_on,
             stop,
             merge: &merge,
             applied: replayed.carried.clone(),

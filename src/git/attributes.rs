@@ -87,11 +87,8 @@ impl Git {
         let input: String = revs.iter().map(|rev| format!("{rev}^{{tree}}\n")).collect();
         let out = self.run_bytes(&["cat-file", "--batch-check=%(objectname) %(objecttype)"], Some(input.as_bytes()))?;
         let text = String::from_utf8_lossy(&out);
-        let trees: Vec<String> = text
-            .lines()
-            .filter_map(|line| line.strip_suffix(" tree"))
-            .map(str::to_string)
-            .collect();
+        let trees: Vec<String> =
+            text.lines().filter_map(|line| line.strip_suffix(" tree")).map(str::to_string).collect();
         if trees.len() != revs.len() {
             bail!("failed to read the trees of {} revisions: {}", revs.len(), text.trim());
         }

@@ -255,10 +255,13 @@ fn attributes_come_from_the_tree_each_patch_lands_on() {
     // none of them.
     let fx = Fixture::new(&[("CHANGES.md", "# Changes\n- one\n"), ("docs/NOTES.md", "# Notes\n- one\n")]);
     fx.upstream.commit("Union merges for the changelog", &[(".gitattributes", "CHANGES.md merge=union\n")]);
-    fx.upstream.commit("Upstream: changes and notes", &[
-        ("CHANGES.md", "# Changes\n- one\n- two (upstream)\n"),
-        ("docs/NOTES.md", "# Notes\n- one\n- two (upstream)\n"),
-    ]);
+    fx.upstream.commit(
+        "Upstream: changes and notes",
+        &[
+            ("CHANGES.md", "# Changes\n- one\n- two (upstream)\n"),
+            ("docs/NOTES.md", "# Notes\n- one\n- two (upstream)\n"),
+        ],
+    );
     fx.upstream.git(&["tag", "v2"]);
     fx.fork.commit("Patch: changelog entry", &[("CHANGES.md", "# Changes\n- one\n- fork\n")]);
     fx.fork.commit("Patch: union merges for the notes", &[("docs/.gitattributes", "NOTES.md merge=union\n")]);

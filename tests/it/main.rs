@@ -11,6 +11,7 @@ mod support;
 mod action;
 mod action_yml;
 mod cli;
+mod culprits;
 mod differential;
 mod dispatch;
 mod feed;
