@@ -14,6 +14,7 @@ mod history;
 mod merge;
 mod objects;
 mod pack;
+mod paths;
 mod quarantine;
 mod remote;
 mod worktree;
@@ -21,10 +22,11 @@ mod worktree;
 pub use chains::Run;
 pub use merge::{conflicted_paths, ConflictEntry, MergeRequest, MergeResult};
 pub use objects::{object_id, RawCommit, TreeEntry};
+pub use paths::{path_bytes, path_from_bytes, path_os};
 pub use quarantine::Quarantine;
 pub use remote::{basic_credential, http_auth_env};
 
-use std::ffi::OsString;
+use std::ffi::{OsStr, OsString};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -127,7 +129,7 @@ impl Git {
     /// we do not replace HOME or the system config, we only pin the settings
     /// that change results and cut every way a command could prompt or run
     /// a hook.
-    fn command(&self, args: &[&str]) -> Command {
+    fn command<S: AsRef<OsStr>>(&self, args: &[S]) -> Command {
         let mut cmd = Command::new("git");
         cmd.current_dir(&self.dir)
             .args([
@@ -174,7 +176,14 @@ impl Git {
     /// any, is written to stdin from a thread so large inputs cannot deadlock
     /// against large outputs.
     pub(crate) fn output(&self, args: &[&str], input: Option<&[u8]>) -> Result<Output> {
-        tracing::debug!(dir = %self.dir.display(), "git {}", display_args(args));
+        self.output_os(args, input)
+    }
+
+    /// [`Git::output`] with arguments that need not be UTF-8 (paths).
+    pub(crate) fn output_os<S: AsRef<OsStr>>(&self, args: &[S], input: Option<&[u8]>) -> Result<Output> {
+        let shown: Vec<String> = args.iter().map(|arg| arg.as_ref().to_string_lossy().into_owned()).collect();
+        let shown: Vec<&str> = shown.iter().map(String::as_str).collect();
+        tracing::debug!(dir = %self.dir.display(), "git {}", display_args(&shown));
         let mut cmd = self.command(args);
         cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
         cmd.stdin(if input.is_some() { Stdio::piped() } else { Stdio::null() });
