@@ -29,6 +29,7 @@ fn conflict_run() -> RunResult {
             kind: "upstream".into(),
             sha: "c".repeat(40),
             subject: "Read the port from $PORT".into(),
+            carried: None,
         }),
         builds_on: None,
         survey: Vec::new(),

@@ -6,6 +6,7 @@
 use anyhow::Result;
 use serde::{Deserialize, Serialize};
 
+use crate::engine::culprit::{Finding, Search, Target};
 use crate::engine::markers::{segments, Segment};
 use crate::engine::patch::Patch;
 use crate::engine::replay::first_parent;
@@ -18,10 +19,16 @@ const COMMITS_PER_FILE: usize = 20;
 pub struct Context<'a> {
     /// A repository view that can read the replay's (quarantined) objects.
     pub git: &'a Git,
-    pub merge_base: &'a str,
+    /// Where the branch left upstream along first parents (the parent of
+    /// its oldest commit the release lacks): upstream's commits since then
+    /// are the ones that can explain a conflict.
+    pub fork_point: &'a str,
     pub release: &'a str,
+    pub release_tree: &'a str,
     /// The patches that were replayed, oldest first.
     pub patches: &'a [&'a RawCommit],
+    /// The tree each patch up to the one that stopped landed on.
+    pub landed_on: &'a [String],
     /// Index of the patch that stopped.
     pub stop: usize,
     /// Its conflicted merge onto the replayed state.
@@ -50,7 +57,7 @@ pub struct ConflictFile {
     /// git's kind of conflict: `contents`, `modify/delete`, `add/add`, …
     pub kind: String,
     pub hunks: Vec<Hunk>,
-    /// Upstream commits in `old base..tag` that touched the file, newest first.
+    /// Upstream commits in `fork point..tag` that touched the file, newest first.
     pub upstream_commits: Vec<CommitRef>,
 }
 
@@ -82,6 +89,12 @@ pub struct Culprit {
     pub kind: String,
     pub sha: String,
     pub subject: String,
+    /// For `upstream`: how the patches below were carried when the claim
+    /// was checked: `replayed` (as the replay left them, resolutions
+    /// included) or `committed` (as the fork committed them); absent when
+    /// nothing is below.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub carried: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -91,6 +104,10 @@ pub struct SurveyEntry {
     pub files: Vec<String>,
     /// Set when the patch conflicts only because it builds on this earlier patch.
     pub depends_on: Option<CommitRef>,
+    /// Its own culprit, found as the stopped patch's is; absent when it
+    /// builds on an earlier patch or no single upstream commit explains it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub culprit: Option<Culprit>,
 }
 
 /// Builds the whole report.
@@ -109,23 +126,28 @@ pub fn report(ctx: &Context) -> Result<ConflictReport> {
         };
         let upstream_commits = ctx
             .git
-            .commits_touching(ctx.merge_base, ctx.release, path, COMMITS_PER_FILE)?
+            .commits_touching(ctx.fork_point, ctx.release, path, COMMITS_PER_FILE)?
             .into_iter()
             .map(|(sha, subject)| CommitRef { sha, subject })
             .collect();
         files.push(ConflictFile { path: path.clone(), kind: conflict_kind(ctx.merge, path), hunks, upstream_commits });
     }
     let patches: Vec<Patch> = ctx.patches.iter().map(|commit| patch_of(commit)).collect();
-    let builds_on = match applies(ctx.git, stopped, ctx.merge_base)? {
+    let builds_on = match applies(ctx.git, stopped, &own_base(ctx, stopped)?)? {
         true => None,
         false => builds_on(ctx.git, ctx.patches, ctx.stop)?,
     };
-    let culprit = match upstream_culprit(ctx.git, ctx.merge_base, ctx.release, stopped, &paths)? {
-        Some(commit) => Some(Culprit { kind: "upstream".into(), sha: commit.sha, subject: commit.subject }),
-        None => builds_on.clone().map(|earlier| Culprit {
+    let finding = find_culprit(ctx, ctx.stop)?;
+    let culprit = match finding.clone() {
+        Finding::Upstream { sha, subject, carried } => {
+            Some(Culprit { kind: "upstream".into(), sha, subject, carried: carried.map(str::to_string) })
+        }
+        Finding::NoSingleCommit => None,
+        Finding::NotUpstream => builds_on.clone().map(|earlier| Culprit {
             kind: "patch".into(),
             sha: earlier.sha,
             subject: earlier.subject,
+            carried: None,
         }),
     };
     tracing::debug!(patch = %stopped.id, files = files.len(), "conflict report built");
@@ -135,7 +157,7 @@ pub fn report(ctx: &Context) -> Result<ConflictReport> {
         remaining: patches[ctx.stop + 1..].to_vec(),
         culprit,
         builds_on,
-        survey: survey(ctx.git, ctx.merge_base, ctx.release, ctx.patches)?,
+        survey: survey(ctx, &finding)?,
         files,
     })
 }
@@ -160,54 +182,24 @@ fn applies(git: &Git, patch: &RawCommit, onto: &str) -> Result<bool> {
     Ok(git.merge_tree(MergeRequest { base: first_parent(patch), ours: onto.into(), theirs: patch.id.clone() })?.clean)
 }
 
-/// Does `patch` apply on upstream commit `onto` when the patches before it
-/// are carried there too? Those are brought over as one cumulative merge of
-/// the stack below the patch, then the patch itself is merged on top. On the
-/// old base this always holds, whether or not the patch builds on others.
-fn applies_with_stack(git: &Git, merge_base: &str, patch: &RawCommit, onto: &str) -> Result<bool> {
-    let parent = first_parent(patch);
-    let below = if parent == merge_base {
-        onto.to_string()
-    } else {
-        let carried =
-            git.merge_tree(MergeRequest { base: merge_base.into(), ours: onto.into(), theirs: parent.clone() })?;
-        if !carried.clean {
-            return Ok(false);
-        }
-        carried.tree
-    };
-    Ok(git.merge_tree(MergeRequest { base: parent, ours: below, theirs: patch.id.clone() })?.clean)
+/// Where `patch`'s own history last met upstream: the base it applies to
+/// alone (after a sync merge, the synced upstream commit).
+fn own_base(ctx: &Context, patch: &RawCommit) -> Result<String> {
+    Ok(ctx.git.merge_base(&first_parent(patch), ctx.release)?.unwrap_or_else(|| ctx.fork_point.to_string()))
 }
 
-/// The first upstream commit (first parent, `merge_base..release`) after
-/// which `patch` no longer applies. Only commits that touch the conflicting
-/// paths can change the answer, so only those are bisected: about log2(n)
-/// probes of two in-memory merges each.
-fn upstream_culprit(
-    git: &Git,
-    merge_base: &str,
-    release: &str,
-    patch: &RawCommit,
-    paths: &[String],
-) -> Result<Option<CommitRef>> {
-    let candidates = git.first_parent_range_touching(merge_base, release, paths)?;
-    // Invariant: the patch applies before candidates[lo] and not after candidates[hi].
-    let (mut lo, mut hi) = (0, candidates.len());
-    if hi == 0 || applies_with_stack(git, merge_base, patch, &candidates[hi - 1])? {
-        return Ok(None);
-    }
-    hi -= 1;
-    while lo < hi {
-        let mid = lo + (hi - lo) / 2;
-        if applies_with_stack(git, merge_base, patch, &candidates[mid])? {
-            lo = mid + 1;
-        } else {
-            hi = mid;
-        }
-    }
-    let sha = candidates[lo].clone();
-    let subject = git.read_commits(std::slice::from_ref(&sha))?[0].subject();
-    Ok(Some(CommitRef { sha, subject }))
+/// The checked culprit of `patches[index]`, with the patches below carried.
+fn find_culprit(ctx: &Context, index: usize) -> Result<Finding> {
+    let patch = ctx.patches[index];
+    let paths = ctx.git.changed_paths(&first_parent(patch), &patch.id)?;
+    let search =
+        Search { git: ctx.git, release: ctx.release, release_tree: ctx.release_tree, fork_point: ctx.fork_point };
+    search.culprit(&Target {
+        patch,
+        has_lower: index > 0,
+        landed_on: ctx.landed_on.get(index).map(String::as_str),
+        paths: &paths,
+    })
 }
 
 /// The earlier patch that `patches[index]` builds on: the one after which
@@ -228,34 +220,46 @@ fn builds_on(git: &Git, patches: &[&RawCommit], index: usize) -> Result<Option<C
         .map(|earlier| CommitRef { sha: earlier.id.clone(), subject: earlier.subject() }))
 }
 
-/// Every patch that conflicts when applied alone onto the release.
-fn survey(git: &Git, merge_base: &str, release: &str, patches: &[&RawCommit]) -> Result<Vec<SurveyEntry>> {
-    let onto = |target: &str| -> Vec<MergeRequest> {
-        patches
+/// Every patch that conflicts when applied alone onto the release, each
+/// with what explains it: the earlier patch it builds on, or its own culprit.
+fn survey(ctx: &Context, stopped: &Finding) -> Result<Vec<SurveyEntry>> {
+    let patches = ctx.patches;
+    let on_release = ctx.git.merge_trees(
+        &patches
             .iter()
-            .map(|patch| MergeRequest { base: first_parent(patch), ours: target.into(), theirs: patch.id.clone() })
-            .collect()
-    };
-    let on_release = git.merge_trees(&onto(release))?;
-    let conflicting: Vec<usize> = (0..patches.len()).filter(|index| !on_release[*index].clean).collect();
-    let on_base = git.merge_trees(
-        &conflicting
-            .iter()
-            .map(|index| MergeRequest {
-                base: first_parent(patches[*index]),
-                ours: merge_base.into(),
-                theirs: patches[*index].id.clone(),
-            })
+            .map(|patch| MergeRequest { base: first_parent(patch), ours: ctx.release.into(), theirs: patch.id.clone() })
             .collect::<Vec<_>>(),
     )?;
+    let conflicting: Vec<usize> = (0..patches.len()).filter(|index| !on_release[*index].clean).collect();
+    let mut on_base = Vec::new();
+    for index in &conflicting {
+        let patch = patches[*index];
+        on_base.push(MergeRequest { base: first_parent(patch), ours: own_base(ctx, patch)?, theirs: patch.id.clone() });
+    }
+    let on_base = ctx.git.merge_trees(&on_base)?;
     let mut entries = Vec::new();
     for (index, base_result) in conflicting.into_iter().zip(on_base) {
-        let depends_on = if base_result.clean { None } else { builds_on(git, patches, index)? };
+        let depends_on = if base_result.clean { None } else { builds_on(ctx.git, patches, index)? };
+        let culprit = match &depends_on {
+            Some(earlier) => Some(Culprit {
+                kind: "patch".into(),
+                sha: earlier.sha.clone(),
+                subject: earlier.subject.clone(),
+                carried: None,
+            }),
+            None => match if index == ctx.stop { stopped.clone() } else { find_culprit(ctx, index)? } {
+                Finding::Upstream { sha, subject, carried } => {
+                    Some(Culprit { kind: "upstream".into(), sha, subject, carried: carried.map(str::to_string) })
+                }
+                Finding::NoSingleCommit | Finding::NotUpstream => None,
+            },
+        };
         entries.push(SurveyEntry {
             sha: patches[index].id.clone(),
             subject: patches[index].subject(),
             files: on_release[index].conflicted_paths(),
             depends_on,
+            culprit,
         });
     }
     Ok(entries)

@@ -6,6 +6,7 @@
 //! It knows nothing of flows, the Action or the service.
 
 pub mod conflict;
+pub mod culprit;
 pub mod land;
 pub mod markers;
 pub mod memory;

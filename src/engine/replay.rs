@@ -153,11 +153,15 @@ fn chained(quarantine: &Quarantine, onto: &str, patches: &[&RawCommit]) -> Resul
     if !quarantine.replay_allowed() {
         return Ok(None);
     }
+    // git replay reads attributes from one tree per process: a patch that
+    // changes them ends its run, so the next run reads them as changed.
+    let ids: Vec<&str> = patches.iter().map(|patch| patch.id.as_str()).collect();
+    let changing_attributes = quarantine.git.changing_attributes(&ids)?;
     let mut runs: Vec<Run> = Vec::new();
     for (index, patch) in patches.iter().enumerate() {
         let parent = patch.parents[0].as_str();
         match runs.last_mut() {
-            Some(run) if index > 0 && patches[index - 1].id == parent => {
+            Some(run) if index > 0 && patches[index - 1].id == parent && !changing_attributes.contains(parent) => {
                 run.last = &patch.id;
                 run.len += 1;
             }

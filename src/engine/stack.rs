@@ -133,6 +133,9 @@ pub struct Prepared {
     /// The release commit.
     pub release: String,
     pub merge_base: String,
+    /// Where the branch left upstream along first parents: the first parent
+    /// of its oldest commit the release does not contain.
+    pub fork_point: String,
     /// The patches to replay, oldest first (upstreamed ones left out).
     pub patches: Vec<RawCommit>,
     /// Dropped so far, with their position in the whole stack for ordering.
@@ -201,7 +204,10 @@ pub fn prepare(git: &Git, spec: &StackSpec, fetch: bool) -> Result<Precondition>
     let landed = git.newest_land_merge(&head, &release)?;
     let mut left_out = Vec::new();
     let mut all = Vec::new();
-    for walked in walk::walk(git, &head, &release, upstream_head.as_deref(), landed.as_deref())? {
+    let walked = walk::walk(git, &head, &release, upstream_head.as_deref(), landed.as_deref())?;
+    let fork_point = walked.first().and_then(|first| first.commit.parents.first().cloned());
+    let fork_point = fork_point.unwrap_or_else(|| merge_base.clone());
+    for walked in walked {
         match walked.left_out {
             Some(reason) => left_out.push((all.len(), Dropped::of(&walked.commit, reason.to_string()))),
             None => all.push(walked.commit),
@@ -245,6 +251,7 @@ pub fn prepare(git: &Git, spec: &StackSpec, fetch: bool) -> Result<Precondition>
         head,
         release,
         merge_base,
+        fork_point,
         patches: Vec::new(),
         dropped: Vec::new(),
         left_out,
@@ -290,6 +297,8 @@ pub struct Replayed {
     pub regeneration: Option<String>,
     /// The patch that stopped (index into `Prepared::patches`) and its merge.
     pub stop: Option<(usize, MergeResult)>,
+    /// The tree each patch landed on, up to the one that stopped.
+    pub landed_on: Vec<String>,
 }
 
 /// A patch whose conflict was resolved from the memory of resolutions.
@@ -331,6 +340,7 @@ pub fn replay_prepared_with(
             regenerated: Vec::new(),
             regeneration: None,
             stop: None,
+            landed_on: Vec::new(),
         });
     };
     let mut applied: Vec<(usize, String)> = Vec::new();
@@ -395,6 +405,15 @@ pub fn replay_prepared_with(
         }
     }
     let dropped = prepared.all_dropped(dropped);
+    let reached = stop.as_ref().map_or(stack.len(), |(index, _)| index + 1);
+    let mut landed_on = Vec::with_capacity(reached);
+    let (mut current, mut trees) = (release_tree, applied.iter().peekable());
+    for index in 0..reached {
+        while let Some((_, tree)) = trees.next_if(|(applied, _)| *applied < index) {
+            current = tree.clone();
+        }
+        landed_on.push(current.clone());
+    }
 
     // Each commit names its parent's id, which patchmoi computes as it
     // writes the commit: the chain needs no process per commit.
@@ -416,6 +435,7 @@ pub fn replay_prepared_with(
         regenerated: regenerated.into_iter().map(|(_, done)| done).collect(),
         regeneration: refused.filter(|_| stop.is_some()),
         stop,
+        landed_on,
     })
 }
 
@@ -518,15 +538,18 @@ pub fn rebase_with(git: &Git, spec: &StackSpec, regenerator: Option<&dyn Regener
         .filter(|_| !spec.options.regenerate.is_empty())
         .map(|regenerator| (spec.options.regenerate.as_slice(), regenerator));
     let replayed = replay_prepared_with(git, &prepared, &memory, regeneration)?;
-    let Prepared { head, release, merge_base, patches, quarantine, .. } = *prepared;
+    let Prepared { head, release, fork_point, patches, quarantine, .. } = *prepared;
 
     if let Some((stop, merge)) = replayed.stop {
         let stack: Vec<&RawCommit> = patches.iter().collect();
+        let release_tree = git.tree_of(&release)?;
         let context = conflict::Context {
             git: &quarantine.git,
-            merge_base: &merge_base,
+            fork_point: &fork_point,
             release: &release,
+            release_tree: &release_tree,
             patches: &stack,
+            landed_on: &replayed.landed_on,
             stop,
             merge: &merge,
             applied: replayed.carried.clone(),

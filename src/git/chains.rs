@@ -114,7 +114,9 @@ impl Quarantine {
             std::fs::write(&branch, format!("{}\n", run.last))
                 .with_context(|| format!("failed to write {}", branch.display()))?;
             let range = format!("{}..{SCRATCH_BRANCH}", run.from);
-            let output = git.output(&["replay", "--onto", &tip, &range], None)?;
+            // Each run lands on `tip` and reads its attributes there: the
+            // caller ends a run at every patch that changes them.
+            let output = git.attributes_from(&tip).output(&["replay", "--onto", &tip, &range], None)?;
             match output.status.code() {
                 Some(0) => {}
                 // Exit 1 is a merge that did not come out clean.

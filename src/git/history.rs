@@ -2,10 +2,12 @@
 //! change, which upstream commits touched a path.
 
 use std::collections::BTreeSet;
+use std::ffi::OsString;
 
-use anyhow::Result;
+use anyhow::{bail, Result};
 
-use super::Git;
+use super::paths::{nul_separated, path_os};
+use super::{failure_message, Git};
 
 impl Git {
     /// The patches of `commits` as `git diff-tree -p` prints them, for
@@ -71,9 +73,10 @@ impl Git {
     /// First-parent commits of `from..to` that change any of `paths`, oldest first.
     pub fn first_parent_range_touching(&self, from: &str, to: &str, paths: &[String]) -> Result<Vec<String>> {
         let range = format!("{from}..{to}");
-        let mut args = vec!["rev-list", "--first-parent", "--reverse", "--end-of-options", &range, "--"];
-        args.extend(paths.iter().map(String::as_str));
-        let out = self.with_env("GIT_LITERAL_PATHSPECS", "1").run(&args)?;
+        let mut args: Vec<OsString> =
+            ["rev-list", "--first-parent", "--reverse", "--end-of-options", &range, "--"].map(OsString::from).into();
+        args.extend(paths.iter().map(|path| path_os(path)));
+        let out = self.with_env("GIT_LITERAL_PATHSPECS", "1").run_os(&args)?;
         Ok(out.lines().map(str::to_string).collect())
     }
 
@@ -81,15 +84,19 @@ impl Git {
     pub fn changed_paths(&self, from: &str, to: &str) -> Result<Vec<String>> {
         let out = self
             .run_bytes(&["diff-tree", "-r", "-z", "--name-only", "--no-renames", "--end-of-options", from, to], None)?;
-        Ok(String::from_utf8_lossy(&out).split('\0').filter(|path| !path.is_empty()).map(str::to_string).collect())
+        Ok(nul_separated(&out))
     }
 
     /// `(sha, subject)` of the newest `limit` commits of `from..to` touching `path`.
     pub fn commits_touching(&self, from: &str, to: &str, path: &str, limit: usize) -> Result<Vec<(String, String)>> {
         let range = format!("{from}..{to}");
         let max = format!("--max-count={limit}");
-        let args = ["log", "--no-merges", &max, "--format=%H%x00%s", "--end-of-options", &range, "--", path];
-        let out = self.with_env("GIT_LITERAL_PATHSPECS", "1").run(&args)?;
+        let mut args: Vec<OsString> =
+            ["log", "--no-merges", &max, "--format=%H%x00%s", "--end-of-options", &range, "--"]
+                .map(OsString::from)
+                .into();
+        args.push(path_os(path));
+        let out = self.with_env("GIT_LITERAL_PATHSPECS", "1").run_os(&args)?;
         Ok(out
             .lines()
             .filter_map(|line| line.split_once('\0'))
@@ -97,13 +104,28 @@ impl Git {
             .collect())
     }
 
+    /// Runs git with arguments that need not be UTF-8; stdout as text.
+    fn run_os(&self, args: &[OsString]) -> Result<String> {
+        let output = self.output_os(args, None)?;
+        if !output.status.success() {
+            let shown: Vec<String> = args.iter().map(|arg| arg.to_string_lossy().into_owned()).collect();
+            let shown: Vec<&str> = shown.iter().map(String::as_str).collect();
+            bail!(failure_message(&shown, &output));
+        }
+        Ok(String::from_utf8_lossy(&output.stdout).trim_end_matches('\n').to_string())
+    }
+
     /// The changed line ranges from blob `old` to blob `new` (`rev:path`
     /// specs or ids), as `(old_start, old_len, new_start, new_len)` from the
     /// `@@` headers of a `-U0` diff: a zero length starts at the line before.
     pub fn line_changes(&self, old: &str, new: &str) -> Result<Vec<(usize, usize, usize, usize)>> {
-        let args = ["diff", "-U0", "--no-color", "--no-ext-diff", "--no-textconv", "--end-of-options", old, new];
-        let out = self.run_bytes(&args, None)?;
-        Ok(String::from_utf8_lossy(&out).lines().filter_map(parse_hunk_header).collect())
+        let mut args: Vec<OsString> =
+            ["diff", "-U0", "--no-color", "--no-ext-diff", "--no-textconv", "--end-of-options"]
+                .map(OsString::from)
+                .into();
+        args.extend([path_os(old), path_os(new)]);
+        let out = self.run_os(&args)?;
+        Ok(out.lines().filter_map(parse_hunk_header).collect())
     }
 }
 

@@ -3,6 +3,7 @@
 
 use anyhow::{bail, Context, Result};
 
+use super::paths::path_from_bytes;
 use super::Git;
 
 /// One merge: apply the change `base → theirs` on top of `ours`.
@@ -54,11 +55,23 @@ pub fn conflicted_paths(conflicts: &[ConflictEntry]) -> Vec<String> {
 }
 
 impl Git {
-    /// Runs every merge in one `merge-tree` process. Results come back in
-    /// request order. (merge-tree buffers its output until stdin closes, so a
-    /// batch is the unit: a chain where each merge needs the previous result
-    /// must be split into batches by the caller.)
+    /// Runs the merges in as few `merge-tree` processes as attributes allow:
+    /// each merge reads `.gitattributes` from its `ours` side, as `git
+    /// rebase` does (see `attributes.rs`), and one process reads one source.
+    /// Results come back in request order. (merge-tree buffers its output
+    /// until stdin closes, so a batch is the unit: a chain where each merge
+    /// needs the previous result must be split into batches by the caller.)
     pub fn merge_trees(&self, requests: &[MergeRequest]) -> Result<Vec<MergeResult>> {
+        let sources: Vec<&str> = requests.iter().map(|request| request.ours.as_str()).collect();
+        let mut results = Vec::with_capacity(requests.len());
+        for (range, source) in self.attribute_ranges(&sources)? {
+            results.extend(self.attributes_from(&source).merge_batch(&requests[range])?);
+        }
+        Ok(results)
+    }
+
+    /// Every merge in one `merge-tree` process.
+    fn merge_batch(&self, requests: &[MergeRequest]) -> Result<Vec<MergeResult>> {
         if requests.is_empty() {
             return Ok(Vec::new());
         }
@@ -91,20 +104,21 @@ impl Git {
 /// messages (`count NUL paths… NUL kind NUL text NUL`), and finally an empty
 /// field that ends the merge.
 fn parse_batch(bytes: &[u8]) -> Result<Vec<MergeResult>> {
-    let text = String::from_utf8_lossy(bytes);
-    let mut fields = text.split('\0');
+    // Fields are bytes: paths may be any bytes (see `paths.rs`).
+    let mut fields = bytes.split(|byte| *byte == 0);
+    let text = |field: &[u8]| String::from_utf8_lossy(field).into_owned();
     let mut results = Vec::new();
     loop {
         let status = match fields.next() {
-            None | Some("") => break,
+            None | Some(b"") => break,
             Some(status) => status,
         };
         let clean = match status {
-            "1" => true,
-            "0" => false,
-            other => bail!("unexpected merge status {other:?}"),
+            b"1" => true,
+            b"0" => false,
+            other => bail!("unexpected merge status {:?}", text(other)),
         };
-        let tree = fields.next().context("missing tree")?.to_string();
+        let tree = text(fields.next().context("missing tree")?);
         let mut conflicts = Vec::new();
         let mut messages = Vec::new();
         if !clean {
@@ -120,12 +134,12 @@ fn parse_batch(bytes: &[u8]) -> Result<Vec<MergeResult>> {
             if count.is_empty() {
                 break;
             }
-            let count: usize = count.parse().context("bad path count in merge message")?;
+            let count: usize = text(count).parse().context("bad path count in merge message")?;
             let paths = (0..count)
-                .map(|_| fields.next().map(str::to_string).context("truncated message paths"))
+                .map(|_| fields.next().map(path_from_bytes).context("truncated message paths"))
                 .collect::<Result<Vec<_>>>()?;
-            let kind = fields.next().context("truncated message kind")?.to_string();
-            let message = fields.next().context("truncated message")?.trim_end().to_string();
+            let kind = text(fields.next().context("truncated message kind")?);
+            let message = text(fields.next().context("truncated message")?).trim_end().to_string();
             messages.push((paths, kind, message));
         }
         results.push(MergeResult { clean, tree, conflicts, messages });
@@ -134,17 +148,18 @@ fn parse_batch(bytes: &[u8]) -> Result<Vec<MergeResult>> {
 }
 
 /// `<mode> SP <oid> SP <stage> TAB <path>`
-fn parse_conflict_entry(field: &str) -> Result<ConflictEntry> {
-    let (meta, path) = field.split_once('\t').context("conflict entry without a path")?;
+fn parse_conflict_entry(field: &[u8]) -> Result<ConflictEntry> {
+    let tab = field.iter().position(|byte| *byte == b'\t').context("conflict entry without a path")?;
+    let (meta, path) = (String::from_utf8_lossy(&field[..tab]), &field[tab + 1..]);
     let mut parts = meta.split(' ');
     let (Some(mode), Some(oid), Some(stage)) = (parts.next(), parts.next(), parts.next()) else {
-        bail!("malformed conflict entry {field:?}");
+        bail!("malformed conflict entry {meta:?}");
     };
     Ok(ConflictEntry {
         mode: mode.to_string(),
         oid: oid.to_string(),
         stage: stage.parse().context("bad conflict stage")?,
-        path: path.to_string(),
+        path: path_from_bytes(path),
     })
 }
 

@@ -6,6 +6,7 @@
 //! merges (`merge`), worktrees (`worktree`) and the fork's remote (`remote`); they all go through
 //! [`Git::output`], so this file is the only place that spawns git.
 
+mod attributes;
 mod chains;
 mod clone;
 pub mod fixture;
@@ -14,6 +15,7 @@ mod log;
 mod merge;
 mod objects;
 mod pack;
+mod paths;
 mod quarantine;
 mod remote;
 mod scratch;
@@ -22,10 +24,11 @@ mod worktree;
 pub use chains::Run;
 pub use merge::{conflicted_paths, ConflictEntry, MergeRequest, MergeResult};
 pub use objects::{object_id, RawCommit, TreeEntry};
+pub use paths::{path_bytes, path_from_bytes, path_os};
 pub use quarantine::Quarantine;
 pub use remote::{basic_credential, http_auth_env};
 
-use std::ffi::OsString;
+use std::ffi::{OsStr, OsString};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -73,6 +76,9 @@ pub struct Git {
     env: Vec<(OsString, OsString)>,
     /// Extra `-c key=value` settings for every command.
     config: Vec<String>,
+    /// The tree merges read `.gitattributes` from (`--attr-source`); see
+    /// `attributes.rs`.
+    attr_source: Option<String>,
 }
 
 /// What a `git fetch` of a single ref ended with; the caller turns these into
@@ -99,7 +105,7 @@ impl Git {
 
     /// A handle without any check, for directories about to become repositories.
     pub fn at(dir: &Path) -> Git {
-        Git { dir: dir.to_path_buf(), env: Vec::new(), config: Vec::new() }
+        Git { dir: dir.to_path_buf(), env: Vec::new(), config: Vec::new(), attr_source: None }
     }
 
     pub fn dir(&self) -> &Path {
@@ -125,7 +131,7 @@ impl Git {
     /// we do not replace HOME or the system config, we only pin the settings
     /// that change results and cut every way a command could prompt or run
     /// a hook.
-    fn command(&self, args: &[&str]) -> Command {
+    fn command<S: AsRef<OsStr>>(&self, args: &[S]) -> Command {
         let mut cmd = Command::new("git");
         cmd.current_dir(&self.dir)
             .args([
@@ -141,6 +147,7 @@ impl Git {
                 "gc.auto=0",
             ])
             .args(self.config.iter().flat_map(|setting| ["-c", setting.as_str()]))
+            .args(self.attr_source.iter().map(|tree| format!("--attr-source={tree}")))
             .args(args)
             .env("LC_ALL", "C")
             .env("LANGUAGE", "C")
@@ -171,7 +178,14 @@ impl Git {
     /// any, is written to stdin from a thread so large inputs cannot deadlock
     /// against large outputs.
     pub(crate) fn output(&self, args: &[&str], input: Option<&[u8]>) -> Result<Output> {
-        tracing::debug!(dir = %self.dir.display(), "git {}", display_args(args));
+        self.output_os(args, input)
+    }
+
+    /// [`Git::output`] with arguments that need not be UTF-8 (paths).
+    pub(crate) fn output_os<S: AsRef<OsStr>>(&self, args: &[S], input: Option<&[u8]>) -> Result<Output> {
+        let shown: Vec<String> = args.iter().map(|arg| arg.as_ref().to_string_lossy().into_owned()).collect();
+        let shown: Vec<&str> = shown.iter().map(String::as_str).collect();
+        tracing::debug!(dir = %self.dir.display(), "git {}", display_args(&shown));
         let mut cmd = self.command(args);
         cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
         cmd.stdin(if input.is_some() { Stdio::piped() } else { Stdio::null() });

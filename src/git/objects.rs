@@ -10,6 +10,7 @@ use std::path::Path;
 use anyhow::{bail, Context, Result};
 use sha1::Digest;
 
+use super::paths::path_bytes;
 use super::{Git, COMMITTER_EMAIL, COMMITTER_NAME};
 
 /// A commit as stored, plus the fields replay needs.
@@ -156,14 +157,17 @@ impl Git {
         let bodies: Vec<Vec<u8>> =
             files.iter().filter_map(|(_, content, _)| content.clone().map(String::into_bytes)).collect();
         let mut oids = self.write_blobs(&bodies)?.into_iter();
-        let mut info = String::new();
+        let mut info = Vec::new();
         for (path, content, mode) in files {
-            match content {
-                Some(_) => info.push_str(&format!("{mode} {}\t{path}\n", oids.next().unwrap_or_default())),
-                None => info.push_str(&format!("0 {}\t{path}\n", "0".repeat(tree.len()))),
-            }
+            let meta = match content {
+                Some(_) => format!("{mode} {}\t", oids.next().unwrap_or_default()),
+                None => format!("0 {}\t", "0".repeat(tree.len())),
+            };
+            info.extend_from_slice(meta.as_bytes());
+            info.extend_from_slice(&path_bytes(path));
+            info.push(0);
         }
-        indexed.run_bytes(&["update-index", "--index-info"], Some(info.as_bytes()))?;
+        indexed.run_bytes(&["update-index", "-z", "--index-info"], Some(&info))?;
         indexed.run(&["write-tree"])
     }
 
@@ -178,11 +182,23 @@ impl Git {
         if specs.is_empty() {
             return Ok(Vec::new());
         }
-        let input: String = specs.iter().map(|spec| format!("{spec}\n")).collect();
-        let out = self.run_bytes(&["cat-file", "--batch"], Some(input.as_bytes()))?;
+        // `<tree>:<path>` specs hold paths, which may hold newlines: NUL ends each.
+        let specs_bytes: Vec<Vec<u8>> = specs.iter().map(|spec| path_bytes(spec)).collect();
+        let input: Vec<u8> = specs_bytes.iter().flat_map(|spec| spec.iter().copied().chain([0])).collect();
+        let out = self.run_bytes(&["cat-file", "--batch", "-z"], Some(&input))?;
         let mut rest = &out[..];
         let mut objects = Vec::with_capacity(specs.len());
-        for spec in specs {
+        for (spec, bytes) in specs.iter().zip(&specs_bytes) {
+            // A spec it cannot find comes back whole, newlines and all.
+            let unknown = [&b" missing\n"[..], b" ambiguous\n"]
+                .iter()
+                .map(|answer| [&bytes[..], answer].concat())
+                .find(|answer| rest.starts_with(answer));
+            if let Some(answer) = unknown {
+                rest = &rest[answer.len()..];
+                objects.push(None);
+                continue;
+            }
             let newline = rest.iter().position(|b| *b == b'\n').context("truncated cat-file output")?;
             let header = String::from_utf8_lossy(&rest[..newline]).into_owned();
             rest = &rest[newline + 1..];
@@ -255,7 +271,7 @@ impl Git {
                 let (Some(mode), Some(kind), Some(oid)) = (fields.next(), fields.next(), fields.next()) else {
                     bail!("malformed ls-tree line {line:?}");
                 };
-                Ok(TreeEntry { mode: mode.into(), kind: kind.into(), oid: oid.into(), name: name.into() })
+                Ok(TreeEntry { mode: mode.into(), kind: kind.into(), oid: oid.into(), name: name.to_string() })
             })
             .collect()
     }

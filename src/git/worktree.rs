@@ -6,6 +6,7 @@ use std::path::Path;
 
 use anyhow::{Context, Result};
 
+use super::paths::{path_bytes, path_from_bytes};
 use super::{ConflictEntry, Git};
 
 impl Git {
@@ -53,8 +54,9 @@ impl Git {
         let conflicted = super::conflicted_paths(conflicts);
         let listed = worktree.run_bytes(&["ls-files", "-z"], None)?;
         let mut others = Vec::with_capacity(listed.len());
+        let conflicted: Vec<Vec<u8>> = conflicted.iter().map(|path| path_bytes(path)).collect();
         for path in listed.split(|byte| *byte == 0).filter(|path| !path.is_empty()) {
-            if !conflicted.iter().any(|conflict| conflict.as_bytes() == path) {
+            if !conflicted.iter().any(|conflict| conflict == path) {
                 others.extend_from_slice(path);
                 others.push(0);
             }
@@ -62,7 +64,7 @@ impl Git {
         worktree.run_bytes(&["update-index", "-z", "--skip-worktree", "--stdin"], Some(&others))?;
         let mut wanted = Vec::new();
         for path in &conflicted {
-            wanted.extend_from_slice(path.as_bytes());
+            wanted.extend_from_slice(path);
             wanted.push(0);
         }
         worktree.run_bytes(&["checkout-index", "--force", "-z", "--stdin"], Some(&wanted))?;
@@ -79,17 +81,23 @@ impl Git {
 
     /// Replaces the stage-0 entries of the conflicted paths by their stages.
     fn mark_unmerged(&self, conflicts: &[ConflictEntry]) -> Result<()> {
-        let mut info = String::new();
+        let mut info = Vec::new();
         let mut removed = Vec::new();
+        let mut line = |meta: String, path: &str| {
+            info.extend_from_slice(meta.as_bytes());
+            info.push(b'\t');
+            info.extend_from_slice(&path_bytes(path));
+            info.push(0);
+        };
         for entry in conflicts {
             if !removed.contains(&&entry.path) {
                 // Mode 0 removes the stage-0 entry read-tree put there.
-                info.push_str(&format!("0 {} 0\t{}\n", zero_oid(&entry.oid), entry.path));
+                line(format!("0 {} 0", zero_oid(&entry.oid)), &entry.path);
                 removed.push(&entry.path);
             }
-            info.push_str(&format!("{} {} {}\t{}\n", entry.mode, entry.oid, entry.stage, entry.path));
+            line(format!("{} {} {}", entry.mode, entry.oid, entry.stage), &entry.path);
         }
-        self.run_bytes(&["update-index", "--index-info"], Some(info.as_bytes()))
+        self.run_bytes(&["update-index", "-z", "--index-info"], Some(&info))
             .context("failed to mark the conflicted paths in the worktree index")?;
         Ok(())
     }
@@ -97,9 +105,9 @@ impl Git {
     /// Paths with unmerged index entries.
     pub fn unmerged_paths(&self) -> Result<Vec<String>> {
         let out = self.run_bytes(&["ls-files", "--unmerged", "-z"], None)?;
-        let mut paths: Vec<String> = String::from_utf8_lossy(&out)
-            .split('\0')
-            .filter_map(|line| line.split_once('\t').map(|(_, path)| path.to_string()))
+        let mut paths: Vec<String> = out
+            .split(|byte| *byte == 0)
+            .filter_map(|line| line.iter().position(|byte| *byte == b'\t').map(|tab| path_from_bytes(&line[tab + 1..])))
             .collect();
         paths.dedup();
         Ok(paths)

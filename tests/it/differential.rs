@@ -1,8 +1,8 @@
 //! patchmoi against `git rebase <tag>` on generated stacks: a seeded
 //! generator builds an upstream history and a fork stack of real-shaped
 //! commits (edits that may conflict, cherry-picks of release commits,
-//! reverts, renames, deletes, binary files, modes, symlinks, a sync merge of
-//! upstream, empty commits), then compares the result tree, the dropped
+//! reverts, renames, deletes, binary files, modes, symlinks, `.gitattributes`
+//! merge rules, a sync merge of upstream, empty commits), then compares the result tree, the dropped
 //! list, the stopping patch, its conflicted paths and index stages.
 //!
 //! CI runs a few stacks; `PATCHMOI_DIFF_STACKS=300 cargo test --test it
@@ -46,7 +46,7 @@ fn text_files(repo: &Repo) -> Vec<String> {
 /// One change of the kinds both sides make; returns its label.
 fn change(repo: &Repo, rng: &mut Rng, who: &str, n: usize) -> String {
     let files = text_files(repo);
-    match rng.below(8) {
+    match rng.below(9) {
         0..=2 if !files.is_empty() => {
             let file = rng.pick(&files).clone();
             let mut text: Vec<String> = repo.read(&file).lines().map(str::to_string).collect();
@@ -76,6 +76,18 @@ fn change(repo: &Repo, rng: &mut Rng, who: &str, n: usize) -> String {
             let mode = if rng.below(2) == 0 { "+x" } else { "-x" };
             repo.git(&["update-index", &format!("--chmod={mode}"), "tool.sh"]);
             format!("mode {mode}")
+        }
+        7 => {
+            // Attributes that change how later merges go: `git rebase`
+            // reads them from the state each patch lands on.
+            let rules = ["*.txt merge=union\n", "f1.txt merge=union\nf2.txt merge=binary\n", "f3.txt -merge\n", ""];
+            let rule = rules[rng.below(rules.len())];
+            if rule.is_empty() {
+                let _ = std::fs::remove_file(repo.dir.join(".gitattributes"));
+            } else {
+                repo.write(".gitattributes", rule);
+            }
+            "attributes".into()
         }
         _ => {
             let link = repo.dir.join("link");
@@ -112,6 +124,12 @@ fn generate(seed: u64) -> Fixture {
 
     for n in 1..=2 + rng.below(4) {
         commit_change(&fx.upstream, &mut rng, "upstream", n);
+    }
+    // Merge rules only the release has, or only the maintainer's checkout
+    // (the fork's last patch): `git rebase` reads neither from the checkout.
+    let (union_upstream, union_fork) = (rng.below(4) == 0, rng.below(4) == 0);
+    if union_upstream {
+        fx.upstream.commit("upstream: union merges", &[(".gitattributes", "*.txt merge=union\n")]);
     }
     fx.upstream.git(&["tag", "v2"]);
     fx.fork.git(&["fetch", "--quiet", "origin", "main"]);
@@ -152,6 +170,9 @@ fn generate(seed: u64) -> Fixture {
             }
             _ => commit_change(&fx.fork, &mut rng, "fork", n),
         }
+    }
+    if union_fork {
+        fx.fork.commit("fork: union merges", &[(".gitattributes", "f0.txt merge=union\nf1.txt merge=union\n")]);
     }
     // patchmoi's own drops (by provenance, regenerated files) are
     // documented differences from `git rebase`: off here.

@@ -246,3 +246,137 @@ fn hunk_lines_are_the_releases_lines() {
     let markdown = std::fs::read_to_string(rebase["artifacts"]["reportMarkdown"].as_str().unwrap()).unwrap();
     assert!(markdown.contains("Lines 18–18 of the release"), "{markdown}");
 }
+
+#[test]
+fn attributes_come_from_the_tree_each_patch_lands_on() {
+    // `git rebase` merges each patch with the attributes of the state it
+    // lands on: the release's `.gitattributes`, then as the patches below
+    // change it. The maintainer's checkout (here: before any of it) has
+    // none of them.
+    let fx = Fixture::new(&[("CHANGES.md", "# Changes\n- one\n"), ("docs/NOTES.md", "# Notes\n- one\n")]);
+    fx.upstream.commit("Union merges for the changelog", &[(".gitattributes", "CHANGES.md merge=union\n")]);
+    fx.upstream.commit(
+        "Upstream: changes and notes",
+        &[
+            ("CHANGES.md", "# Changes\n- one\n- two (upstream)\n"),
+            ("docs/NOTES.md", "# Notes\n- one\n- two (upstream)\n"),
+        ],
+    );
+    fx.upstream.git(&["tag", "v2"]);
+    fx.fork.commit("Patch: changelog entry", &[("CHANGES.md", "# Changes\n- one\n- fork\n")]);
+    fx.fork.commit("Patch: union merges for the notes", &[("docs/.gitattributes", "NOTES.md merge=union\n")]);
+    fx.fork.commit("Patch: notes entry", &[("docs/NOTES.md", "# Notes\n- one\n- fork\n")]);
+    fx.fork.git(&["checkout", "--quiet", "--detach", "v1.0.0"]);
+    fx.install_rebase_flow("");
+
+    let (check, rebased) = git_rebase(&fx, "v2", "check");
+    assert!(rebased, "git rebase union-merges both files");
+    let run = fx.run_release("v2", &[]);
+    let rebase = run.step("rebase");
+    assert_eq!(rebase["status"], "changed", "{}", run.stderr);
+    assert_eq!(candidate_tree(&fx, &rebase), check.rev("HEAD^{tree}"));
+    // git replay did it all, in runs split where the attributes change.
+    assert!(run.stderr.contains("chained=3 sequential_merges=0"), "{}", run.stderr);
+}
+
+#[test]
+fn attributes_only_the_checkout_has_are_not_used() {
+    // The maintainer's checkout says `merge=union` (a patch above the
+    // conflicting one adds it); the state the conflicting patch lands on
+    // does not, so `git rebase` stops there, and so must patchmoi.
+    let fx = Fixture::new(&[("CHANGES.md", "# Changes\n- one\n")]);
+    fx.upstream.commit("Upstream: changelog", &[("CHANGES.md", "# Changes\n- one\n- two (upstream)\n")]);
+    fx.upstream.git(&["tag", "v2"]);
+    fx.fork.commit("Patch: changelog entry", &[("CHANGES.md", "# Changes\n- one\n- fork\n")]);
+    fx.fork.commit("Patch: union merges", &[(".gitattributes", "CHANGES.md merge=union\n")]);
+    fx.install_rebase_flow("");
+    assert_eq!(fx.fork.read(".gitattributes"), "CHANGES.md merge=union\n");
+
+    let (_, rebased) = git_rebase(&fx, "v2", "check");
+    assert!(!rebased, "git rebase stops on the changelog");
+    let run = fx.run_release("v2", &[]);
+    let rebase = run.step("rebase");
+    assert_eq!(rebase["status"], "needs_intervention", "{}", run.stderr);
+    assert_eq!(rebase["artifacts"]["conflict"]["patch"]["subject"], "Patch: changelog entry");
+    assert_eq!(rebase["artifacts"]["conflict"]["files"][0]["path"], "CHANGES.md");
+}
+
+/// Writes `text` at the path named by `name`'s bytes, which need not be UTF-8.
+fn write_raw(dir: &std::path::Path, name: &[u8], text: &str) {
+    use std::os::unix::ffi::OsStrExt;
+    std::fs::write(dir.join(std::ffi::OsStr::from_bytes(name)), text).unwrap();
+}
+
+/// The content of the file named `name` (bytes) in commit `sha`.
+fn file_in(repo: &Repo, sha: &str, name: &[u8]) -> String {
+    let listed = repo.git_output(&["ls-tree", "-r", "-z", sha]).stdout;
+    let entry = listed
+        .split(|byte| *byte == 0)
+        .find(|entry| entry.ends_with(name) && entry[entry.len() - name.len() - 1] == b'\t')
+        .unwrap_or_else(|| panic!("{} not in {sha}", String::from_utf8_lossy(name)));
+    let oid = String::from_utf8_lossy(&entry[12..entry.len() - name.len() - 1]).into_owned();
+    repo.git(&["cat-file", "blob", &oid])
+}
+
+#[test]
+fn paths_that_are_not_utf8_survive_the_whole_loop() {
+    // A Latin-1 file name and one with a tab, a newline and quotes, both
+    // conflicting: the run reports them with their hunks, `resolve` writes
+    // them under their own names, `continue` takes the resolution, and no
+    // worktree is left registered.
+    let names: [&[u8]; 2] = [b"caf\xe9.txt", b"tab\there\nnewline \"quoted\".txt"];
+    let fx = Fixture::new(&[("other.txt", "other\n")]);
+    for name in names {
+        write_raw(&fx.upstream.dir, name, &lines("x", 6));
+    }
+    fx.upstream.git(&["add", "--all"]);
+    fx.upstream.git(&["commit", "--quiet", "-m", "Odd names"]);
+    fx.fork.git(&["pull", "--quiet", "--ff-only", "origin", "main"]);
+    for (repo, who) in [(&fx.upstream, "upstream"), (&fx.fork, "fork")] {
+        for name in names {
+            write_raw(&repo.dir, name, &replace_line(&lines("x", 6), 3, &format!("x 3 ({who})")));
+        }
+        repo.git(&["commit", "--quiet", "-am", &format!("{who}: odd names line 3")]);
+    }
+    fx.upstream.git(&["tag", "v2"]);
+    fx.install_rebase_flow("");
+
+    let run = fx.run_release("v2", &[]);
+    let rebase = run.step("rebase");
+    assert_eq!(rebase["status"], "needs_intervention", "{}", run.stderr);
+    let files = rebase["artifacts"]["conflict"]["files"].as_array().unwrap().clone();
+    assert_eq!(files.len(), 2, "{files:?}");
+    for file in &files {
+        assert_eq!(file["hunks"].as_array().unwrap().len(), 1, "{file}");
+        assert_eq!(file["hunks"][0]["start_line"], 3, "{file}");
+        assert_eq!(file["upstream_commits"][0]["subject"], "upstream: odd names line 3", "{file}");
+    }
+    assert!(files.iter().any(|file| file["path"] == "tab\there\nnewline \"quoted\".txt"), "{files:?}");
+
+    let started = fx.patchmoi(&["resolve", "--flow", "fork", "--tag", "v2", "--json"], &[]);
+    assert_eq!(started.code, 0, "{}", started.stderr);
+    let worktree = Repo { dir: started.json()["worktree"].as_str().unwrap().into() };
+    let unmerged = worktree.git_output(&["diff", "--name-only", "--diff-filter=U", "-z"]).stdout;
+    let unmerged: Vec<&[u8]> = unmerged.split(|byte| *byte == 0).filter(|name| !name.is_empty()).collect();
+    assert_eq!(unmerged.len(), 2);
+    for name in names {
+        assert!(unmerged.contains(&name), "{}", String::from_utf8_lossy(name));
+        use std::os::unix::ffi::OsStrExt;
+        let marked = std::fs::read_to_string(worktree.dir.join(std::ffi::OsStr::from_bytes(name))).unwrap();
+        assert!(marked.contains("<<<<<<<") && marked.contains("x 3 (fork)"), "{marked}");
+        write_raw(&worktree.dir, name, &replace_line(&lines("x", 6), 3, "x 3 (both)"));
+    }
+    worktree.git(&["add", "--all"]);
+
+    let done = fx.patchmoi(&["continue", "--flow", "fork", "--tag", "v2", "--json"], &[]);
+    assert_eq!(done.code, 0, "{}\n{}", done.stdout, done.stderr);
+    let report = &done.json()["report"];
+    assert_eq!(report["status"], "changed", "{report}");
+    let rebase = report["runs"].as_array().unwrap().iter().find(|run| run["step"] == "rebase").unwrap().clone();
+    let sha = rebase["artifacts"]["candidateRefs"][0]["sha"].as_str().unwrap();
+    for name in names {
+        assert_eq!(file_in(&fx.fork, sha, name), replace_line(&lines("x", 6), 3, "x 3 (both)").trim_end());
+    }
+    let worktrees = fx.fork.git(&["worktree", "list", "--porcelain"]);
+    assert_eq!(worktrees.matches("worktree ").count(), 1, "{worktrees}");
+}

@@ -13,6 +13,7 @@ mod action_yml;
 mod badges;
 mod browser;
 mod cli;
+mod culprits;
 mod differential;
 mod dispatch;
 mod feed;
