@@ -40,9 +40,14 @@ pub fn conflict_markdown(report: &ConflictReport, tag: &str) -> String {
             );
         }
         Some(culprit) => {
+            let carried = match culprit.carried.as_deref() {
+                Some("replayed") => " (the patches below it carried as replayed)",
+                Some("committed") => " (the patches below it carried as the fork committed them)",
+                _ => "",
+            };
             let _ = writeln!(
                 md,
-                "**Culprit:** upstream commit `{}` \"{}\": the patch applies before it and not after.\n",
+                "**Culprit:** upstream commit `{}` \"{}\": the patch applies before it and not after{carried}.\n",
                 short(&culprit.sha),
                 culprit.subject
             );
@@ -83,7 +88,7 @@ pub fn conflict_markdown(report: &ConflictReport, tag: &str) -> String {
     }
     if !report.survey.is_empty() {
         md.push_str(
-            "### Survey: patches that conflict alone on the release\n\n| patch | files | builds on |\n|---|---|---|\n",
+            "### Survey: patches that conflict alone on the release\n\n| patch | files | builds on | culprit |\n|---|---|---|---|\n",
         );
         for entry in &report.survey {
             let depends = entry
@@ -91,8 +96,19 @@ pub fn conflict_markdown(report: &ConflictReport, tag: &str) -> String {
                 .as_ref()
                 .map(|earlier| format!("`{}` {}", short(&earlier.sha), earlier.subject))
                 .unwrap_or_default();
-            let _ =
-                writeln!(md, "| `{}` {} | {} | {depends} |", short(&entry.sha), entry.subject, entry.files.join(", "));
+            let culprit = entry
+                .culprit
+                .as_ref()
+                .filter(|culprit| culprit.kind == "upstream")
+                .map(|culprit| format!("`{}` {}", short(&culprit.sha), culprit.subject))
+                .unwrap_or_default();
+            let _ = writeln!(
+                md,
+                "| `{}` {} | {} | {depends} | {culprit} |",
+                short(&entry.sha),
+                entry.subject,
+                entry.files.join(", ")
+            );
         }
         md.push('\n');
     }

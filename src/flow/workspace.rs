@@ -98,7 +98,8 @@ pub fn labels(tag: &str, patch: &Patch) -> Labels {
 /// index keeps git's stages.
 pub fn relabel_conflicts(dir: &Path, conflicts: &[ConflictEntry], labels: &Labels) -> Result<()> {
     for path in git::conflicted_paths(conflicts) {
-        let file = dir.join(&path);
+        // The name as bytes: a path that is not UTF-8 is relabelled too.
+        let file = dir.join(git::path_os(&path));
         let Ok(text) = std::fs::read_to_string(&file) else { continue };
         std::fs::write(&file, relabel(&text, labels)).with_context(|| format!("failed to write {}", file.display()))?;
     }

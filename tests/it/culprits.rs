@@ -160,4 +160,11 @@ fn every_patch_of_the_survey_gets_its_own_culprit() {
     let expected: Vec<(String, String, String)> =
         expected.iter().map(|(a, b, c)| (a.to_string(), b.to_string(), c.to_string())).collect();
     assert_eq!(survey, expected, "{conflict}");
+    // conflict.md shows each entry's culprit in the survey table.
+    let markdown =
+        std::fs::read_to_string(run.step("rebase")["artifacts"]["reportMarkdown"].as_str().unwrap()).unwrap();
+    for (patch, culprit) in [("Patch: b |", "Upstream: b |"), ("Patch: c |", "Upstream: c |")] {
+        let row = markdown.lines().find(|row| row.contains(patch)).unwrap_or_else(|| panic!("{markdown}"));
+        assert!(row.ends_with(culprit), "{row}");
+    }
 }
