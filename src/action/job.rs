@@ -13,6 +13,7 @@ use std::io::Write;
 use anyhow::{Context, Result};
 use serde_json::Value;
 
+use super::dashboard;
 use super::publisher::Publisher;
 use crate::action::io::{resolve_trigger, Trigger};
 use crate::core::error::usage;
@@ -60,6 +61,7 @@ pub fn run(settings: &JobSettings, out: &mut dyn Write) -> Result<JobOutcome> {
         resolve_trigger(&settings.inputs, settings.event_name.as_deref(), settings.event_payload.as_ref(), &now)
             .map_err(usage)?;
     // Each event with the flows it is for (None: every flow that matches).
+    let mut skipped = Vec::new();
     let events: Vec<(FlowEvent, Option<Vec<String>>)> = match trigger {
         Trigger::Event(event) => vec![(event, None)],
         Trigger::Nothing(reason) => return Ok(nothing(reason)),
@@ -69,6 +71,7 @@ pub fn run(settings: &JobSettings, out: &mut dyn Write) -> Result<JobOutcome> {
                 return Ok(nothing(handled.join("; ")));
             }
             handled.iter().for_each(|reason| tracing::info!("{reason}"));
+            skipped = handled;
             events.into_iter().map(|(event, names)| (event, Some(names))).collect()
         }
     };
@@ -106,13 +109,17 @@ pub fn run(settings: &JobSettings, out: &mut dyn Write) -> Result<JobOutcome> {
     };
     let mut publisher = Publisher::new(settings, remote_git, gh.as_ref(), out);
     let mut outcomes = Vec::new();
+    let mut rows = Vec::new();
     for (event, selected) in &chosen {
         let report = run_event_observed(&run_settings, selected, event, &mut publisher)?;
         for flow in selected {
             let runs: Vec<RunResult> = report.runs.iter().filter(|run| run.flow == flow.name).cloned().collect();
-            outcomes.push(publisher.finish_flow(flow, event, runs, report.stored)?);
+            let outcome = publisher.finish_flow(flow, event, runs, report.stored)?;
+            rows.push(dashboard::row(&outcome, event.tag().unwrap_or_default(), &now));
+            outcomes.push(outcome);
         }
     }
+    publisher.update_dashboard(rows, skipped, &now);
     let status = ResultStatus::aggregate(outcomes.iter().filter_map(|o| o.status)).unwrap_or(ResultStatus::Skipped);
     let event = chosen.into_iter().next().map(|(event, _)| event);
     Ok(JobOutcome { status, event, flows: outcomes, nothing: None })
