@@ -13,6 +13,7 @@ use std::io::Write;
 use anyhow::{Context, Result};
 use serde_json::Value;
 
+use super::checkbox;
 use super::dashboard;
 use super::publisher::Publisher;
 use crate::action::io::{resolve_trigger, Trigger};
@@ -65,6 +66,26 @@ pub fn run(settings: &JobSettings, out: &mut dyn Write) -> Result<JobOutcome> {
     let events: Vec<(FlowEvent, Option<Vec<String>>)> = match trigger {
         Trigger::Event(event) => vec![(event, None)],
         Trigger::Nothing(reason) => return Ok(nothing(reason)),
+        Trigger::DashboardEdited(edit) => {
+            if !settings.push {
+                return Ok(nothing("a dashboard box acts on GitHub, which `push: false` forbids".into()));
+            }
+            let fork = settings.repository.as_deref().ok_or_else(|| usage("GITHUB_REPOSITORY is not set"))?;
+            let github = settings.api.connect(fork)?;
+            let repo = match &settings.inputs.repo {
+                Some(repo) => repo.clone(),
+                None => upstream_repo(&flows, settings.flow.as_deref())?,
+            };
+            let acted = checkbox::act(&remote_git, &github, &flows, &repo, &edit, &now)?;
+            if let Some(why) = acted.refused {
+                return Ok(nothing(why));
+            }
+            match (acted.promoted, acted.retries.is_empty()) {
+                (Some(promoted), true) => return Ok(promoted),
+                (None, true) => return Ok(nothing("no box to act on".into())),
+                _ => acted.retries.into_iter().map(|(event, names)| (event, Some(names))).collect(),
+            }
+        }
         Trigger::Schedule => {
             let (events, handled) = scheduled(settings, &remote_git, &flows, &now)?;
             if events.is_empty() {

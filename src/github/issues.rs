@@ -10,7 +10,7 @@
 use anyhow::Result;
 use serde_json::{json, Value};
 
-use super::{api_status, GitHub};
+use super::{api_status, encode, GitHub};
 
 /// What became of the tracking issue.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -127,6 +127,26 @@ impl GitHub {
     /// Writes `body` into the repository's one dashboard issue.
     pub fn upsert_dashboard(&self, title: &str, body: &str) -> Result<TrackingIssue> {
         self.upsert_marked_issue(DASHBOARD_MARKER, title, body, "the dashboard issue")
+    }
+
+    /// Comments `body` on issue `number`.
+    pub fn comment(&self, number: u64, body: &str) -> Result<()> {
+        let what = format!("comment on issue #{number}");
+        self.post(&format!("/issues/{number}/comments"), &json!({ "body": body }), &what).map(|_| ())
+    }
+
+    /// Whether `user` may write to the repository (admin, maintain or write).
+    /// <https://docs.github.com/rest/collaborators/collaborators#get-repository-permissions-for-a-user>
+    pub fn can_write(&self, user: &str) -> Result<bool> {
+        let path = format!("/collaborators/{}/permission", encode(user));
+        let answer = match self.get(&path, &format!("read the permission of {user}")) {
+            // Not a collaborator at all.
+            Err(err) if api_status(&err) == Some(404) => return Ok(false),
+            other => other?,
+        };
+        let role = answer["role_name"].as_str().unwrap_or_default();
+        let permission = answer["permission"].as_str().unwrap_or_default();
+        Ok(matches!(permission, "admin" | "write") || matches!(role, "admin" | "maintain" | "write"))
     }
 
     /// Writes `title` and `body` into the issue carrying `marker`, or opens it.
