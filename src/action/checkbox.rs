@@ -8,7 +8,7 @@
 use anyhow::Result;
 
 use super::dashboard::{self, Verb};
-use super::io::DashboardEdit;
+use super::io::{scrub, DashboardEdit};
 use super::outcome::JobOutcome;
 use super::promotion;
 use crate::core::status::ResultStatus;
@@ -26,7 +26,15 @@ pub struct Acted {
 }
 
 /// Acts on the boxes `edit` ticked, for upstream `repo`.
-pub fn act(git: &Git, gh: &GitHub, flows: &[Flow], repo: &str, edit: &DashboardEdit, now: &str) -> Result<Acted> {
+pub fn act(
+    git: &Git,
+    gh: &GitHub,
+    flows: &[Flow],
+    repo: &str,
+    edit: &DashboardEdit,
+    now: &str,
+    secrets: &[String],
+) -> Result<Acted> {
     let ticks = dashboard::ticked(&edit.before, &edit.body);
     if ticks.is_empty() {
         let refused = Some("the edit ticked no box".to_string());
@@ -39,7 +47,7 @@ pub fn act(git: &Git, gh: &GitHub, flows: &[Flow], repo: &str, edit: &DashboardE
             edit.sender
         );
         gh.comment(edit.number, &why)?;
-        gh.upsert_dashboard(dashboard::TITLE, &dashboard::render(&board))?;
+        gh.upsert_dashboard(dashboard::TITLE, &scrub(&dashboard::render(&board), secrets))?;
         return Ok(Acted { promoted: None, retries: Vec::new(), refused: Some(why) });
     }
     let mut outcomes = Vec::new();
@@ -66,7 +74,7 @@ pub fn act(git: &Git, gh: &GitHub, flows: &[Flow], repo: &str, edit: &DashboardE
             }
         }
     }
-    gh.upsert_dashboard(dashboard::TITLE, &dashboard::render(&board))?;
+    gh.upsert_dashboard(dashboard::TITLE, &scrub(&dashboard::render(&board), secrets))?;
     let promoted = outcomes.into_iter().reduce(|mut all, more| {
         all.flows.extend(more.flows);
         all.status = ResultStatus::aggregate([all.status, more.status]).unwrap_or(all.status);

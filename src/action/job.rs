@@ -76,7 +76,7 @@ pub fn run(settings: &JobSettings, out: &mut dyn Write) -> Result<JobOutcome> {
                 Some(repo) => repo.clone(),
                 None => upstream_repo(&flows, settings.flow.as_deref())?,
             };
-            let acted = checkbox::act(&remote_git, &github, &flows, &repo, &edit, &now)?;
+            let acted = checkbox::act(&remote_git, &github, &flows, &repo, &edit, &now, &settings.secrets())?;
             if let Some(why) = acted.refused {
                 return Ok(nothing(why));
             }
