@@ -9,6 +9,7 @@
 use serde_json::Value;
 
 use crate::flow::event::{check_repo, FlowEvent, UPSTREAM_RELEASE};
+use crate::github::DASHBOARD_MARKER;
 
 pub use crate::core::secrets::scrub;
 
@@ -27,8 +28,21 @@ pub enum Trigger {
     /// Resolve the newest upstream release of each flow and run it, unless
     /// origin already has its base branch.
     Schedule,
+    /// Someone edited the dashboard issue: act on the boxes they ticked.
+    DashboardEdited(DashboardEdit),
     /// Nothing to do (a release that was not published); the reason.
     Nothing(String),
+}
+
+/// An edit of the dashboard issue, from an `issues: edited` event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DashboardEdit {
+    pub number: u64,
+    pub body: String,
+    /// The body before the edit (`changes.body.from`).
+    pub before: String,
+    /// Who edited it (`sender.login`).
+    pub sender: String,
 }
 
 /// The `tag`, `repo` and `promote` inputs of the action.
@@ -89,6 +103,30 @@ pub fn resolve_trigger(
             let tag = text(client, "tag").ok_or("repository_dispatch `client_payload.tag` is missing")?;
             let repo = text(client, "repo").or_else(|| inputs.repo.clone());
             release(repo.as_deref(), &tag, now, "repository_dispatch `client_payload.repo`")
+        }
+        "issues" => {
+            let action = text(payload, "action").unwrap_or_default();
+            let issue = payload.get("issue").unwrap_or(&empty);
+            let body = text(issue, "body").unwrap_or_default();
+            if action != "edited" || !body.contains(DASHBOARD_MARKER) {
+                return Ok(Trigger::Nothing(format!(
+                    "issues event `{action}`: patchmoi acts on edits of its dashboard"
+                )));
+            }
+            let before = payload.pointer("/changes/body/from").and_then(Value::as_str);
+            let Some(before) = before else {
+                return Ok(Trigger::Nothing("the dashboard's body did not change".into()));
+            };
+            let sender = payload.get("sender").unwrap_or(&empty);
+            if sender["type"] == "Bot" {
+                return Ok(Trigger::Nothing("the dashboard was edited by a bot (patchmoi itself)".into()));
+            }
+            Ok(Trigger::DashboardEdited(DashboardEdit {
+                number: issue["number"].as_u64().ok_or("issues event: `issue.number` is missing")?,
+                body,
+                before: before.to_string(),
+                sender: text(sender, "login").ok_or("issues event: `sender.login` is missing")?,
+            }))
         }
         "release" => {
             let action = text(payload, "action").unwrap_or_default();

@@ -199,3 +199,22 @@ fn defused_text_holds_no_command_in_either_form() {
     }
     assert_eq!(defuse("nothing to do\n"), "nothing to do\n");
 }
+
+#[test]
+fn dashboard_edits_resolve_to_the_edit_and_other_issue_events_to_nothing() {
+    let none = EventInputs::default();
+    let example: Value = serde_json::from_str(include_str!("../../tests/fixtures/webhook-issues.json")).unwrap();
+    let marked = "- [x] promote v1 in flow fork\n<!-- patchmoi:dashboard -->";
+    let edit = |body: &str, from: Option<&str>, kind: &str| {
+        let mut event = example.clone();
+        event["issue"]["body"] = json!(body);
+        event["changes"] = from.map_or(json!({}), |from| json!({"body": {"from": from}}));
+        event["sender"]["type"] = json!(kind);
+        resolve_trigger(&none, Some("issues"), Some(&event), "now").unwrap()
+    };
+    let Trigger::DashboardEdited(got) = edit(marked, Some("before"), "User") else { panic!("not an edit") };
+    assert_eq!((got.before.as_str(), got.sender.as_str(), got.number), ("before", "Codertocat", 1));
+    assert!(matches!(edit("an ordinary issue", Some("before"), "User"), Trigger::Nothing(_)));
+    assert!(matches!(edit(marked, None, "User"), Trigger::Nothing(_)), "the title changed, not the body");
+    assert!(matches!(edit(marked, Some("before"), "Bot"), Trigger::Nothing(_)), "patchmoi's own edit");
+}

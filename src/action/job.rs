@@ -13,6 +13,8 @@ use std::io::Write;
 use anyhow::{Context, Result};
 use serde_json::Value;
 
+use super::checkbox;
+use super::dashboard;
 use super::publisher::Publisher;
 use crate::action::io::{resolve_trigger, Trigger};
 use crate::core::error::usage;
@@ -60,15 +62,37 @@ pub fn run(settings: &JobSettings, out: &mut dyn Write) -> Result<JobOutcome> {
         resolve_trigger(&settings.inputs, settings.event_name.as_deref(), settings.event_payload.as_ref(), &now)
             .map_err(usage)?;
     // Each event with the flows it is for (None: every flow that matches).
+    let mut skipped = Vec::new();
     let events: Vec<(FlowEvent, Option<Vec<String>>)> = match trigger {
         Trigger::Event(event) => vec![(event, None)],
         Trigger::Nothing(reason) => return Ok(nothing(reason)),
+        Trigger::DashboardEdited(edit) => {
+            if !settings.push {
+                return Ok(nothing("a dashboard box acts on GitHub, which `push: false` forbids".into()));
+            }
+            let fork = settings.repository.as_deref().ok_or_else(|| usage("GITHUB_REPOSITORY is not set"))?;
+            let github = settings.api.connect(fork)?;
+            let repo = match &settings.inputs.repo {
+                Some(repo) => repo.clone(),
+                None => upstream_repo(&flows, settings.flow.as_deref())?,
+            };
+            let acted = checkbox::act(&remote_git, &github, &flows, &repo, &edit, &now, &settings.secrets())?;
+            if let Some(why) = acted.refused {
+                return Ok(nothing(why));
+            }
+            match (acted.promoted, acted.retries.is_empty()) {
+                (Some(promoted), true) => return Ok(promoted),
+                (None, true) => return Ok(nothing("no box to act on".into())),
+                _ => acted.retries.into_iter().map(|(event, names)| (event, Some(names))).collect(),
+            }
+        }
         Trigger::Schedule => {
             let (events, handled) = scheduled(settings, &remote_git, &flows, &now)?;
             if events.is_empty() {
                 return Ok(nothing(handled.join("; ")));
             }
             handled.iter().for_each(|reason| tracing::info!("{reason}"));
+            skipped = handled;
             events.into_iter().map(|(event, names)| (event, Some(names))).collect()
         }
     };
@@ -106,13 +130,17 @@ pub fn run(settings: &JobSettings, out: &mut dyn Write) -> Result<JobOutcome> {
     };
     let mut publisher = Publisher::new(settings, remote_git, gh.as_ref(), out);
     let mut outcomes = Vec::new();
+    let mut rows = Vec::new();
     for (event, selected) in &chosen {
         let report = run_event_observed(&run_settings, selected, event, &mut publisher)?;
         for flow in selected {
             let runs: Vec<RunResult> = report.runs.iter().filter(|run| run.flow == flow.name).cloned().collect();
-            outcomes.push(publisher.finish_flow(flow, event, runs, report.stored)?);
+            let outcome = publisher.finish_flow(flow, event, runs, report.stored)?;
+            rows.push(dashboard::row(&outcome, event.tag().unwrap_or_default(), &now));
+            outcomes.push(outcome);
         }
     }
+    publisher.update_dashboard(rows, skipped, &now);
     let status = ResultStatus::aggregate(outcomes.iter().filter_map(|o| o.status)).unwrap_or(ResultStatus::Skipped);
     let event = chosen.into_iter().next().map(|(event, _)| event);
     Ok(JobOutcome { status, event, flows: outcomes, nothing: None })

@@ -3,6 +3,8 @@
 //! and the tracking issue, promotion from a workflow, the Actions I/O
 //! (outputs, summary, annotations, stop-commands) and the text people read.
 
+pub mod checkbox;
+pub mod dashboard;
 pub mod io;
 pub mod job;
 pub mod outcome;

@@ -9,6 +9,7 @@ use std::io::Write;
 
 use anyhow::Result;
 
+use super::dashboard::{self, Row};
 use super::outcome::{base_branch, FlowOutcome, JobSettings};
 use super::text::{check_output, pr_spec, tracking_issue_body};
 use crate::action::io;
@@ -276,6 +277,27 @@ impl<'a> Publisher<'a> {
         outcome.status = ResultStatus::aggregate(runs.iter().map(|run| run.status));
         outcome.runs = runs;
         Ok(outcome)
+    }
+}
+
+impl Publisher<'_> {
+    /// Puts this run's rows and skipped releases into the dashboard issue,
+    /// keeping the rows earlier runs wrote there. A failure is a warning:
+    /// the check runs and the summary carry the same.
+    pub fn update_dashboard(&mut self, rows: Vec<Row>, skipped: Vec<String>, now: &str) {
+        let Some(gh) = self.gh else { return };
+        let written = gh.dashboard().and_then(|found| {
+            let mut board = found.map(|(_, body)| dashboard::parse(&body)).unwrap_or_default();
+            rows.into_iter().for_each(|row| board.put(row));
+            board.skipped = skipped;
+            board.last_run = now.to_string();
+            board.run_url = self.settings.run_url.clone();
+            let body = scrub(&dashboard::render(&board), &self.secrets);
+            gh.upsert_dashboard(dashboard::TITLE, &body)
+        });
+        if let Err(err) = written {
+            self.warn(&format!("could not update the dashboard issue: {err:#}"));
+        }
     }
 }
 

@@ -1,4 +1,5 @@
-//! The tracking issue: one per flow, found again by a hidden marker in its
+//! The tracking issue (one per flow) and the dashboard (one per repository),
+//! each found again by a hidden marker in its
 //! body and edited (reopened if closed), never one per run. Two runs of one
 //! flow for different releases may both find none and both open one; the
 //! oldest open marked issue is the one (the oldest of all when none is
@@ -9,7 +10,7 @@
 use anyhow::Result;
 use serde_json::{json, Value};
 
-use super::{api_status, GitHub};
+use super::{api_status, encode, GitHub};
 
 /// What became of the tracking issue.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -28,6 +29,9 @@ pub enum TrackingIssue {
 
 /// The label of tracking issues (GitHub creates it on first use).
 const TRACKING_LABEL: &str = "patchmoi";
+
+/// The hidden line that marks the dashboard issue, one per repository.
+pub const DASHBOARD_MARKER: &str = "<!-- patchmoi:dashboard -->";
 
 /// The hidden line that marks the tracking issue of `flow`.
 pub fn issue_marker(flow: &str) -> String {
@@ -105,9 +109,50 @@ impl GitHub {
 
     /// Writes `title` and `body` into the flow's tracking issue.
     pub fn upsert_tracking_issue(&self, flow: &str, title: &str, body: &str) -> Result<TrackingIssue> {
-        let marker = issue_marker(flow);
+        self.upsert_marked_issue(&issue_marker(flow), title, body, &format!("the tracking issue of flow {flow}"))
+    }
+
+    /// The dashboard issue's number and body, if there is one (None too when
+    /// Issues are off).
+    pub fn dashboard(&self) -> Result<Option<(u64, String)>> {
+        match self.find_issues(DASHBOARD_MARKER) {
+            Err(err) if api_status(&err) == Some(410) => Ok(None),
+            Err(err) => Err(err),
+            Ok(found) => Ok(found.first().map(|issue| {
+                (issue["number"].as_u64().unwrap_or_default(), issue["body"].as_str().unwrap_or_default().to_string())
+            })),
+        }
+    }
+
+    /// Writes `body` into the repository's one dashboard issue.
+    pub fn upsert_dashboard(&self, title: &str, body: &str) -> Result<TrackingIssue> {
+        self.upsert_marked_issue(DASHBOARD_MARKER, title, body, "the dashboard issue")
+    }
+
+    /// Comments `body` on issue `number`.
+    pub fn comment(&self, number: u64, body: &str) -> Result<()> {
+        let what = format!("comment on issue #{number}");
+        self.post(&format!("/issues/{number}/comments"), &json!({ "body": body }), &what).map(|_| ())
+    }
+
+    /// Whether `user` may write to the repository (admin, maintain or write).
+    /// <https://docs.github.com/rest/collaborators/collaborators#get-repository-permissions-for-a-user>
+    pub fn can_write(&self, user: &str) -> Result<bool> {
+        let path = format!("/collaborators/{}/permission", encode(user));
+        let answer = match self.get(&path, &format!("read the permission of {user}")) {
+            // Not a collaborator at all.
+            Err(err) if api_status(&err) == Some(404) => return Ok(false),
+            other => other?,
+        };
+        let role = answer["role_name"].as_str().unwrap_or_default();
+        let permission = answer["permission"].as_str().unwrap_or_default();
+        Ok(matches!(permission, "admin" | "write") || matches!(role, "admin" | "maintain" | "write"))
+    }
+
+    /// Writes `title` and `body` into the issue carrying `marker`, or opens it.
+    fn upsert_marked_issue(&self, marker: &str, title: &str, body: &str, what: &str) -> Result<TrackingIssue> {
         let body = format!("{}\n\n{marker}\n", body.trim_end());
-        let found = match self.find_issues(&marker) {
+        let found = match self.find_issues(marker) {
             Err(err) if api_status(&err) == Some(410) => return Ok(TrackingIssue::Disabled),
             other => other?,
         };
@@ -118,8 +163,8 @@ impl GitHub {
         }
         let create = json!({"title": title, "body": body, "labels": [TRACKING_LABEL]});
         let made = self.find_or_create(
-            || Ok(self.find_issues(&marker)?.into_iter().next()),
-            || self.post("/issues", &create, &format!("open the tracking issue of flow {flow}")),
+            || Ok(self.find_issues(marker)?.into_iter().next()),
+            || self.post("/issues", &create, &format!("open {what}")),
         );
         let made = match made {
             Ok(issue) => issue,
@@ -127,7 +172,7 @@ impl GitHub {
             Err(err) => return Err(err),
         };
         // Another run may have opened one at the same time: the oldest stays.
-        let found = self.find_issues(&marker)?;
+        let found = self.find_issues(marker)?;
         match found.split_first() {
             Some((keep, duplicates)) if keep["number"] != made["number"] => {
                 let updated = self.update_issue(keep, title, &body)?;

@@ -6,6 +6,7 @@
 
 use crate::common;
 use crate::fake_github;
+mod dashboard;
 mod faults;
 mod github_api;
 mod injection;
@@ -154,6 +155,12 @@ fn files_under(dir: &Path) -> Vec<String> {
     texts
 }
 
+/// The issues that are not the dashboard: the flows' tracking issues.
+fn tracking(issues: &[Value]) -> Vec<&Value> {
+    let dashboard = |issue: &&Value| issue["body"].as_str().is_some_and(|b| b.contains("<!-- patchmoi:dashboard -->"));
+    issues.iter().filter(|issue| !dashboard(issue)).collect()
+}
+
 fn runs_named<'a>(runs: &'a [Value], name: &str) -> Vec<&'a Value> {
     runs.iter().filter(|run| run["name"] == name).collect()
 }
@@ -207,7 +214,7 @@ fn clean_release_pushes_reports_checks_and_opens_one_pr_even_when_run_twice() {
         let state = s.gh.state();
         assert_eq!(state.pulls.len(), 1, "still one PR");
         assert_eq!(state.check_runs.len(), 2, "check runs found again, not duplicated");
-        assert!(state.issues.is_empty());
+        assert!(tracking(&state.issues).is_empty());
     }
 
     // And once more on the same runner, where the stored results are reported.
@@ -246,14 +253,14 @@ fn conflict_is_action_required_with_annotations_and_one_tracking_issue() {
         assert_eq!(notes.len(), 1);
         assert_eq!((notes[0]["path"].as_str(), notes[0]["start_line"].as_u64()), (Some("a.txt"), Some(2)));
         assert!(rebase[0]["output"]["summary"].as_str().unwrap().contains("does not apply"));
-        assert_eq!(state.issues.len(), 1);
+        assert_eq!(tracking(&state.issues).len(), 1);
         assert!(state.pulls.is_empty());
     }
     s.forget_state();
     let again = s.action(&event, &[("INPUT_FAIL_ON_CONFLICT", "false")]);
     assert_eq!(again.code, 0, "fail-on-conflict: false\n{}", again.stderr);
     let state = s.gh.state();
-    assert_eq!(state.issues.len(), 1, "the tracking issue is reused");
+    assert_eq!(tracking(&state.issues).len(), 1, "the tracking issue is reused");
     assert_eq!(runs_named(&state.check_runs, "patchmoi / fork / rebase").len(), 1);
 }
 
@@ -300,8 +307,9 @@ fn a_tracking_issue_opened_meanwhile_by_another_run_is_kept_and_ours_closed() {
     let run = s.action(&s.dispatch("v1.2.0"), &[("INPUT_FAIL_ON_CONFLICT", "false")]);
     assert_eq!(run.code, 0, "{}", run.stderr);
     let state = s.gh.state();
-    assert_eq!(state.issues.len(), 2);
-    let (theirs, ours) = (&state.issues[0], &state.issues[1]);
+    let issues = tracking(&state.issues);
+    assert_eq!(issues.len(), 2);
+    let (theirs, ours) = (issues[0], issues[1]);
     assert_eq!(theirs["state"], "open");
     assert!(theirs["body"].as_str().unwrap().contains("v1.2.0"), "the kept issue carries this run's report");
     assert_eq!((ours["state"].as_str(), ours["state_reason"].as_str()), (Some("closed"), Some("duplicate")));
@@ -372,12 +380,12 @@ fn a_newer_release_closes_the_older_pr_and_deletes_its_branch() {
     assert_eq!(s.action(&s.dispatch("v1.1.0"), &[]).code, 0);
     let run = s.action(&s.dispatch("v1.3.0"), &[]);
     assert_eq!(run.code, 0, "{}", run.stderr);
-    assert_eq!(s.output("pr-number"), "2");
+    assert_eq!(s.output("pr-number"), "3", "the dashboard issue took #2");
     let state = s.gh.state();
     assert_eq!(state.pulls[0]["state"], "closed");
     assert_eq!(state.pulls[1]["state"], "open");
     assert_eq!(state.comments.len(), 1);
-    assert!(state.comments[0]["body"].as_str().unwrap().contains("#2"));
+    assert!(state.comments[0]["body"].as_str().unwrap().contains("#3"));
     drop(state);
     assert_eq!(s.origin_branch("patchmoi/v1.1.0"), None, "the older candidate branch is deleted");
     assert!(s.origin_branch("patchmoi/v1.3.0").is_some());

@@ -67,6 +67,8 @@ pub struct State {
     /// Answer 422 to closing an issue as a duplicate (as an older GitHub
     /// Enterprise without that reason would).
     pub no_duplicate_reason: bool,
+    /// Users with write permission (everyone else may read).
+    pub writers: Vec<String>,
     /// Everything any request carried, to look for leaked secrets.
     pub seen: String,
     /// Authorization headers git sent to the smart-HTTP endpoint.

@@ -176,6 +176,10 @@ pub fn route(
             state.comments.push(comment.clone());
             reply(201, comment)
         }
+        ("get", "/repos/{owner}/{repo}/collaborators/{username}/permission") => {
+            let role = if state.writers.contains(&param("username")) { "write" } else { "read" };
+            reply(200, json!({"permission": role, "role_name": role, "user": null}))
+        }
         ("delete", "/repos/{owner}/{repo}/git/refs/{ref}") => {
             let name = param("ref");
             match name.strip_prefix("heads/") {
