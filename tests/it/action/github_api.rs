@@ -57,7 +57,10 @@ fn writes_to_github_go_a_second_apart() {
     assert!(writes.len() >= 4, "{:?}", state.requests);
     for pair in writes.windows(2) {
         let gap = pair[1] - pair[0];
-        assert!(gap >= Duration::from_millis(130), "two writes {gap:?} apart: {:?}", state.requests);
+        // Stamped on arrival, so one request's slower trip (a new connection
+        // on a loaded machine) can eat into the gap: half the nominal second
+        // still tells paced writes (150 ms) from unpaced ones (a few ms).
+        assert!(gap >= Duration::from_millis(75), "two writes {gap:?} apart: {:?}", state.requests);
     }
 }
 
