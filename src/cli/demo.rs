@@ -8,12 +8,13 @@ use std::path::Path;
 
 use anyhow::{Context, Result};
 
+use super::shared::run_settings;
 use crate::core::env::Env;
 use crate::core::error;
 use crate::flow::event::{now, FlowEvent};
 use crate::flow::flows;
 use crate::flow::report::{conflict_markdown, run_text};
-use crate::flow::runner::{run_event, RunSettings};
+use crate::flow::runner::run_event;
 use crate::flow::state::StateDir;
 use crate::git::fixture::{FixtureRepo, Person};
 
@@ -87,17 +88,7 @@ pub fn run(dir: Option<&Path>, env: &Env) -> Result<()> {
 
     let flows = flows::discover(&fork_dir)?;
     let selected: Vec<&flows::Flow> = flows.iter().collect();
-    let settings = RunSettings {
-        workspace: fork_dir.clone(),
-        flow: None,
-        push: false,
-        replay: true,
-        code_mode: env.code_mode(),
-        step_env: env.step_env(),
-        step_secrets: env.credentials(),
-        echo_steps: true,
-        git_env: Vec::new(),
-    };
+    let settings = run_settings(env, fork_dir.clone(), None, false, true, true);
     for tag in ["v1.1.0", "v2.0.0"] {
         println!("== upstream releases {tag}: patchmoi run upstream-release --repo demo/greeter --tag {tag}\n");
         let event = FlowEvent::upstream_release("demo/greeter", tag, now());

@@ -7,6 +7,7 @@ use clap::Args;
 use serde_json::json;
 
 use super::service_settings::local_target;
+use super::shared::run_settings;
 use super::shared::{workspace_data_dir, workspace_root, Exit, ReleaseTarget};
 use crate::core::env::Env;
 use crate::core::error::usage;
@@ -18,7 +19,7 @@ use crate::flow::event::{now, FlowEvent, UPSTREAM_RELEASE};
 use crate::flow::flows::{self, Flow};
 use crate::flow::report;
 use crate::flow::resolve::{abort, finish, start, Paused, Started};
-use crate::flow::runner::{run_event, RunSettings};
+use crate::flow::runner::run_event;
 use crate::flow::state::StateDir;
 use crate::git::Git;
 use crate::service::attempt::Operation;
@@ -138,17 +139,7 @@ pub fn cmd_continue(continued: ContinueArgs, env: &Env) -> Result<Exit> {
     let (root, git, flow) = open(&args)?;
     let (paused, recorded) = finish(&git, &root, &flow, &args.target.tag)?;
     eprintln!("recorded {recorded} resolution(s) for \"{}\" in the memory", paused.patch.subject);
-    let settings = RunSettings {
-        workspace: root.clone(),
-        flow: Some(flow.name.clone()),
-        push,
-        replay: true,
-        code_mode: env.code_mode(),
-        step_env: env.step_env(),
-        step_secrets: env.credentials(),
-        echo_steps: true,
-        git_env: Vec::new(),
-    };
+    let settings = run_settings(env, root.clone(), Some(flow.name.clone()), push, true, true);
     let report = run_event(&settings, &[&flow], &paused.event);
     let mut store = Store::open(&workspace_data_dir(None, env, &root))?;
     store.record_event(&paused.event)?;

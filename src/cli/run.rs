@@ -8,6 +8,7 @@ use serde_json::json;
 
 use super::resolve::event_for;
 use super::service_settings::{actions_mode, backend, data_dir, local_target, BackendSpec};
+use super::shared::run_settings;
 use super::shared::{workspace_data_dir, workspace_root, Exit, ReleaseTarget};
 use crate::cli::demo;
 use crate::core::env::Env;
@@ -22,7 +23,7 @@ use crate::flow::event::{check_repo, now, FlowEvent};
 use crate::flow::flows::{self, Flow};
 use crate::flow::gate::{candidate_checks, Gate};
 use crate::flow::report;
-use crate::flow::runner::{newest_release, run_event, select_flows, RunSettings};
+use crate::flow::runner::{newest_release, run_event, select_flows};
 use crate::flow::state::StateDir;
 use crate::git::Git;
 use crate::service::attempt::Operation;
@@ -163,17 +164,7 @@ fn run(event: FlowEvent, flows: &[Flow], root: PathBuf, args: &RunArgs, env: &En
     if let Some(backend) = configured_backend(env) {
         return run_remote(event, backend, args, env);
     }
-    let settings = RunSettings {
-        workspace: root,
-        flow: args.flow.clone(),
-        push: args.push,
-        replay: args.replay,
-        code_mode,
-        step_env: env.step_env(),
-        step_secrets: env.credentials(),
-        echo_steps: !actions_mode(env),
-        git_env: Vec::new(),
-    };
+    let settings = run_settings(env, root, args.flow.clone(), args.push, args.replay, !actions_mode(env));
     let operation = if args.replay { Operation::Replay } else { Operation::Dispatch };
     let mut store = Store::open(&workspace_data_dir(args.data_dir.as_deref(), env, &settings.workspace))?;
     store.record_event(&event)?;

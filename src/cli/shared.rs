@@ -8,6 +8,7 @@ use clap::Args;
 
 use crate::core::env::Env;
 use crate::core::error::usage;
+use crate::flow::runner::RunSettings;
 use crate::git::Git;
 
 /// How a command ended, when it did not fail outright.
@@ -65,6 +66,30 @@ pub fn workspace_data_dir(flag: Option<&Path>, env: &Env, root: &Path) -> PathBu
     match flag.map(Path::to_path_buf).or_else(|| env.get("DATA_DIR").map(PathBuf::from)) {
         Some(dir) => dir,
         None => root.join("data"),
+    }
+}
+
+/// A local run's settings: the step environment, credentials and Code
+/// Mode gate come from `env`; no extra git environment (that is the
+/// Action's).
+pub fn run_settings(
+    env: &Env,
+    workspace: PathBuf,
+    flow: Option<String>,
+    push: bool,
+    replay: bool,
+    echo: bool,
+) -> RunSettings {
+    RunSettings {
+        workspace,
+        flow,
+        push,
+        replay,
+        code_mode: env.code_mode(),
+        step_env: env.step_env(),
+        step_secrets: env.credentials(),
+        echo_steps: echo,
+        git_env: Vec::new(),
     }
 }
 
