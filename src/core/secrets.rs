@@ -134,6 +134,11 @@ where
     held.sort_by_key(|value| std::cmp::Reverse(value.len()));
 }
 
+/// Whether any secret is held (nothing to scrub otherwise).
+pub fn holds_any() -> bool {
+    !registry().read().unwrap_or_else(|poisoned| poisoned.into_inner()).is_empty()
+}
+
 /// Every value registered with [`hold`].
 pub fn held() -> Vec<String> {
     registry().read().unwrap_or_else(|poisoned| poisoned.into_inner()).clone()

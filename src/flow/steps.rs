@@ -10,7 +10,7 @@ use anyhow::{Context, Result};
 use super::runner::{Artifacts, CandidateRef, FlowRun, RebaseOutput, RefAt};
 use crate::core::error::usage;
 use crate::core::refname;
-use crate::core::secrets::scrub;
+use crate::core::secrets::{holds_any, scrub};
 use crate::core::status::ResultStatus;
 use crate::engine::memory;
 use crate::engine::publish;
@@ -317,6 +317,10 @@ impl FlowRun<'_> {
 
 /// Replaces secret values in a step's log file and its tail.
 pub(super) fn scrub_log(path: &Path, tail: &mut [String], secrets: &[String]) -> Result<()> {
+    // Most runs hold no secret at all: then there is no log to read again.
+    if secrets.is_empty() && !holds_any() {
+        return Ok(());
+    }
     let text = std::fs::read(path).with_context(|| format!("failed to read log {}", path.display()))?;
     let text = String::from_utf8_lossy(&text);
     let clean = scrub(&text, secrets);
