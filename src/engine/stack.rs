@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use crate::core::redact;
 use crate::engine::conflict::{self, ConflictReport};
 use crate::engine::land::{self, Land};
-use crate::engine::memory::{Memory, Recalled};
+use crate::engine::memory::{self, Memory, Recalled};
 pub use crate::engine::patch::{Candidate, Dropped, Patch};
 use crate::engine::provenance;
 use crate::engine::publish;
@@ -347,6 +347,8 @@ pub fn replay_prepared_with(
     let mut dropped = prepared.dropped.clone();
     let mut recalled = Vec::new();
     let mut regenerated: HashMap<usize, Regenerated> = HashMap::new();
+    // The `Patchmoi-Resolution:` trailers of the patches resolved from memory.
+    let mut trailers: HashMap<usize, String> = HashMap::new();
     let mut refused = None;
     let mut stop = None;
     // Each round replays from a known state: the release, then the tree a
@@ -374,6 +376,7 @@ pub fn replay_prepared_with(
         let current = applied.last().map_or(release_tree.clone(), |(_, tree)| tree.clone());
         let mut resolved = recall(qgit, memory, &merge, &quarantine.staging)?.map(|(tree, files)| {
             let patch = stack[index];
+            trailers.insert(index, memory::trailer(&files));
             recalled.push(RecalledPatch { sha: patch.id.clone(), subject: patch.subject(), files });
             tree
         });
@@ -420,6 +423,9 @@ pub fn replay_prepared_with(
     let mut parent = prepared.land.clone().unwrap_or_else(|| prepared.release.clone());
     for (index, tree) in &applied {
         let mut body = stack[*index].rewrite(tree, &parent);
+        if let Some(trailer) = trailers.get(index) {
+            body = regenerate::with_trailer(&body, trailer);
+        }
         if let Some(done) = regenerated.get(index) {
             body = regenerate::with_trailer(&body, &done.trailer());
         }

@@ -268,8 +268,8 @@ impl FlowRun<'_> {
 
     /// Checks what a `needs_intervention` step left in the stopped-state
     /// worktree before trusting it: no unmerged paths, no conflict markers
-    /// in the conflicted files, no change to any other file (the memory
-    /// could not keep it). A valid resolution is remembered and the flow runs
+    /// in the conflicted files, no change to a file the patch does not touch
+    /// (the memory could not keep it). A valid resolution is remembered and the flow runs
     /// again; anything else keeps the run `needs_intervention` with the reason.
     fn accept_repair(&mut self, worktree: &Path, stopped: &stack::Stopped) -> Result<(ResultStatus, String)> {
         let checkout = git::Git::at(worktree);
@@ -282,7 +282,7 @@ impl FlowRun<'_> {
         let resolved = checkout.write_tree()?;
         let conflicted = git::conflicted_paths(&stopped.conflicts);
         let git = &self.workspace.git;
-        if let Err(invalid) = recall::validate(git, &stopped.tree, &conflicted, &resolved)? {
+        if let Err(invalid) = recall::validate(git, &stopped.tree, &conflicted, &stopped.patch_paths, &resolved)? {
             return Ok((ResultStatus::NeedsIntervention, format!("its resolution was rejected: {invalid}")));
         }
         let tag = self.tag()?.to_string();
