@@ -132,9 +132,10 @@ pub fn start(git: &Git, workspace: &Path, flow: &Flow, event: &FlowEvent, tag: &
         git.remove_worktree(&path)?;
     }
     std::fs::create_dir_all(worktrees_dir(workspace))?;
-    // Sparse by default: only the conflicting files are written, so a large
-    // repository costs no more than its conflicts. `full` checks out every
-    // file, for a fix that must be built or tested where it is made.
+    // Sparse by default: only the conflicting files and the patch's own are
+    // written, so a large repository costs no more than its conflicts.
+    // `full` checks out every file, for a fix that must be built or tested
+    // where it is made.
     if full {
         git.add_conflict_worktree(&path, &stopped.head, &stopped.tree, &stopped.conflicts)?;
     } else {

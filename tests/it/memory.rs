@@ -99,7 +99,17 @@ fn a_resolution_with_a_related_edit_is_kept_and_reused_on_the_next_release() {
 fn a_commit_resolved_from_memory_says_where_its_resolution_came_from() {
     let fx = with_a_call_site();
     fx.run_release("v1.1.0", &[]);
-    let worktree = resolve_worktree(&fx, "v1.1.0");
+    let started = session(&fx, "resolve", "v1.1.0", &[]);
+    assert_eq!(started.code, 0, "{}", started.stderr);
+    assert!(
+        started.stdout.contains(
+            "  a.txt\nthe patch's other files (an edit to them is remembered with the resolution):\n  b.txt\n"
+        ),
+        "{}",
+        started.stdout
+    );
+    let path = started.stdout.lines().find_map(|line| line.strip_prefix("worktree: ")).unwrap();
+    let worktree = Repo { dir: path.into() };
     worktree.write("a.txt", &replace_line(&lines("a", 30), 2, RESOLVED_A));
     worktree.git(&["add", "a.txt"]);
     assert_eq!(session(&fx, "continue", "v1.1.0", &[]).code, 0);
