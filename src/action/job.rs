@@ -127,6 +127,7 @@ pub fn run(settings: &JobSettings, out: &mut dyn Write) -> Result<JobOutcome> {
             Some(token) => git::http_auth_env(&settings.server_url, token),
             None => Vec::new(),
         },
+        github: settings.api.token().map(|_| settings.api.clone()),
     };
     let mut publisher = Publisher::new(settings, remote_git, gh.as_ref(), out);
     let mut outcomes = Vec::new();

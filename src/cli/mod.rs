@@ -20,7 +20,7 @@ pub use shared::Exit;
 use docs::CompletionsArgs;
 use flows::FlowsArgs;
 use history::HistoryArgs;
-use pack::{PackAddArgs, PackDoctorArgs};
+use pack::{PackAddArgs, PackDoctorArgs, PackUpdateArgs};
 use resolve::{ContinueArgs, ResolveArgs, SessionArgs};
 use run::{DemoArgs, PromoteArgs, RunArgs};
 use service::{DataArgs, ListArgs, RedispatchArgs, ServeArgs, WatchArgs};
@@ -164,6 +164,9 @@ pub enum PackCommand {
     Add(PackAddArgs),
     /// Check the installed items against .codex/pack-lock.json.
     Doctor(PackDoctorArgs),
+    /// Re-resolve each locked item's source at its ref and show what would
+    /// change (with --apply, install it).
+    Update(PackUpdateArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -237,6 +240,7 @@ pub fn dispatch(cli: Cli, env: &Env) -> Result<Exit> {
         Command::Setup(SetupCommand::Fork(args)) => setup::cmd_setup_fork(args, env),
         Command::Pack(PackCommand::Add(args)) => pack::cmd_pack_add(args, env),
         Command::Pack(PackCommand::Doctor(args)) => pack::cmd_pack_doctor(args, env),
+        Command::Pack(PackCommand::Update(args)) => pack::cmd_pack_update(args, env),
     }
 }
 

@@ -1,5 +1,5 @@
-//! `pack add` and `pack doctor`: install shared flows from a pack and
-//! check what is installed.
+//! `pack add`, `pack doctor` and `pack update`: install shared flows from a
+//! pack, check what is installed, and bring it up to date with its source.
 
 use std::path::PathBuf;
 
@@ -11,6 +11,7 @@ use crate::core::env::Env;
 use crate::flow::pack::add::{self, AddOptions};
 use crate::flow::pack::doctor;
 use crate::flow::pack::source::{self, Source};
+use crate::flow::pack::update::{self, UpdateOptions};
 
 #[derive(Debug, Args)]
 pub struct PackAddArgs {
@@ -50,6 +51,29 @@ pub struct PackDoctorArgs {
     pub json: bool,
 }
 
+#[derive(Debug, Args)]
+pub struct PackUpdateArgs {
+    /// Only these locked items (`name` or `kind:name`); all when none is given.
+    pub names: Vec<String>,
+    /// Install the updates (without it, only what would change is shown).
+    #[arg(long)]
+    pub apply: bool,
+    /// Also replace items edited since they were installed, after backing
+    /// them up to `.codex/pack-backups/<time>/`.
+    #[arg(long)]
+    pub overwrite: bool,
+    /// Move the items to this branch, tag or commit (a commit in the lock
+    /// is a pin: only --ref moves it).
+    #[arg(long = "ref")]
+    pub reference: Option<String>,
+    /// The checkout to update (default: the git top level of the current directory).
+    #[arg(long)]
+    pub workspace_root: Option<PathBuf>,
+    /// Print one JSON document on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
 /// `pack add`.
 pub fn cmd_pack_add(args: PackAddArgs, _env: &Env) -> Result<Exit> {
     let workspace = workspace_root(args.workspace_root.as_deref())?;
@@ -80,4 +104,18 @@ pub fn cmd_pack_doctor(args: PackDoctorArgs, _env: &Env) -> Result<Exit> {
         print!("{}", report.text());
     }
     Ok(if report.healthy() { Exit::Done } else { Exit::Attention })
+}
+
+/// `pack update`.
+pub fn cmd_pack_update(args: PackUpdateArgs, _env: &Env) -> Result<Exit> {
+    let workspace = workspace_root(args.workspace_root.as_deref())?;
+    let options =
+        UpdateOptions { names: args.names, reference: args.reference, overwrite: args.overwrite, apply: args.apply };
+    let report = update::update(&workspace, &options)?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print!("{}", report.text());
+    }
+    Ok(if report.needs_attention() { Exit::Attention } else { Exit::Done })
 }

@@ -220,11 +220,19 @@ fn ready_text(paused: &Paused) -> String {
         if paused.full {
             " (every file is checked out)"
         } else {
-            " (the only files written there; --full checks out all)"
+            " (they and the patch's other files are the only ones written there; --full checks out all)"
         }
     );
-    for path in paused.conflicted_paths() {
+    let conflicted = paused.conflicted_paths();
+    for path in &conflicted {
         out.push_str(&format!("  {path}\n"));
+    }
+    let others: Vec<&String> = paused.patch_paths.iter().filter(|path| !conflicted.contains(path)).collect();
+    if !others.is_empty() {
+        out.push_str("the patch's other files (an edit to them is remembered with the resolution):\n");
+        for path in others {
+            out.push_str(&format!("  {path}\n"));
+        }
     }
     out.push_str(&format!(
         "next:\n  cd {}\n  edit the files (`git diff` shows the conflicts), then `git add` them\n  patchmoi continue --flow {} --tag {} [--push]\n  (or drop it: patchmoi abort --flow {} --tag {})\n",

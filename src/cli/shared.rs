@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use clap::Args;
 
+use super::service_settings::endpoint;
 use crate::core::env::Env;
 use crate::core::error::usage;
 use crate::flow::runner::RunSettings;
@@ -90,6 +91,7 @@ pub fn run_settings(
         step_secrets: env.credentials(),
         echo_steps: echo,
         git_env: Vec::new(),
+        github: env.get("GITHUB_TOKEN").filter(|token| !token.is_empty()).map(|token| endpoint(env, Some(token))),
     }
 }
 

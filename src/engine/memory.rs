@@ -9,14 +9,22 @@
 //! A conflict without markers (modify/delete, a resolution that rewrote the
 //! context) is keyed by the whole file's stages instead.
 //!
+//! A resolution may also have edited other files of the same patch (an
+//! import, a call site). Those edits are kept as one `related` entry, keyed
+//! by the conflict they go with (every region and file key of the stop), and
+//! replayed by a three-way merge of each file when that conflict returns.
+//!
 //! The memory lives in the repository, under [`MEMORY_REF`]: a commit whose
-//! flat tree holds one JSON blob per key. It is pushed and fetched like any
-//! ref, so it survives ephemeral CI runners; two diverged copies merge by
-//! union.
+//! flat tree holds one JSON blob per key, plus a `format` blob naming the
+//! format's version ([`FORMAT`]). A memory without one is format 1 (hunk and
+//! file entries only); it is read as it is, and the next write upgrades it.
+//! A newer format than this binary knows is refused, never half-read. It is
+//! pushed and fetched like any ref, so it survives ephemeral CI runners; two
+//! diverged copies merge by union.
 
 use std::collections::BTreeMap;
 
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -26,11 +34,20 @@ use crate::git::{ConflictEntry, FetchOutcome, Git, RefUpdate};
 /// Where the memory is kept, locally and on the fork's remote.
 pub const MEMORY_REF: &str = "refs/patchmoi/resolutions";
 
+/// The version of the memory's format this binary reads and writes. 1: hunk
+/// and file entries, no `format` blob; 2: `related` entries too.
+pub const FORMAT: u32 = 2;
+
+/// The tree entry that holds the format's version (keys are hex digests, so
+/// it cannot collide with one).
+const FORMAT_ENTRY: &str = "format";
+
 /// One remembered resolution.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Entry {
     /// `hunk`: the text that replaces one conflict region; `file`: the whole
-    /// resolved file.
+    /// resolved file; `related`: the edits to other files of the patch
+    /// (`edits`) that went with the resolution of one conflict.
     pub kind: String,
     /// The resolution; `None` for a file resolved by deleting it.
     pub resolution: Option<String>,
@@ -41,6 +58,20 @@ pub struct Entry {
     pub patch_subject: String,
     pub tag: String,
     pub recorded_at: String,
+    /// For `related`: each file edited beside the conflicting ones.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub edits: Vec<Edit>,
+}
+
+/// One file a resolution edited although it did not conflict.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Edit {
+    pub path: String,
+    /// The file as the merge left it (None: absent) and as the resolution
+    /// left it (None: deleted); the change between them is what is replayed.
+    pub base: Option<String>,
+    pub resolution: Option<String>,
+    pub mode: String,
 }
 
 /// A conflict resolved from memory during a replay.
@@ -50,6 +81,26 @@ pub struct Recalled {
     pub path: String,
     /// The release where this resolution was first recorded.
     pub first_resolved_in: String,
+    /// The memory entry it came from (`git show refs/patchmoi/resolutions:<key>`).
+    #[serde(default)]
+    pub key: String,
+    /// An edit that went with the resolution, in a file that did not conflict.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub related: bool,
+}
+
+/// The trailer a commit resolved from memory carries, one line per file:
+/// where each resolution came from and the release it was recorded for.
+pub fn trailer(files: &[Recalled]) -> String {
+    files
+        .iter()
+        .map(|file| {
+            let path: String = file.path.chars().map(|c| if c.is_control() { '?' } else { c }).collect();
+            let what = if file.related { "edits" } else { "resolves" };
+            format!("Patchmoi-Resolution: {} (recorded for {}, {what} {path})", file.key, file.first_resolved_in)
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 fn digest(parts: &[&str]) -> String {
@@ -71,6 +122,16 @@ pub fn file_key(path: &str, stages: &[&ConflictEntry]) -> String {
     let mut parts = vec!["patchmoi-file-v1".to_string(), path.to_string()];
     parts.extend(stages.iter().map(|entry| format!("{} {} {}", entry.stage, entry.mode, entry.oid)));
     digest(&parts.iter().map(String::as_str).collect::<Vec<_>>())
+}
+
+/// The key of the edits that went with the resolution of one stop, from
+/// the keys of its conflicts (see [`crate::engine::recall`]'s signature).
+pub fn related_key(conflict_keys: &[String]) -> String {
+    let mut keys: Vec<&str> = conflict_keys.iter().map(String::as_str).collect();
+    keys.sort_unstable();
+    keys.dedup();
+    keys.insert(0, "patchmoi-related-v2");
+    digest(&keys)
 }
 
 /// The resolved text of a file with markers, when every conflict region in
@@ -134,12 +195,38 @@ pub struct Memory {
     tip: Option<String>,
 }
 
+/// The entries of the memory at commit `tip`, once its format is known to
+/// be one this binary reads.
+fn entries_at(git: &Git, tip: &str) -> Result<BTreeMap<String, String>> {
+    let mut entries: BTreeMap<String, String> =
+        git.ls_tree(tip)?.into_iter().map(|entry| (entry.name, entry.oid)).collect();
+    let format = match entries.remove(FORMAT_ENTRY) {
+        None => 1,
+        Some(blob) => {
+            let object = git.read_objects(&[blob])?.pop().flatten();
+            let text = object.map(|(_, bytes)| String::from_utf8_lossy(&bytes).trim().to_string()).unwrap_or_default();
+            text.parse::<u32>().with_context(|| {
+                format!("the memory of resolutions ({MEMORY_REF} at {tip}) has an unreadable format version {text:?}")
+            })?
+        }
+    };
+    if format > FORMAT {
+        bail!(
+            "the memory of resolutions ({MEMORY_REF} at {tip}) is in format {format}, newer than format {FORMAT} that this patchmoi ({}) reads; upgrade patchmoi",
+            env!("CARGO_PKG_VERSION")
+        );
+    }
+    Ok(entries)
+}
+
 impl Memory {
+    /// The memory at [`MEMORY_REF`], in any format up to [`FORMAT`]; a newer
+    /// one is an error naming both versions.
     pub fn load(git: &Git) -> Result<Memory> {
         let Some(tip) = git.resolve_commit(MEMORY_REF)? else {
             return Ok(Memory::default());
         };
-        let entries = git.ls_tree(&tip)?.into_iter().map(|entry| (entry.name, entry.oid)).collect();
+        let entries = entries_at(git, &tip)?;
         Ok(Memory { entries, tip: Some(tip) })
     }
 
@@ -170,10 +257,21 @@ impl Memory {
         Ok(found)
     }
 
-    /// Adds entries (a key already known keeps its first resolution: that
-    /// names the release where it was first resolved) as a new commit.
+    /// Adds entries as a new commit. A hunk or file key already known keeps
+    /// its first resolution (that names the release where it was first
+    /// resolved); a `related` entry replaces an older one with other edits,
+    /// since the person made them again for the same conflict.
     pub fn remember(&mut self, git: &Git, new: Vec<(String, Entry)>, message: &str) -> Result<usize> {
-        let fresh: Vec<(String, Entry)> = new.into_iter().filter(|(key, _)| !self.entries.contains_key(key)).collect();
+        let related: Vec<String> =
+            new.iter().filter(|(_, entry)| entry.kind == "related").map(|(key, _)| key.clone()).collect();
+        let known = self.get(git, &related)?;
+        let fresh: Vec<(String, Entry)> = new
+            .into_iter()
+            .filter(|(key, entry)| match known.get(key) {
+                Some(old) => old.kind == "related" && entry.kind == "related" && old.edits != entry.edits,
+                None => !self.entries.contains_key(key),
+            })
+            .collect();
         if fresh.is_empty() {
             return Ok(0);
         }
@@ -189,6 +287,8 @@ impl Memory {
         Ok(fresh.len())
     }
 
+    /// Writes `entries` as the memory's next commit, in the current format
+    /// (so any write upgrades an older memory in place).
     fn commit(
         &mut self,
         git: &Git,
@@ -196,7 +296,9 @@ impl Memory {
         parents: &[String],
         message: &str,
     ) -> Result<()> {
-        let tree = git.make_flat_tree(entries.iter().map(|(name, oid)| (name.as_str(), oid.as_str())))?;
+        let format = git.write_blobs(&[format!("{FORMAT}\n").into_bytes()])?.remove(0);
+        let listed = entries.iter().map(|(name, oid)| (name.as_str(), oid.as_str()));
+        let tree = git.make_flat_tree(listed.chain([(FORMAT_ENTRY, format.as_str())]))?;
         let commit = git.commit_tree(&tree, parents, message)?;
         git.update_refs(&[RefUpdate::Set { refname: MEMORY_REF.into(), new: commit.clone(), old: self.tip.clone() }])
             .context("failed to update the memory of resolutions")?;
@@ -222,6 +324,9 @@ impl Memory {
             }
         }
         let theirs = git.resolve_commit(&tracking)?.context("fetched memory is not a commit")?;
+        // A newer format on the remote is refused before anything is merged.
+        let their_entries =
+            entries_at(git, &theirs).with_context(|| format!("refusing the memory of resolutions from {remote}"))?;
         match &self.tip {
             Some(tip) if *tip == theirs || git.is_ancestor(&theirs, tip)? => {}
             Some(tip) if git.is_ancestor(tip, &theirs)? => {
@@ -237,8 +342,7 @@ impl Memory {
                 *self = Memory::load(git)?;
             }
             Some(tip) => {
-                let mut entries: BTreeMap<String, String> =
-                    git.ls_tree(&theirs)?.into_iter().map(|entry| (entry.name, entry.oid)).collect();
+                let mut entries = their_entries;
                 entries.extend(self.entries.clone());
                 let parents = [tip.clone(), theirs.clone()];
                 self.commit(

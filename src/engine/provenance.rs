@@ -9,6 +9,10 @@
 //!   or rebasebot's `UPSTREAM: <n>:` subject, and the release contains the
 //!   pull request's merge: a squash-merge subject ending in `(#<n>)` or a
 //!   `Merge pull request #<n> ` commit between the merge base and the release;
+//!   when the history says nothing (a rebase merge, a squash whose subject
+//!   lost its `(#<n>)`) and the caller gave a [`PullLookup`] (a GitHub
+//!   token is at hand), GitHub's word that the pull request was merged as a
+//!   commit the release contains;
 //! - `UPSTREAM: <drop>:` always; `UPSTREAM: <carry>:` never by these rules.
 //!
 //! Each drop names its rule and the upstream commit. A drop is checked: the
@@ -22,6 +26,16 @@ use anyhow::Result;
 use crate::engine::replay::first_parent;
 use crate::git::{Git, MergeRequest, RawCommit};
 
+/// Asks the forge where an upstream pull request was merged, for when the
+/// release's history says nothing of it. The engine makes no network call
+/// itself: the caller passes this (the flow, with a GitHub token).
+pub trait PullLookup: std::fmt::Debug + Send + Sync {
+    /// The commit `repo`'s pull request `number` was merged as; None when it
+    /// is not merged (or not known). `repo` is None for a bare number: the
+    /// upstream's.
+    fn merge_commit(&self, repo: Option<&str>, number: u64) -> Result<Option<String>>;
+}
+
 fn short(sha: &str) -> &str {
     &sha[..sha.len().min(12)]
 }
@@ -31,8 +45,9 @@ fn short(sha: &str) -> &str {
 pub enum Claim {
     /// An upstream commit, and the rule that named it.
     Commit { sha: String, rule: &'static str },
-    /// An upstream pull request by number, and the rule that named it.
-    PullRequest { number: u64, rule: &'static str },
+    /// An upstream pull request by number (in `repo` when the message
+    /// names one), and the rule that named it.
+    PullRequest { number: u64, repo: Option<String>, rule: &'static str },
     /// `UPSTREAM: <drop>:`: meant to be dropped at the next rebase.
     Drop,
     /// `UPSTREAM: <carry>:`: the fork's own, whatever else the message says.
@@ -56,7 +71,7 @@ pub fn claims(message: &str) -> Vec<Claim> {
         .and_then(|rest| rest.split_once(':'))
         .and_then(|(number, _)| number.trim().parse::<u64>().ok())
     {
-        claims.push(Claim::PullRequest { number, rule: "`UPSTREAM: <n>:` subject" });
+        claims.push(Claim::PullRequest { number, repo: None, rule: "`UPSTREAM: <n>:` subject" });
     }
     for line in message.lines().skip(1).map(str::trim) {
         if let Some(sha) =
@@ -68,8 +83,8 @@ pub fn claims(message: &str) -> Vec<Claim> {
                 claims.push(Claim::Commit { sha, rule: "`Upstream-Commit:` trailer" });
             }
         } else if let Some(value) = trailer(line, "Upstream-PR") {
-            if let Some(number) = pull_number(value) {
-                claims.push(Claim::PullRequest { number, rule: "`Upstream-PR:` trailer" });
+            if let Some((repo, number)) = pull_ref(value) {
+                claims.push(Claim::PullRequest { number, repo, rule: "`Upstream-PR:` trailer" });
             }
         }
     }
@@ -89,15 +104,31 @@ fn hex(text: &str) -> Option<String> {
         .then(|| text.to_ascii_lowercase())
 }
 
-/// `owner/repo#12`, `#12`, `12` or `https://github.com/owner/repo/pull/12`.
-fn pull_number(value: &str) -> Option<u64> {
+/// `owner/repo#12`, `#12`, `12` or `https://github.com/owner/repo/pull/12`:
+/// the repository when it is named, and the number.
+fn pull_ref(value: &str) -> Option<(Option<String>, u64)> {
     let value = value.trim().trim_end_matches('/');
-    let number = match (value.rsplit_once('#'), value.rsplit_once("/pull/")) {
-        (Some((_, number)), _) => number,
-        (None, Some((_, number))) => number,
-        (None, None) => value,
+    let (repo, number) = match (value.rsplit_once('#'), value.rsplit_once("/pull/")) {
+        (Some((repo, number)), _) => (repo.trim().to_string(), number),
+        (None, Some((url, number))) => {
+            let mut parts = url.rsplit('/');
+            let (name, owner) = (parts.next().unwrap_or_default(), parts.next().unwrap_or_default());
+            (format!("{owner}/{name}"), number)
+        }
+        (None, None) => (String::new(), value),
     };
-    number.parse().ok()
+    Some((Some(repo).filter(|repo| is_repo(repo)), number.parse().ok()?))
+}
+
+/// `owner/name`, plainly.
+fn is_repo(text: &str) -> bool {
+    let mut parts = text.split('/');
+    let plain = |part: Option<&str>| {
+        part.is_some_and(|p| {
+            !p.is_empty() && p != "." && p != ".." && p.chars().all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c))
+        })
+    };
+    plain(parts.next()) && plain(parts.next()) && parts.next().is_none()
 }
 
 /// The pull request a release commit's subject says it merged: a squash
@@ -111,6 +142,32 @@ pub fn merged_pull(subject: &str) -> Option<u64> {
     number.parse().ok()
 }
 
+/// Why the release has pull request `number` by the forge's word: merged as
+/// a commit the release contains. A failed lookup is a warning: the patch
+/// is then carried, as without a token.
+fn merged_per_forge(
+    git: &Git,
+    lookup: &dyn PullLookup,
+    release: &str,
+    repo: Option<&str>,
+    number: u64,
+) -> Result<Option<String>> {
+    let merged = match lookup.merge_commit(repo, number) {
+        Ok(merged) => merged,
+        Err(err) => {
+            tracing::warn!("could not ask GitHub whether pull request #{number} was merged: {err:#}");
+            return Ok(None);
+        }
+    };
+    let Some(sha) = merged.as_deref().and_then(hex) else { return Ok(None) };
+    match git.resolve_commit(&sha)? {
+        Some(full) if git.is_ancestor(&full, release)? => {
+            Ok(Some(format!("GitHub says #{number} was merged as {}, which the release contains", short(&full))))
+        }
+        _ => Ok(None),
+    }
+}
+
 /// Patches (by id) the release has by provenance, each with the reason:
 /// the rule, the upstream commit, and how much of the patch the release
 /// lacks when that is not nothing. `merges` is the git that may write the
@@ -121,6 +178,7 @@ pub fn provenance_drops(
     release: &str,
     merge_base: &str,
     patches: &[&RawCommit],
+    lookup: Option<&dyn PullLookup>,
 ) -> Result<HashMap<String, String>> {
     let mut pulls: Option<HashMap<u64, String>> = None;
     // (patch, reason, whether to check what the release lacks of it)
@@ -140,7 +198,7 @@ pub fn provenance_drops(
                     }
                     _ => None,
                 },
-                Claim::PullRequest { number, rule } => {
+                Claim::PullRequest { number, repo, rule } => {
                     if pulls.is_none() {
                         let subjects = git.subjects_between(merge_base, release)?;
                         // Newest first: keep the oldest merge of a number.
@@ -150,9 +208,15 @@ pub fn provenance_drops(
                             .collect();
                         pulls = Some(found);
                     }
-                    pulls.as_ref().and_then(|pulls| pulls.get(&number)).map(|sha| {
+                    let in_history = pulls.as_ref().and_then(|pulls| pulls.get(&number)).map(|sha| {
                         format!("dropped by provenance ({rule}): the release merged #{number} as {}", short(sha))
-                    })
+                    });
+                    match (in_history, lookup) {
+                        (Some(reason), _) => Some(reason),
+                        (None, Some(lookup)) => merged_per_forge(git, lookup, release, repo.as_deref(), number)?
+                            .map(|reason| format!("dropped by provenance ({rule}): {reason}")),
+                        (None, None) => None,
+                    }
                 }
             };
             if let Some(reason) = reason {
@@ -221,15 +285,23 @@ mod tests {
             ),
             (
                 "Fix\n\nUpstream-PR: openai/codex#42\n",
-                vec![Claim::PullRequest { number: 42, rule: "`Upstream-PR:` trailer" }],
+                vec![Claim::PullRequest {
+                    number: 42,
+                    repo: Some("openai/codex".into()),
+                    rule: "`Upstream-PR:` trailer",
+                }],
             ),
             (
                 "Fix\n\nupstream-pr: https://github.com/o/r/pull/7\n",
-                vec![Claim::PullRequest { number: 7, rule: "`Upstream-PR:` trailer" }],
+                vec![Claim::PullRequest { number: 7, repo: Some("o/r".into()), rule: "`Upstream-PR:` trailer" }],
             ),
             (
                 "UPSTREAM: 123: fix the parser\n",
-                vec![Claim::PullRequest { number: 123, rule: "`UPSTREAM: <n>:` subject" }],
+                vec![Claim::PullRequest { number: 123, repo: None, rule: "`UPSTREAM: <n>:` subject" }],
+            ),
+            (
+                "Fix\n\nUpstream-PR: #9\n",
+                vec![Claim::PullRequest { number: 9, repo: None, rule: "`Upstream-PR:` trailer" }],
             ),
             ("UPSTREAM: <drop>: temporary\n", vec![Claim::Drop]),
             ("UPSTREAM: <carry>: ours\n\nUpstream-PR: 5\n", vec![Claim::Carry]),

@@ -7,6 +7,7 @@
 //! refs under `refs/patchmoi/`, and the candidate branch.
 
 use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
 
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
@@ -14,9 +15,9 @@ use serde::{Deserialize, Serialize};
 use crate::core::redact;
 use crate::engine::conflict::{self, ConflictReport};
 use crate::engine::land::{self, Land};
-use crate::engine::memory::{Memory, Recalled};
+use crate::engine::memory::{self, Memory, Recalled};
 pub use crate::engine::patch::{Candidate, Dropped, Patch};
-use crate::engine::provenance;
+use crate::engine::provenance::{self, PullLookup};
 use crate::engine::publish;
 use crate::engine::recall::recall;
 use crate::engine::regenerate::{self, Attempt, RegenerateRule, Regenerated, Regenerator};
@@ -57,11 +58,14 @@ pub struct StackOptions {
     /// [`crate::engine::regenerate`]); they run only through
     /// [`rebase_with`]'s regenerator.
     pub regenerate: Vec<RegenerateRule>,
+    /// Asks GitHub about a pull request the release's history says nothing
+    /// of, when a token is at hand (see [`provenance::PullLookup`]).
+    pub pulls: Option<Arc<dyn PullLookup>>,
 }
 
 impl Default for StackOptions {
     fn default() -> StackOptions {
-        StackOptions { provenance: true, land: Land::Rebase, regenerate: Vec::new() }
+        StackOptions { provenance: true, land: Land::Rebase, regenerate: Vec::new(), pulls: None }
     }
 }
 
@@ -227,7 +231,8 @@ pub fn prepare(git: &Git, spec: &StackSpec, fetch: bool) -> Result<Precondition>
     let upstreamed = upstreamed?;
     let by_provenance = if spec.options.provenance {
         let rest: Vec<&RawCommit> = all.iter().filter(|patch| !upstreamed.contains_key(&patch.id)).collect();
-        provenance::provenance_drops(git, &quarantine.git, &release, &merge_base, &rest)?
+        let lookup = spec.options.pulls.as_deref();
+        provenance::provenance_drops(git, &quarantine.git, &release, &merge_base, &rest, lookup)?
     } else {
         HashMap::new()
     };
@@ -331,7 +336,8 @@ pub fn replay_prepared_with(
     let release_tree = git.tree_of(&prepared.release)?;
     let stack: Vec<&RawCommit> = prepared.patches.iter().collect();
     let Some(first) = stack.first() else {
-        let dropped = prepared.all_dropped(Vec::new());
+        // Every patch was dropped: report them all.
+        let dropped = prepared.all_dropped(prepared.dropped.clone());
         return Ok(Replayed {
             tip: prepared.land.clone().unwrap_or_else(|| prepared.release.clone()),
             carried: Vec::new(),
@@ -347,6 +353,8 @@ pub fn replay_prepared_with(
     let mut dropped = prepared.dropped.clone();
     let mut recalled = Vec::new();
     let mut regenerated: HashMap<usize, Regenerated> = HashMap::new();
+    // The `Patchmoi-Resolution:` trailers of the patches resolved from memory.
+    let mut trailers: HashMap<usize, String> = HashMap::new();
     let mut refused = None;
     let mut stop = None;
     // Each round replays from a known state: the release, then the tree a
@@ -374,6 +382,7 @@ pub fn replay_prepared_with(
         let current = applied.last().map_or(release_tree.clone(), |(_, tree)| tree.clone());
         let mut resolved = recall(qgit, memory, &merge, &quarantine.staging)?.map(|(tree, files)| {
             let patch = stack[index];
+            trailers.insert(index, memory::trailer(&files));
             recalled.push(RecalledPatch { sha: patch.id.clone(), subject: patch.subject(), files });
             tree
         });
@@ -420,6 +429,9 @@ pub fn replay_prepared_with(
     let mut parent = prepared.land.clone().unwrap_or_else(|| prepared.release.clone());
     for (index, tree) in &applied {
         let mut body = stack[*index].rewrite(tree, &parent);
+        if let Some(trailer) = trailers.get(index) {
+            body = regenerate::with_trailer(&body, trailer);
+        }
         if let Some(done) = regenerated.get(index) {
             body = regenerate::with_trailer(&body, &done.trailer());
         }

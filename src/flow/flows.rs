@@ -142,7 +142,12 @@ impl StackConfig {
             remote: self.remote.clone(),
             tag: tag.to_string(),
             candidate: self.candidate.replace("{tag}", tag),
-            options: StackOptions { provenance: self.provenance, land: self.land, regenerate: self.regenerate.clone() },
+            options: StackOptions {
+                provenance: self.provenance,
+                land: self.land,
+                regenerate: self.regenerate.clone(),
+                pulls: None,
+            },
         }
     }
 }

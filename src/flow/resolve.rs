@@ -40,6 +40,11 @@ pub struct Paused {
     pub branch_head: String,
     pub release: String,
     pub patch: Patch,
+    /// The files the patch changes: a resolution may edit these beside the
+    /// conflicting ones (empty in a session started by an older patchmoi;
+    /// then they are read from the patch).
+    #[serde(default)]
+    pub patch_paths: Vec<String>,
     /// The conflicted merge and its index stages.
     pub merge_tree: String,
     pub conflicts: Vec<ConflictEntry>,
@@ -127,13 +132,21 @@ pub fn start(git: &Git, workspace: &Path, flow: &Flow, event: &FlowEvent, tag: &
         git.remove_worktree(&path)?;
     }
     std::fs::create_dir_all(worktrees_dir(workspace))?;
-    // Sparse by default: only the conflicting files are written, so a large
-    // repository costs no more than its conflicts. `full` checks out every
-    // file, for a fix that must be built or tested where it is made.
+    // Sparse by default: only the conflicting files and the patch's own are
+    // written, so a large repository costs no more than its conflicts.
+    // `full` checks out every file, for a fix that must be built or tested
+    // where it is made.
     if full {
         git.add_conflict_worktree(&path, &stopped.head, &stopped.tree, &stopped.conflicts)?;
     } else {
-        git.add_sparse_conflict_worktree(&path, &stopped.head, &stopped.tree, &stopped.conflicts)?;
+        // The patch's other files too: a resolution may need to edit them.
+        git.add_sparse_conflict_worktree(
+            &path,
+            &stopped.head,
+            &stopped.tree,
+            &stopped.conflicts,
+            &stopped.patch_paths,
+        )?;
     }
     workspace::relabel_conflicts(&path, &stopped.conflicts, &workspace::labels(tag, &stopped.patch))?;
     let paused = Paused {
@@ -144,6 +157,7 @@ pub fn start(git: &Git, workspace: &Path, flow: &Flow, event: &FlowEvent, tag: &
         branch_head: stopped.branch_head,
         release: stopped.release,
         patch: stopped.patch,
+        patch_paths: stopped.patch_paths,
         merge_tree: stopped.tree,
         conflicts: stopped.conflicts,
         worktree: path,
@@ -231,7 +245,15 @@ pub fn finish(git: &Git, workspace: &Path, flow: &Flow, tag: &str) -> Result<(Pa
         );
     }
     let resolved = worktree.write_tree().context("failed to read the resolution from the worktree index")?;
-    if let Err(invalid) = validate(git, &paused.merge_tree, &paused.conflicted_paths(), &resolved)? {
+    let patch_paths = match paused.patch_paths.is_empty() {
+        false => paused.patch_paths.clone(),
+        true => {
+            let commit = git.read_commits(std::slice::from_ref(&paused.patch.sha))?;
+            let commit = commit.first().context("the stopped patch is no longer in the repository")?;
+            git.changed_paths(&replay::first_parent(commit), &commit.id)?
+        }
+    };
+    if let Err(invalid) = validate(git, &paused.merge_tree, &paused.conflicted_paths(), &patch_paths, &resolved)? {
         bail!("the resolution in {} is not finished: {invalid}", paused.worktree.display());
     }
     let recorded = remember(git, &paused.merge_tree, &paused.conflicts, &paused.patch, &paused.tag, &resolved)?;
@@ -258,6 +280,7 @@ pub fn remember(
         patch_subject: patch.subject.clone(),
         tag: tag.to_string(),
         recorded_at: now(),
+        edits: Vec::new(),
     };
     let entries = learn_resolutions(git, merge_tree, conflicts, resolved, &template)?;
     let mut memory = Memory::load(git)?;

@@ -22,6 +22,7 @@ use crate::flow::resolve::session_worktrees;
 use crate::flow::state::StateDir;
 use crate::flow::workspace::{Workspace, Worktree};
 use crate::git;
+use crate::github::Endpoint;
 
 /// Everything a run needs to know besides the event, resolved up front.
 #[derive(Debug, Clone)]
@@ -46,6 +47,9 @@ pub struct RunSettings {
     /// Extra environment for every git command of the run: the action's
     /// credentials for the fork's remote (see `Git::with_http_auth`).
     pub git_env: Vec<(String, String)>,
+    /// GitHub's API with a token, when one is at hand: asked about upstream
+    /// pull requests a patch names and the release's history says nothing of.
+    pub github: Option<Endpoint>,
 }
 
 /// Told about steps as they run, e.g. to report them on GitHub while the

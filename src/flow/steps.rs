@@ -4,6 +4,7 @@
 
 use std::cell::RefCell;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use anyhow::{Context, Result};
 
@@ -17,6 +18,7 @@ use crate::engine::publish;
 use crate::engine::recall;
 use crate::engine::stack::{self, RebaseOutcome};
 use crate::flow::flows::{Condition, Step, StepKind};
+use crate::flow::pulls::GitHubPulls;
 use crate::flow::regenerate::StepRegenerator;
 use crate::flow::report;
 use crate::flow::resolve;
@@ -65,7 +67,12 @@ impl FlowRun<'_> {
 
     fn rebase(&mut self, id: &str) -> Result<(ResultStatus, String, Artifacts)> {
         let tag = self.tag()?.to_string();
-        let spec = self.flow.stack_spec(&tag)?;
+        let mut spec = self.flow.stack_spec(&tag)?;
+        // With a token, GitHub decides the pull requests the history cannot.
+        if let (Some(endpoint), Some(upstream)) = (&self.settings.github, self.event.repo()) {
+            let lookup = GitHubPulls { endpoint: endpoint.clone(), upstream: upstream.to_string() };
+            spec.options.pulls = Some(Arc::new(lookup));
+        }
         refname::check_ref_name(&spec.candidate)
             .map_err(|why| usage(format!("candidate branch `{}` {why}", spec.candidate)))?;
         let git = &self.workspace.git;
@@ -268,8 +275,8 @@ impl FlowRun<'_> {
 
     /// Checks what a `needs_intervention` step left in the stopped-state
     /// worktree before trusting it: no unmerged paths, no conflict markers
-    /// in the conflicted files, no change to any other file (the memory
-    /// could not keep it). A valid resolution is remembered and the flow runs
+    /// in the conflicted files, no change to a file the patch does not touch
+    /// (the memory could not keep it). A valid resolution is remembered and the flow runs
     /// again; anything else keeps the run `needs_intervention` with the reason.
     fn accept_repair(&mut self, worktree: &Path, stopped: &stack::Stopped) -> Result<(ResultStatus, String)> {
         let checkout = git::Git::at(worktree);
@@ -282,7 +289,7 @@ impl FlowRun<'_> {
         let resolved = checkout.write_tree()?;
         let conflicted = git::conflicted_paths(&stopped.conflicts);
         let git = &self.workspace.git;
-        if let Err(invalid) = recall::validate(git, &stopped.tree, &conflicted, &resolved)? {
+        if let Err(invalid) = recall::validate(git, &stopped.tree, &conflicted, &stopped.patch_paths, &resolved)? {
             return Ok((ResultStatus::NeedsIntervention, format!("its resolution was rejected: {invalid}")));
         }
         let tag = self.tag()?.to_string();

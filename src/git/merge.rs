@@ -4,7 +4,7 @@
 use anyhow::{bail, Context, Result};
 
 use super::paths::path_from_bytes;
-use super::Git;
+use super::{failure_message, Git};
 
 /// One merge: apply the change `base → theirs` on top of `ours`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -161,6 +161,25 @@ fn parse_conflict_entry(field: &[u8]) -> Result<ConflictEntry> {
         stage: stage.parse().context("bad conflict stage")?,
         path: path_from_bytes(path),
     })
+}
+
+impl Git {
+    /// The three-way merge of one file's texts (`base → theirs` applied on
+    /// `ours`), as `git merge-file` makes it; None when the two changes
+    /// overlap.
+    pub fn merge_texts(&self, base: &str, ours: &str, theirs: &str) -> Result<Option<String>> {
+        let oids =
+            self.write_blobs(&[ours.as_bytes().to_vec(), base.as_bytes().to_vec(), theirs.as_bytes().to_vec()])?;
+        let [ours, base, theirs] = [&oids[0], &oids[1], &oids[2]].map(String::as_str);
+        let args = ["merge-file", "-p", "--object-id", ours, base, theirs];
+        let output = self.output(&args, None)?;
+        // The exit code is the number of conflicts; a negative one an error.
+        match output.status.code() {
+            Some(0) => Ok(Some(String::from_utf8_lossy(&output.stdout).into_owned())),
+            Some(1..=127) => Ok(None),
+            _ => bail!(failure_message(&args, &output)),
+        }
+    }
 }
 
 #[cfg(test)]

@@ -38,31 +38,34 @@ impl Git {
         Ok(worktree)
     }
 
-    /// The same stopped state, but only the conflicting files are written:
-    /// every other path is in the index marked skip-worktree, so status,
-    /// diff and add behave as in a full checkout while a large repository
-    /// costs no more than its conflicts.
+    /// The same stopped state, but only the conflicting files (and `also`)
+    /// are written: every other path is in the index marked skip-worktree,
+    /// so status, diff and add behave as in a full checkout while a large
+    /// repository costs no more than its conflicts.
     pub fn add_sparse_conflict_worktree(
         &self,
         path: &Path,
         head: &str,
         tree: &str,
         conflicts: &[ConflictEntry],
+        also: &[String],
     ) -> Result<Git> {
         let worktree = self.add_bare_worktree(path, head)?;
         worktree.run(&["read-tree", "--reset", tree])?;
         let conflicted = super::conflicted_paths(conflicts);
         let listed = worktree.run_bytes(&["ls-files", "-z"], None)?;
-        let mut others = Vec::with_capacity(listed.len());
+        let (mut others, mut extra) = (Vec::with_capacity(listed.len()), Vec::new());
         let conflicted: Vec<Vec<u8>> = conflicted.iter().map(|path| path_bytes(path)).collect();
         for path in listed.split(|byte| *byte == 0).filter(|path| !path.is_empty()) {
             if !conflicted.iter().any(|conflict| conflict == path) {
-                others.extend_from_slice(path);
-                others.push(0);
+                // `also` is written where the tree has it: a path it lacks has nothing to write.
+                let out = if also.iter().any(|wanted| path_bytes(wanted) == path) { &mut extra } else { &mut others };
+                out.extend_from_slice(path);
+                out.push(0);
             }
         }
         worktree.run_bytes(&["update-index", "-z", "--skip-worktree", "--stdin"], Some(&others))?;
-        let mut wanted = Vec::new();
+        let mut wanted = extra;
         for path in &conflicted {
             wanted.extend_from_slice(path);
             wanted.push(0);

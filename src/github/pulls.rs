@@ -6,7 +6,7 @@
 use anyhow::Result;
 use serde_json::{json, Value};
 
-use super::{api_error, encode, GitHub};
+use super::{api_error, api_status, encode, GitHub};
 
 /// What the candidate's PR should say.
 #[derive(Debug, Clone)]
@@ -64,6 +64,17 @@ impl GitHub {
         let path = format!("/pulls?state=open&head={}&per_page=100", encode(&head));
         let found = self.get(&path, &format!("look up the pull request of {branch}"))?;
         Ok(found.as_array().and_then(|prs| prs.first().cloned()))
+    }
+
+    /// The commit pull request `number` of this repository was merged as;
+    /// None when it is not merged or there is no such pull request.
+    pub fn merge_commit_of(&self, number: u64) -> Result<Option<String>> {
+        match self.get(&format!("/pulls/{number}"), &format!("look up pull request #{number}")) {
+            Ok(pr) if pr["merged"] == true => Ok(pr["merge_commit_sha"].as_str().map(str::to_string)),
+            Ok(_) => Ok(None),
+            Err(err) if api_status(&err) == Some(404) => Ok(None),
+            Err(err) => Err(err),
+        }
     }
 
     /// The newest PR whose head is `branch` in this repository, in any state.

@@ -27,6 +27,7 @@ pub fn run(local: &LocalTarget, event: &FlowEvent, replay: bool) -> Result<RunRe
         step_secrets: local.step_secrets.clone(),
         echo_steps: false,
         git_env: Vec::new(),
+        github: None,
     };
     run_event(&settings, &selected, event)
 }

@@ -12,6 +12,7 @@ mod github_api;
 mod injection;
 mod memory;
 mod more;
+mod provenance;
 mod secrets;
 
 use std::path::{Path, PathBuf};

@@ -357,3 +357,29 @@ fn fewer_failing_regeneration_falls_back_to_the_conflict_report_with_its_log() {
     let log = std::fs::read_to_string(rebase["artifacts"]["log"].as_str().unwrap()).unwrap();
     assert!(log.contains("cannot regenerate"), "{log}");
 }
+
+#[test]
+fn fewer_regeneration_that_changes_files_outside_its_paths_is_refused() {
+    let command = "cargo update --workspace --offline && echo '// stray' >> dep/src/lib.rs";
+    let fx = cargo_fixture(&format!("  regenerate:\n    - paths: [Cargo.lock]\n      run: \"{command}\"\n"));
+    let run = fx.run_release("v1.1.0", &[]);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    let rebase = run.step("rebase");
+    assert_eq!(rebase["status"], "needs_intervention", "{rebase}");
+    // The normal conflict report, for the patch whose Cargo.lock conflicts.
+    assert_eq!(rebase["artifacts"]["conflict"]["patch"]["subject"], "Add extra");
+    assert_eq!(rebase["artifacts"]["conflict"]["files"][0]["path"], "Cargo.lock");
+    let message = rebase["message"].as_str().unwrap();
+    assert!(
+        message.contains(&format!(
+            "regeneration refused: `{command}` changed files its rule does not cover: dep/src/lib.rs"
+        )),
+        "the rule and the stray file are named: {message}"
+    );
+    assert!(
+        fx.fork.git_output(&["rev-parse", "--verify", "--quiet", "refs/heads/patchmoi/v1.1.0"]).stdout.is_empty(),
+        "no candidate"
+    );
+    let log = rebase["artifacts"]["log"].as_str().unwrap();
+    assert!(log.ends_with("regenerate-1.log") && std::path::Path::new(log).is_file(), "the rule's log: {log}");
+}

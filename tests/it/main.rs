@@ -24,6 +24,7 @@ mod install;
 mod layers;
 mod local_dispatch;
 mod maintainer;
+mod memory;
 mod packs;
 mod pages;
 mod proxy;

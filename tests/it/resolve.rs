@@ -272,7 +272,7 @@ fn agent_resolutions_with_markers_unrelated_changes_or_unstaged_files_are_reject
         ("git add a.txt", "conflict markers are left in a.txt"),
         (
             "sed -i '/^[<=>|]\\{7\\}/d' a.txt\necho extra >> b.txt\ngit add a.txt b.txt",
-            "files that do not conflict changed (b.txt)",
+            "files that the patch does not touch changed (b.txt)",
         ),
         ("sed -i '/^[<=>|]\\{7\\}/d' a.txt", "still unmerged"),
     ];
@@ -346,7 +346,7 @@ fn continue_refuses_changes_it_could_not_keep() {
     worktree.git(&["add", "NOTES.md"]);
     let refused = session(&fx, "continue", &[]);
     assert_eq!(refused.code, 1);
-    assert!(refused.stderr.contains("files that do not conflict changed (NOTES.md)"), "{}", refused.stderr);
+    assert!(refused.stderr.contains("files that the patch does not touch changed (NOTES.md)"), "{}", refused.stderr);
     assert!(worktree.dir.join("NOTES.md").exists(), "nothing the person wrote is lost");
     worktree.git(&["rm", "--quiet", "--cached", "NOTES.md"]);
     std::fs::remove_file(worktree.dir.join("NOTES.md")).unwrap();

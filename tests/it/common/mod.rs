@@ -196,6 +196,8 @@ impl Run {
 pub fn patchmoi(cwd: &Path, args: &[&str], env: &[(&str, &str)]) -> Run {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_patchmoi"));
     cmd.current_dir(cwd).args(args).env_remove("CODEX_FLOWS_MODE").env_remove("CODEX_FLOWS_ENABLE_CODE_MODE");
+    // A token in the test's own environment would send `run` to GitHub.
+    cmd.env_remove("GITHUB_TOKEN").env_remove("GITHUB_API_URL");
     for proxy in
         ["HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY", "http_proxy", "https_proxy", "all_proxy", "no_proxy"]
     {

@@ -53,6 +53,9 @@ pub struct State {
     pub check_runs: Vec<Value>,
     pub statuses: Vec<Value>,
     pub pulls: Vec<Value>,
+    /// Pull requests of other repositories (an upstream's), each with its
+    /// `base.repo.full_name`, `merged` and `merge_commit_sha`.
+    pub foreign_pulls: Vec<Value>,
     pub issues: Vec<Value>,
     pub comments: Vec<Value>,
     pub requests: Vec<String>,

@@ -104,6 +104,18 @@ pub fn route(
             state.pulls.push(pr.clone());
             reply(201, pr)
         }
+        ("get", "/repos/{owner}/{repo}/pulls/{pull_number}") => {
+            let number: u64 = param("pull_number").parse().unwrap_or_default();
+            let found = state
+                .foreign_pulls
+                .iter()
+                .find(|pr| pr["base"]["repo"]["full_name"] == repo && pr["number"] == number)
+                .or_else(|| state.pulls.iter().find(|pr| pr["number"] == number));
+            match found {
+                Some(pr) => reply(200, pr.clone()),
+                None => reply(404, json!({"message": "Not Found"})),
+            }
+        }
         ("patch", "/repos/{owner}/{repo}/pulls/{pull_number}") => {
             let number: u64 = param("pull_number").parse().unwrap_or_default();
             let Some(pr) = state.pulls.iter_mut().find(|pr| pr["number"] == number) else {
