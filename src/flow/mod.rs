@@ -19,4 +19,5 @@ mod script;
 pub mod shell;
 pub mod state;
 pub mod steps;
+pub mod supervise;
 pub mod workspace;

@@ -32,3 +32,4 @@ mod resolve;
 mod secrets;
 mod serve_limits;
 mod server;
+mod steps_end;
