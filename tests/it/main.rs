@@ -28,6 +28,7 @@ mod packs;
 mod pages;
 mod proxy;
 mod rebase;
+mod records;
 mod resolve;
 mod secrets;
 mod serve_limits;
