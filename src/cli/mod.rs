@@ -7,6 +7,7 @@ mod docs;
 mod flows;
 mod history;
 mod pack;
+mod prune;
 mod resolve;
 mod run;
 mod service;
@@ -21,6 +22,7 @@ use docs::CompletionsArgs;
 use flows::FlowsArgs;
 use history::HistoryArgs;
 use pack::{PackAddArgs, PackDoctorArgs};
+use prune::PruneArgs;
 use resolve::{ContinueArgs, ResolveArgs, SessionArgs};
 use run::{DemoArgs, PromoteArgs, RunArgs};
 use service::{DataArgs, ListArgs, RedispatchArgs, ServeArgs, WatchArgs};
@@ -100,6 +102,10 @@ pub enum Command {
     /// One release's timeline (newest release first without --tag): events,
     /// dispatches, runs, conflicts and culprits, resolutions, promotion.
     History(HistoryArgs),
+    /// Delete old releases' refs, run folders and records, keeping the
+    /// newest --keep of each flow, the promoted one and any being resolved
+    /// (a dry run without --apply).
+    Prune(PruneArgs),
     /// Build a small upstream and fork in a temporary directory and run the
     /// flow for two releases: a clean one and one with a conflict.
     Demo(DemoArgs),
@@ -265,6 +271,7 @@ pub fn dispatch(cli: Cli, env: &Env) -> Result<Exit> {
         Command::Continue(args) => resolve::cmd_continue(args, env),
         Command::Abort(args) => resolve::cmd_abort(args, env),
         Command::History(args) => history::cmd_history(args, env),
+        Command::Prune(args) => prune::cmd_prune(args, env),
         Command::Flows(args) => flows::cmd_flows(args),
         Command::Completions(args) => docs::cmd_completions(args),
         Command::Man => docs::cmd_man(),

@@ -9,6 +9,7 @@ pub mod flows;
 pub mod gate;
 pub mod manifest;
 pub mod pack;
+pub mod prune;
 pub mod regenerate;
 pub mod report;
 pub mod resolve;

@@ -301,6 +301,53 @@ impl Store {
         rows.map(|row| parse(&row?)).collect()
     }
 
+    /// Every stored event, oldest first.
+    pub fn all_events(&self) -> Result<Vec<FlowEvent>> {
+        let mut stmt = self.conn.prepare("SELECT json FROM events ORDER BY seq")?;
+        let rows = stmt.query_map([], |row| row.get::<_, String>(0))?;
+        rows.map(|row| parse(&row?)).collect()
+    }
+
+    /// How many events, dispatches and attempts these events have.
+    pub fn records_of(&self, event_ids: &[String]) -> Result<(usize, usize, usize)> {
+        let mut counts = (0, 0, 0);
+        for id in event_ids {
+            let count = |table: &str| -> Result<usize> {
+                let sql = format!(
+                    "SELECT count(*) FROM {table} WHERE {} = ?1",
+                    if table == "events" { "id" } else { "event_id" }
+                );
+                Ok(self.conn.query_row(&sql, [id], |row| row.get::<_, i64>(0))? as usize)
+            };
+            counts.0 += count("events")?;
+            counts.1 += count("dispatches")?;
+            counts.2 += count("attempts")?;
+        }
+        Ok(counts)
+    }
+
+    /// Deletes these events with their dispatches, attempts and the
+    /// attempts' webhook keys, in one transaction.
+    pub fn forget_events(&mut self, event_ids: &[String]) -> Result<()> {
+        let what = self.writing(&format!("the removal of {} event(s)", event_ids.len()));
+        let forget = |conn: &mut Connection| -> Result<()> {
+            let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            for id in event_ids {
+                tx.execute(
+                    "DELETE FROM attempt_keys WHERE attempt_seq IN (SELECT seq FROM attempts WHERE event_id = ?1)",
+                    [id],
+                )?;
+                tx.execute("DELETE FROM attempts WHERE event_id = ?1", [id])?;
+                tx.execute("DELETE FROM dispatches WHERE event_id = ?1", [id])?;
+                tx.execute("DELETE FROM dispatch_claims WHERE event_id = ?1", [id])?;
+                tx.execute("DELETE FROM events WHERE id = ?1", [id])?;
+            }
+            tx.commit()?;
+            Ok(())
+        };
+        forget(&mut self.conn).context(what)
+    }
+
     /// Stores a dispatch record and its new attempt together. Should another
     /// attempt already have the id (two dispatches in the same
     /// millisecond), the new one gets a `-2`, `-3`... suffix; returns it.

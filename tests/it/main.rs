@@ -27,6 +27,7 @@ mod maintainer;
 mod packs;
 mod pages;
 mod proxy;
+mod prune;
 mod rebase;
 mod records;
 mod resolve;
