@@ -90,8 +90,11 @@ pub fn execute(spec: &AppServerSpec) -> Result<String> {
     };
     let result = session.run(spec);
     let _ = step.stop();
-    let mut log = std::fs::OpenOptions::new().append(true).open(&spec.log_path)?;
-    writeln!(log, "{}", session.output)?;
+    let appended = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&spec.log_path)
+        .and_then(|mut log| writeln!(log, "{}", session.output));
+    appended.with_context(|| format!("failed to append the script's output to {}", spec.log_path.display()))?;
     result
 }
 
