@@ -14,9 +14,11 @@ use patchmoi::core::secrets::scrub_held;
 use patchmoi::core::text::printable;
 
 fn main() -> ExitCode {
+    patchmoi::cli::supervise_if_asked();
     patchmoi::cli::settings::hand_over_credentials();
     let cli = Cli::parse();
     let env = capture_env();
+    patchmoi::cli::supervise_steps();
     let on_actions = env.get("GITHUB_ACTIONS") == Some("true");
     let colour = cli.color.enabled(std::io::stderr().is_terminal(), env.get("NO_COLOR").is_some());
     init_tracing(cli.verbose, env.get("RUST_LOG"), on_actions, colour);

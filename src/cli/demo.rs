@@ -76,10 +76,13 @@ pub fn run(dir: Option<&Path>, env: &Env) -> Result<()> {
     upstream.tag("v2.0.0")?;
 
     let flow_dir = fork_dir.join(".codex/flows/demo-fork");
-    std::fs::create_dir_all(&flow_dir)?;
-    std::fs::write(flow_dir.join("flow.yml"), flow_yaml(upstream_path))?;
+    std::fs::create_dir_all(&flow_dir).with_context(|| format!("failed to create {}", flow_dir.display()))?;
+    let flow_file = flow_dir.join("flow.yml");
+    std::fs::write(&flow_file, flow_yaml(upstream_path))
+        .with_context(|| format!("failed to write {}", flow_file.display()))?;
     // The flow file is installed, not part of the patch stack.
-    std::fs::write(fork_dir.join(".git/info/exclude"), ".codex/\n")?;
+    let exclude = fork_dir.join(".git/info/exclude");
+    std::fs::write(&exclude, ".codex/\n").with_context(|| format!("failed to write {}", exclude.display()))?;
 
     println!("patchmoi demo in {}\n", root.display());
     println!("upstream  {}  releases v1.0.0, v1.1.0, v2.0.0", upstream_dir.display());

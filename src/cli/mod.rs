@@ -7,6 +7,7 @@ mod docs;
 mod flows;
 mod history;
 mod pack;
+mod prune;
 mod resolve;
 mod run;
 mod service;
@@ -21,16 +22,19 @@ use docs::CompletionsArgs;
 use flows::FlowsArgs;
 use history::HistoryArgs;
 use pack::{PackAddArgs, PackDoctorArgs, PackUpdateArgs};
+use prune::PruneArgs;
 use resolve::{ContinueArgs, ResolveArgs, SessionArgs};
 use run::{DemoArgs, PromoteArgs, RunArgs};
 use service::{DataArgs, ListArgs, RedispatchArgs, ServeArgs, WatchArgs};
 use setup::SetupForkArgs;
 
+use std::ffi::{OsStr, OsString};
 use std::path::PathBuf;
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
 
+use crate::flow::supervise::{supervise, supervise_steps_with, SUBCOMMAND};
 use crate::github::proxy::use_proxies;
 use crate::service::attempt::Operation;
 use settings::Env;
@@ -98,6 +102,10 @@ pub enum Command {
     /// One release's timeline (newest release first without --tag): events,
     /// dispatches, runs, conflicts and culprits, resolutions, promotion.
     History(HistoryArgs),
+    /// Delete old releases' refs, run folders and records, keeping the
+    /// newest --keep of each flow, the promoted one and any being resolved
+    /// (a dry run without --apply).
+    Prune(PruneArgs),
     /// Build a small upstream and fork in a temporary directory and run the
     /// flow for two releases: a clean one and one with a conflict.
     Demo(DemoArgs),
@@ -156,6 +164,48 @@ pub enum Command {
     /// check what is installed.
     #[command(subcommand)]
     Pack(PackCommand),
+    /// Internal: runs a step's program and ends its process group when the
+    /// program exits or patchmoi does (see `flow::supervise`).
+    #[command(name = "__supervise", hide = true)]
+    Supervise(SuperviseArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct SuperviseArgs {
+    /// The read end of the pipe whose end of file means patchmoi is gone.
+    #[arg(long)]
+    watch_fd: i32,
+    /// The program and its arguments.
+    #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true)]
+    command: Vec<OsString>,
+}
+
+/// When this process is a step's supervisor (`patchmoi __supervise …`),
+/// runs it and never returns. Called first thing in `main`, before the
+/// credentials hand-over or anything else reads or changes the
+/// environment: the step gets the environment it was given, unchanged.
+pub fn supervise_if_asked() {
+    if std::env::args_os().nth(1).as_deref() != Some(OsStr::new(SUBCOMMAND)) {
+        return;
+    }
+    if let Command::Supervise(args) = Cli::parse().command {
+        cmd_supervise(args);
+    }
+}
+
+fn cmd_supervise(args: SuperviseArgs) -> ! {
+    supervise(args.watch_fd, &args.command[0], &args.command[1..])
+}
+
+/// Runs every step of this process under a supervisor: this binary,
+/// re-executed. `/proc/self/exe` stays valid when the file is replaced
+/// or deleted while patchmoi runs.
+pub fn supervise_steps() {
+    let proc_exe = PathBuf::from("/proc/self/exe");
+    let program = if proc_exe.exists() { Some(proc_exe) } else { std::env::current_exe().ok() };
+    if let Some(program) = program {
+        supervise_steps_with(program);
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -224,6 +274,7 @@ pub fn dispatch(cli: Cli, env: &Env) -> Result<Exit> {
         Command::Continue(args) => resolve::cmd_continue(args, env),
         Command::Abort(args) => resolve::cmd_abort(args, env),
         Command::History(args) => history::cmd_history(args, env),
+        Command::Prune(args) => prune::cmd_prune(args, env),
         Command::Flows(args) => flows::cmd_flows(args),
         Command::Completions(args) => docs::cmd_completions(args),
         Command::Man => docs::cmd_man(),
@@ -241,6 +292,7 @@ pub fn dispatch(cli: Cli, env: &Env) -> Result<Exit> {
         Command::Pack(PackCommand::Add(args)) => pack::cmd_pack_add(args, env),
         Command::Pack(PackCommand::Doctor(args)) => pack::cmd_pack_doctor(args, env),
         Command::Pack(PackCommand::Update(args)) => pack::cmd_pack_update(args, env),
+        Command::Supervise(args) => cmd_supervise(args),
     }
 }
 

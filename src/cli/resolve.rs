@@ -140,15 +140,13 @@ pub fn cmd_continue(continued: ContinueArgs, env: &Env) -> Result<Exit> {
     let (paused, recorded) = finish(&git, &root, &flow, &args.target.tag)?;
     eprintln!("recorded {recorded} resolution(s) for \"{}\" in the memory", paused.patch.subject);
     let settings = run_settings(env, root.clone(), Some(flow.name.clone()), push, true, true);
-    let report = run_event(&settings, &[&flow], &paused.event);
+    // Recorded as started before the flow runs again, as `run` does.
     let mut store = Store::open(&workspace_data_dir(None, env, &root))?;
     store.record_event(&paused.event)?;
     let local = local_target(env, &root, push);
-    dispatch::record(
-        &mut store,
-        &paused.event,
-        dispatch::local_delivery(&local, &paused.event, Operation::Continue, &report),
-    )?;
+    let started = dispatch::begin_local(&mut store, &local, &paused.event, Operation::Continue)?;
+    let report = run_event(&settings, &[&flow], &paused.event);
+    dispatch::finish_local(&mut store, started, &local, &paused.event, Operation::Continue, &report, false)?;
     let report = report?;
     let next = match report.status {
         ResultStatus::NeedsIntervention => {

@@ -168,18 +168,21 @@ fn run(event: FlowEvent, flows: &[Flow], root: PathBuf, args: &RunArgs, env: &En
     let operation = if args.replay { Operation::Replay } else { Operation::Dispatch };
     let mut store = Store::open(&workspace_data_dir(args.data_dir.as_deref(), env, &settings.workspace))?;
     store.record_event(&event)?;
+    // The attempt is recorded before the work starts: a run that dies, or
+    // whose data dir fills up meanwhile, still shows as `started`.
+    let local = local_target(env, &settings.workspace, settings.push);
+    let started = dispatch::begin_local(&mut store, &local, &event, operation)?;
+    let attempt_id = started.attempt_id().to_string();
     let report = run_event(&settings, &selected, &event);
     // A lookup of what an earlier run stored is no new attempt.
-    if !report.as_ref().is_ok_and(|report| report.stored) {
-        let local = local_target(env, &settings.workspace, settings.push);
-        dispatch::record(&mut store, &event, dispatch::local_delivery(&local, &event, operation, &report))?;
-    }
+    let finished = dispatch::finish_local(&mut store, started, &local, &event, operation, &report, true);
     let report = report?;
     if args.json {
         println!("{}", serde_json::to_string(&report)?);
     } else {
         print!("{}", report::run_text(&report));
     }
+    finished.with_context(|| format!("the run ended, but attempt {attempt_id} stays recorded as started"))?;
     Ok(if report.status.needs_attention() { Exit::Attention } else { Exit::Done })
 }
 

@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use clap::Args;
 use serde::Serialize;
 
@@ -139,8 +139,9 @@ fn write_new(root: &Path, relative: &Path, text: &str, written: &mut Vec<PathBuf
     if file.exists() {
         return Ok(());
     }
-    std::fs::create_dir_all(file.parent().expect("relative paths have a parent"))?;
-    std::fs::write(&file, text)?;
+    let dir = file.parent().expect("relative paths have a parent");
+    std::fs::create_dir_all(dir).with_context(|| format!("failed to create {}", dir.display()))?;
+    std::fs::write(&file, text).with_context(|| format!("failed to write {}", file.display()))?;
     written.push(relative.to_path_buf());
     Ok(())
 }

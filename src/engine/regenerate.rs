@@ -116,7 +116,7 @@ pub fn regenerate(
         .tempdir_in(&quarantine.staging)
         .context("failed to make a checkout to regenerate in")?;
     let (checkout, index) = (scratch.path().join("checkout"), scratch.path().join("index"));
-    std::fs::create_dir_all(&checkout)?;
+    std::fs::create_dir_all(&checkout).with_context(|| format!("failed to create {}", checkout.display()))?;
     git.checkout_scratch(&start, &checkout, &index)?;
     let ran = regenerator.run(rule, &checkout, patch)?;
     if !ran.passed {

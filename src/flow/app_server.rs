@@ -9,14 +9,15 @@
 
 use std::fs::File;
 use std::io::{BufRead, BufReader, Write};
-use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
-use std::process::{Child, ChildStdin, Command, Stdio};
+use std::process::{ChildStdin, Stdio};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context, Result};
 use serde_json::{json, Value};
+
+use crate::flow::supervise::{find_program, StepCommand};
 
 /// What to run and where.
 #[derive(Debug, Clone)]
@@ -52,17 +53,23 @@ pub const APP_SERVER_ARGS: [&str; 11] = [
 /// Runs the script and returns the agent's text (where `FLOW_RESULT` is).
 pub fn execute(spec: &AppServerSpec) -> Result<String> {
     let log = File::create(&spec.log_path).with_context(|| format!("failed to create {}", spec.log_path.display()))?;
-    let mut child = Command::new(&spec.command)
-        .args(APP_SERVER_ARGS)
+    let path = spec.env.iter().find(|(name, _)| name == "PATH").map(|(_, value)| value.as_str()).unwrap_or("");
+    // Found here, so that "not installed" is told apart from a failing server.
+    let program = find_program(&spec.command, path).ok_or_else(|| {
+        anyhow::Error::new(std::io::Error::from(std::io::ErrorKind::NotFound))
+            .context(format!("failed to start {} app-server: not found on PATH", spec.command))
+    })?;
+    let mut step = StepCommand::new(&program, &APP_SERVER_ARGS)
+        .with_context(|| format!("failed to start {} app-server", spec.command))?;
+    step.command
         .current_dir(&spec.cwd)
         .env_clear()
         .envs(spec.env.iter().map(|(k, v)| (k, v)))
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
-        .stderr(log)
-        .process_group(0)
-        .spawn()
-        .with_context(|| format!("failed to start {} app-server", spec.command))?;
+        .stderr(log);
+    let mut step = step.spawn().with_context(|| format!("failed to start {} app-server", spec.command))?;
+    let child = &mut step.child;
     let stdout = child.stdout.take().expect("stdout is piped");
     let (sender, lines) = mpsc::channel();
     std::thread::spawn(move || {
@@ -82,9 +89,12 @@ pub fn execute(spec: &AppServerSpec) -> Result<String> {
         completed: None,
     };
     let result = session.run(spec);
-    stop(&mut child);
-    let mut log = std::fs::OpenOptions::new().append(true).open(&spec.log_path)?;
-    writeln!(log, "{}", session.output)?;
+    let _ = step.stop();
+    let appended = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&spec.log_path)
+        .and_then(|mut log| writeln!(log, "{}", session.output));
+    appended.with_context(|| format!("failed to append the script's output to {}", spec.log_path.display()))?;
     result
 }
 
@@ -191,23 +201,6 @@ fn agent_texts(read: &Value) -> Vec<String> {
         .filter(|item| item["type"] == "agentMessage")
         .filter_map(|item| item["text"].as_str().map(str::to_string))
         .collect()
-}
-
-/// SIGTERM to the server's process group, a moment, then SIGKILL.
-fn stop(child: &mut Child) {
-    let pgid = child.id() as libc::pid_t;
-    // SAFETY: kill(2) with plain integers; the group exists while the child is unreaped.
-    unsafe { libc::kill(-pgid, libc::SIGTERM) };
-    let until = Instant::now() + Duration::from_secs(2);
-    while Instant::now() < until {
-        if let Ok(Some(_)) = child.try_wait() {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    // SAFETY: as above.
-    unsafe { libc::kill(-pgid, libc::SIGKILL) };
-    let _ = child.wait();
 }
 
 #[cfg(test)]

@@ -131,7 +131,8 @@ pub fn start(git: &Git, workspace: &Path, flow: &Flow, event: &FlowEvent, tag: &
     if path.exists() {
         git.remove_worktree(&path)?;
     }
-    std::fs::create_dir_all(worktrees_dir(workspace))?;
+    let worktrees = worktrees_dir(workspace);
+    std::fs::create_dir_all(&worktrees).with_context(|| format!("failed to create {}", worktrees.display()))?;
     // Sparse by default: only the conflicting files and the patch's own are
     // written, so a large repository costs no more than its conflicts.
     // `full` checks out every file, for a fix that must be built or tested

@@ -6,7 +6,7 @@
 //! (see `app_server`). Both get the allowlisted step environment plus the
 //! runtime variables, a log, and a place in the state file like any step.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use anyhow::{Context, Result};
 use serde_json::{json, Map, Value};
@@ -20,6 +20,7 @@ use crate::flow::manifest::{ScriptRunner, ScriptStep};
 use crate::flow::shell::{run_check, tail_lines, CheckOutcome, CheckSpec};
 use crate::flow::state;
 use crate::flow::steps::scrub_log;
+use crate::flow::supervise::find_program;
 
 /// Names more variables a `flow.toml` step gets from patchmoi's
 /// environment; a credential named there reaches it as a `secrets:` entry
@@ -309,14 +310,6 @@ fn code_mode_source(flow: &Value, body: &str) -> String {
         body.to_string(),
     ]
     .join("\n")
-}
-
-/// The first executable `name` on `path` (a `PATH` value).
-fn find_program(name: &str, path: &str) -> Option<PathBuf> {
-    use std::os::unix::fs::PermissionsExt;
-    path.split(':').filter(|dir| !dir.is_empty()).map(|dir| Path::new(dir).join(name)).find(|candidate| {
-        candidate.metadata().is_ok_and(|meta| meta.is_file() && meta.permissions().mode() & 0o111 != 0)
-    })
 }
 
 /// `text` as one shell word.

@@ -6,9 +6,9 @@
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom, Write};
-use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{ExitStatus, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread;
@@ -17,11 +17,10 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context};
 
 use crate::core::secrets::scrub_held;
+use crate::flow::supervise::{wait_until, StepCommand};
 
 /// How many log lines a result carries.
 const TAIL_LINES: usize = 50;
-/// How long the process group gets between SIGTERM and SIGKILL.
-const TERM_GRACE: Duration = Duration::from_secs(5);
 /// `tail_lines` stops reading backwards after this much, so one enormous
 /// line (progress bars written with `\r`) cannot pull a huge log into memory.
 const MAX_TAIL_BYTES: u64 = 4 * 1024 * 1024;
@@ -84,17 +83,13 @@ pub fn run_check(spec: &CheckSpec) -> anyhow::Result<CheckResult> {
         open_log(&spec.log_path).with_context(|| format!("failed to create log file {log_path} for step {name}"))?;
     let log_err = log.try_clone().with_context(|| format!("failed to duplicate log file handle for step {name}"))?;
 
-    let mut command = Command::new("bash");
-    command
-        .args(["-eo", "pipefail", "-c", &spec.command])
-        .current_dir(&spec.cwd)
-        .stdin(Stdio::null())
-        .stdout(log)
-        .stderr(log_err)
-        .envs(spec.env.iter().map(|(k, v)| (k, v)))
-        // Its own group, so a timeout can take down everything it started.
-        .process_group(0);
-    if !spec.inherit_env {
+    let mut step = StepCommand::new("bash", &["-eo", "pipefail", "-c", &spec.command])
+        .with_context(|| format!("failed to prepare step {name}"))?;
+    let command = &mut step.command;
+    command.current_dir(&spec.cwd).stdin(Stdio::null()).stdout(log).stderr(log_err);
+    if spec.inherit_env {
+        command.envs(spec.env.iter().map(|(k, v)| (k, v)));
+    } else {
         command.env_clear().envs(spec.env.iter().map(|(k, v)| (k, v)));
     }
     for key in &spec.env_remove {
@@ -103,18 +98,20 @@ pub fn run_check(spec: &CheckSpec) -> anyhow::Result<CheckResult> {
 
     tracing::debug!(step = %name, %cwd, command = %spec.command, "running check");
     let start = Instant::now();
-    let mut child = command.spawn().with_context(|| format!("failed to start bash for step {name}"))?;
+    // Its own process group, under the supervisor: a timeout, or the end
+    // of patchmoi, takes down everything it started.
+    let mut child = step.spawn().with_context(|| format!("failed to start bash for step {name}"))?;
     tracing::info!("step {name}: running, log {log_path}");
     let done = Arc::new(AtomicBool::new(false));
     let follower = spec.echo.then(|| follow(spec.log_path.clone(), name.clone(), done.clone()));
 
-    let outcome = match wait_until(&mut child, start + spec.timeout)
+    let outcome = match wait_until(&mut child.child, start + spec.timeout)
         .with_context(|| format!("failed to wait for step {name}"))?
     {
         Some(status) => outcome_of(status),
         None => {
             tracing::warn!(step = %name, timeout = %humantime::format_duration(spec.timeout), "check timed out; killing process group");
-            kill_group(&mut child).with_context(|| format!("failed to kill step {name}"))?;
+            child.stop().with_context(|| format!("failed to kill step {name}"))?;
             CheckOutcome::TimedOut
         }
     };
@@ -185,52 +182,6 @@ fn finish_log(path: &Path, line: &str) -> io::Result<Vec<String>> {
     let sep = if last[0] == b'\n' { "" } else { "\n" };
     writeln!(file, "{sep}{line}")?;
     tail_lines(path, TAIL_LINES)
-}
-
-/// Polls the child until it exits (`Some`) or the deadline passes (`None`).
-/// Polling keeps this single-threaded; the sleep grows so long steps cost little.
-fn wait_until(child: &mut Child, deadline: Instant) -> io::Result<Option<ExitStatus>> {
-    let mut pause = Duration::from_millis(20);
-    loop {
-        if let Some(status) = child.try_wait()? {
-            return Ok(Some(status));
-        }
-        let now = Instant::now();
-        if now >= deadline {
-            return Ok(None);
-        }
-        thread::sleep(pause.min(deadline - now));
-        pause = (pause * 2).min(Duration::from_millis(100));
-    }
-}
-
-/// SIGTERM to the group, up to `TERM_GRACE` for bash to exit, then SIGKILL to
-/// the group regardless, so grandchildren that ignore SIGTERM go too.
-fn kill_group(child: &mut Child) -> io::Result<()> {
-    // process_group(0) made the pgid equal to bash's pid. The id cannot be
-    // reused while any member of the group is alive, so signalling it late is safe.
-    let pgid = child.id() as libc::pid_t;
-    signal_group(pgid, libc::SIGTERM)?;
-    // Once bash is gone we stop waiting: its descendants got the same SIGTERM
-    // and anything still alive is ignoring it.
-    let exited = wait_until(child, Instant::now() + TERM_GRACE)?.is_some();
-    signal_group(pgid, libc::SIGKILL)?;
-    if !exited {
-        child.wait()?;
-    }
-    Ok(())
-}
-
-fn signal_group(pgid: libc::pid_t, signal: libc::c_int) -> io::Result<()> {
-    // SAFETY: kill(2) takes plain integers and touches no memory of ours.
-    if unsafe { libc::kill(-pgid, signal) } == 0 {
-        return Ok(());
-    }
-    match io::Error::last_os_error() {
-        // ESRCH: the whole group is already gone, which is what we wanted.
-        err if err.raw_os_error() == Some(libc::ESRCH) => Ok(()),
-        err => Err(err),
-    }
 }
 
 fn outcome_of(status: ExitStatus) -> CheckOutcome {

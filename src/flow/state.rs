@@ -285,12 +285,12 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     // uploaded as an artifact, which Actions does not mask.
     let scrubbed = std::str::from_utf8(bytes).ok().map(scrub_held).filter(|clean| clean.as_bytes() != bytes);
     let bytes = scrubbed.as_ref().map_or(bytes, |clean| clean.as_bytes());
-    let dir = path.parent().context("path has no parent directory")?;
+    let dir = path.parent().with_context(|| format!("{} has no parent directory", path.display()))?;
     std::fs::create_dir_all(dir).with_context(|| format!("failed to create {}", dir.display()))?;
     let mut file =
         tempfile::NamedTempFile::new_in(dir).with_context(|| format!("failed to write in {}", dir.display()))?;
-    file.write_all(bytes)?;
-    file.as_file().sync_all()?;
+    file.write_all(bytes).with_context(|| format!("failed to write {} (in {})", path.display(), dir.display()))?;
+    file.as_file().sync_all().with_context(|| format!("failed to write {} (in {})", path.display(), dir.display()))?;
     file.persist(path).with_context(|| format!("failed to replace {}", path.display()))?;
     if let Ok(handle) = File::open(dir) {
         let _ = handle.sync_all();

@@ -156,7 +156,8 @@ impl Quarantine {
         }
         std::fs::create_dir_all(scratch.join("refs/heads"))
             .with_context(|| format!("failed to create {}", scratch.display()))?;
-        std::fs::write(scratch.join("HEAD"), "ref: refs/heads/main\n")?;
+        std::fs::write(scratch.join("HEAD"), "ref: refs/heads/main\n")
+            .with_context(|| format!("failed to write {}", scratch.join("HEAD").display()))?;
         // `info/attributes` can name merge drivers; the scratch reads the same.
         let info = self.repo_common_dir().join("info");
         if info.is_dir() {
@@ -170,7 +171,8 @@ impl Quarantine {
         config.push_str("[core]\n\trepositoryformatversion = 1\n");
         config.push_str(&format!("[extensions]\n\tobjectFormat = {}\n", self.format()));
         // Written last: a scratch with HEAD but no config is never taken as done.
-        std::fs::write(scratch.join("config"), config)?;
+        std::fs::write(scratch.join("config"), config)
+            .with_context(|| format!("failed to write {}", scratch.join("config").display()))?;
         Ok(scratch)
     }
 }

@@ -239,6 +239,17 @@ impl Git {
         Ok(output.status.success().then(|| String::from_utf8_lossy(&output.stdout).trim().to_string()))
     }
 
+    /// Every ref under `prefix` (e.g. `refs/patchmoi/`) with its value
+    /// (not peeled), in name order.
+    pub fn refs_under(&self, prefix: &str) -> Result<Vec<(String, String)>> {
+        let out = self.run(&["for-each-ref", "--format=%(refname) %(objectname)", "--end-of-options", prefix])?;
+        Ok(out
+            .lines()
+            .filter_map(|line| line.split_once(' '))
+            .map(|(name, sha)| (name.to_string(), sha.to_string()))
+            .collect())
+    }
+
     /// The best common ancestor, or None for unrelated (or shallow-cut) histories.
     pub fn merge_base(&self, a: &str, b: &str) -> Result<Option<String>> {
         let output = self.output(&["merge-base", "--end-of-options", a, b], None)?;

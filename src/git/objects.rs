@@ -150,8 +150,12 @@ impl Git {
         files: &[(String, Option<String>, String)],
         staging: &Path,
     ) -> Result<String> {
-        std::fs::create_dir_all(staging)?;
-        let index = tempfile::Builder::new().prefix("index-").tempfile_in(staging)?.into_temp_path();
+        std::fs::create_dir_all(staging).with_context(|| format!("failed to create {}", staging.display()))?;
+        let index = tempfile::Builder::new()
+            .prefix("index-")
+            .tempfile_in(staging)
+            .with_context(|| format!("failed to write an index in {}", staging.display()))?
+            .into_temp_path();
         let indexed = self.with_env("GIT_INDEX_FILE", index.as_os_str());
         indexed.run(&["read-tree", tree])?;
         let bodies: Vec<Vec<u8>> =
@@ -247,7 +251,7 @@ impl Git {
         if bodies.is_empty() {
             return Ok(Vec::new());
         }
-        std::fs::create_dir_all(staging)?;
+        std::fs::create_dir_all(staging).with_context(|| format!("failed to create {}", staging.display()))?;
         let mut paths = String::new();
         for (index, body) in bodies.iter().enumerate() {
             let path = staging.join(format!("{kind}-{index}"));

@@ -35,7 +35,8 @@ impl Git {
         };
         let format = self.object_format()?;
         let quarantine_objects = dir.path().join("objects");
-        std::fs::create_dir_all(&quarantine_objects)?;
+        std::fs::create_dir_all(&quarantine_objects)
+            .with_context(|| format!("failed to create {}", quarantine_objects.display()))?;
         let git = self
             .with_env("GIT_OBJECT_DIRECTORY", quarantine_objects.as_os_str())
             .with_env("GIT_ALTERNATE_OBJECT_DIRECTORIES", objects.as_os_str())

@@ -59,6 +59,37 @@ impl Git {
         Ok(())
     }
 
+    /// Every ref under `prefix` (e.g. `refs/heads/patchmoi/`) on `remote`,
+    /// with its value, in name order.
+    pub fn remote_refs_under(&self, remote: &str, prefix: &str) -> Result<Vec<(String, String)>> {
+        let out = self
+            .run(&["ls-remote", "--refs", "--end-of-options", remote])
+            .with_context(|| format!("failed to list the refs of {}", redact_url(remote)))?;
+        let mut found: Vec<(String, String)> = out
+            .lines()
+            .filter_map(|line| line.split_once('\t'))
+            .filter(|(_, name)| name.starts_with(prefix))
+            .map(|(sha, name)| (name.to_string(), sha.to_string()))
+            .collect();
+        found.sort();
+        Ok(found)
+    }
+
+    /// Deletes `refs` (name, expected value) on `remote`, each leased on its
+    /// value, so a ref someone moved meanwhile is left alone.
+    pub fn delete_remote_refs(&self, remote: &str, refs: &[(String, String)]) -> Result<()> {
+        if refs.is_empty() {
+            return Ok(());
+        }
+        let mut args: Vec<String> = vec!["push".into(), "--quiet".into(), "--porcelain".into()];
+        args.extend(refs.iter().map(|(name, sha)| format!("--force-with-lease={name}:{sha}")));
+        args.extend(["--end-of-options".into(), remote.to_string()]);
+        args.extend(refs.iter().map(|(name, _)| format!(":{name}")));
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        self.run(&args).with_context(|| format!("failed to delete {} ref(s) on {}", refs.len(), redact_url(remote)))?;
+        Ok(())
+    }
+
     /// The value of `refname` on `remote`, or None when it has none.
     pub fn remote_ref(&self, remote: &str, refname: &str) -> Result<Option<String>> {
         let out = self

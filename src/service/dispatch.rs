@@ -32,8 +32,84 @@ pub fn dispatch(
     event: &FlowEvent,
     operation: Operation,
 ) -> Result<(DispatchRecord, Attempt)> {
+    if let Target::Local(local) = target {
+        // Recorded before the work starts, so a run that dies (or cannot
+        // record its end) still shows, as `started`.
+        let started = begin_local(store, local, event, operation)?;
+        // A retry or a replay always runs again; only a first dispatch
+        // reports what an earlier run of the same event stored.
+        let report = local::run(local, event, operation != Operation::Dispatch);
+        let (record, attempt) = finish_local(store, started, local, event, operation, &report, false)?;
+        return Ok((record, attempt.expect("kept unless asked to forget")));
+    }
     let delivery = deliver(target, event, operation);
     record(store, event, delivery)
+}
+
+/// An in-process run whose start is recorded: its dispatch row and attempt.
+#[derive(Debug)]
+pub struct Started {
+    seq: i64,
+    attempt_id: String,
+    created_at: String,
+}
+
+impl Started {
+    pub fn attempt_id(&self) -> &str {
+        &self.attempt_id
+    }
+}
+
+/// Records the start of an in-process run of `event` before any of its
+/// work: a dispatch and an attempt `started`.
+pub fn begin_local(store: &mut Store, local: &LocalTarget, event: &FlowEvent, operation: Operation) -> Result<Started> {
+    let mut record = blank_record(event, operation);
+    record.transport = if local.actions { Transport::ActionsLocal } else { Transport::Local };
+    let created_at = record.created_at.clone();
+    let delivery = Delivery { record, runs: Vec::new(), workspace_root: Some(local.workspace.display().to_string()) };
+    let (seq, attempt) = store.begin_dispatch(&delivery.record, &new_attempt(event, &delivery))?;
+    Ok(Started { seq, attempt_id: attempt.id, created_at })
+}
+
+/// Completes what `begin_local` recorded with what the run did. With
+/// `forget_stored`, a run that only reported an earlier run's stored
+/// result is no attempt: its records are removed (`None`).
+pub fn finish_local(
+    store: &mut Store,
+    started: Started,
+    local: &LocalTarget,
+    event: &FlowEvent,
+    operation: Operation,
+    report: &Result<runner::RunReport>,
+    forget_stored: bool,
+) -> Result<(DispatchRecord, Option<Attempt>)> {
+    let mut delivery = local_delivery(local, event, operation, report);
+    delivery.record.created_at = started.created_at.clone();
+    if forget_stored && report.as_ref().is_ok_and(|report| report.stored) {
+        store.forget_dispatch(started.seq, &started.attempt_id)?;
+        return Ok((delivery.record, None));
+    }
+    let now = event::now();
+    let (status, message) = initial_status(&delivery.record);
+    let record = &delivery.record;
+    let attempt = store.finish_dispatch(started.seq, record, &started.attempt_id, |current| {
+        let mut next = current.clone();
+        for id in &record.run_ids {
+            if !next.workspace_run_ids.contains(id) {
+                next.workspace_run_ids.push(id.clone());
+            }
+        }
+        next.error = record.error.clone().or(next.error);
+        if status.is_finished() {
+            next.status = status;
+            next.message = message.map(str::to_string).or(next.message);
+            next.completed_at = Some(now.clone().max(next.created_at.clone()));
+        }
+        let mut next = apply_observations(&next, &delivery.runs, &now);
+        next.updated_at = now.clone();
+        next
+    })?;
+    Ok((delivery.record, Some(attempt)))
 }
 
 /// Stores a delivery: its record and a new attempt, in one transaction.
@@ -162,8 +238,6 @@ fn deliver(target: &Target, event: &FlowEvent, operation: Operation) -> Delivery
             record.error = Some(reason.clone());
         }
         Target::Local(local) => {
-            // A retry or a replay always runs again; only a first dispatch
-            // reports what an earlier run of the same event stored.
             let report = local::run(local, event, operation != Operation::Dispatch);
             return local_delivery(local, event, operation, &report);
         }

@@ -186,10 +186,13 @@ impl Store {
             std::fs::write(&ignore, "*\n").with_context(|| format!("failed to write {}", ignore.display()))?;
         }
         let path = data_dir.join(DB_FILE);
-        let conn = Connection::open(&path).with_context(|| format!("failed to open database {}", path.display()))?;
-        conn.busy_timeout(Duration::from_secs(10))?;
-        conn.pragma_update(None, "journal_mode", "WAL")?;
-        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        let opened = Connection::open(&path).and_then(|conn| {
+            conn.busy_timeout(Duration::from_secs(10))?;
+            conn.pragma_update(None, "journal_mode", "WAL")?;
+            conn.pragma_update(None, "synchronous", "NORMAL")?;
+            Ok(conn)
+        });
+        let conn = opened.with_context(|| format!("failed to open database {} for writing", path.display()))?;
         let mut store = Store { conn, path };
         store.migrate().with_context(|| format!("failed to prepare database {}", store.path.display()))?;
         Ok(store)
@@ -218,14 +221,23 @@ impl Store {
 
     /// For commands that only look: the database in `data_dir` when there is
     /// one, else an empty one in memory, so looking creates nothing on disk.
+    /// A database at the current schema is opened read-only, and so still
+    /// read where nothing can be written (a read-only or full data dir);
+    /// an older one is migrated first, as `open` does.
     pub fn open_to_read(data_dir: &Path) -> Result<Store> {
         let path = data_dir.join(DB_FILE);
-        if path.exists() {
+        if !path.exists() {
+            let mut store = Store { conn: Connection::open_in_memory()?, path };
+            store.migrate()?;
+            return Ok(store);
+        }
+        let (conn, version) = open_read_only(&path)?;
+        check_version(version, &path)?;
+        if version != SCHEMA_VERSION {
+            drop(conn);
             return Store::open(data_dir);
         }
-        let mut store = Store { conn: Connection::open_in_memory()?, path };
-        store.migrate()?;
-        Ok(store)
+        Ok(Store { conn, path })
     }
 
     pub fn path(&self) -> &Path {
@@ -265,10 +277,13 @@ impl Store {
 
     /// Stores an event unless one with its id exists.
     pub fn record_event(&self, event: &FlowEvent) -> Result<Recorded> {
-        let changed = self.conn.execute(
-            "INSERT OR IGNORE INTO events (id, type, received_at, json) VALUES (?1, ?2, ?3, ?4)",
-            params![event.id, event.kind, event.received_at, stored_json(event)?],
-        )?;
+        let changed = self
+            .conn
+            .execute(
+                "INSERT OR IGNORE INTO events (id, type, received_at, json) VALUES (?1, ?2, ?3, ?4)",
+                params![event.id, event.kind, event.received_at, stored_json(event)?],
+            )
+            .with_context(|| self.writing(&format!("event {}", event.id)))?;
         Ok(if changed == 1 { Recorded::New } else { Recorded::Duplicate })
     }
 
@@ -286,14 +301,123 @@ impl Store {
         rows.map(|row| parse(&row?)).collect()
     }
 
+    /// Every stored event, oldest first.
+    pub fn all_events(&self) -> Result<Vec<FlowEvent>> {
+        let mut stmt = self.conn.prepare("SELECT json FROM events ORDER BY seq")?;
+        let rows = stmt.query_map([], |row| row.get::<_, String>(0))?;
+        rows.map(|row| parse(&row?)).collect()
+    }
+
+    /// How many events, dispatches and attempts these events have.
+    pub fn records_of(&self, event_ids: &[String]) -> Result<(usize, usize, usize)> {
+        let mut counts = (0, 0, 0);
+        for id in event_ids {
+            let count = |table: &str| -> Result<usize> {
+                let sql = format!(
+                    "SELECT count(*) FROM {table} WHERE {} = ?1",
+                    if table == "events" { "id" } else { "event_id" }
+                );
+                Ok(self.conn.query_row(&sql, [id], |row| row.get::<_, i64>(0))? as usize)
+            };
+            counts.0 += count("events")?;
+            counts.1 += count("dispatches")?;
+            counts.2 += count("attempts")?;
+        }
+        Ok(counts)
+    }
+
+    /// Deletes these events with their dispatches, attempts and the
+    /// attempts' webhook keys, in one transaction.
+    pub fn forget_events(&mut self, event_ids: &[String]) -> Result<()> {
+        let what = self.writing(&format!("the removal of {} event(s)", event_ids.len()));
+        let forget = |conn: &mut Connection| -> Result<()> {
+            let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            for id in event_ids {
+                tx.execute(
+                    "DELETE FROM attempt_keys WHERE attempt_seq IN (SELECT seq FROM attempts WHERE event_id = ?1)",
+                    [id],
+                )?;
+                tx.execute("DELETE FROM attempts WHERE event_id = ?1", [id])?;
+                tx.execute("DELETE FROM dispatches WHERE event_id = ?1", [id])?;
+                tx.execute("DELETE FROM dispatch_claims WHERE event_id = ?1", [id])?;
+                tx.execute("DELETE FROM events WHERE id = ?1", [id])?;
+            }
+            tx.commit()?;
+            Ok(())
+        };
+        forget(&mut self.conn).context(what)
+    }
+
     /// Stores a dispatch record and its new attempt together. Should another
     /// attempt already have the id (two dispatches in the same
     /// millisecond), the new one gets a `-2`, `-3`... suffix; returns it.
     pub fn record_dispatch(&mut self, record: &DispatchRecord, attempt: &Attempt) -> Result<Attempt> {
+        let what = self.writing(&format!("a dispatch of event {}", record.event_id));
+        self.insert_dispatch(record, attempt).map(|(_, attempt)| attempt).context(what)
+    }
+
+    /// `record_dispatch`, also returning the dispatch row, for
+    /// [`Store::finish_dispatch`] or [`Store::forget_dispatch`].
+    pub fn begin_dispatch(&mut self, record: &DispatchRecord, attempt: &Attempt) -> Result<(i64, Attempt)> {
+        let what = self.writing(&format!("the start of a dispatch of event {}", record.event_id));
+        self.insert_dispatch(record, attempt).context(what)
+    }
+
+    /// Writes the final version of dispatch row `seq` and of its attempt
+    /// (re-read and changed by `change`), in one transaction.
+    pub fn finish_dispatch(
+        &mut self,
+        seq: i64,
+        record: &DispatchRecord,
+        attempt_id: &str,
+        change: impl FnOnce(&Attempt) -> Attempt,
+    ) -> Result<Attempt> {
+        let what = self.writing(&format!("the end of attempt {attempt_id}"));
+        let finish = |conn: &mut Connection| -> Result<Attempt> {
+            let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            tx.execute(
+                "UPDATE dispatches SET status = ?2, json = ?3 WHERE seq = ?1",
+                params![seq, record.status.as_str(), stored_json(record)?],
+            )?;
+            let json: String =
+                tx.query_row("SELECT json FROM attempts WHERE id = ?1", [attempt_id], |row| row.get(0))?;
+            let next = change(&parse(&json)?);
+            upsert_attempt(&tx, &next)?;
+            tx.commit()?;
+            Ok(next)
+        };
+        finish(&mut self.conn).context(what)
+    }
+
+    /// Removes dispatch row `seq` and its attempt: what `begin_dispatch`
+    /// wrote for a run that turned out to be a lookup of a stored result.
+    pub fn forget_dispatch(&mut self, seq: i64, attempt_id: &str) -> Result<()> {
+        let what = self.writing(&format!("the removal of attempt {attempt_id}"));
+        let forget = |conn: &mut Connection| -> Result<()> {
+            let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            tx.execute("DELETE FROM dispatches WHERE seq = ?1", [seq])?;
+            tx.execute(
+                "DELETE FROM attempt_keys WHERE attempt_seq IN (SELECT seq FROM attempts WHERE id = ?1)",
+                [attempt_id],
+            )?;
+            tx.execute("DELETE FROM attempts WHERE id = ?1", [attempt_id])?;
+            tx.commit()?;
+            Ok(())
+        };
+        forget(&mut self.conn).context(what)
+    }
+
+    /// What an error writing `what` says: the database's path too.
+    fn writing(&self, what: &str) -> String {
+        format!("failed to write {what} to database {}", self.path.display())
+    }
+
+    fn insert_dispatch(&mut self, record: &DispatchRecord, attempt: &Attempt) -> Result<(i64, Attempt)> {
         let tx = self.conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        tx.execute(
-            "INSERT INTO dispatches (event_id, status, created_at, json) VALUES (?1, ?2, ?3, ?4)",
+        let seq: i64 = tx.query_row(
+            "INSERT INTO dispatches (event_id, status, created_at, json) VALUES (?1, ?2, ?3, ?4) RETURNING seq",
             params![record.event_id, record.status.as_str(), record.created_at, stored_json(record)?],
+            |row| row.get(0),
         )?;
         let mut attempt = attempt.clone();
         let base = attempt.id.clone();
@@ -307,7 +431,7 @@ impl Store {
         }
         upsert_attempt(&tx, &attempt)?;
         tx.commit()?;
-        Ok(attempt)
+        Ok((seq, attempt))
     }
 
     /// Newest first; `filter.status` is a dispatch status.
@@ -518,6 +642,46 @@ fn index_attempt(conn: &Connection, seq: i64, attempt: &Attempt) -> Result<()> {
         insert.execute(params![key, seq])?;
     }
     Ok(())
+}
+
+/// A read-only connection to `path` and its schema version. A WAL database
+/// needs its `-shm` file, which a reader cannot create where nothing can be
+/// written: then it is read as immutable (no writer can be at work in a
+/// directory nobody can write).
+fn open_read_only(path: &Path) -> Result<(Connection, i64)> {
+    use rusqlite::OpenFlags;
+    let version = |conn: &Connection| conn.query_row("PRAGMA user_version", [], |row| row.get::<_, i64>(0));
+    let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let first = Connection::open_with_flags(path, flags).and_then(|conn| {
+        conn.busy_timeout(Duration::from_secs(10))?;
+        let found = version(&conn)?;
+        Ok((conn, found))
+    });
+    let err = match first {
+        Ok(opened) => return Ok(opened),
+        Err(err) => err,
+    };
+    let uri = format!("file:{}?immutable=1", uri_path(path));
+    Connection::open_with_flags(uri, flags | OpenFlags::SQLITE_OPEN_URI)
+        .and_then(|conn| {
+            let found = version(&conn)?;
+            Ok((conn, found))
+        })
+        .map_err(|_| err)
+        .with_context(|| format!("failed to open database {} to read", path.display()))
+}
+
+/// `path` as the path of a `file:` URI: `%`, `?` and `#` escaped.
+fn uri_path(path: &Path) -> String {
+    let mut out = String::new();
+    for byte in path.as_os_str().as_encoded_bytes() {
+        match byte {
+            b'%' | b'?' | b'#' => out.push_str(&format!("%{byte:02X}")),
+            _ if byte.is_ascii() => out.push(*byte as char),
+            _ => out.push_str(&format!("%{byte:02X}")),
+        }
+    }
+    out
 }
 
 /// Refuses a database a newer patchmoi wrote: this binary would misread it.

@@ -1,7 +1,8 @@
 //! Secrets never reach a step that did not ask for them, and never land in
 //! anything patchmoi writes or prints: run mode here, the Action in
 //! `action::secrets`. Each step dumps its parent's environment
-//! (`/proc/$PPID/environ`) and its own into its log, and every file patchmoi
+//! (`/proc/$PPID/environ`: the step's supervisor), its grandparent's
+//! (patchmoi's) and its own into its log, and every file patchmoi
 //! wrote is searched for each secret value.
 
 use std::path::Path;
@@ -23,6 +24,8 @@ pub const SECRETS: &[(&str, &str)] = &[
 pub const STEPS: &str = "  - name: dump\n    run: |\n      \
      tr '\\0' '\\n' < /proc/$PPID/environ\n      env\n      \
      if tr '\\0' '\\n' < /proc/$PPID/environ | grep -E '^(GITHUB_TOKEN|OPENAI_API_KEY|FORK_DEPLOY_KEY|MY_DB_PASSWORD|ACTIONS_RUNTIME_TOKEN|INPUT_TOKEN)='; then exit 1; fi\n      \
+     GP=$(cut -d' ' -f4 /proc/$PPID/stat)\n      tr '\\0' '\\n' < /proc/$GP/environ\n      \
+     if tr '\\0' '\\n' < /proc/$GP/environ | grep -E '^(GITHUB_TOKEN|OPENAI_API_KEY|FORK_DEPLOY_KEY|MY_DB_PASSWORD|ACTIONS_RUNTIME_TOKEN|INPUT_TOKEN)='; then exit 1; fi\n      \
      if env | grep -E '^(GITHUB_TOKEN|OPENAI_API_KEY|FORK_DEPLOY_KEY|MY_DB_PASSWORD|ACTIONS_RUNTIME_TOKEN|INPUT_TOKEN|SSH_AUTH_SOCK)='; then exit 1; fi\n      \
      test -n \"$PATH\" && test -n \"$HOME\"\n\
      \x20 - name: agent\n    secrets: [OPENAI_API_KEY]\n    run: |\n      \

@@ -40,7 +40,8 @@ fn read_object(path: &Path) -> Result<Map<String, Value>> {
 }
 
 fn write_pretty(path: &Path, value: &Value) -> Result<()> {
-    std::fs::create_dir_all(path.parent().unwrap_or(path))?;
+    let dir = path.parent().unwrap_or(path);
+    std::fs::create_dir_all(dir).with_context(|| format!("failed to create {}", dir.display()))?;
     state::write_atomic(path, format!("{}\n", serde_json::to_string_pretty(value)?).as_bytes())
 }
 

@@ -1,0 +1,103 @@
+//! `patchmoi prune`: old releases' refs, here and on the fork's remote,
+//! their run folders and records go; the newest --keep, the promoted one
+//! and the maintained branch's newest backups stay. Dry by default.
+
+use std::path::Path;
+
+use crate::common::{Fixture, Repo};
+
+fn refs(repo: &Repo, prefix: &str) -> Vec<String> {
+    repo.git(&["for-each-ref", "--format=%(refname)", prefix]).lines().map(str::to_string).collect()
+}
+
+fn run_dirs(fx: &Fixture) -> usize {
+    std::fs::read_dir(fx.state_dir().join("runs")).map_or(0, |dir| dir.count())
+}
+
+fn attempts_of(fx: &Fixture, tag: &str) -> usize {
+    let event = format!("patch:upstream.release:test/upstream:{tag}");
+    let data = fx.fork.dir.join("data");
+    let listed = crate::common::patchmoi(
+        Path::new(&fx.fork.dir),
+        &["attempts", "--event-id", &event, "--data-dir", data.to_str().unwrap(), "--json"],
+        &[],
+    );
+    listed.json()["attempts"].as_array().unwrap().len()
+}
+
+#[test]
+fn prune_keeps_the_newest_and_the_promoted_and_deletes_the_rest_here_and_on_the_remote() {
+    let fx = Fixture::released();
+    fx.install_rebase_flow("");
+    let origin = Repo::init_bare(&fx.tmp.path().join("origin.git"));
+    fx.fork.git(&["remote", "set-url", "origin", origin.path_str()]);
+    fx.fork.git(&["push", "--quiet", "origin", "patches"]);
+    fx.fork.git(&["checkout", "--quiet", "--detach"]);
+    for (n, tag) in ["v1.2.0", "v1.3.0", "v1.4.0"].iter().enumerate() {
+        fx.upstream.commit(&format!("Upstream {tag}"), &[("c.txt", &format!("{n}\n"))]);
+        fx.upstream.git(&["tag", tag]);
+    }
+    // v1.1.0 and v1.2.0 are promoted in turn (two backups of `patches`,
+    // here and on origin); v1.3.0 and v1.4.0 only built.
+    for tag in ["v1.1.0", "v1.2.0", "v1.3.0", "v1.4.0"] {
+        let run = fx.run_release(tag, &["--push"]);
+        assert_eq!(run.code, 0, "{tag}: {}", run.stderr);
+        if tag <= "v1.2.0" {
+            let promoted = fx.patchmoi(&["promote", "--flow", "fork", "--tag", tag, "--push"], &[]);
+            assert_eq!(promoted.code, 0, "{tag}: {}", promoted.stderr);
+            // Backups are named by the second.
+            std::thread::sleep(std::time::Duration::from_millis(1100));
+        }
+        // The Action's base branch for the PR.
+        let base = format!("refs/patchmoi/upstream/tags/{tag}:refs/heads/patchmoi/upstream/{tag}");
+        fx.fork.git(&["push", "--quiet", "origin", &base]);
+    }
+    assert_eq!(refs(&fx.fork, "refs/patchmoi/backup/heads/patches/").len(), 2);
+    assert_eq!(refs(&origin, "refs/heads/patchmoi/backup/").len(), 2);
+    assert_eq!(attempts_of(&fx, "v1.1.0"), 2, "the run and the promotion");
+    let runs_before = run_dirs(&fx);
+    assert!(runs_before >= 4, "{runs_before}");
+
+    let dry = fx.patchmoi(&["prune", "--keep", "1", "--push"], &[]);
+    assert_eq!(dry.code, 0, "{}", dry.stderr);
+    assert!(dry.stdout.contains("keep v1.4.0: fork: one of the newest 1"), "{}", dry.stdout);
+    assert!(dry.stdout.contains("keep v1.2.0: fork: its candidate is patches's tip"), "{}", dry.stdout);
+    assert!(dry.stdout.contains("would delete refs/heads/patchmoi/v1.3.0 "), "{}", dry.stdout);
+    assert!(dry.stdout.contains("would delete refs/heads/patchmoi/v1.1.0 on origin"), "{}", dry.stdout);
+    assert!(dry.stdout.contains("add --apply"), "{}", dry.stdout);
+    assert_eq!(refs(&fx.fork, "refs/heads/patchmoi/").len(), 4, "a dry run deletes nothing");
+    assert_eq!(run_dirs(&fx), runs_before);
+
+    let applied = fx.patchmoi(&["prune", "--keep", "1", "--push", "--apply"], &[]);
+    assert_eq!(applied.code, 0, "{}\n{}", applied.stdout, applied.stderr);
+    let candidates = ["refs/heads/patchmoi/v1.2.0", "refs/heads/patchmoi/v1.4.0"];
+    assert_eq!(refs(&fx.fork, "refs/heads/patchmoi/"), candidates);
+    assert_eq!(
+        refs(&fx.fork, "refs/patchmoi/upstream/tags/"),
+        ["refs/patchmoi/upstream/tags/v1.2.0", "refs/patchmoi/upstream/tags/v1.4.0"]
+    );
+    assert_eq!(refs(&fx.fork, "refs/patchmoi/built-from/").len(), 2);
+    assert_eq!(refs(&fx.fork, "refs/patchmoi/backup/heads/patches/").len(), 1, "the newest backup stays");
+    assert_eq!(refs(&fx.fork, "refs/patchmoi/resolutions").len(), 0, "no memory was made; none touched");
+    let on_origin = refs(&origin, "refs/heads/");
+    let want: Vec<String> = ["patches", "patchmoi/upstream/v1.2.0", "patchmoi/upstream/v1.4.0", "patchmoi/v1.2.0"]
+        .iter()
+        .chain(&["patchmoi/v1.4.0"])
+        .map(|name| format!("refs/heads/{name}"))
+        .collect();
+    let backups: Vec<&String> = on_origin.iter().filter(|name| name.contains("/backup/")).collect();
+    assert_eq!(backups.len(), 1, "{on_origin:?}");
+    let others: Vec<String> = on_origin.iter().filter(|name| !name.contains("/backup/")).cloned().collect();
+    assert_eq!(others, want);
+    assert_eq!(attempts_of(&fx, "v1.1.0"), 0);
+    assert_eq!(attempts_of(&fx, "v1.3.0"), 0);
+    assert!(attempts_of(&fx, "v1.4.0") > 0);
+    assert_eq!(run_dirs(&fx), runs_before / 2, "the run folders of two releases of four");
+    let history = fx.patchmoi(&["history", "--json"], &[]);
+    let text = history.stdout;
+    assert!(!text.contains("v1.1.0") && !text.contains("v1.3.0") && text.contains("v1.4.0"), "{text}");
+
+    let again = fx.patchmoi(&["prune", "--keep", "1", "--push", "--apply"], &[]);
+    assert!(again.stdout.contains("nothing to prune"), "{}", again.stdout);
+    assert_eq!(fx.patchmoi(&["prune", "--keep", "0"], &[]).code, 2);
+}
