@@ -8,15 +8,15 @@ use std::path::Path;
 
 use anyhow::{Context, Result};
 
-use super::shared::run_settings;
+use super::shared::{run_recorded, run_settings, workspace_data_dir};
 use crate::core::env::Env;
 use crate::core::error;
 use crate::flow::event::{now, FlowEvent};
 use crate::flow::flows;
 use crate::flow::report::{conflict_markdown, run_text};
-use crate::flow::runner::run_event;
 use crate::flow::state::StateDir;
 use crate::git::fixture::{FixtureRepo, Person};
+use crate::service::attempt::Operation;
 
 const GREET_V1: &str = "#!/bin/sh\n# greet: print a greeting\nname=\"${1:-world}\"\necho \"Hello, $name!\"\n";
 const GREET_SHOUT: &str =
@@ -92,10 +92,15 @@ pub fn run(dir: Option<&Path>, env: &Env) -> Result<()> {
     let flows = flows::discover(&fork_dir)?;
     let selected: Vec<&flows::Flow> = flows.iter().collect();
     let settings = run_settings(env, fork_dir.clone(), None, false, true, true);
+    let data_dir = workspace_data_dir(None, env, &fork_dir);
     for tag in ["v1.1.0", "v2.0.0"] {
         println!("== upstream releases {tag}: patchmoi run upstream-release --repo demo/greeter --tag {tag}\n");
         let event = FlowEvent::upstream_release("demo/greeter", tag, now());
-        let report = run_event(&settings, &selected, &event)?;
+        // Recorded as `run` records it, so `patchmoi history` in the fork
+        // shows the whole loop, this first run included.
+        let (report, recorded) = run_recorded(&settings, &selected, &event, &data_dir, Operation::Dispatch, env)?;
+        let report = report?;
+        recorded?;
         println!("{}", run_text(&report));
         for run in &report.runs {
             if let Some(conflict) = &run.artifacts.conflict {

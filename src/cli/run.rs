@@ -7,8 +7,8 @@ use clap::Args;
 use serde_json::json;
 
 use super::resolve::event_for;
-use super::service_settings::{actions_mode, backend, data_dir, local_target, BackendSpec};
-use super::shared::run_settings;
+use super::service_settings::{actions_mode, backend, data_dir, BackendSpec};
+use super::shared::{run_recorded, run_settings};
 use super::shared::{workspace_data_dir, workspace_root, Exit, ReleaseTarget};
 use crate::cli::demo;
 use crate::core::env::Env;
@@ -23,7 +23,7 @@ use crate::flow::event::{check_repo, now, FlowEvent};
 use crate::flow::flows::{self, Flow};
 use crate::flow::gate::{candidate_checks, Gate};
 use crate::flow::report;
-use crate::flow::runner::{newest_release, run_event, select_flows};
+use crate::flow::runner::{newest_release, select_flows};
 use crate::flow::state::StateDir;
 use crate::git::Git;
 use crate::service::attempt::Operation;
@@ -166,23 +166,15 @@ fn run(event: FlowEvent, flows: &[Flow], root: PathBuf, args: &RunArgs, env: &En
     }
     let settings = run_settings(env, root, args.flow.clone(), args.push, args.replay, !actions_mode(env));
     let operation = if args.replay { Operation::Replay } else { Operation::Dispatch };
-    let mut store = Store::open(&workspace_data_dir(args.data_dir.as_deref(), env, &settings.workspace))?;
-    store.record_event(&event)?;
-    // The attempt is recorded before the work starts: a run that dies, or
-    // whose data dir fills up meanwhile, still shows as `started`.
-    let local = local_target(env, &settings.workspace, settings.push);
-    let started = dispatch::begin_local(&mut store, &local, &event, operation)?;
-    let attempt_id = started.attempt_id().to_string();
-    let report = run_event(&settings, &selected, &event);
-    // A lookup of what an earlier run stored is no new attempt.
-    let finished = dispatch::finish_local(&mut store, started, &local, &event, operation, &report, true);
+    let data_dir = workspace_data_dir(args.data_dir.as_deref(), env, &settings.workspace);
+    let (report, recorded) = run_recorded(&settings, &selected, &event, &data_dir, operation, env)?;
     let report = report?;
     if args.json {
         println!("{}", serde_json::to_string(&report)?);
     } else {
         print!("{}", report::run_text(&report));
     }
-    finished.with_context(|| format!("the run ended, but attempt {attempt_id} stays recorded as started"))?;
+    recorded?;
     Ok(if report.status.needs_attention() { Exit::Attention } else { Exit::Done })
 }
 

@@ -6,11 +6,17 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use clap::Args;
 
-use super::service_settings::endpoint;
+use super::service_settings::{endpoint, local_target};
 use crate::core::env::Env;
 use crate::core::error::usage;
-use crate::flow::runner::RunSettings;
+use crate::flow::event::FlowEvent;
+use crate::flow::flows::Flow;
+use crate::flow::results::RunReport;
+use crate::flow::runner::{run_event, RunSettings};
 use crate::git::Git;
+use crate::service::attempt::Operation;
+use crate::service::dispatch;
+use crate::service::store::Store;
 
 /// How a command ended, when it did not fail outright.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -107,4 +113,29 @@ pub struct ReleaseTarget {
     /// The fork's checkout (default: the git top level of the current directory).
     #[arg(long)]
     pub workspace_root: Option<PathBuf>,
+}
+
+/// Runs `event`'s flows locally with its event, dispatch and attempt
+/// recorded in the store under `data_dir`, the attempt before the work
+/// starts: a run that dies, or whose data dir fills up meanwhile, still
+/// shows as `started`. Returns the run's outcome and, apart, whether its
+/// completion was recorded (the outcome is shown either way).
+pub fn run_recorded(
+    settings: &RunSettings,
+    selected: &[&Flow],
+    event: &FlowEvent,
+    data_dir: &Path,
+    operation: Operation,
+    env: &Env,
+) -> Result<(Result<RunReport>, Result<()>)> {
+    let mut store = Store::open(data_dir)?;
+    store.record_event(event)?;
+    let local = local_target(env, &settings.workspace, settings.push);
+    let started = dispatch::begin_local(&mut store, &local, event, operation)?;
+    let attempt_id = started.attempt_id().to_string();
+    let report = run_event(settings, selected, event);
+    // A lookup of what an earlier run stored is no new attempt.
+    let finished = dispatch::finish_local(&mut store, started, &local, event, operation, &report, true)
+        .with_context(|| format!("the run ended, but attempt {attempt_id} stays recorded as started"));
+    Ok((report, finished.map(|_| ())))
 }

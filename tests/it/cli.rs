@@ -305,3 +305,56 @@ fn completions_man_page_and_colours_follow_the_conventions() {
     assert!(always.stderr.contains('\u{1b}'), "--color always colours: {:?}", always.stderr);
     assert!(!never.stderr.contains('\u{1b}') && !auto_no_color.stderr.contains('\u{1b}'));
 }
+
+/// The README's "Resolve a conflict once", followed word for word in the
+/// demo, ends with a promoted candidate, and `history` shows the whole loop
+/// from the demo's own conflicted run on.
+#[test]
+fn the_readmes_resolve_section_followed_in_the_demo_ends_with_a_promotion() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("demo");
+    let demo = patchmoi(tmp.path(), &["demo", "--dir", dir.to_str().unwrap()], &[]);
+    assert_eq!(demo.code, 0, "{}", demo.stderr);
+    let fork = dir.join("fork");
+    let git = |cwd: &std::path::Path, args: &[&str]| {
+        let out = std::process::Command::new("git").current_dir(cwd).args(args).output().expect("git runs");
+        assert!(out.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    };
+
+    let resolve = patchmoi(&fork, &["resolve", "--flow", "demo-fork", "--tag", "v2.0.0"], &[]);
+    assert_eq!(resolve.code, 0, "{}", resolve.stderr);
+    let worktree = fork.join(".codex/workspace/actions/worktrees/demo-fork-v2.0.0");
+    assert!(resolve.stdout.contains(worktree.to_str().unwrap()), "{}", resolve.stdout);
+    let config = std::fs::read_to_string(worktree.join("config.toml")).unwrap();
+    assert!(config.contains("<<<<<<<"), "{config}");
+    std::fs::write(worktree.join("config.toml"), "[server]\nhost = \"127.0.0.1\"\nport = 8080\n").unwrap();
+    git(&worktree, &["add", "config.toml"]);
+    let cont = patchmoi(&worktree, &["continue", "--flow", "demo-fork", "--tag", "v2.0.0"], &[]);
+    assert_eq!(cont.code, 0, "{}\n{}", cont.stdout, cont.stderr);
+    assert!(cont.stdout.contains("resolved from memory"), "{}", cont.stdout);
+
+    git(&fork, &["switch", "--detach"]);
+    let promote = patchmoi(&fork, &["promote", "--flow", "demo-fork", "--tag", "v2.0.0"], &[]);
+    assert_eq!(promote.code, 0, "{}\n{}", promote.stdout, promote.stderr);
+    assert_eq!(git(&fork, &["rev-parse", "patches"]), git(&fork, &["rev-parse", "patchmoi/v2.0.0"]));
+    assert_eq!(git(&fork, &["show", "patches:config.toml"]), "[server]\nhost = \"127.0.0.1\"\nport = 8080");
+
+    let history = patchmoi(&fork, &["history", "--tag", "v2.0.0"], &[]);
+    assert_eq!(history.code, 0, "{}", history.stderr);
+    let lines: Vec<&str> = history.stdout.lines().collect();
+    let at = |want: &[&str]| {
+        lines
+            .iter()
+            .position(|line| want.iter().all(|w| line.contains(w)))
+            .unwrap_or_else(|| panic!("no line with {want:?} in:\n{}", history.stdout))
+    };
+    // The demo's own run, its conflict and culprit, then the loop in order.
+    let conflicted = at(&["dispatch needs_intervention", "culprit: upstream commit", "Read the port from $PORT"]);
+    let resolved = at(&["resolve needs_intervention"]);
+    let continued = at(&["continue changed"]);
+    let rerun = at(&["run demo-fork / rebase-patch-stack changed", "1 resolved from memory"]);
+    let promoted = at(&["promote changed"]);
+    assert!(conflicted < resolved && resolved < continued && continued < promoted, "{}", history.stdout);
+    assert!(rerun < promoted, "{}", history.stdout);
+}
