@@ -12,6 +12,7 @@ use serde_json::{json, Value};
 use crate::common::{self, Repo, Run};
 
 mod install;
+mod plugins_hooks;
 mod real_bun;
 mod update;
 
