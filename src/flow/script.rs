@@ -27,8 +27,12 @@ use crate::flow::supervise::find_program;
 /// would (see `core::env::Env::step_env`).
 pub const FORWARD_ENV: &str = "CODEX_FLOW_BACKEND_FORWARD_ENV";
 
-/// The source that makes a Bun script a module run through the module runner.
-const MODULE_MARKERS: [&str; 3] = ["export default", "as default", "defineBunFlow("];
+/// What makes a Bun script a module run through the module runner, as
+/// codex-flows tests it: `/\bexport\s+default\b/`, `/\bas\s+default\b/`,
+/// `/\bdefineBunFlow\s*\(/` (first word, whether at least one space must
+/// follow, what comes next, whether that must end a word).
+const MODULE_MARKERS: [(&str, bool, &str, bool); 3] =
+    [("export", true, "default", true), ("as", true, "default", true), ("defineBunFlow", false, "(", false)];
 
 /// Imports a module-style flow, calls its default export with the context
 /// read from stdin, prints `FLOW_RESULT`.
@@ -222,7 +226,7 @@ impl FlowRun<'_> {
         let stdout_path = paths.run_dir.join(format!("{}.stdout", step.name));
         state::write_atomic(&context_path, format!("{}\n", serde_json::to_string_pretty(context)?).as_bytes())?;
         let mut program = vec![bun.display().to_string()];
-        if MODULE_MARKERS.iter().any(|marker| source.contains(marker)) {
+        if is_module_style(source) {
             let runner = paths.run_dir.join("bun-module-runner.mjs");
             state::write_atomic(&runner, MODULE_RUNNER.as_bytes())?;
             program.push(runner.display().to_string());
@@ -312,6 +316,25 @@ fn code_mode_source(flow: &Value, body: &str) -> String {
     .join("\n")
 }
 
+/// Whether `source` matches one of [`MODULE_MARKERS`], with JavaScript's
+/// `\b` (between a word character, `[A-Za-z0-9_]`, and another) and `\s`:
+/// "export default" and "defineBunFlow (" do, "has default" in a comment
+/// does not.
+fn is_module_style(source: &str) -> bool {
+    let word = |c: char| c.is_ascii_alphanumeric() || c == '_';
+    MODULE_MARKERS.iter().any(|&(first, spaced, next, word_end)| {
+        source.match_indices(first).any(|(at, _)| {
+            if source[..at].chars().next_back().is_some_and(word) {
+                return false;
+            }
+            let after = &source[at + first.len()..];
+            let rest = after.trim_start();
+            (!spaced || rest.len() < after.len())
+                && rest.strip_prefix(next).is_some_and(|tail| !word_end || !tail.starts_with(word))
+        })
+    })
+}
+
 /// `text` as one shell word.
 fn quote(text: &str) -> String {
     format!("'{}'", text.replace('\'', r"'\''"))
@@ -345,6 +368,30 @@ mod tests {
         let source = code_mode_source(&json!({"name": "f"}), "result({status: 'completed'});");
         assert!(source.starts_with("const flow = {\n  \"name\": \"f\"\n};\nfunction result(value) {"));
         assert!(source.ends_with("}\nresult({status: 'completed'});"));
+    }
+
+    #[test]
+    fn module_style_is_told_by_whole_words_as_codex_flows_tells_it() {
+        for module in [
+            "export default async function run() {}",
+            "export\n  default {}",
+            "const f = 1;\nexport { f as default };",
+            "export default defineBunFlow(async () => ({}));",
+            "module.exports = defineBunFlow (x);",
+        ] {
+            assert!(is_module_style(module), "{module:?}");
+        }
+        for plain in [
+            "// the event has default fields\nconsole.log('FLOW_RESULT {}');",
+            "const exportdefault = 1;",
+            "reexport default",
+            "export defaults;",
+            "mydefineBunFlow(x)",
+            "defineBunFlowLater(x)",
+            "export;default",
+        ] {
+            assert!(!is_module_style(plain), "{plain:?}");
+        }
     }
 
     #[test]

@@ -12,6 +12,8 @@ use serde_json::{json, Value};
 use crate::common::{self, Repo, Run};
 
 mod install;
+mod plugins_hooks;
+mod real_bun;
 mod update;
 
 /// The fixture pack.

@@ -1,8 +1,9 @@
 //! `pack add`: plan first (add, unchanged, conflict, overwrite or skip per
 //! item), then, with `--apply`, install. Every item is copied into a
 //! staging directory and its hash checked before anything in the workspace
-//! changes; an overwrite is backed up to `.codex/pack-backups/<time>/`
-//! first; the lock is written last.
+//! changes, and the marketplace and hooks files it updates are computed
+//! (their JSON checked) then too; an overwrite is backed up to
+//! `.codex/pack-backups/<time>/` first; the lock is written last.
 
 use std::path::{Path, PathBuf};
 
@@ -13,7 +14,7 @@ use serde_json::json;
 use super::hash::hash_dir;
 use super::lock::{Lock, LockItem, LockSource};
 use super::registry;
-use super::source::{Inventory, PackInfo, Source};
+use super::source::{Inventory, Item, PackInfo, Source};
 use crate::core::error::usage;
 use crate::flow::event::now;
 
@@ -39,6 +40,10 @@ pub struct Plan {
     pub lock_path: PathBuf,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub backup_root: Option<PathBuf>,
+    /// Where the marketplace is copied before an overwrite replaces an
+    /// entry of another source.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub marketplace_backup_path: Option<PathBuf>,
     #[serde(skip)]
     lock_source: Option<LockSource>,
 }
@@ -83,9 +88,34 @@ pub fn plan(source: &Source, inventory: &Inventory, workspace: &Path, options: &
         }
     }
     let backup_root = workspace.join(".codex/pack-backups").join(now().replace([':', '.'], "-"));
+    let selection = |item: &Item| {
+        let keys = [item.name.clone(), format!("{}:{}", item.kind, item.name)];
+        if !options.include.is_empty() && !keys.iter().any(|key| options.include.contains(key)) {
+            Some("not included")
+        } else if keys.iter().any(|key| options.exclude.contains(key)) {
+            Some("excluded")
+        } else {
+            None
+        }
+    };
+    // A plugin the marketplace already lists from elsewhere is not replaced silently.
+    let plugins: Vec<&str> = inventory
+        .items
+        .iter()
+        .filter(|item| item.kind == "plugin" && selection(item).is_none())
+        .map(|item| item.name.as_str())
+        .collect();
+    let marketplace_conflicts = if plugins.is_empty() {
+        Vec::new()
+    } else {
+        let lock = Lock::read(workspace)?.unwrap_or_else(Lock::empty);
+        let locked: Vec<&str> =
+            lock.items.iter().filter(|item| item.kind == "plugin").map(|item| item.name.as_str()).collect();
+        registry::marketplace_conflicts(workspace, &plugins, &locked)?
+    };
+    let mut warnings = inventory.warnings.clone();
     let mut items = Vec::new();
     for item in &inventory.items {
-        let keys = [item.name.clone(), format!("{}:{}", item.kind, item.name)];
         let relative = destination(item.kind, &item.name);
         let target = workspace.join(&relative);
         let mut planned = PlanItem {
@@ -101,10 +131,11 @@ pub fn plan(source: &Source, inventory: &Inventory, workspace: &Path, options: &
             reason: None,
             backup_path: None,
         };
-        if !options.include.is_empty() && !keys.iter().any(|key| options.include.contains(key)) {
-            (planned.action, planned.reason) = ("skip", Some("not included".into()));
-        } else if keys.iter().any(|key| options.exclude.contains(key)) {
-            (planned.action, planned.reason) = ("skip", Some("excluded".into()));
+        let marketplace_conflict = marketplace_conflicts.iter().find(|(name, _)| *name == item.name);
+        if let Some(reason) = selection(item) {
+            (planned.action, planned.reason) = ("skip", Some(reason.into()));
+        } else if let (Some((_, reason)), false) = (marketplace_conflict, options.overwrite) {
+            (planned.action, planned.reason) = ("conflict", Some(reason.clone()));
         } else if target.exists() {
             if hash_dir(&target)?.hash == item.digest.hash {
                 planned.action = "unchanged";
@@ -116,7 +147,16 @@ pub fn plan(source: &Source, inventory: &Inventory, workspace: &Path, options: &
                 planned.reason = Some("destination differs; rerun with --overwrite to replace it".into());
             }
         }
+        if item.bundles_hooks && planned.action != "skip" {
+            warnings.push(format!(
+                "Plugin {} includes plugin-bundled hooks; enable [features].plugin_hooks = true to run them.",
+                item.name
+            ));
+        }
         items.push(planned);
+    }
+    if items.iter().any(|item| item.kind == "hook" && item.action != "skip") {
+        warnings.push("Direct hook packs update .codex/hooks.json; enable [features].hooks = true to run them.".into());
     }
     let lock_source = LockSource {
         input: source.input.clone(),
@@ -134,8 +174,10 @@ pub fn plan(source: &Source, inventory: &Inventory, workspace: &Path, options: &
         source: shown,
         pack: inventory.pack.clone(),
         items,
-        warnings: inventory.warnings.clone(),
+        warnings,
         lock_path: Lock::path(workspace),
+        marketplace_backup_path: (options.overwrite && !marketplace_conflicts.is_empty())
+            .then(|| backup_root.join(registry::MARKETPLACE_PATH)),
         backup_root: overwrites.then_some(backup_root),
         lock_source: Some(lock_source),
     })
@@ -165,6 +207,26 @@ pub fn apply(plan: &Plan) -> Result<()> {
             );
         }
     }
+    // The marketplace and hooks.json as they will be, read (and their
+    // JSON checked) before anything in the workspace changes.
+    let kept = |kind: &str| -> Vec<&PlanItem> {
+        plan.items.iter().filter(|i| i.kind == kind && matches!(i.action, "add" | "overwrite" | "unchanged")).collect()
+    };
+    let plugins = kept("plugin");
+    let marketplace = if plugins.is_empty() {
+        None
+    } else {
+        Some(registry::with_plugins(workspace, &plugins.iter().map(|item| item.name.as_str()).collect::<Vec<_>>())?)
+    };
+    let hook_packs: Vec<registry::HookPack> = kept("hook")
+        .iter()
+        .map(|item| registry::HookPack {
+            name: &item.name,
+            destination: &item.destination_relative_path,
+            hooks_file: item.source_path.join("hooks.json"),
+        })
+        .collect();
+    let hooks = if hook_packs.is_empty() { None } else { Some(registry::with_hooks(workspace, &hook_packs)?) };
     for (index, item) in installing.iter().enumerate() {
         if let Some(backup) = &item.backup_path {
             ensure_dir(backup.parent().unwrap_or(workspace))?;
@@ -176,20 +238,17 @@ pub fn apply(plan: &Plan) -> Result<()> {
         std::fs::rename(staging.path().join(index.to_string()), &item.destination_path)
             .with_context(|| format!("failed to install {}", item.destination_path.display()))?;
     }
-    let plugins: Vec<&PlanItem> =
-        plan.items.iter().filter(|i| i.kind == "plugin" && i.action != "skip" && i.action != "conflict").collect();
-    if !plugins.is_empty() {
-        registry::add_plugins(workspace, &plugins.iter().map(|item| item.name.as_str()).collect::<Vec<_>>())?;
+    if let Some(marketplace) = marketplace {
+        let current = workspace.join(registry::MARKETPLACE_PATH);
+        if let (Some(backup), true) = (&plan.marketplace_backup_path, current.is_file()) {
+            ensure_dir(backup.parent().unwrap_or(workspace))?;
+            std::fs::copy(&current, backup)
+                .with_context(|| format!("failed to back up {} to {}", current.display(), backup.display()))?;
+        }
+        registry::write(workspace, registry::MARKETPLACE_PATH, &marketplace)?;
     }
-    let hooks: Vec<&PlanItem> =
-        plan.items.iter().filter(|i| i.kind == "hook" && i.action != "skip" && i.action != "conflict").collect();
-    for hook in hooks {
-        registry::merge_hooks(
-            workspace,
-            &hook.name,
-            &hook.destination_relative_path,
-            &hook.destination_path.join("hooks.json"),
-        )?;
+    if let Some(hooks) = hooks {
+        registry::write(workspace, registry::HOOKS_PATH, &hooks)?;
     }
     let installed_at = now();
     let locked: Vec<LockItem> = plan

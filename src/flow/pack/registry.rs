@@ -2,9 +2,10 @@
 //! updates them: `.agents/plugins/marketplace.json` (an entry per plugin)
 //! and `.codex/hooks.json` (a hook pack's groups merged per event, with
 //! what each pack added recorded under `codexPack`, so installing it again
-//! replaces its groups instead of adding them twice).
+//! replaces its groups instead of adding them twice). Both are computed
+//! before an install changes anything, and written after its items.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use serde_json::{json, Map, Value};
@@ -39,16 +40,40 @@ fn read_object(path: &Path) -> Result<Map<String, Value>> {
     }
 }
 
-fn write_pretty(path: &Path, value: &Value) -> Result<()> {
-    let dir = path.parent().unwrap_or(path);
+/// Writes `value` to `relative` in the workspace, pretty, with a newline.
+pub fn write(workspace: &Path, relative: &str, value: &Value) -> Result<()> {
+    let path = workspace.join(relative);
+    let dir = path.parent().unwrap_or(&path);
     std::fs::create_dir_all(dir).with_context(|| format!("failed to create {}", dir.display()))?;
-    state::write_atomic(path, format!("{}\n", serde_json::to_string_pretty(value)?).as_bytes())
+    state::write_atomic(&path, format!("{}\n", serde_json::to_string_pretty(value)?).as_bytes())
 }
 
-/// Adds (or replaces) the marketplace entries of `plugins`.
-pub fn add_plugins(workspace: &Path, plugins: &[&str]) -> Result<()> {
+/// The plugins of `names` that the marketplace already lists from another
+/// source and the lock does not own, each with the reason it conflicts.
+pub fn marketplace_conflicts(workspace: &Path, names: &[&str], locked: &[&str]) -> Result<Vec<(String, String)>> {
     let path = workspace.join(MARKETPLACE_PATH);
-    let mut marketplace = read_object(&path)?;
+    if names.is_empty() || !path.exists() {
+        return Ok(Vec::new());
+    }
+    let marketplace = read_object(&path)?;
+    let mut conflicts = Vec::new();
+    for entry in marketplace.get("plugins").and_then(Value::as_array).into_iter().flatten() {
+        let Some(name) = entry["name"].as_str().filter(|name| names.contains(name)) else { continue };
+        let source = entry["source"]["path"].as_str().filter(|path| !path.trim().is_empty());
+        if source == Some(format!("./plugins/{name}").as_str()) || locked.contains(&name) {
+            continue;
+        }
+        let from = source.map(|path| format!("from {path}")).unwrap_or_else(|| "with an unknown source".into());
+        let reason = format!("marketplace already has plugin {name} {from}; rerun with --overwrite to replace it");
+        conflicts.push((name.to_string(), reason));
+    }
+    Ok(conflicts)
+}
+
+/// The marketplace with an entry for each of `plugins`, replacing any
+/// entry of the same name.
+pub fn with_plugins(workspace: &Path, plugins: &[&str]) -> Result<Value> {
+    let mut marketplace = read_object(&workspace.join(MARKETPLACE_PATH))?;
     let existing = marketplace.get("plugins").and_then(Value::as_array).cloned().unwrap_or_default();
     let entries: Vec<Value> = plugins
         .iter()
@@ -57,58 +82,65 @@ pub fn add_plugins(workspace: &Path, plugins: &[&str]) -> Result<()> {
                    "policy": {"installation": "AVAILABLE", "authentication": "ON_INSTALL"}, "category": "Productivity"})
         })
         .collect();
-    let managed = |entry: &Value| {
-        plugins.iter().any(|name| entry["name"] == *name && entry["source"]["path"] == format!("./plugins/{name}"))
-    };
     if marketplace.get("name").is_none_or(|name| name.as_str().is_none_or(|n| n.trim().is_empty())) {
         marketplace.insert("name".into(), json!("workspace-packs"));
     }
     if !marketplace.get("interface").is_some_and(Value::is_object) {
         marketplace.insert("interface".into(), json!({"displayName": "Workspace Packs"}));
     }
-    let mut list: Vec<Value> = existing.into_iter().filter(|entry| !managed(entry)).collect();
+    let mut list: Vec<Value> =
+        existing.into_iter().filter(|entry| !entry["name"].as_str().is_some_and(|n| plugins.contains(&n))).collect();
     list.extend(entries);
     marketplace.insert("plugins".into(), Value::Array(list));
-    write_pretty(&path, &Value::Object(marketplace))
+    Ok(Value::Object(marketplace))
 }
 
-/// Merges a hook pack's `hooks.json` into the workspace's.
-pub fn merge_hooks(workspace: &Path, name: &str, destination: &str, pack_hooks: &Path) -> Result<()> {
-    let path = workspace.join(HOOKS_PATH);
-    let mut root = read_object(&path)?;
-    let incoming = read_object(pack_hooks)?;
-    let incoming = incoming.get("hooks").cloned().unwrap_or(Value::Null);
+/// A hook pack to merge: its name, where it is installed, its `hooks.json`.
+pub struct HookPack<'a> {
+    pub name: &'a str,
+    pub destination: &'a str,
+    pub hooks_file: PathBuf,
+}
+
+/// The workspace's `hooks.json` with each hook pack's groups merged.
+pub fn with_hooks(workspace: &Path, packs: &[HookPack]) -> Result<Value> {
+    let mut root = read_object(&workspace.join(HOOKS_PATH))?;
     let mut hooks = root.get("hooks").and_then(Value::as_object).cloned().unwrap_or_default();
     let mut meta = root.get("codexPack").and_then(Value::as_object).cloned().unwrap_or_default();
     let mut meta_hooks = meta.get("hooks").and_then(Value::as_object).cloned().unwrap_or_default();
-    let previous = meta_hooks.get(name).map(|entry| entry["events"].clone()).unwrap_or(Value::Null);
-    let mut events = Map::new();
-    for event in HOOK_EVENTS {
-        let groups = |value: &Value| value[event].as_array().cloned().unwrap_or_default();
-        let before = groups(&previous);
-        let new = groups(&incoming);
-        let mut merged: Vec<Value> = hooks
-            .get(event)
-            .and_then(Value::as_array)
-            .cloned()
-            .unwrap_or_default()
-            .into_iter()
-            .filter(|g| !before.contains(g))
-            .collect();
-        for group in &new {
-            if !merged.contains(group) {
-                merged.push(group.clone());
+    for pack in packs {
+        let incoming = read_object(&pack.hooks_file)?;
+        let incoming = incoming.get("hooks").cloned().unwrap_or(Value::Null);
+        let previous = meta_hooks.get(pack.name).map(|entry| entry["events"].clone()).unwrap_or(Value::Null);
+        let mut events = Map::new();
+        for event in HOOK_EVENTS {
+            let groups = |value: &Value| value[event].as_array().cloned().unwrap_or_default();
+            let before = groups(&previous);
+            let new = groups(&incoming);
+            let mut merged: Vec<Value> = hooks
+                .get(event)
+                .and_then(Value::as_array)
+                .cloned()
+                .unwrap_or_default()
+                .into_iter()
+                .filter(|g| !before.contains(g))
+                .collect();
+            for group in &new {
+                if !merged.contains(group) {
+                    merged.push(group.clone());
+                }
+            }
+            hooks.insert(event.into(), Value::Array(merged));
+            if !new.is_empty() {
+                events.insert(event.into(), Value::Array(new));
             }
         }
-        hooks.insert(event.into(), Value::Array(merged));
-        if !new.is_empty() {
-            events.insert(event.into(), Value::Array(new));
-        }
+        meta_hooks
+            .insert(pack.name.into(), json!({"kind": "hook", "destinationPath": pack.destination, "events": events}));
     }
-    meta_hooks.insert(name.into(), json!({"kind": "hook", "destinationPath": destination, "events": events}));
     meta.insert("version".into(), json!(1));
     meta.insert("hooks".into(), Value::Object(meta_hooks));
     root.insert("hooks".into(), Value::Object(hooks));
     root.insert("codexPack".into(), Value::Object(meta));
-    write_pretty(&path, &Value::Object(root))
+    Ok(Value::Object(root))
 }

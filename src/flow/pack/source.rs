@@ -39,6 +39,9 @@ pub struct Item {
     /// `dir` relative to the pack, with `/`.
     pub relative: String,
     pub digest: Digested,
+    /// A plugin that brings hooks of its own (`hooks` in its manifest, or a
+    /// `hooks.json`), which Codex runs only with `[features].plugin_hooks`.
+    pub bundles_hooks: bool,
 }
 
 /// `[pack]` of `codex-pack.toml`, or the directory's name.
@@ -202,14 +205,17 @@ pub fn inventory(root: &Path) -> Result<Inventory> {
         for file in walk_files(&root.join("plugins"))?.into_iter().filter(|f| f.ends_with(".codex-plugin/plugin.json"))
         {
             let dir = file.parent().and_then(Path::parent).unwrap_or(root).to_path_buf();
-            let manifest: Option<Value> =
-                std::fs::read_to_string(&file).ok().and_then(|t| serde_json::from_str(&t).ok());
-            let name = manifest.as_ref().and_then(|m| m["name"].as_str()).map(str::to_string);
+            let manifest = read_json(&file)?;
+            let name = manifest["name"].as_str().filter(|name| !name.trim().is_empty()).map(str::to_string);
             found.push((name.unwrap_or_else(|| base_name(&dir)), "plugin", dir));
         }
-        for file in walk_files(&root.join("hooks"))?.into_iter().filter(|f| f.ends_with("hooks.json")) {
+        let hooks_root = root.join("hooks");
+        for file in walk_files(&hooks_root)?.into_iter().filter(|f| f.ends_with("hooks.json")) {
             let dir = file.parent().unwrap_or(root).to_path_buf();
-            found.push((base_name(&dir), "hook", dir));
+            // `hooks/hooks.json` itself is no hook pack (it would hold all the others).
+            if dir != hooks_root {
+                found.push((base_name(&dir), "hook", dir));
+            }
         }
     }
     let mut items = Vec::new();
@@ -221,8 +227,19 @@ pub fn inventory(root: &Path) -> Result<Inventory> {
         let relative = dir.strip_prefix(root).unwrap_or(&dir);
         let relative: Vec<String> =
             relative.components().map(|p| p.as_os_str().to_string_lossy().into_owned()).collect();
+        // Read at install (the hook groups, the plugin's name): broken JSON
+        // is refused now, before anything is written.
+        let bundles_hooks = match kind {
+            "hook" => read_json(&dir.join("hooks.json")).map(|_| false)?,
+            "plugin" => {
+                read_json(&dir.join(".codex-plugin/plugin.json"))?.get("hooks").is_some()
+                    || dir.join("hooks/hooks.json").is_file()
+                    || dir.join("hooks.json").is_file()
+            }
+            _ => false,
+        };
         let digest = hash_dir(&dir).with_context(|| format!("failed to hash {}", dir.display()))?;
-        items.push(Item { name, kind, dir, relative: relative.join("/"), digest });
+        items.push(Item { name, kind, dir, relative: relative.join("/"), digest, bundles_hooks });
     }
     items.sort_by(|a, b| {
         locale_compare(
@@ -240,6 +257,12 @@ pub fn inventory(root: &Path) -> Result<Inventory> {
         kept.push(item);
     }
     Ok(Inventory { pack, items: kept, warnings })
+}
+
+/// A JSON file of the pack; invalid JSON is refused naming the file.
+fn read_json(file: &Path) -> Result<Value> {
+    let text = std::fs::read_to_string(file).with_context(|| format!("failed to read {}", file.display()))?;
+    serde_json::from_str(&text).map_err(|err| usage(format!("failed to parse JSON at {}: {err}", file.display())))
 }
 
 fn base_name(dir: &Path) -> String {

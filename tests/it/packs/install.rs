@@ -27,7 +27,7 @@ fn item(plan: &Value, name: &str) -> Value {
 }
 
 /// Every file under `dir`, relative, for "nothing changed on disk" checks.
-fn files(dir: &Path) -> Vec<String> {
+pub(super) fn files(dir: &Path) -> Vec<String> {
     let mut out = Vec::new();
     let mut stack = vec![dir.to_path_buf()];
     while let Some(next) = stack.pop() {
@@ -122,7 +122,7 @@ fn the_tutorials_install_then_doctor_is_clean_and_codex_release_selects_both() {
 /// `localeCompare`, items sorted by `kind:name`, `JSON.stringify(lock,
 /// null, 2)` and a newline), keeping only `installedAt` and the source from
 /// patchmoi's lock, and compares the bytes.
-fn check_lock_with_node(workspace: &Path, pack: &Path) {
+pub(super) fn check_lock_with_node(workspace: &Path, pack: &Path) {
     let Ok(node) = which("node") else {
         eprintln!("skipping the Node check of the lock: node is not on PATH");
         return;
@@ -157,7 +157,7 @@ const items = lock.items.map((item) => ({
   kind: item.kind,
   source: item.source,
   sourcePath: item.sourcePath,
-  destinationPath: (item.kind === "flow" ? ".codex/flows/" : ".agents/skills/") + item.name,
+  destinationPath: { flow: ".codex/flows/", skill: ".agents/skills/", plugin: "plugins/", hook: ".codex/hooks/" }[item.kind] + item.name,
   contentHash: hash(path.join(packRoot, item.sourcePath)),
   installedAt: item.installedAt,
 })).sort((a, b) => `${a.kind}:${a.name}`.localeCompare(`${b.kind}:${b.name}`));
