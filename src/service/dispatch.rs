@@ -40,6 +40,9 @@ pub fn dispatch(
 pub fn record(store: &mut Store, event: &FlowEvent, delivery: Delivery) -> Result<(DispatchRecord, Attempt)> {
     let attempt = new_attempt(event, &delivery);
     let attempt = store.record_dispatch(&delivery.record, &attempt)?;
+    // What the runs reported (flows, conflict reports) for the pages; the
+    // attempt is whole without it, and a sync writes it again.
+    store.record_runs(&attempt.id, &event.id, &delivery.runs, &delivery.record.created_at)?;
     Ok((delivery.record, attempt))
 }
 
@@ -90,6 +93,7 @@ pub fn session_delivery(
         error: None,
         candidate_refs: Vec::new(),
         completed_at: Some(record.created_at.clone()),
+        ..RunObservation::default()
     };
     Delivery { record, runs: vec![run], workspace_root: Some(workspace.display().to_string()) }
 }

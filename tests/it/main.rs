@@ -24,6 +24,7 @@ mod install;
 mod layers;
 mod local_dispatch;
 mod maintainer;
+mod overview;
 mod packs;
 mod pages;
 mod proxy;
