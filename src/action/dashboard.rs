@@ -121,6 +121,26 @@ impl Board {
         self.rows.push(row);
     }
 
+    /// Takes in the rows of `other` (a copy a racing run wrote): a release
+    /// this board lacks, or has an older row of.
+    pub fn absorb(&mut self, other: Board) {
+        for row in other.rows {
+            match self.row_mut(&row.flow, &row.tag) {
+                Some(have) if have.updated >= row.updated => {}
+                Some(have) => *have = row,
+                None => self.rows.push(row),
+            }
+        }
+    }
+
+    /// The board kept in the bodies of the dashboard issues found (the one
+    /// kept first), merged.
+    pub fn from_bodies(bodies: &[String]) -> Board {
+        let mut board = Board::default();
+        bodies.iter().for_each(|body| board.absorb(parse(body)));
+        board
+    }
+
     /// The row of `flow` and `tag`, if the dashboard has it.
     pub fn row_mut(&mut self, flow: &str, tag: &str) -> Option<&mut Row> {
         self.rows.iter_mut().find(|row| row.flow == flow && row.tag == tag)

@@ -9,7 +9,7 @@ use std::io::Write;
 
 use anyhow::Result;
 
-use super::dashboard::{self, Row};
+use super::dashboard::{self, Board, Row};
 use super::outcome::{base_branch, FlowOutcome, JobSettings};
 use super::text::{check_output, pr_spec, tracking_issue_body};
 use crate::action::io;
@@ -286,15 +286,15 @@ impl Publisher<'_> {
     /// the check runs and the summary carry the same.
     pub fn update_dashboard(&mut self, rows: Vec<Row>, skipped: Vec<String>, now: &str) {
         let Some(gh) = self.gh else { return };
-        let written = gh.dashboard().and_then(|found| {
-            let mut board = found.map(|(_, body)| dashboard::parse(&body)).unwrap_or_default();
-            rows.into_iter().for_each(|row| board.put(row));
-            board.skipped = skipped;
+        let render = |bodies: &[String]| {
+            let mut board = Board::from_bodies(bodies);
+            rows.iter().for_each(|row| board.put(row.clone()));
+            board.skipped = skipped.clone();
             board.last_run = now.to_string();
             board.run_url = self.settings.run_url.clone();
-            let body = scrub(&dashboard::render(&board), &self.secrets);
-            gh.upsert_dashboard(dashboard::TITLE, &body)
-        });
+            scrub(&dashboard::render(&board), &self.secrets)
+        };
+        let written = gh.upsert_dashboard(dashboard::TITLE, &render);
         if let Err(err) = written {
             self.warn(&format!("could not update the dashboard issue: {err:#}"));
         }
