@@ -128,10 +128,34 @@ impl GitHub {
         Ok(TrackingIssue::Updated { number, url: issue["html_url"].as_str().unwrap_or_default().into() })
     }
 
-    /// Writes `title` and `body` into the flow's tracking issue.
-    pub fn upsert_tracking_issue(&self, flow: &str, title: &str, body: &str) -> Result<TrackingIssue> {
+    /// Writes `title` and `body(bodies)` into the flow's tracking issue
+    /// (`bodies`: those of the issues found, the one kept first).
+    pub fn upsert_tracking_issue(
+        &self,
+        flow: &str,
+        title: &str,
+        body: &dyn Fn(&[String]) -> String,
+    ) -> Result<TrackingIssue> {
         let what = format!("the tracking issue of flow {flow}");
-        self.upsert_marked_issue(&issue_marker(flow), title, &|_| body.to_string(), &what)
+        self.upsert_marked_issue(&issue_marker(flow), title, body, &what)
+    }
+
+    /// Closes the flow's tracking issue as completed, after commenting
+    /// `comment`, when it is open and `ends(body)`; its number when it did.
+    pub fn close_tracking_issue(&self, flow: &str, ends: &dyn Fn(&str) -> bool, comment: &str) -> Result<Option<u64>> {
+        let found = match self.find_issues(&issue_marker(flow)) {
+            Err(err) if api_status(&err) == Some(410) => return Ok(None),
+            other => other?,
+        };
+        let Some(issue) = found.first().filter(|issue| issue["state"] == "open") else { return Ok(None) };
+        if !ends(issue["body"].as_str().unwrap_or_default()) {
+            return Ok(None);
+        }
+        let number = issue["number"].as_u64().unwrap_or_default();
+        self.comment(number, comment)?;
+        let close = json!({"state": "closed", "state_reason": "completed"});
+        self.patch(&format!("/issues/{number}"), &close, &format!("close tracking issue #{number}"))?;
+        Ok(Some(number))
     }
 
     /// Writes the repository's one dashboard issue: `body` is given the

@@ -33,6 +33,8 @@ fn one_dashboard_issue_across_runs_keeps_every_release() {
     // The row of v1.1.0 came from the issue itself: this run did not see it.
     assert!(body.contains("| v1.1.0 | changed | [pull request](https://github.example/forker/fork/pull/1)"), "{body}");
     assert!(body.contains("| v1.2.0 | needs\\_intervention |") && body.contains("in a.txt"), "{body}");
+    // The tracking issue holds the whole report; the row links to it.
+    assert!(body.contains("([whole report](https://github.example/forker/fork/issues/"), "{body}");
     assert!(body.contains("- [ ] promote v1.1.0 in flow fork"), "{body}");
     assert!(body.contains("- [ ] retry v1.2.0 in flow fork"), "{body}");
 }
@@ -171,7 +173,11 @@ fn a_writers_retry_runs_the_release_again_end_to_end() {
     assert_eq!(s.fx.fork.git(&["show", &format!("{candidate}:a.txt")]).lines().nth(4), Some("fork"));
     let state = s.gh.state();
     assert_eq!(state.pulls.len(), 1, "and opened its pull request");
-    assert!(state.comments.is_empty());
+    // The conflict is over: its tracking issue is closed, saying why.
+    let tracking = &state.issues[0];
+    assert_eq!((tracking["state"].as_str(), tracking["state_reason"].as_str()), (Some("closed"), Some("completed")));
+    assert_eq!(state.comments.len(), 1);
+    assert!(state.comments[0]["body"].as_str().unwrap().starts_with("v1.2.0 applies cleanly"));
     drop(state);
     let body = open_dashboards(&s)[0]["body"].as_str().unwrap().to_string();
     assert!(body.contains("| v1.2.0 | changed | [pull request]"), "{body}");
@@ -179,19 +185,53 @@ fn a_writers_retry_runs_the_release_again_end_to_end() {
 }
 
 #[test]
-fn runs_in_the_same_state_add_no_comment_and_no_issue() {
+fn the_tracking_issue_comments_only_when_its_state_changes() {
     let s = conflicting();
+    let quiet = [("INPUT_FAIL_ON_CONFLICT", "false")];
+    // The same conflict, run after run, and an older clean release: no comment.
     for _ in 0..3 {
-        assert_eq!(s.action(&s.dispatch("v1.2.0"), &[("INPUT_FAIL_ON_CONFLICT", "false")]).code, 0);
+        assert_eq!(s.action(&s.dispatch("v1.2.0"), &quiet).code, 0);
         s.forget_state();
     }
     assert_eq!(s.action(&s.dispatch("v1.1.0"), &[]).code, 0);
+    s.forget_state();
+    {
+        let state = s.gh.state();
+        assert!(state.comments.is_empty(), "{:?}", state.comments);
+        let titles: Vec<&str> = state.issues.iter().map(|i| i["title"].as_str().unwrap()).collect();
+        assert_eq!(titles, ["patchmoi: fork needs intervention on v1.2.0", "patchmoi dashboard"], "one per flow");
+        assert_eq!(state.issues[0]["state"], "open", "an older release ends nothing");
+    }
+    // A newer release blocks now: one comment says so.
+    s.fx.upstream.commit("Upstream again", &[("c.txt", "c\n")]);
+    s.fx.upstream.git(&["tag", "v1.3.0"]);
+    for _ in 0..2 {
+        assert_eq!(s.action(&s.dispatch("v1.3.0"), &quiet).code, 0);
+        s.forget_state();
+    }
+    let tracking_number = s.gh.state().issues[0]["number"].clone();
+    let comments = |s: &Setup| -> Vec<String> {
+        let state = s.gh.state();
+        let on_it = state.comments.iter().filter(|c| c["issue"] == tracking_number);
+        on_it.map(|c| c["body"].as_str().unwrap().to_string()).collect()
+    };
+    let said = comments(&s);
+    assert_eq!(said.len(), 1, "{said:?}");
+    assert!(said[0].starts_with("Now blocked on v1.3.0: patch") && said[0].contains("Fork patch"), "{said:?}");
+    // The patch is fixed and v1.3.0 applies: the issue is closed with one comment, once.
+    let fork = &s.fx.fork;
+    fork.git(&["reset", "--quiet", "--hard", "HEAD~1"]);
+    fork.commit("Fork patch, on line 5", &[("a.txt", &replace_line(&lines("a", 10), 5, "fork"))]);
+    fork.git(&["push", "--quiet", "--force", "origin", "patches"]);
+    for _ in 0..2 {
+        assert_eq!(s.action(&s.dispatch("v1.3.0"), &[]).code, 0);
+        s.forget_state();
+    }
+    let said = comments(&s);
+    assert_eq!(said.len(), 2, "{said:?}");
+    assert!(said[1].starts_with("v1.3.0 applies cleanly"), "{said:?}");
     let state = s.gh.state();
-    assert!(state.comments.is_empty(), "{:?}", state.comments);
-    let titles: Vec<&str> = state.issues.iter().map(|i| i["title"].as_str().unwrap()).collect();
-    assert_eq!(
-        titles,
-        ["patchmoi: fork needs intervention on v1.2.0", "patchmoi dashboard"],
-        "one per flow, one dashboard"
-    );
+    let tracking = &state.issues[0];
+    assert_eq!((tracking["state"].as_str(), tracking["state_reason"].as_str()), (Some("closed"), Some("completed")));
+    assert_eq!(state.issues.len(), 2, "still one per flow and the dashboard");
 }
