@@ -155,6 +155,14 @@ fn a_forged_dashboard_marker_is_not_taken_for_the_dashboard() {
 
 #[test]
 fn a_writers_retry_runs_the_release_again_end_to_end() {
+    // On a hosted runner (no state kept) and on a self-hosted one whose
+    // checkout kept the first run's results.
+    for keep_state in [false, true] {
+        retry_runs_again(keep_state);
+    }
+}
+
+fn retry_runs_again(keep_state: bool) {
     let s = conflicting();
     assert_eq!(s.action(&s.dispatch("v1.2.0"), &[("INPUT_FAIL_ON_CONFLICT", "false")]).code, 0);
     assert_eq!(s.origin_branch("patchmoi/v1.2.0"), None, "no candidate for a conflict");
@@ -163,12 +171,14 @@ fn a_writers_retry_runs_the_release_again_end_to_end() {
     fork.git(&["reset", "--quiet", "--hard", "HEAD~1"]);
     fork.commit("Fork patch, on line 5", &[("a.txt", &replace_line(&lines("a", 10), 5, "fork"))]);
     fork.git(&["push", "--quiet", "--force", "origin", "patches"]);
-    s.forget_state();
+    if !keep_state {
+        s.forget_state();
+    }
     s.gh.state().writers.push("maintainer".into());
     let event = tick(&s, "retry v1.2.0 in flow fork", "maintainer");
     let run = s.action(&event, &[("GITHUB_EVENT_NAME", "issues")]);
     assert_eq!(run.code, 0, "{}", run.stderr);
-    assert_eq!(s.output("status"), "changed");
+    assert_eq!(s.output("status"), "changed", "state kept: {keep_state}");
     let candidate = s.origin_branch("patchmoi/v1.2.0").expect("the retry pushed a candidate");
     assert_eq!(s.fx.fork.git(&["show", &format!("{candidate}:a.txt")]).lines().nth(4), Some("fork"));
     let state = s.gh.state();
