@@ -2,7 +2,7 @@
 //! filters, cursors, schema version.
 
 use super::*;
-use crate::service::attempt::{Operation, Transport};
+use crate::service::attempt::{Operation, RunObservation, Transport};
 
 fn event(tag: &str) -> FlowEvent {
     FlowEvent::upstream_release("openai/codex", tag, "2026-01-01T00:00:00.000Z".into())
