@@ -48,9 +48,15 @@ fn labelled(issue: &Value) -> bool {
     })
 }
 
+/// Whether `issue` (as the API or a webhook shows it) is the dashboard:
+/// labelled `patchmoi`, its marker the last line of its body.
+pub fn is_dashboard(issue: &Value) -> bool {
+    labelled(issue) && marked(issue, DASHBOARD_MARKER)
+}
+
 /// Whether `marker` is the last line of the issue's body, where patchmoi
 /// writes it (GitHub may turn the line ends into CRLF when a person edits it).
-pub fn marked(issue: &Value, marker: &str) -> bool {
+fn marked(issue: &Value, marker: &str) -> bool {
     let body = issue["body"].as_str().unwrap_or_default().trim_end();
     body.strip_suffix(marker).is_some_and(|before| before.is_empty() || before.ends_with('\n'))
 }

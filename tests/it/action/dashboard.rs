@@ -49,6 +49,7 @@ fn tick(s: &Setup, tick: &str, sender: &str) -> std::path::PathBuf {
     let mut event: Value = serde_json::from_str(include_str!("../../fixtures/webhook-issues.json")).unwrap();
     event["issue"]["number"] = board["number"].clone();
     event["issue"]["body"] = json!(after);
+    event["issue"]["labels"] = board["labels"].clone();
     event["changes"] = json!({"body": {"from": before}});
     event["sender"]["login"] = json!(sender);
     let path = s.dir.join("event-issues.json");
