@@ -42,7 +42,9 @@ pub fn record(store: &mut Store, event: &FlowEvent, delivery: Delivery) -> Resul
     let attempt = store.record_dispatch(&delivery.record, &attempt)?;
     // What the runs reported (flows, conflict reports) for the pages; the
     // attempt is whole without it, and a sync writes it again.
-    store.record_runs(&attempt.id, &event.id, &delivery.runs, &delivery.record.created_at)?;
+    if let Err(err) = store.record_runs(&attempt.id, &event.id, &delivery.runs, &delivery.record.created_at) {
+        tracing::warn!(attempt = %attempt.id, "could not store the runs' reports: {err:#}");
+    }
     Ok((delivery.record, attempt))
 }
 

@@ -135,6 +135,8 @@ pub fn sync(store: &Store, settings: &ServiceSettings, id_or_prefix: &str) -> Re
     };
     let now = event::now();
     let next = store.update_attempt(&attempt.id, |current| apply_observations(current, &observed, &now))?;
-    store.record_runs(&next.id, &next.event_id, &observed, &now)?;
+    if let Err(err) = store.record_runs(&next.id, &next.event_id, &observed, &now) {
+        tracing::warn!(attempt = %next.id, "could not store the runs' reports: {err:#}");
+    }
     Ok(next)
 }
