@@ -47,7 +47,8 @@ pub fn act(
             edit.sender
         );
         gh.comment(edit.number, &why)?;
-        gh.upsert_dashboard(dashboard::TITLE, &scrub(&dashboard::render(&board), secrets))?;
+        let body = scrub(&dashboard::render(&board), secrets);
+        gh.upsert_dashboard(dashboard::TITLE, &|_| body.clone())?;
         return Ok(Acted { promoted: None, retries: Vec::new(), refused: Some(why) });
     }
     let mut outcomes = Vec::new();
@@ -74,7 +75,8 @@ pub fn act(
             }
         }
     }
-    gh.upsert_dashboard(dashboard::TITLE, &scrub(&dashboard::render(&board), secrets))?;
+    let body = scrub(&dashboard::render(&board), secrets);
+    gh.upsert_dashboard(dashboard::TITLE, &|_| body.clone())?;
     let promoted = outcomes.into_iter().reduce(|mut all, more| {
         all.flows.extend(more.flows);
         all.status = ResultStatus::aggregate([all.status, more.status]).unwrap_or(all.status);

@@ -38,6 +38,9 @@ pub struct Row {
     pub checks: Option<String>,
     #[serde(default)]
     pub conflict: Option<Conflict>,
+    /// The flow's tracking issue, which holds the whole conflict report.
+    #[serde(default)]
+    pub tracking: Option<String>,
     /// Patches whose conflicts the memory of resolutions resolved.
     #[serde(default)]
     pub memory: usize,
@@ -107,6 +110,7 @@ pub fn row(outcome: &FlowOutcome, tag: &str, now: &str) -> Row {
         status: outcome.status.map(|status| status.to_string()).unwrap_or_else(|| "skipped".into()),
         pr_url: outcome.pr_url.clone(),
         checks: (!checks.is_empty()).then(|| checks.join(", ")),
+        tracking: outcome.tracking_issue.clone().filter(|_| conflict.is_some()),
         conflict,
         memory: rebase.map_or(0, |run| run.artifacts.resolved_from_memory.len()),
         note: None,
@@ -119,6 +123,26 @@ impl Board {
     pub fn put(&mut self, row: Row) {
         self.rows.retain(|old| (old.flow.as_str(), old.tag.as_str()) != (row.flow.as_str(), row.tag.as_str()));
         self.rows.push(row);
+    }
+
+    /// Takes in the rows of `other` (a copy a racing run wrote): a release
+    /// this board lacks, or has an older row of.
+    pub fn absorb(&mut self, other: Board) {
+        for row in other.rows {
+            match self.row_mut(&row.flow, &row.tag) {
+                Some(have) if have.updated >= row.updated => {}
+                Some(have) => *have = row,
+                None => self.rows.push(row),
+            }
+        }
+    }
+
+    /// The board kept in the bodies of the dashboard issues found (the one
+    /// kept first), merged.
+    pub fn from_bodies(bodies: &[String]) -> Board {
+        let mut board = Board::default();
+        bodies.iter().for_each(|body| board.absorb(parse(body)));
+        board
     }
 
     /// The row of `flow` and `tag`, if the dashboard has it.
@@ -235,6 +259,9 @@ pub fn render(board: &Board) -> String {
                 let mut text = format!("patch {} {} in {files}", inert(&c.patch), inert(&c.subject));
                 if let Some(culprit) = &c.culprit {
                     let _ = write!(text, "; culprit {}", inert(culprit));
+                }
+                if let Some(url) = &row.tracking {
+                    let _ = write!(text, " ([whole report]({}))", inert_url(url));
                 }
                 text
             });

@@ -9,7 +9,7 @@
 use serde_json::Value;
 
 use crate::flow::event::{check_repo, FlowEvent, UPSTREAM_RELEASE};
-use crate::github::DASHBOARD_MARKER;
+use crate::github::is_dashboard;
 
 pub use crate::core::secrets::scrub;
 
@@ -108,7 +108,9 @@ pub fn resolve_trigger(
             let action = text(payload, "action").unwrap_or_default();
             let issue = payload.get("issue").unwrap_or(&empty);
             let body = text(issue, "body").unwrap_or_default();
-            if action != "edited" || !body.contains(DASHBOARD_MARKER) {
+            // The dashboard as patchmoi finds it: another issue quoting its
+            // marker (a report, a comment pasted in) is not it.
+            if action != "edited" || !is_dashboard(issue) {
                 return Ok(Trigger::Nothing(format!(
                     "issues event `{action}`: patchmoi acts on edits of its dashboard"
                 )));

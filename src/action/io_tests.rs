@@ -208,6 +208,7 @@ fn dashboard_edits_resolve_to_the_edit_and_other_issue_events_to_nothing() {
     let edit = |body: &str, from: Option<&str>, kind: &str| {
         let mut event = example.clone();
         event["issue"]["body"] = json!(body);
+        event["issue"]["labels"] = json!([{"name": "bug"}, {"name": "patchmoi"}]);
         event["changes"] = from.map_or(json!({}), |from| json!({"body": {"from": from}}));
         event["sender"]["type"] = json!(kind);
         resolve_trigger(&none, Some("issues"), Some(&event), "now").unwrap()
@@ -215,6 +216,14 @@ fn dashboard_edits_resolve_to_the_edit_and_other_issue_events_to_nothing() {
     let Trigger::DashboardEdited(got) = edit(marked, Some("before"), "User") else { panic!("not an edit") };
     assert_eq!((got.before.as_str(), got.sender.as_str(), got.number), ("before", "Codertocat", 1));
     assert!(matches!(edit("an ordinary issue", Some("before"), "User"), Trigger::Nothing(_)));
+    let quoting =
+        "- [x] promote v1 in flow fork\nquoting <!-- patchmoi:dashboard --> here\n<!-- patchmoi:tracking flow=f -->";
+    assert!(matches!(edit(quoting, Some("before"), "User"), Trigger::Nothing(_)), "a marker quoted inside");
+    let mut unlabelled = example.clone();
+    unlabelled["issue"]["body"] = json!(marked);
+    unlabelled["changes"] = json!({"body": {"from": "before"}});
+    let got = resolve_trigger(&none, Some("issues"), Some(&unlabelled), "now").unwrap();
+    assert!(matches!(got, Trigger::Nothing(_)), "an issue without the label");
     assert!(matches!(edit(marked, None, "User"), Trigger::Nothing(_)), "the title changed, not the body");
     assert!(matches!(edit(marked, Some("before"), "Bot"), Trigger::Nothing(_)), "patchmoi's own edit");
 }

@@ -63,6 +63,10 @@ pub fn run(settings: &JobSettings, out: &mut dyn Write) -> Result<JobOutcome> {
             .map_err(usage)?;
     // Each event with the flows it is for (None: every flow that matches).
     let mut skipped = Vec::new();
+    // A `retry` box asks for a new run even where the checkout kept the
+    // last one's results (a self-hosted runner): the maintainer may have
+    // changed the branch since.
+    let mut retrying = false;
     let events: Vec<(FlowEvent, Option<Vec<String>>)> = match trigger {
         Trigger::Event(event) => vec![(event, None)],
         Trigger::Nothing(reason) => return Ok(nothing(reason)),
@@ -83,7 +87,10 @@ pub fn run(settings: &JobSettings, out: &mut dyn Write) -> Result<JobOutcome> {
             match (acted.promoted, acted.retries.is_empty()) {
                 (Some(promoted), true) => return Ok(promoted),
                 (None, true) => return Ok(nothing("no box to act on".into())),
-                _ => acted.retries.into_iter().map(|(event, names)| (event, Some(names))).collect(),
+                _ => {
+                    retrying = true;
+                    acted.retries.into_iter().map(|(event, names)| (event, Some(names))).collect()
+                }
             }
         }
         Trigger::Schedule => {
@@ -118,7 +125,7 @@ pub fn run(settings: &JobSettings, out: &mut dyn Write) -> Result<JobOutcome> {
         workspace: root.clone(),
         flow: settings.flow.clone(),
         push: false,
-        replay: false,
+        replay: retrying,
         code_mode: settings.code_mode,
         step_env: settings.step_env.clone(),
         step_secrets: settings.step_secrets.clone(),

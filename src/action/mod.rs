@@ -11,3 +11,4 @@ pub mod outcome;
 pub mod promotion;
 pub mod publisher;
 pub mod text;
+pub mod tracking;

@@ -9,9 +9,10 @@ use std::io::Write;
 
 use anyhow::Result;
 
-use super::dashboard::{self, Row};
+use super::dashboard::{self, Board, Row};
 use super::outcome::{base_branch, FlowOutcome, JobSettings};
-use super::text::{check_output, pr_spec, tracking_issue_body};
+use super::text::{check_output, pr_spec};
+use super::tracking;
 use crate::action::io;
 use crate::action::io::{annotation_command, group, scrub, Annotation, Level, ANNOTATIONS_PER_KIND};
 use crate::core::status::ResultStatus;
@@ -264,14 +265,21 @@ impl<'a> Publisher<'a> {
                 .collect();
             self.annotate(&notes);
             if let Some(gh) = self.gh {
-                let title = format!("patchmoi: {} needs intervention on {tag}", flow.name);
-                match gh.upsert_tracking_issue(&flow.name, &title, &tracking_issue_body(report, &tag, &runs)) {
+                match tracking::keep(gh, &flow.name, &tag, report, &runs, &self.secrets) {
                     Ok(TrackingIssue::Created { url, .. } | TrackingIssue::Updated { url, .. }) => outcome.tracking_issue = Some(url),
                     Ok(TrackingIssue::Disabled) => self.warn(
                         "Issues are turned off in this repository (the default for forks), so the conflict report is only in the check run and the job summary; turn them on under Settings → General → Features → Issues",
                     ),
                     Err(err) => self.warn(&format!("could not update the tracking issue: {err:#}")),
                 }
+            }
+        }
+        let clean = rebase.is_some_and(|i| matches!(runs[i].status, ResultStatus::Changed | ResultStatus::Completed));
+        if let (Some(gh), true) = (self.gh, clean) {
+            match tracking::close_if_resolved(gh, &flow.name, &tag) {
+                Ok(Some(number)) => outcome.notes.push(format!("closed tracking issue #{number}")),
+                Ok(None) => {}
+                Err(err) => self.warn(&format!("could not close the tracking issue: {err:#}")),
             }
         }
         outcome.status = ResultStatus::aggregate(runs.iter().map(|run| run.status));
@@ -286,15 +294,15 @@ impl Publisher<'_> {
     /// the check runs and the summary carry the same.
     pub fn update_dashboard(&mut self, rows: Vec<Row>, skipped: Vec<String>, now: &str) {
         let Some(gh) = self.gh else { return };
-        let written = gh.dashboard().and_then(|found| {
-            let mut board = found.map(|(_, body)| dashboard::parse(&body)).unwrap_or_default();
-            rows.into_iter().for_each(|row| board.put(row));
-            board.skipped = skipped;
+        let render = |bodies: &[String]| {
+            let mut board = Board::from_bodies(bodies);
+            rows.iter().for_each(|row| board.put(row.clone()));
+            board.skipped = skipped.clone();
             board.last_run = now.to_string();
             board.run_url = self.settings.run_url.clone();
-            let body = scrub(&dashboard::render(&board), &self.secrets);
-            gh.upsert_dashboard(dashboard::TITLE, &body)
-        });
+            scrub(&dashboard::render(&board), &self.secrets)
+        };
+        let written = gh.upsert_dashboard(dashboard::TITLE, &render);
         if let Err(err) = written {
             self.warn(&format!("could not update the dashboard issue: {err:#}"));
         }

@@ -1,11 +1,13 @@
 //! The tracking issue (one per flow) and the dashboard (one per repository),
-//! each found again by a hidden marker in its
-//! body and edited (reopened if closed), never one per run. Two runs of one
-//! flow for different releases may both find none and both open one; the
-//! oldest open marked issue is the one (the oldest of all when none is
-//! open), and the others are closed as its duplicates by whichever run sees
-//! them. Issues are off by default on forks; that is an outcome, not an
-//! error.
+//! each found again by the `patchmoi` label and a hidden marker that is the
+//! last line of its body (a marker quoted inside a body, say from a commit
+//! subject in a conflict report, does not count), and edited (reopened if
+//! closed), never one per run. Two runs may both find none and both open
+//! one; the oldest open marked issue is the one (the oldest of all when none
+//! is open), and the others are closed as its duplicates by whichever run
+//! sees them. The new body is made from the bodies of the kept issue and
+//! its open duplicates, so racing dashboard runs lose no rows. Issues are
+//! off by default on forks; that is an outcome, not an error.
 
 use anyhow::Result;
 use serde_json::{json, Value};
@@ -38,6 +40,33 @@ pub fn issue_marker(flow: &str) -> String {
     format!("<!-- patchmoi:tracking flow={flow} -->")
 }
 
+/// Whether `issue` carries the `patchmoi` label (which only people with
+/// triage access can set), as GitHub lists labels: objects with a name.
+fn labelled(issue: &Value) -> bool {
+    issue["labels"].as_array().is_some_and(|labels| {
+        labels.iter().any(|label| label["name"].as_str().or(label.as_str()) == Some(TRACKING_LABEL))
+    })
+}
+
+/// Whether `issue` (as the API or a webhook shows it) is the dashboard:
+/// labelled `patchmoi`, its marker the last line of its body.
+pub fn is_dashboard(issue: &Value) -> bool {
+    labelled(issue) && marked(issue, DASHBOARD_MARKER)
+}
+
+/// Whether `marker` is the last line of the issue's body, where patchmoi
+/// writes it (GitHub may turn the line ends into CRLF when a person edits it).
+fn marked(issue: &Value, marker: &str) -> bool {
+    let body = issue["body"].as_str().unwrap_or_default().trim_end();
+    body.strip_suffix(marker).is_some_and(|before| before.is_empty() || before.ends_with('\n'))
+}
+
+/// The bodies of the issue kept and its open duplicates, kept one first.
+fn bodies(found: &[Value]) -> Vec<String> {
+    let open = |(index, issue): &(usize, &Value)| *index == 0 || issue["state"] != "closed";
+    found.iter().enumerate().filter(open).map(|(_, issue)| issue["body"].as_str().unwrap_or_default().into()).collect()
+}
+
 impl GitHub {
     /// The issues carrying `marker`, each once, the tracking issue first: the
     /// oldest open one, else the oldest. Looks among issues
@@ -49,9 +78,7 @@ impl GitHub {
         let mut found: Vec<Value> = self
             .get_all(&path, "list issues", Value::as_array)?
             .into_iter()
-            .filter(|issue| {
-                issue.get("pull_request").is_none() && issue["body"].as_str().is_some_and(|body| body.contains(marker))
-            })
+            .filter(|issue| issue.get("pull_request").is_none() && labelled(issue) && marked(issue, marker))
             .collect();
         // A page can shift while we read (an issue opened meanwhile), so an
         // issue may come twice.
@@ -107,25 +134,41 @@ impl GitHub {
         Ok(TrackingIssue::Updated { number, url: issue["html_url"].as_str().unwrap_or_default().into() })
     }
 
-    /// Writes `title` and `body` into the flow's tracking issue.
-    pub fn upsert_tracking_issue(&self, flow: &str, title: &str, body: &str) -> Result<TrackingIssue> {
-        self.upsert_marked_issue(&issue_marker(flow), title, body, &format!("the tracking issue of flow {flow}"))
+    /// Writes `title` and `body(bodies)` into the flow's tracking issue
+    /// (`bodies`: those of the issues found, the one kept first).
+    pub fn upsert_tracking_issue(
+        &self,
+        flow: &str,
+        title: &str,
+        body: &dyn Fn(&[String]) -> String,
+    ) -> Result<TrackingIssue> {
+        let what = format!("the tracking issue of flow {flow}");
+        self.upsert_marked_issue(&issue_marker(flow), title, body, &what)
     }
 
-    /// The dashboard issue's number and body, if there is one (None too when
-    /// Issues are off).
-    pub fn dashboard(&self) -> Result<Option<(u64, String)>> {
-        match self.find_issues(DASHBOARD_MARKER) {
-            Err(err) if api_status(&err) == Some(410) => Ok(None),
-            Err(err) => Err(err),
-            Ok(found) => Ok(found.first().map(|issue| {
-                (issue["number"].as_u64().unwrap_or_default(), issue["body"].as_str().unwrap_or_default().to_string())
-            })),
+    /// Closes the flow's tracking issue as completed, after commenting
+    /// `comment`, when it is open and `ends(body)`; its number when it did.
+    pub fn close_tracking_issue(&self, flow: &str, ends: &dyn Fn(&str) -> bool, comment: &str) -> Result<Option<u64>> {
+        let found = match self.find_issues(&issue_marker(flow)) {
+            Err(err) if api_status(&err) == Some(410) => return Ok(None),
+            other => other?,
+        };
+        let Some(issue) = found.first().filter(|issue| issue["state"] == "open") else { return Ok(None) };
+        if !ends(issue["body"].as_str().unwrap_or_default()) {
+            return Ok(None);
         }
+        let number = issue["number"].as_u64().unwrap_or_default();
+        self.comment(number, comment)?;
+        let close = json!({"state": "closed", "state_reason": "completed"});
+        self.patch(&format!("/issues/{number}"), &close, &format!("close tracking issue #{number}"))?;
+        Ok(Some(number))
     }
 
-    /// Writes `body` into the repository's one dashboard issue.
-    pub fn upsert_dashboard(&self, title: &str, body: &str) -> Result<TrackingIssue> {
+    /// Writes the repository's one dashboard issue: `body` is given the
+    /// bodies of the dashboard issues found (the one kept first, then open
+    /// duplicates a racing run opened; none for a new one) and returns the
+    /// new body, so it can keep what they hold.
+    pub fn upsert_dashboard(&self, title: &str, body: &dyn Fn(&[String]) -> String) -> Result<TrackingIssue> {
         self.upsert_marked_issue(DASHBOARD_MARKER, title, body, "the dashboard issue")
     }
 
@@ -149,19 +192,26 @@ impl GitHub {
         Ok(matches!(permission, "admin" | "write") || matches!(role, "admin" | "maintain" | "write"))
     }
 
-    /// Writes `title` and `body` into the issue carrying `marker`, or opens it.
-    fn upsert_marked_issue(&self, marker: &str, title: &str, body: &str, what: &str) -> Result<TrackingIssue> {
-        let body = format!("{}\n\n{marker}\n", body.trim_end());
+    /// Writes `title` and `render(bodies)` into the issue carrying `marker`,
+    /// or opens it.
+    fn upsert_marked_issue(
+        &self,
+        marker: &str,
+        title: &str,
+        render: &dyn Fn(&[String]) -> String,
+        what: &str,
+    ) -> Result<TrackingIssue> {
+        let body = |bodies: &[String]| format!("{}\n\n{marker}\n", render(bodies).trim_end());
         let found = match self.find_issues(marker) {
             Err(err) if api_status(&err) == Some(410) => return Ok(TrackingIssue::Disabled),
             other => other?,
         };
         if let Some((keep, duplicates)) = found.split_first() {
-            let updated = self.update_issue(keep, title, &body)?;
+            let updated = self.update_issue(keep, title, &body(&bodies(&found)))?;
             self.close_duplicates(keep, duplicates);
             return Ok(updated);
         }
-        let create = json!({"title": title, "body": body, "labels": [TRACKING_LABEL]});
+        let create = json!({"title": title, "body": body(&[]), "labels": [TRACKING_LABEL]});
         let made = self.find_or_create(
             || Ok(self.find_issues(marker)?.into_iter().next()),
             || self.post("/issues", &create, &format!("open {what}")),
@@ -171,13 +221,23 @@ impl GitHub {
             Err(err) if api_status(&err) == Some(410) => return Ok(TrackingIssue::Disabled),
             Err(err) => return Err(err),
         };
-        // Another run may have opened one at the same time: the oldest stays.
+        // Another run may have opened one at the same time, before ours or
+        // after: the oldest stays, with what every open copy holds.
         let found = self.find_issues(marker)?;
         match found.split_first() {
-            Some((keep, duplicates)) if keep["number"] != made["number"] => {
-                let updated = self.update_issue(keep, title, &body)?;
+            Some((keep, duplicates)) if found.len() > 1 => {
+                let updated = self.update_issue(keep, title, &body(&bodies(&found)))?;
                 self.close_duplicates(keep, duplicates);
+                if keep["number"] == made["number"] {
+                    return Ok(TrackingIssue::Created {
+                        number: made["number"].as_u64().unwrap_or_default(),
+                        url: made["html_url"].as_str().unwrap_or_default().into(),
+                    });
+                }
                 Ok(updated)
+            }
+            Some((keep, _)) if keep["number"] != made["number"] => {
+                self.update_issue(keep, title, &body(&bodies(&found)))
             }
             _ => Ok(TrackingIssue::Created {
                 number: made["number"].as_u64().unwrap_or_default(),

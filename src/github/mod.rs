@@ -23,7 +23,7 @@ mod releases;
 pub mod transport;
 
 pub use checks::{CheckAnnotation, CheckConclusion, CheckOutput, CheckReporter, CheckSpot};
-pub use issues::{TrackingIssue, DASHBOARD_MARKER};
+pub use issues::{is_dashboard, TrackingIssue, DASHBOARD_MARKER};
 pub use pulls::{pr_creation_refused, PullRequest, PullRequestSpec};
 pub use releases::{Release, Releases};
 

@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::core::status::ResultStatus;
+use crate::engine::conflict::ConflictReport;
 
 /// Why an attempt exists.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -210,6 +211,11 @@ pub struct RunObservation {
     pub error: Option<String>,
     pub candidate_refs: Vec<CandidateRef>,
     pub completed_at: Option<String>,
+    /// The flow and step the run belongs to, when the source says.
+    pub flow: Option<String>,
+    pub step: Option<String>,
+    /// The conflict report of a run that stopped on a conflict.
+    pub conflict: Option<Box<ConflictReport>>,
 }
 
 /// The status of an attempt whose runs have these statuses (`None`: no

@@ -147,13 +147,19 @@ pub fn observe_run(run_id: &str, run: &Value) -> RunObservation {
     if error.is_none() && matches!(status.as_str(), "failed" | "blocked" | "needs_intervention") {
         error = message.clone();
     }
+    let artifacts = payload.get("artifacts").unwrap_or(&Value::Null);
     RunObservation {
         run_id: text(run, "id").unwrap_or_else(|| run_id.to_string()),
         status,
         message,
         error,
-        candidate_refs: candidates(payload.get("artifacts").unwrap_or(&Value::Null)),
+        candidate_refs: candidates(artifacts),
         completed_at: text(run, "completedAt"),
+        flow: text(run, "flowName"),
+        step: text(run, "stepName"),
+        // A backend running patchmoi's own runner carries the report as
+        // the runner wrote it; anything else is not one.
+        conflict: artifacts.get("conflict").and_then(|value| serde_json::from_value(value.clone()).ok()).map(Box::new),
     }
 }
 

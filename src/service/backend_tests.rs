@@ -45,3 +45,24 @@ fn backend_runs_read_as_observations() {
     assert_eq!((seen.status.as_str(), seen.error.as_deref()), ("blocked", Some("no tag")));
     assert_eq!(observe_run("run-3", &json!({"status": "running"})).status, "running");
 }
+
+#[test]
+fn a_backend_run_names_its_flow_and_carries_its_conflict_report() {
+    let report = json!({
+        "patch": {"sha": "abc", "subject": "Our patch", "author": "me"}, "applied": [], "remaining": [],
+        "files": [{"path": "a.txt", "kind": "contents", "upstream_commits": [],
+                   "hunks": [{"start_line": 2, "end_line": 2, "upstream": "u\n", "patch": "p\n", "base": "b\n"}]}],
+        "culprit": {"kind": "upstream", "sha": "def", "subject": "Upstream rewrite"}, "builds_on": null, "survey": []
+    });
+    // As patchmoi's own state file shows a run (RunView).
+    let run = json!({"id": "run_1", "flowName": "fork", "stepName": "rebase", "status": "needs_intervention",
+        "resultPayload": {"status": "needs_intervention", "message": "conflict", "artifacts": {"conflict": report}}});
+    let seen = observe_run("run_1", &run);
+    assert_eq!((seen.flow.as_deref(), seen.step.as_deref()), (Some("fork"), Some("rebase")));
+    let conflict = seen.conflict.expect("the report");
+    assert_eq!(conflict.files[0].hunks[0].patch, "p\n");
+    assert_eq!(conflict.culprit.unwrap().subject, "Upstream rewrite");
+    // Anything else under `conflict` is not taken for a report.
+    let odd = json!({"resultPayload": {"status": "failed", "artifacts": {"conflict": "yes"}}});
+    assert!(observe_run("run_2", &odd).conflict.is_none());
+}

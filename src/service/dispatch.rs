@@ -116,6 +116,11 @@ pub fn finish_local(
 pub fn record(store: &mut Store, event: &FlowEvent, delivery: Delivery) -> Result<(DispatchRecord, Attempt)> {
     let attempt = new_attempt(event, &delivery);
     let attempt = store.record_dispatch(&delivery.record, &attempt)?;
+    // What the runs reported (flows, conflict reports) for the pages; the
+    // attempt is whole without it, and a sync writes it again.
+    if let Err(err) = store.record_runs(&attempt.id, &event.id, &delivery.runs, &delivery.record.created_at) {
+        tracing::warn!(attempt = %attempt.id, "could not store the runs' reports: {err:#}");
+    }
     Ok((delivery.record, attempt))
 }
 
@@ -166,6 +171,7 @@ pub fn session_delivery(
         error: None,
         candidate_refs: Vec::new(),
         completed_at: Some(record.created_at.clone()),
+        ..RunObservation::default()
     };
     Delivery { record, runs: vec![run], workspace_root: Some(workspace.display().to_string()) }
 }

@@ -72,5 +72,8 @@ fn observe(run: &RunResult) -> RunObservation {
         error: Some(run.message.clone()).filter(|text| attention && !text.is_empty()),
         candidate_refs,
         completed_at: Some(run.completed_at.clone()).filter(|text| !text.is_empty()),
+        flow: Some(run.flow.clone()).filter(|text| !text.is_empty()),
+        step: Some(run.step.clone()).filter(|text| !text.is_empty()),
+        conflict: run.artifacts.conflict.clone().map(Box::new),
     }
 }

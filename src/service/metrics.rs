@@ -1,5 +1,6 @@
 //! `/metrics` in Prometheus' text format (version 0.0.4): what the store
-//! holds (events, dispatches and attempts by status, webhook deliveries),
+//! holds (events, dispatches and attempts by status, webhook deliveries,
+//! feed polls and poll failures per source),
 //! read when scraped, and the HTTP requests this process answered, by
 //! route and status, with a latency histogram, counted by a middleware.
 //! https://prometheus.io/docs/instrumenting/exposition_formats/
@@ -13,7 +14,7 @@ use axum::extract::{MatchedPath, Request, State};
 use axum::middleware::Next;
 use axum::response::Response;
 
-use crate::service::store::{StatusCounts, Store};
+use crate::service::store::{PollRecord, StatusCounts, Store};
 
 /// Upper bounds of the latency buckets, in seconds.
 const BUCKETS: [f64; 10] = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0];
@@ -64,6 +65,16 @@ impl Metrics {
         by_status(&mut out, "patchmoi_attempts", "Maintenance attempts in the store, by status.", &store.attempts);
         header(&mut out, "patchmoi_webhook_deliveries_total", "counter", "GitHub webhook deliveries recorded.");
         let _ = writeln!(out, "patchmoi_webhook_deliveries_total {}", store.deliveries);
+        let name = "patchmoi_feed_polls_total";
+        header(&mut out, name, "counter", "Feed polls by every poller of the store, by source.");
+        for poll in &store.polls {
+            let _ = writeln!(out, "{name}{{source=\"{}\"}} {}", label(&poll.source_id), poll.runs);
+        }
+        let name = "patchmoi_feed_poll_failures_total";
+        header(&mut out, name, "counter", "Feed polls that failed, by source.");
+        for poll in &store.polls {
+            let _ = writeln!(out, "{name}{{source=\"{}\"}} {}", label(&poll.source_id), poll.failures);
+        }
         let name = "patchmoi_http_requests_total";
         header(&mut out, name, "counter", "HTTP requests answered since start, by route and status.");
         for ((route, status), count) in &http.requests {
@@ -93,13 +104,14 @@ pub struct StoreFigures {
     pub deliveries: i64,
     pub dispatches: StatusCounts,
     pub attempts: StatusCounts,
+    pub polls: Vec<PollRecord>,
 }
 
 impl StoreFigures {
     pub fn read(store: &Store) -> anyhow::Result<StoreFigures> {
         let (attempts, dispatches) = store.status_counts()?;
         let (events, deliveries) = store.totals()?;
-        Ok(StoreFigures { events, deliveries, dispatches, attempts })
+        Ok(StoreFigures { events, deliveries, dispatches, attempts, polls: store.polls()? })
     }
 }
 
@@ -154,6 +166,14 @@ mod tests {
             deliveries: 1,
             dispatches: vec![("dispatched".into(), 2)],
             attempts: vec![("changed".into(), 1), ("needs_intervention".into(), 1)],
+            polls: vec![PollRecord {
+                source_id: "codex \"gh\"".into(),
+                runs: 3,
+                failures: 1,
+                last_poll_at: "t".into(),
+                last_error: None,
+                last_error_at: None,
+            }],
         };
         let text = metrics.render(&store);
         for line in [
@@ -162,6 +182,9 @@ mod tests {
             "patchmoi_dispatches{status=\"dispatched\"} 2",
             "patchmoi_attempts{status=\"needs_intervention\"} 1",
             "patchmoi_webhook_deliveries_total 1",
+            "# TYPE patchmoi_feed_polls_total counter",
+            "patchmoi_feed_polls_total{source=\"codex \\\"gh\\\"\"} 3",
+            "patchmoi_feed_poll_failures_total{source=\"codex \\\"gh\\\"\"} 1",
             "patchmoi_http_requests_total{route=\"/flow-events/{id}\",status=\"200\"} 2",
             "patchmoi_http_requests_total{route=\"/flow-events/{id}\",status=\"404\"} 1",
             "# TYPE patchmoi_http_request_duration_seconds histogram",

@@ -134,5 +134,9 @@ pub fn sync(store: &Store, settings: &ServiceSettings, id_or_prefix: &str) -> Re
         Transport::RepositoryDispatch => return sync_from_github(store, &settings.api, &attempt),
     };
     let now = event::now();
-    Ok(store.update_attempt(&attempt.id, |current| apply_observations(current, &observed, &now))?)
+    let next = store.update_attempt(&attempt.id, |current| apply_observations(current, &observed, &now))?;
+    if let Err(err) = store.record_runs(&next.id, &next.event_id, &observed, &now) {
+        tracing::warn!(attempt = %next.id, "could not store the runs' reports: {err:#}");
+    }
+    Ok(next)
 }

@@ -1,5 +1,7 @@
 //! Product state under `DATA_DIR`: one SQLite database, `patchmoi.sqlite3`,
-//! holding events, dispatch records, maintenance attempts and feed cursors.
+//! holding events, dispatch records, maintenance attempts, what each run of
+//! an attempt reported (its flow, its conflict report), feed cursors and
+//! each feed source's polls.
 //!
 //! WAL journaling and a busy timeout let the daemon and a CLI call share it;
 //! every multi-row change is one transaction, so a crash at any moment
@@ -20,7 +22,7 @@ use crate::service::webhook::index_keys;
 
 /// The database file inside `DATA_DIR`.
 pub const DB_FILE: &str = "patchmoi.sqlite3";
-const SCHEMA_VERSION: i64 = 3;
+const SCHEMA_VERSION: i64 = 4;
 const SCHEMA: &str = "
 CREATE TABLE events (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -80,6 +82,36 @@ CREATE TABLE attempt_keys (
     PRIMARY KEY (key, attempt_seq)
 ) WITHOUT ROWID;
 CREATE INDEX attempt_keys_attempt ON attempt_keys(attempt_seq);
+";
+
+/// Version 4: what each run of an attempt reported, for the status pages:
+/// its flow and step (rows per flow, flow badges) and, when it stopped on a
+/// conflict, the conflict report as the runner wrote it (patch, files,
+/// hunks, culprit, survey); and each feed source's polls (how many, how
+/// many failed, the last error). Older attempts have no rows until a sync
+/// reads their runs again.
+const SCHEMA_V4: &str = "
+CREATE TABLE run_reports (
+    attempt_id TEXT NOT NULL,
+    run_id TEXT NOT NULL,
+    event_id TEXT NOT NULL,
+    flow TEXT,
+    step TEXT,
+    status TEXT NOT NULL,
+    conflict TEXT,
+    recorded_at TEXT NOT NULL,
+    PRIMARY KEY (attempt_id, run_id)
+);
+CREATE INDEX run_reports_event ON run_reports(event_id);
+CREATE INDEX run_reports_flow ON run_reports(flow);
+CREATE TABLE feed_polls (
+    source_id TEXT PRIMARY KEY,
+    runs INTEGER NOT NULL,
+    failures INTEGER NOT NULL,
+    last_poll_at TEXT NOT NULL,
+    last_error TEXT,
+    last_error_at TEXT
+);
 ";
 
 /// At most this many attempts share one webhook key (newest first).
@@ -257,13 +289,18 @@ impl Store {
         if version < 2 {
             tx.execute_batch(SCHEMA_V2)?;
         }
-        tx.execute_batch(SCHEMA_V3)?;
-        let stored: Vec<(i64, String)> = tx
-            .prepare("SELECT seq, json FROM attempts")?
-            .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))?
-            .collect::<rusqlite::Result<_>>()?;
-        for (seq, json) in stored {
-            index_attempt(&tx, seq, &parse(&json)?)?;
+        if version < 3 {
+            tx.execute_batch(SCHEMA_V3)?;
+            let stored: Vec<(i64, String)> = tx
+                .prepare("SELECT seq, json FROM attempts")?
+                .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))?
+                .collect::<rusqlite::Result<_>>()?;
+            for (seq, json) in stored {
+                index_attempt(&tx, seq, &parse(&json)?)?;
+            }
+        }
+        if version < 4 {
+            tx.execute_batch(SCHEMA_V4)?;
         }
         tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
         tx.commit()?;
@@ -731,6 +768,10 @@ pub fn dispatch_status_filter(value: Option<&str>, what: &str) -> Result<Option<
 fn stored_json<T: serde::Serialize + ?Sized>(value: &T) -> serde_json::Result<String> {
     Ok(scrub_held(&serde_json::to_string(value)?))
 }
+
+#[path = "store_reports.rs"]
+mod reports;
+pub use reports::{PollRecord, RunRecord};
 
 #[cfg(test)]
 #[path = "store_tests.rs"]

@@ -2,7 +2,7 @@
 //! filters, cursors, schema version.
 
 use super::*;
-use crate::service::attempt::{Operation, Transport};
+use crate::service::attempt::{Operation, RunObservation, Transport};
 
 fn event(tag: &str) -> FlowEvent {
     FlowEvent::upstream_release("openai/codex", tag, "2026-01-01T00:00:00.000Z".into())
@@ -163,4 +163,106 @@ fn attempt_updates_apply_to_the_row_as_it_is_now() {
     assert_eq!(next.message.as_deref(), Some("check run completed"));
     assert_eq!(next.error.as_deref(), Some("from sync"));
     assert!(store.update_attempt("nope", |current| current.clone()).is_err());
+}
+
+fn observed(run_id: &str, status: &str, conflict: Option<&str>) -> RunObservation {
+    let report = conflict.map(|subject| {
+        serde_json::from_value(serde_json::json!({
+            "patch": {"sha": "a".repeat(40), "subject": subject, "author": "me"},
+            "applied": [], "remaining": [], "files": [], "culprit": null, "builds_on": null, "survey": []
+        }))
+        .unwrap()
+    });
+    RunObservation {
+        run_id: run_id.into(),
+        status: status.into(),
+        flow: Some("fork".into()),
+        step: Some("rebase".into()),
+        conflict: report.map(Box::new),
+        ..RunObservation::default()
+    }
+}
+
+#[test]
+fn runs_keep_their_flow_and_conflict_report_until_a_result_replaces_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = Store::open(dir.path()).unwrap();
+    let ev = event("rust-v1");
+    store.record_event(&ev).unwrap();
+    let first = store
+        .record_dispatch(&record(&ev, DispatchStatus::Dispatched), &attempt("a1", &ev, AttemptStatus::Started))
+        .unwrap();
+    store.record_runs(&first.id, &ev.id, &[observed("run_a", "needs_intervention", Some("the patch"))], "t1").unwrap();
+    // A sync that only sees the run running (a webhook's view) keeps the report…
+    let running = RunObservation { flow: None, step: None, ..observed("run_a", "running", None) };
+    store.record_runs(&first.id, &ev.id, &[running], "t2").unwrap();
+    let runs = store.runs_of_event(&ev.id).unwrap();
+    assert_eq!(runs.len(), 1);
+    assert_eq!((runs[0].flow.as_deref(), runs[0].status.as_str()), (Some("fork"), "running"));
+    assert_eq!(runs[0].conflict.as_ref().map(|c| c.patch.subject.as_str()), Some("the patch"));
+    // …a result without one clears it.
+    store.record_runs(&first.id, &ev.id, &[observed("run_a", "changed", None)], "t3").unwrap();
+    assert_eq!(store.runs_of_event(&ev.id).unwrap()[0].conflict, None);
+    // A second attempt's runs come first.
+    let second = store
+        .record_dispatch(&record(&ev, DispatchStatus::Dispatched), &attempt("a2", &ev, AttemptStatus::Started))
+        .unwrap();
+    store.record_runs(&second.id, &ev.id, &[observed("run_a", "failed", None)], "t4").unwrap();
+    let attempts: Vec<String> = store.flow_runs(10).unwrap().into_iter().map(|run| run.attempt_id).collect();
+    assert_eq!(attempts, ["a2", "a1"]);
+}
+
+#[test]
+fn polls_are_counted_per_source_with_the_last_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    store.record_poll("codex", "t1", None).unwrap();
+    store.record_poll("codex", "t2", Some("feed https://example/atom returned 500")).unwrap();
+    store.record_poll("other", "t2", None).unwrap();
+    let polls = store.polls().unwrap();
+    assert_eq!(polls.len(), 2);
+    assert_eq!((polls[0].runs, polls[0].failures, polls[0].failing()), (2, 1, true));
+    store.record_poll("codex", "t3", None).unwrap();
+    let codex = store.polls().unwrap().remove(0);
+    assert_eq!((codex.runs, codex.failures, codex.failing()), (3, 1, false));
+    assert_eq!(codex.last_error.as_deref(), Some("feed https://example/atom returned 500"));
+    assert_eq!((codex.last_poll_at.as_str(), codex.last_error_at.as_deref()), ("t3", Some("t2")));
+}
+
+/// A database as version 3 wrote it, holding an attempt, is brought to
+/// this version in place: nothing lost, the new tables there and used.
+#[test]
+fn a_version_3_database_is_migrated_in_place() {
+    let dir = tempfile::tempdir().unwrap();
+    let ev = event("rust-v1");
+    {
+        let conn = Connection::open(dir.path().join(DB_FILE)).unwrap();
+        conn.execute_batch(SCHEMA).unwrap();
+        conn.execute_batch(SCHEMA_V2).unwrap();
+        conn.execute_batch(SCHEMA_V3).unwrap();
+        conn.execute(
+            "INSERT INTO events (id, type, received_at, json) VALUES (?1, ?2, 't', ?3)",
+            params![ev.id, ev.kind, serde_json::to_string(&ev).unwrap()],
+        )
+        .unwrap();
+        let old = attempt("a1", &ev, AttemptStatus::NeedsIntervention);
+        conn.execute(
+            "INSERT INTO attempts (id, event_id, status, updated_at, json) VALUES ('a1', ?1, 'needs_intervention', 't', ?2)",
+            params![ev.id, serde_json::to_string(&old).unwrap()],
+        )
+        .unwrap();
+        conn.pragma_update(None, "user_version", 3).unwrap();
+    }
+    let store = Store::open(dir.path()).unwrap();
+    let version: i64 = store.conn.query_row("PRAGMA user_version", [], |row| row.get(0)).unwrap();
+    assert_eq!(version, SCHEMA_VERSION);
+    assert_eq!(store.attempts(&Filter::default()).unwrap()[0].id, "a1");
+    assert!(store.runs_of_event(&ev.id).unwrap().is_empty(), "no reports until a sync reads the runs");
+    store.record_runs("a1", &ev.id, &[observed("run_a", "needs_intervention", Some("p"))], "t").unwrap();
+    assert_eq!(store.runs_of_event(&ev.id).unwrap().len(), 1);
+    store.record_poll("s", "t", None).unwrap();
+    assert_eq!(store.integrity_check().unwrap(), "ok");
+    drop(store);
+    // Opening again changes nothing.
+    assert_eq!(Store::open(dir.path()).unwrap().runs_of_event(&ev.id).unwrap().len(), 1);
 }

@@ -277,7 +277,8 @@ fn tracking_issues_opened_by_racing_runs_become_one() {
             state.next_number += 1;
             state.next_id += 1;
             state.issues.push(json!({"id": id, "number": number, "state": "open", "title": title,
-                "body": format!("{title}\n\n<!-- patchmoi:tracking flow=fork -->\n"), "html_url": "x"}));
+                "body": format!("{title}\n\n<!-- patchmoi:tracking flow=fork -->\n"), "html_url": "x",
+                "labels": [{"name": "patchmoi"}]}));
         }
     }
     let run = s.action(&s.dispatch("v1.2.0"), &[("INPUT_FAIL_ON_CONFLICT", "false")]);
@@ -304,7 +305,8 @@ fn tracking_issues_opened_by_racing_runs_become_one() {
 fn a_tracking_issue_opened_meanwhile_by_another_run_is_kept_and_ours_closed() {
     let s = conflicting();
     s.gh.state().issue_opened_meanwhile = Some(json!({"state": "open", "title": "from the run for v1.1.0",
-        "body": "v1.1.0 report\n\n<!-- patchmoi:tracking flow=fork -->\n", "html_url": "x"}));
+        "body": "v1.1.0 report\n\n<!-- patchmoi:tracking flow=fork -->\n", "html_url": "x",
+        "labels": [{"name": "patchmoi"}]}));
     let run = s.action(&s.dispatch("v1.2.0"), &[("INPUT_FAIL_ON_CONFLICT", "false")]);
     assert_eq!(run.code, 0, "{}", run.stderr);
     let state = s.gh.state();
@@ -324,7 +326,8 @@ fn marked_issues(s: &Setup, issues: &[(&str, &str)]) {
         state.next_number += 1;
         state.next_id += 1;
         state.issues.push(json!({"id": id, "number": number, "state": issue_state, "title": title,
-            "body": format!("{title}\n\n<!-- patchmoi:tracking flow=fork -->\n"), "html_url": "x"}));
+            "body": format!("{title}\n\n<!-- patchmoi:tracking flow=fork -->\n"), "html_url": "x",
+            "labels": [{"name": "patchmoi"}]}));
     }
 }
 

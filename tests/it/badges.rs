@@ -6,7 +6,7 @@ use crate::pages::http;
 use crate::server::{call, fake_backend, seeded, serve, ENCODED, TOKEN};
 
 /// Status, content type and body of a GET of `url` (`http://host:port/path`).
-fn get(url: &str, headers: &[(&str, &str)]) -> (u16, String, String) {
+pub(crate) fn get(url: &str, headers: &[(&str, &str)]) -> (u16, String, String) {
     let rest = url.trim_start_matches("http://");
     let (host, path) = rest.split_at(rest.find('/').unwrap());
     let (status, head, body) = http(host, "GET", path, headers, "");

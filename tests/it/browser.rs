@@ -2,7 +2,8 @@
 //! chromedriver's W3C WebDriver API (a few JSON requests over a plain
 //! TcpStream), signs in through the form, reads the overview and a
 //! conflicted release's page over a database filled by real runs, and
-//! saves screenshots in `target/screenshots/`. Without chromium and
+//! saves screenshots in `target/screenshots/` (the overview, the release,
+//! and its conflict report). Without chromium and
 //! chromedriver it is skipped with a message, and fails when `CI` is set.
 //!
 //! `cargo test --test it browser -- --nocapture`
@@ -143,6 +144,11 @@ impl Driver {
         found[ELEMENT].as_str().unwrap_or_else(|| panic!("no element {value}: {found}")).to_string()
     }
 
+    /// The rendered text of an element, as a person reads it.
+    fn text(&self, element: &str) -> String {
+        self.session("GET", &format!("/element/{element}/text"), None).as_str().unwrap().to_string()
+    }
+
     fn source(&self) -> String {
         self.session("GET", "/source", None).as_str().unwrap().to_string()
     }
@@ -152,7 +158,19 @@ impl Driver {
     }
 
     fn screenshot(&self, file: &Path) {
-        let png = self.session("GET", "/screenshot", None);
+        self.save_png(self.session("GET", "/screenshot", None), file);
+    }
+
+    /// A screenshot of one element, scrolled into view.
+    fn element_screenshot(&self, element: &str, file: &Path) {
+        // chromedriver scrolls only until the element's end shows, and cuts
+        // the shot at the viewport: bring its top to the top first.
+        let script = json!({"script": "arguments[0].scrollIntoView(true)", "args": [{ ELEMENT: element }]});
+        self.session("POST", "/execute/sync", Some(script));
+        self.save_png(self.session("GET", &format!("/element/{element}/screenshot"), None), file);
+    }
+
+    fn save_png(&self, png: Value, file: &Path) {
         let bytes = base64::engine::general_purpose::STANDARD.decode(png.as_str().unwrap()).unwrap();
         assert!(bytes.starts_with(b"\x89PNG"), "a PNG");
         std::fs::create_dir_all(file.parent().unwrap()).unwrap();
@@ -163,7 +181,7 @@ impl Driver {
 
 /// A clean release (v1.1.0) and a conflicted one (v2.0.0: upstream
 /// rewrote the line the fork's patch changes), run for real into `data`.
-fn two_releases(data: &Path) -> Fixture {
+pub(crate) fn two_releases(data: &Path) -> Fixture {
     let fx = Fixture::released();
     fx.install_rebase_flow("");
     let env = [("DATA_DIR", data.to_str().unwrap()), ("CODEX_WORKSPACE_MODE", "actions")];
@@ -205,6 +223,11 @@ fn a_browser_signs_in_and_sees_the_overview_and_a_conflicted_release() {
     assert!(overview.contains("<h1>Overview</h1>") && overview.contains("test/upstream"), "{overview}");
     assert!(overview.contains("needs_intervention") && overview.contains("v1.1.0"), "last good: {overview}");
     assert!(overview.contains("Sign out"), "signed in: {overview}");
+    // The flow's row: blocked on the fork's patch, by upstream's rewrite.
+    let flows = driver.text(&driver.find("xpath", "//table[caption[contains(., 'Flows')]]"));
+    assert!(flows.contains("fork") && flows.contains("needs_intervention"), "{flows}");
+    assert!(flows.contains("patch") && flows.contains("Fork patch"), "the blocking patch: {flows}");
+    assert!(flows.contains("culprit: upstream commit") && flows.contains("Rewrite a.txt"), "{flows}");
     let shots = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/screenshots");
     driver.screenshot(&shots.join("overview.png"));
 
@@ -216,6 +239,20 @@ fn a_browser_signs_in_and_sees_the_overview_and_a_conflicted_release() {
     assert!(release.contains("test/upstream v2.0.0") && release.contains("needs_intervention"), "{release}");
     assert!(release.contains("culprit: upstream commit") && release.contains("Rewrite a.txt"), "{release}");
     assert!(release.contains("a.txt"), "the conflicting file: {release}");
+    // The conflict report itself: the hunk with both sides, the culprit
+    // linked to its upstream commit, the survey.
+    let report = driver.text(&driver.find("css selector", "section.report"));
+    assert!(report.contains("Fork patch") && report.contains("File a.txt"), "{report}");
+    let hunk = driver.text(&driver.find("css selector", "section.report table.hunk"));
+    assert!(hunk.contains("Release (upstream)") && hunk.contains("Patch"), "{hunk}");
+    // The release's side, then the patch's: the line each rewrote.
+    assert!(hunk.contains("Release (upstream) Patch\nupstream\nfork"), "both sides of the hunk: {hunk}");
+    let culprit = driver.find("css selector", "section.report dd a[href*='/commit/']");
+    let href = driver.session("GET", &format!("/element/{culprit}/attribute/href"), None);
+    let culprit_sha = fx.upstream.git(&["rev-parse", "v2.0.0"]).trim().to_string();
+    assert_eq!(href, json!(format!("https://github.com/test/upstream/commit/{culprit_sha}")), "culprit link");
+    assert!(report.contains("Survey"), "{report}");
     driver.screenshot(&shots.join("release.png"));
+    driver.element_screenshot(&driver.find("css selector", "section.report"), &shots.join("conflict-report.png"));
     drop(fx);
 }

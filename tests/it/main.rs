@@ -25,6 +25,7 @@ mod layers;
 mod local_dispatch;
 mod maintainer;
 mod memory;
+mod overview;
 mod packs;
 mod pages;
 mod proxy;

@@ -343,9 +343,14 @@ fn a_version_2_database_is_migrated_and_its_attempts_found_by_webhooks() {
     let backend = fake_backend();
     let tmp = tempfile::tempdir().unwrap();
     seeded(tmp.path(), &backend);
-    // Back to what version 2 had: no delivery table, no key index.
+    // Back to what version 2 had: no delivery table, no key index (nor
+    // version 4's run reports and poll counts).
     let db = rusqlite::Connection::open(tmp.path().join("state/patchmoi.sqlite3")).unwrap();
-    db.execute_batch("DROP TABLE webhook_deliveries; DROP TABLE attempt_keys; PRAGMA user_version = 2;").unwrap();
+    db.execute_batch(
+        "DROP TABLE webhook_deliveries; DROP TABLE attempt_keys; DROP TABLE run_reports; DROP TABLE feed_polls;
+         PRAGMA user_version = 2;",
+    )
+    .unwrap();
     drop(db);
     let server = serve(tmp.path(), &[("PATCH_ADMIN_TOKEN", TOKEN), ("PATCH_WEBHOOK_SECRET", HOOK_SECRET)]);
     let mut payload: Value =
@@ -355,5 +360,5 @@ fn a_version_2_database_is_migrated_and_its_attempts_found_by_webhooks() {
     assert_eq!((status, &answer["matched"]), (202, &json!(1)), "{answer}");
     let db = rusqlite::Connection::open(tmp.path().join("state/patchmoi.sqlite3")).unwrap();
     let version: i64 = db.query_row("PRAGMA user_version", [], |row| row.get(0)).unwrap();
-    assert_eq!(version, 3);
+    assert_eq!(version, 4);
 }

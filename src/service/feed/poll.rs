@@ -99,8 +99,18 @@ fn fetch(source: &FeedSource, cursor: Option<&Cursor>, api: &Endpoint) -> Result
     }
 }
 
-/// Polls `source` once. An error leaves the cursor where it was.
+/// Polls `source` once and counts the poll (and its error) in the store,
+/// for the overview and `/metrics`. An error leaves the cursor where it was.
 pub fn poll_source(store: &mut Store, watched: &WatchedSource, api: &Endpoint) -> Result<PollReport> {
+    let polled = poll_once(store, watched, api);
+    let error = polled.as_ref().err().map(|err| format!("{err:#}"));
+    if let Err(err) = store.record_poll(&watched.source.id, &event::now(), error.as_deref()) {
+        tracing::warn!(source = %watched.source.id, "could not count the poll: {err:#}");
+    }
+    polled
+}
+
+fn poll_once(store: &mut Store, watched: &WatchedSource, api: &Endpoint) -> Result<PollReport> {
     let source = &watched.source;
     let mut report = PollReport { source_id: source.id.clone(), ..PollReport::default() };
     let cursor = store.cursor(&source.id)?;

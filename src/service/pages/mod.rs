@@ -4,10 +4,13 @@
 //! list, filterable by status and event. Behind the admin token like the
 //! API: `Authorization: Bearer` opens every page; a browser signs in once
 //! through a form and gets a signed session cookie. Reads never write.
-//! `/badge/<owner>/<name>.svg` is the upstream's status badge: open to all
-//! with `PATCH_PUBLIC_BADGES=1`, else behind the same token or session.
+//! `/badge/<owner>/<name>.svg` is the upstream's status badge and
+//! `/badge/<flow>.svg` the flow's: open to all with `PATCH_PUBLIC_BADGES=1`,
+//! else behind the same token or session.
 
 pub mod badge;
+pub mod overview;
+pub mod report;
 pub mod session;
 pub mod view;
 
@@ -24,11 +27,10 @@ use axum::routing::{get, post};
 use axum::Router;
 use maud::Markup;
 
-use crate::flow::event::FlowEvent;
-use crate::service::attempt::{Attempt, AttemptStatus};
+use crate::service::attempt::AttemptStatus;
 use crate::service::store::{attempt_status_filter, Filter, Store, MAX_LIMIT};
+use overview::{flow_rows, upstream_rows, FlowRow, UpstreamRow};
 use session::{cookie, token_matches, Keys, FORM_COOKIE, SESSION_COOKIE};
-use view::UpstreamRow;
 
 /// What the pages need from the server's settings.
 pub struct Pages {
@@ -61,6 +63,7 @@ pub fn router(pages: Pages) -> Router {
     Router::new()
         .route("/sign-in", get(sign_in_form).post(sign_in))
         .route("/badge/{owner}/{file}", get(status_badge))
+        .route("/badge/{file}", get(flow_badge))
         .merge(private)
         .with_state(state)
 }
@@ -147,41 +150,21 @@ async fn read<T: Send + 'static>(
     }
 }
 
-/// One row per upstream repository, from events (newest first) and attempts.
-pub fn overview_rows(events: &[FlowEvent], attempts: &[Attempt]) -> Vec<UpstreamRow> {
-    let mut rows: Vec<UpstreamRow> = Vec::new();
-    for event in events {
-        let Some(repo) = event.repo() else { continue };
-        if rows.iter().any(|row| row.repo == repo) {
-            continue;
-        }
-        let of_repo: Vec<&FlowEvent> = events.iter().filter(|e| e.repo() == Some(repo)).collect();
-        let latest_of = |event: &FlowEvent| attempts.iter().find(|a| a.event_id == event.id);
-        let good = |a: &&Attempt| matches!(a.status, AttemptStatus::Changed | AttemptStatus::Completed);
-        let last_good = attempts.iter().filter(|a| of_repo.iter().any(|e| e.id == a.event_id)).find(good);
-        let behind = match last_good {
-            Some(good) => of_repo.iter().take_while(|e| e.id != good.event_id).count(),
-            None => of_repo.len(),
-        };
-        let latest_attempt = latest_of(event);
-        rows.push(UpstreamRow {
-            repo: repo.to_string(),
-            latest: event.clone(),
-            latest_status: latest_attempt.map(|a| a.status),
-            behind,
-            last_good: last_good.cloned(),
-            blocking: latest_attempt.filter(|a| a.status.needs_attention()).cloned(),
-        });
-    }
-    rows
+/// Runs read for the overview: enough for every flow's recent releases.
+const FLOW_RUNS: usize = MAX_LIMIT * 4;
+
+/// The overview's rows, read from the store.
+fn rows(store: &Store) -> anyhow::Result<(Vec<UpstreamRow>, Vec<FlowRow>)> {
+    let all = Filter { limit: Some(MAX_LIMIT), ..Filter::default() };
+    let (events, attempts, runs) = (store.events(&all)?, store.attempts(&all)?, store.flow_runs(FLOW_RUNS)?);
+    Ok((upstream_rows(&events, &attempts, &runs), flow_rows(&events, &attempts, &runs)))
 }
 
 async fn overview(State(state): State<Shared>, headers: HeaderMap) -> Response {
-    let all = Filter { limit: Some(MAX_LIMIT), ..Filter::default() };
-    let found = read(&state, move |store| Ok((store.events(&all)?, store.attempts(&all)?))).await;
+    let found = read(&state, move |store| Ok((rows(store)?, store.polls()?))).await;
     match found {
-        Ok((events, attempts)) => {
-            html_page(view::overview(&overview_rows(&events, &attempts), csrf_of(&state, &headers).as_deref()))
+        Ok(((upstreams, flows), polls)) => {
+            html_page(view::overview(&upstreams, &flows, &polls, csrf_of(&state, &headers).as_deref()))
         }
         Err(response) => response,
     }
@@ -191,12 +174,13 @@ async fn release(State(state): State<Shared>, headers: HeaderMap, Path(id): Path
     let found = read(&state, move |store| {
         let Some(event) = store.event(&id)? else { return Ok(None) };
         let by_event = Filter { event_id: Some(id), limit: Some(MAX_LIMIT), ..Filter::default() };
-        Ok(Some((event, store.dispatches(&by_event)?, store.attempts(&by_event)?)))
+        let runs = store.runs_of_event(&event.id)?;
+        Ok(Some((event, store.dispatches(&by_event)?, store.attempts(&by_event)?, runs)))
     })
     .await;
     match found {
-        Ok(Some((event, dispatches, attempts))) => {
-            html_page(view::release(&event, &dispatches, &attempts, csrf_of(&state, &headers).as_deref()))
+        Ok(Some((event, dispatches, attempts, runs))) => {
+            html_page(view::release(&event, &dispatches, &attempts, &runs, csrf_of(&state, &headers).as_deref()))
         }
         Ok(None) => html_error(StatusCode::NOT_FOUND, "No such release event."),
         Err(response) => response,
@@ -232,26 +216,57 @@ async fn status_badge(
     headers: HeaderMap,
     Path((owner, file)): Path<(String, String)>,
 ) -> Response {
-    if !state.public_badges && !bearer_ok(&state, &headers) && session_of(&state, &headers).is_none() {
-        return (StatusCode::UNAUTHORIZED, "unauthorized: set PATCH_PUBLIC_BADGES=1 to serve badges openly\n")
-            .into_response();
+    if let Some(refused) = badge_refused(&state, &headers) {
+        return refused;
     }
     let Some(name) = file.strip_suffix(".svg") else {
         return html_error(StatusCode::NOT_FOUND, "Badges end in .svg.");
     };
     let repo = format!("{owner}/{name}");
     let wanted = repo.clone();
-    let all = Filter { limit: Some(MAX_LIMIT), ..Filter::default() };
     let found = read(&state, move |store| {
-        let rows = overview_rows(&store.events(&all)?, &store.attempts(&all)?);
-        Ok(rows.into_iter().find(|row| row.repo == wanted).and_then(|row| row.latest_status))
+        let (upstreams, _) = rows(store)?;
+        Ok(upstreams.into_iter().find(|row| row.repo == wanted).and_then(|row| row.latest_status))
     })
     .await;
-    let status = match found {
-        Ok(status) => status,
-        Err(response) => return response,
+    match found {
+        Ok(status) => badge_response(&repo, status),
+        Err(response) => response,
+    }
+}
+
+/// The badge of flow `<flow>`: its runs' status in the newest attempt of
+/// its latest release (as the overview's Flows table), `unknown` when no
+/// run named it.
+async fn flow_badge(State(state): State<Shared>, headers: HeaderMap, Path(file): Path<String>) -> Response {
+    if let Some(refused) = badge_refused(&state, &headers) {
+        return refused;
+    }
+    let Some(flow) = file.strip_suffix(".svg").map(str::to_string) else {
+        return html_error(StatusCode::NOT_FOUND, "Badges end in .svg.");
     };
-    let mut response = badge::svg(&repo, status).into_response();
+    let wanted = flow.clone();
+    let found = read(&state, move |store| {
+        let (_, flows) = rows(store)?;
+        Ok(flows.into_iter().find(|row| row.flow == wanted).map(|row| row.latest_status))
+    })
+    .await;
+    match found {
+        Ok(status) => badge_response(&flow, status),
+        Err(response) => response,
+    }
+}
+
+/// A 401 for a badge asked without the token or a session, unless badges are public.
+fn badge_refused(state: &PageState, headers: &HeaderMap) -> Option<Response> {
+    if state.public_badges || bearer_ok(state, headers) || session_of(state, headers).is_some() {
+        return None;
+    }
+    Some((StatusCode::UNAUTHORIZED, "unauthorized: set PATCH_PUBLIC_BADGES=1 to serve badges openly\n").into_response())
+}
+
+fn badge_response(name: &str, status: Option<AttemptStatus>) -> Response {
+    let mut response = badge::svg(name, status).into_response();
     let headers = response.headers_mut();
     headers.insert(header::CONTENT_TYPE, "image/svg+xml; charset=utf-8".parse().expect("a valid header"));
     // README renderers (GitHub's camo) cache images; a badge must follow the status.

@@ -4,8 +4,12 @@
 
 use maud::{html, Markup, PreEscaped, DOCTYPE};
 
+use super::overview::{FlowRow, UpstreamRow};
+use super::report::{self, commit_base};
+use crate::engine::conflict::ConflictReport;
 use crate::flow::event::FlowEvent;
 use crate::service::attempt::{Attempt, AttemptStatus, Link};
+use crate::service::store::{PollRecord, RunRecord};
 use crate::service::target::DispatchRecord;
 
 const STYLE: &str = "
@@ -19,6 +23,8 @@ table{border-collapse:collapse;width:100%}th,td{text-align:left;padding:.35rem .
 .ok{background:#dafbe1;color:#116329}.bad{background:#ffebe9;color:#a40e26}.warn{background:#fff8c5;color:#7d4e00}.info{background:#ddf4ff;color:#0550ae}
 code,pre{font-family:ui-monospace,monospace;font-size:.9rem}pre{white-space:pre-wrap;background:#f6f8fa;padding:.5rem}
 label{display:block;margin:.5rem 0}input,select,button{font:inherit;padding:.3rem}
+.report{border-left:4px solid #a40e26;padding-left:.75rem;margin:1rem 0}
+.hunk td{width:50%}.hunk pre{margin:0}details{margin:.25rem 0}
 ";
 
 /// A page around `body`; `csrf` shows the sign-out button.
@@ -74,22 +80,43 @@ fn release_href(event_id: &str) -> String {
     format!("/releases/{}", percent_encoding::utf8_percent_encode(event_id, percent_encoding::NON_ALPHANUMERIC))
 }
 
-/// One row of the overview: an upstream and where its fork stands.
-pub struct UpstreamRow {
-    pub repo: String,
-    pub latest: FlowEvent,
-    pub latest_status: Option<AttemptStatus>,
-    pub behind: usize,
-    pub last_good: Option<Attempt>,
-    pub blocking: Option<Attempt>,
+/// The last good candidate of a row: its release, PR and check runs.
+fn last_good(good: Option<&Attempt>) -> Markup {
+    html! {
+        @if let Some(good) = good {
+            a href=(release_href(&good.event_id)) { (good.upstream_tag.as_deref().unwrap_or(&good.event_id)) }
+            @if let Some(pull) = &good.pull_request { br; (link(pull)) }
+            @for check in &good.check_runs { br; (link(check)) }
+        } @else { "none yet" }
+    }
 }
 
-pub fn overview(rows: &[UpstreamRow], csrf: Option<&str>) -> Markup {
+/// What blocks a row: the status, the patch that stopped and its culprit
+/// (linked to the upstream commit), else the attempt's message.
+fn blocking(attempt: Option<&Attempt>, conflict: Option<&ConflictReport>, event: &FlowEvent) -> Markup {
+    html! {
+        @if let Some(blocking) = attempt {
+            (badge(blocking.status.as_str())) " "
+            @if let Some(conflict) = conflict {
+                "patch " code { (report::short(&conflict.patch.sha)) } " " (conflict.patch.subject)
+                @if let Some(culprit) = &conflict.culprit { br; "culprit: " (report::culprit(commit_base(event).as_deref(), culprit)) }
+            } @else {
+                (blocking.message.as_deref().or(blocking.error.as_deref()).unwrap_or(""))
+            }
+        } @else { "nothing" }
+    }
+}
+
+fn latest(event: &FlowEvent) -> Markup {
+    html! { a href=(release_href(&event.id)) { (event.tag().unwrap_or(&event.id)) } br; small { (event.received_at) } }
+}
+
+pub fn overview(upstreams: &[UpstreamRow], flows: &[FlowRow], polls: &[PollRecord], csrf: Option<&str>) -> Markup {
     page(
         "Overview",
         csrf,
         html! {
-            @if rows.is_empty() { p { "No release events yet." } }
+            @if upstreams.is_empty() { p { "No release events yet." } }
             @else {
                 div class="scroll" { table {
                     caption { "Watched upstreams, newest release first" }
@@ -98,20 +125,51 @@ pub fn overview(rows: &[UpstreamRow], csrf: Option<&str>) -> Markup {
                         th scope="col" { "Releases behind" } th scope="col" { "Last good candidate" }
                         th scope="col" { "Blocking" }
                     } }
-                    tbody { @for row in rows { tr {
+                    tbody { @for row in upstreams { tr {
                         th scope="row" { (row.repo) }
-                        td { a href=(release_href(&row.latest.id)) { (row.latest.tag().unwrap_or(&row.latest.id)) } br; small { (row.latest.received_at) } }
+                        td { (latest(&row.latest)) }
                         td { @match &row.latest_status { Some(status) => (badge(status.as_str())), None => (badge("not dispatched")) } }
                         td { (row.behind) }
-                        td { @if let Some(good) = &row.last_good {
-                            a href=(release_href(&good.event_id)) { (good.upstream_tag.as_deref().unwrap_or(&good.event_id)) }
-                            @if let Some(pull) = &good.pull_request { br; (link(pull)) }
-                            @for check in &good.check_runs { br; (link(check)) }
-                        } @else { "none yet" } }
-                        td { @if let Some(blocking) = &row.blocking {
-                            (badge(blocking.status.as_str())) " "
-                            (blocking.message.as_deref().or(blocking.error.as_deref()).unwrap_or(""))
-                        } @else { "nothing" } }
+                        td { (last_good(row.last_good.as_ref())) }
+                        td { (blocking(row.blocking.as_ref(), row.conflict.as_ref(), &row.latest)) }
+                    } } }
+                } }
+            }
+            @if !flows.is_empty() {
+                h2 { "Flows" }
+                div class="scroll" { table {
+                    caption { "Flows, most recently run first" }
+                    thead { tr {
+                        th scope="col" { "Flow" } th scope="col" { "Upstream" } th scope="col" { "Latest release" }
+                        th scope="col" { "Status" } th scope="col" { "Releases behind" }
+                        th scope="col" { "Last good candidate" } th scope="col" { "Blocking" }
+                    } }
+                    tbody { @for row in flows { tr {
+                        th scope="row" { (row.flow) }
+                        td { (row.latest.repo().unwrap_or("")) }
+                        td { (latest(&row.latest)) }
+                        td { (badge(row.latest_status.as_str())) }
+                        td { (row.behind) }
+                        td { (last_good(row.last_good.as_ref())) }
+                        td { (blocking(row.blocking.as_ref(), row.conflict.as_ref(), &row.latest)) }
+                    } } }
+                } }
+            }
+            @if !polls.is_empty() {
+                h2 { "Feed sources" }
+                div class="scroll" { table {
+                    caption { "Polls of each feed source, by every poller of this database" }
+                    thead { tr {
+                        th scope="col" { "Source" } th scope="col" { "Last poll" } th scope="col" { "Polls" }
+                        th scope="col" { "Failures" } th scope="col" { "Last error" }
+                    } }
+                    tbody { @for poll in polls { tr {
+                        th scope="row" { (poll.source_id) }
+                        td { (poll.last_poll_at) " " @if poll.failing() { (badge("failed")) } @else { (badge("ok")) } }
+                        td { (poll.runs) } td { (poll.failures) }
+                        td { @if let Some(error) = &poll.last_error {
+                            (error) br; small { (poll.last_error_at.as_deref().unwrap_or("")) }
+                        } @else { "none" } }
                     } } }
                 } }
             }
@@ -119,7 +177,14 @@ pub fn overview(rows: &[UpstreamRow], csrf: Option<&str>) -> Markup {
     )
 }
 
-pub fn release(event: &FlowEvent, dispatches: &[DispatchRecord], attempts: &[Attempt], csrf: Option<&str>) -> Markup {
+pub fn release(
+    event: &FlowEvent,
+    dispatches: &[DispatchRecord],
+    attempts: &[Attempt],
+    runs: &[RunRecord],
+    csrf: Option<&str>,
+) -> Markup {
+    let base = commit_base(event);
     let title = format!("{} {}", event.repo().unwrap_or("release"), event.tag().unwrap_or(&event.id));
     page(
         &title,
@@ -139,9 +204,23 @@ pub fn release(event: &FlowEvent, dispatches: &[DispatchRecord], attempts: &[Att
                         }
                         @if let Some(pull) = &attempt.pull_request { dt { "Pull request" } dd { (link(pull)) } }
                         @for check in &attempt.check_runs { dt { "Check run" } dd { (link(check)) } }
-                        @for (run, status) in &attempt.workspace_run_statuses { dt { "Run " code { (run) } } dd { (badge(status)) } }
+                        @for (run, status) in &attempt.workspace_run_statuses {
+                            dt { "Run " code { (run) } }
+                            dd {
+                                (badge(status))
+                                @if let Some(record) = runs.iter().find(|r| r.attempt_id == attempt.id && &r.run_id == run) {
+                                    @if let Some(flow) = &record.flow { " flow " code { (flow) } }
+                                    @if let Some(step) = &record.step { " step " code { (step) } }
+                                }
+                            }
+                        }
                         @if let Some(message) = &attempt.message { dt { "Message" } dd { pre { (message) } } }
                         @if let Some(error) = &attempt.error { dt { "Error" } dd { pre { (error) } } }
+                    }
+                    @for record in runs.iter().filter(|r| r.attempt_id == attempt.id) {
+                        @if let Some(conflict) = &record.conflict {
+                            (report::conflict(conflict, base.as_deref(), &run_label(record)))
+                        }
                     }
                 }
             }
@@ -155,6 +234,14 @@ pub fn release(event: &FlowEvent, dispatches: &[DispatchRecord], attempts: &[Att
             } }
         },
     )
+}
+
+fn run_label(record: &RunRecord) -> String {
+    match (&record.flow, &record.step) {
+        (Some(flow), Some(step)) => format!("flow {flow}, step {step}"),
+        (Some(flow), None) => format!("flow {flow}"),
+        _ => format!("run {}", record.run_id),
+    }
 }
 
 pub fn attempts(attempts: &[Attempt], status: Option<&str>, event: Option<&str>, csrf: Option<&str>) -> Markup {

@@ -67,6 +67,8 @@ pub struct State {
     /// An issue another client opens just before the next issue is created
     /// (a run racing this one).
     pub issue_opened_meanwhile: Option<Value>,
+    /// An issue another client opens just after the next issue is created.
+    pub issue_opened_after: Option<Value>,
     /// Answer 422 to closing an issue as a duplicate (as an older GitHub
     /// Enterprise without that reason would).
     pub no_duplicate_reason: bool,

@@ -135,8 +135,16 @@ pub fn route(
             reply(410, json!({"message": "Issues are disabled for this repo"}))
         }
         ("get", "/repos/{owner}/{repo}/issues") => {
+            // `labels=a,b`: issues carrying every one of them (GitHub lists
+            // labels as objects with a name).
+            let wanted: Vec<String> =
+                q("labels").map(|l| l.split(',').map(str::to_string).collect()).unwrap_or_default();
+            let has = |issue: &Value, label: &str| {
+                issue["labels"].as_array().is_some_and(|all| all.iter().any(|l| l["name"] == label))
+            };
             // GitHub lists pull requests among issues; patchmoi must skip them.
-            let mut all: Vec<Value> = state.issues.clone();
+            let mut all: Vec<Value> =
+                state.issues.iter().filter(|issue| wanted.iter().all(|label| has(issue, label))).cloned().collect();
             all.extend(state.pulls.iter().map(
                 |pr| json!({"number": pr["number"], "body": pr["body"], "state": pr["state"], "pull_request": {}}),
             ));
@@ -155,9 +163,22 @@ pub fn route(
             state.next_number += 1;
             let id = state.next_id;
             state.next_id += 1;
+            let labels: Vec<Value> = body["labels"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|label| json!({"name": label.as_str().or(label["name"].as_str())}))
+                .collect();
             let issue = json!({"id": id, "number": number, "state": "open", "title": body["title"], "body": body["body"],
-                               "labels": body["labels"], "html_url": html("issues", number)});
+                               "labels": labels, "html_url": html("issues", number)});
             state.issues.push(issue.clone());
+            if let Some(mut other) = state.issue_opened_after.take() {
+                other["number"] = json!(state.next_number);
+                other["id"] = json!(state.next_id);
+                state.next_number += 1;
+                state.next_id += 1;
+                state.issues.push(other);
+            }
             reply(201, issue)
         }
         ("patch", "/repos/{owner}/{repo}/issues/{issue_number}")
