@@ -109,6 +109,7 @@ pub fn finish_local(
         next.updated_at = now.clone();
         next
     })?;
+    store_runs(store, &attempt, event, &delivery);
     Ok((delivery.record, Some(attempt)))
 }
 
@@ -116,12 +117,16 @@ pub fn finish_local(
 pub fn record(store: &mut Store, event: &FlowEvent, delivery: Delivery) -> Result<(DispatchRecord, Attempt)> {
     let attempt = new_attempt(event, &delivery);
     let attempt = store.record_dispatch(&delivery.record, &attempt)?;
-    // What the runs reported (flows, conflict reports) for the pages; the
-    // attempt is whole without it, and a sync writes it again.
+    store_runs(store, &attempt, event, &delivery);
+    Ok((delivery.record, attempt))
+}
+
+/// What the runs reported (flows, conflict reports) for the pages; the
+/// attempt is whole without it, and a sync writes it again.
+fn store_runs(store: &Store, attempt: &Attempt, event: &FlowEvent, delivery: &Delivery) {
     if let Err(err) = store.record_runs(&attempt.id, &event.id, &delivery.runs, &delivery.record.created_at) {
         tracing::warn!(attempt = %attempt.id, "could not store the runs' reports: {err:#}");
     }
-    Ok((delivery.record, attempt))
 }
 
 /// The delivery of an in-process run that already happened.
