@@ -103,8 +103,8 @@ pub enum Command {
     /// dispatches, runs, conflicts and culprits, resolutions, promotion.
     History(HistoryArgs),
     /// Delete old releases' refs, run folders and records, keeping the
-    /// newest --keep of each flow, the promoted one and any being resolved
-    /// (a dry run without --apply).
+    /// newest --keep of each flow, the promoted one, any being resolved and
+    /// any an open pull request uses (a dry run without --apply).
     Prune(PruneArgs),
     /// Build a small upstream and fork in a temporary directory and run the
     /// flow for two releases: a clean one and one with a conflict.

@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use clap::Args;
 use serde_json::json;
 
@@ -92,10 +92,41 @@ pub fn cmd_resolve(resolve: ResolveArgs, env: &Env) -> Result<Exit> {
     let (args, full) = (resolve.session, resolve.full);
     let (root, git, flow) = open(&args)?;
     let event = event_for(&root, &flow, &args.target.tag)?;
-    match start(&git, &root, &flow, &event, &args.target.tag, full)? {
+    let tag = &args.target.tag;
+    // Recorded as started before the worktree is made, as `run` does.
+    let mut store = Store::open(&workspace_data_dir(None, env, &root))?;
+    store.record_event(&event)?;
+    let begun = dispatch::begin_session(&mut store, &root, &event, Operation::Resolve)?;
+    let attempt_id = begun.attempt_id().to_string();
+    let outcome = start(&git, &root, &flow, &event, tag, full);
+    let (status, message) = match &outcome {
+        Ok(Started::Ready(paused)) => (
+            ResultStatus::NeedsIntervention,
+            format!("resolving patch \"{}\" in {}", paused.patch.subject, paused.worktree.display()),
+        ),
+        Ok(Started::Applies { .. }) => {
+            (ResultStatus::Skipped, format!("nothing to resolve: the stack applies on {tag}"))
+        }
+        Ok(Started::UpToDate) => {
+            (ResultStatus::Skipped, format!("nothing to resolve: the branch already contains {tag}"))
+        }
+        Ok(Started::Blocked(message)) => (ResultStatus::Blocked, message.clone()),
+        Err(err) => (ResultStatus::Failed, format!("resolve failed: {err:#}")),
+    };
+    let error = outcome.as_ref().err().map(|err| format!("{err:#}"));
+    let run_id = format!("{}:{}:{tag}", Operation::Resolve.as_str(), flow.name);
+    let delivery = dispatch::session_delivery(&root, &event, Operation::Resolve, &run_id, status, &message);
+    let finished = dispatch::finish_session(&mut store, begun, delivery, error.as_deref())
+        .with_context(|| format!("resolve ended, but attempt {attempt_id} stays recorded as started"));
+    let exit = show_resolve(&args, &flow, outcome?)?;
+    finished?;
+    Ok(exit)
+}
+
+/// What `resolve` prints for its outcome, and how it exits.
+fn show_resolve(args: &SessionArgs, flow: &Flow, outcome: Started) -> Result<Exit> {
+    match outcome {
         Started::Ready(paused) => {
-            let message = format!("resolving patch \"{}\" in {}", paused.patch.subject, paused.worktree.display());
-            record(&root, env, &event, Operation::Resolve, &flow.name, ResultStatus::NeedsIntervention, &message)?;
             if args.json {
                 println!("{}", serde_json::to_string(&*paused)?);
             } else {
@@ -111,7 +142,7 @@ pub fn cmd_resolve(resolve: ResolveArgs, env: &Env) -> Result<Exit> {
                 let names: Vec<String> = recalled.iter().map(|patch| format!("\"{}\"", patch.subject)).collect();
                 format!(" ({} resolved from memory: {})", recalled.len(), names.join(", "))
             };
-            emit(&args, json!({"status": "applies", "recalled": recalled}), &format!(
+            emit(args, json!({"status": "applies", "recalled": recalled}), &format!(
                 "nothing to resolve: the stack of {} applies on {}{note}; build the candidate with `patchmoi run … --tag {} --replay`\n",
                 flow.name, args.target.tag, args.target.tag
             ));
@@ -119,14 +150,14 @@ pub fn cmd_resolve(resolve: ResolveArgs, env: &Env) -> Result<Exit> {
         }
         Started::UpToDate => {
             emit(
-                &args,
+                args,
                 json!({"status": "up_to_date"}),
                 &format!("nothing to resolve: the branch already contains {}\n", args.target.tag),
             );
             Ok(Exit::Done)
         }
         Started::Blocked(message) => {
-            emit(&args, json!({"status": "blocked", "message": message}), &format!("blocked: {message}\n"));
+            emit(args, json!({"status": "blocked", "message": message}), &format!("blocked: {message}\n"));
             Ok(Exit::Attention)
         }
     }
@@ -180,24 +211,6 @@ pub fn cmd_abort(args: SessionArgs, _env: &Env) -> Result<Exit> {
     };
     emit(&args, json!({"aborted": removed}), &text);
     Ok(Exit::Done)
-}
-
-/// Records a step of the loop as an attempt of the release's event, so
-/// `history` and `attempts` show it.
-fn record(
-    root: &Path,
-    env: &Env,
-    event: &FlowEvent,
-    operation: Operation,
-    flow: &str,
-    status: ResultStatus,
-    message: &str,
-) -> Result<()> {
-    let mut store = Store::open(&workspace_data_dir(None, env, root))?;
-    store.record_event(event)?;
-    let run_id = format!("{}:{flow}:{}", operation.as_str(), event.tag().unwrap_or_default());
-    dispatch::record(&mut store, event, dispatch::session_delivery(root, event, operation, &run_id, status, message))?;
-    Ok(())
 }
 
 fn emit(args: &SessionArgs, value: serde_json::Value, text: &str) {

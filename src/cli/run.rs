@@ -178,17 +178,50 @@ fn run(event: FlowEvent, flows: &[Flow], root: PathBuf, args: &RunArgs, env: &En
     Ok(if report.status.needs_attention() { Exit::Attention } else { Exit::Done })
 }
 
-/// Records a promotion as an attempt of the release's event.
-fn record_promotion(root: &Path, env: &Env, flow: &Flow, tag: &str, promotion: &promote::Promotion) -> Result<()> {
-    let event = event_for(root, flow, tag)?;
+/// A promotion's attempt, recorded as started before the branch moves.
+struct PromotionRecord {
+    store: Store,
+    event: FlowEvent,
+    started: dispatch::Started,
+}
+
+/// Records the start of a promotion as an attempt of the release's event.
+/// None (with a warning) when no event of the release is known here; a
+/// database that cannot be written is an error, before anything moves.
+fn begin_promotion(root: &Path, env: &Env, flow: &Flow, tag: &str) -> Result<Option<PromotionRecord>> {
+    let event = match event_for(root, flow, tag) {
+        Ok(event) => event,
+        Err(err) => {
+            eprintln!("warning: the promotion is not recorded in the history: {err:#}");
+            return Ok(None);
+        }
+    };
     let mut store = Store::open(&workspace_data_dir(None, env, root))?;
     store.record_event(&event)?;
-    let moved = promotion.local_moved || promotion.remote_moved;
-    let status = if moved { ResultStatus::Changed } else { ResultStatus::Completed };
+    let started = dispatch::begin_session(&mut store, root, &event, Operation::Promote)?;
+    Ok(Some(PromotionRecord { store, event, started }))
+}
+
+/// Completes a promotion's attempt with what it did, or why it failed.
+fn finish_promotion(
+    record: PromotionRecord,
+    root: &Path,
+    flow: &Flow,
+    tag: &str,
+    promotion: &Result<promote::Promotion>,
+) -> Result<()> {
+    let PromotionRecord { mut store, event, started } = record;
+    let (status, message, error) = match promotion {
+        Ok(promotion) => {
+            let moved = promotion.local_moved || promotion.remote_moved;
+            let status = if moved { ResultStatus::Changed } else { ResultStatus::Completed };
+            (status, promotion.text().lines().next().unwrap_or_default().to_string(), None)
+        }
+        Err(err) => (ResultStatus::Failed, format!("promotion failed: {err:#}"), Some(format!("{err:#}"))),
+    };
     let run_id = format!("promote:{}:{tag}", flow.name);
-    let message = promotion.text().lines().next().unwrap_or_default().to_string();
     let delivery = dispatch::session_delivery(root, &event, Operation::Promote, &run_id, status, &message);
-    dispatch::record(&mut store, &event, delivery)?;
+    dispatch::finish_session(&mut store, started, delivery, error.as_deref())?;
     Ok(())
 }
 
@@ -287,12 +320,18 @@ pub fn cmd_promote(args: PromoteArgs, env: &Env) -> Result<Exit> {
         }
         eprintln!("warning: promoting {} although {why} (--force)", spec.candidate);
     }
-    let promotion = promote::promote(&git, &spec, args.push, true)?;
-    // The branch moved: a record that cannot be written is a warning, never
-    // a failed promotion.
-    if let Err(err) = record_promotion(&root, env, flow, &spec.tag, &promotion) {
-        eprintln!("warning: the promotion is done but not recorded in the history: {err:#}");
+    // Recorded as started before the branch moves, as `run` does.
+    let record = begin_promotion(&root, env, flow, &spec.tag)?;
+    let promotion = promote::promote(&git, &spec, args.push, true);
+    if let Some(record) = record {
+        let attempt_id = record.started.attempt_id().to_string();
+        // A record that cannot be completed is a warning, never a failed
+        // promotion: the branch may have moved.
+        if let Err(err) = finish_promotion(record, &root, flow, &spec.tag, &promotion) {
+            eprintln!("warning: the promotion ended, but attempt {attempt_id} stays recorded as started: {err:#}");
+        }
     }
+    let promotion = promotion?;
     if args.json {
         println!("{}", serde_json::to_string(&promotion)?);
     } else {

@@ -14,6 +14,7 @@ use crate::flow::flows::Flow;
 use crate::flow::results::RunReport;
 use crate::flow::runner::{run_event, RunSettings};
 use crate::git::Git;
+use crate::github::Endpoint;
 use crate::service::attempt::Operation;
 use crate::service::dispatch;
 use crate::service::store::Store;
@@ -97,8 +98,13 @@ pub fn run_settings(
         step_secrets: env.credentials(),
         echo_steps: echo,
         git_env: Vec::new(),
-        github: env.get("GITHUB_TOKEN").filter(|token| !token.is_empty()).map(|token| endpoint(env, Some(token))),
+        github: github_endpoint(env),
     }
+}
+
+/// GitHub's API (`GITHUB_API_URL`) with `GITHUB_TOKEN`, when a token is set.
+pub fn github_endpoint(env: &Env) -> Option<Endpoint> {
+    env.get("GITHUB_TOKEN").filter(|token| !token.is_empty()).map(|token| endpoint(env, Some(token)))
 }
 
 /// Which flow's work for which release a command is about.

@@ -4,8 +4,11 @@
 //! `--push` on its remote, and the events of `state.json` and of the
 //! database that it matches) are put in version order; the newest `keep`
 //! stay, and so does any release whose candidate is the maintained
-//! branch's tip (the one promoted), and any release with a resolution in
-//! progress or a stopped conflict being worked on (`paused/`). A release
+//! branch's tip (the one promoted), any release with a resolution in
+//! progress or a stopped conflict being worked on (`paused/`), and any
+//! release an open pull request on the fork uses: its candidate branch as
+//! the PR's head, or its `patchmoi/upstream/<tag>` branch as the PR's base
+//! (when the caller could list them: see [`PullCheck`]). A release
 //! no flow keeps goes: its candidate branch, the ref it was built from, the
 //! backups of the candidate, the upstream tag's copy, the
 //! `patchmoi/upstream/<tag>` base branch, its run folders and its records.
@@ -23,6 +26,44 @@ use crate::flow::event::FlowEvent;
 use crate::flow::flows::Flow;
 use crate::flow::state::StateDir;
 use crate::git::{Git, RefUpdate};
+use crate::github::OpenPull;
+
+/// What is known of the open pull requests of one remote's repository.
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "status", rename_all = "camelCase")]
+pub enum PullCheck {
+    /// Listed on GitHub: the repository's open pull requests.
+    Listed { repo: String, pulls: Vec<OpenPull> },
+    /// Not listed, and why (no token, no repository, GitHub failed).
+    Unchecked { why: String },
+    /// `--ignore-prs`: not listed, on purpose.
+    Ignored,
+}
+
+impl PullCheck {
+    fn pulls(&self) -> &[OpenPull] {
+        match self {
+            PullCheck::Listed { pulls, .. } => pulls,
+            _ => &[],
+        }
+    }
+}
+
+/// The base branch the Action opens a release's PR against.
+fn base_branch(tag: &str) -> String {
+    format!("patchmoi/upstream/{tag}")
+}
+
+/// The open PR (of `checks`) whose head is `candidate` or whose base is
+/// `tag`'s base branch.
+fn open_pull_of<'a>(
+    checks: impl IntoIterator<Item = &'a PullCheck>,
+    candidate: Option<&str>,
+    tag: &str,
+) -> Option<&'a OpenPull> {
+    let base = base_branch(tag);
+    checks.into_iter().flat_map(PullCheck::pulls).find(|pr| Some(pr.head.as_str()) == candidate || pr.base == base)
+}
 
 /// A release that stays, and why.
 #[derive(Debug, Clone, Serialize)]
@@ -46,6 +87,12 @@ pub struct Plan {
     pub files: Vec<PathBuf>,
     /// Event ids whose records go (from `state.json` and the database).
     pub events: Vec<String>,
+    /// Remotes whose open pull requests were not listed, and why.
+    pub unchecked: BTreeMap<String, String>,
+    /// Of `remote_refs`, the candidate and base branches an open pull
+    /// request could use, on a remote whose PRs were not listed: `--apply`
+    /// refuses to delete them (`(remote, ref)`).
+    pub unchecked_refs: Vec<(String, String)>,
 }
 
 impl Plan {
@@ -75,8 +122,17 @@ fn tag_of_candidate(template: &str, branch: &str) -> Option<String> {
 
 /// Plans the deletions for `workspace`, keeping the newest `keep`
 /// releases of each flow. `stored` are the database's events; with
-/// `remote`, the fork's remote branches are read and planned too.
-pub fn plan(workspace: &Path, flows: &[Flow], stored: &[FlowEvent], keep: usize, remote: bool) -> Result<Plan> {
+/// `remote`, the fork's remote branches are read and planned too. `pulls`
+/// says, by remote name, what is known of the open pull requests there (a
+/// remote without an entry counts as not checked).
+pub fn plan(
+    workspace: &Path,
+    flows: &[Flow],
+    stored: &[FlowEvent],
+    keep: usize,
+    remote: bool,
+    pulls: &BTreeMap<String, PullCheck>,
+) -> Result<Plan> {
     let git = Git::open(workspace)?;
     let state_dir = StateDir::of(workspace);
     let state = state_dir.load()?;
@@ -143,9 +199,9 @@ pub fn plan(workspace: &Path, flows: &[Flow], stored: &[FlowEvent], keep: usize,
             let why = if index < keep {
                 Some(format!("one of the newest {keep}"))
             } else if let Some(flow) = flow {
-                protected(&git, &state_dir, flow, tag, &head_of, &remotes)?
+                protected(&git, &state_dir, flow, tag, &head_of, &remotes, pulls)?
             } else {
-                None
+                open_pull_of(pulls.values(), None, tag).map(|pr| format!("open PR #{} (base {})", pr.number, pr.base))
             };
             if let Some(why) = why {
                 let label = if flow_name.is_empty() { why } else { format!("{flow_name}: {why}") };
@@ -159,6 +215,18 @@ pub fn plan(workspace: &Path, flows: &[Flow], stored: &[FlowEvent], keep: usize,
         pruned: pruned.clone(),
         ..Plan::default()
     };
+    for flow in &stacks {
+        let name = &flow.stack.as_ref().expect("filtered").remote;
+        match pulls.get(name) {
+            Some(PullCheck::Listed { .. } | PullCheck::Ignored) => {}
+            Some(PullCheck::Unchecked { why }) => {
+                plan.unchecked.insert(name.clone(), why.clone());
+            }
+            None => {
+                plan.unchecked.insert(name.clone(), "not asked".to_string());
+            }
+        }
+    }
     newest_first_kept(&mut plan.kept);
     let pruned: BTreeSet<&str> = pruned.iter().map(String::as_str).collect();
 
@@ -201,6 +269,9 @@ pub fn plan(workspace: &Path, flows: &[Flow], stored: &[FlowEvent], keep: usize,
             if candidates.contains(refname)
                 || refname.strip_prefix("refs/heads/patchmoi/upstream/").is_some_and(|tag| pruned.contains(tag))
             {
+                if plan.unchecked.contains_key(name) {
+                    plan.unchecked_refs.push((name.clone(), refname.clone()));
+                }
                 goes.push((refname.clone(), sha.clone()));
             } else if let Some(rest) = refname.strip_prefix("refs/heads/patchmoi/backup/") {
                 backups.entry(backup_group(rest)).or_default().push((refname.clone(), sha.clone()));
@@ -250,6 +321,7 @@ fn protected(
     tag: &str,
     head_of: &dyn Fn(&str) -> Option<String>,
     remotes: &BTreeMap<String, Vec<(String, String)>>,
+    pulls: &BTreeMap<String, PullCheck>,
 ) -> Result<Option<String>> {
     let Ok(spec) = flow.stack_spec(tag) else { return Ok(None) };
     let paused = state_dir.dir.join("paused").join(format!("{}-{tag}.json", flow.name));
@@ -268,6 +340,10 @@ fn protected(
     let remote_candidate = on_remote(&spec.candidate_ref());
     if remote_candidate.is_some() && remote_candidate == on_remote(&format!("refs/heads/{}", spec.branch)) {
         return Ok(Some(format!("its candidate is {}'s tip on {} (promoted)", spec.branch, spec.remote)));
+    }
+    if let Some(pr) = open_pull_of(pulls.get(&spec.remote), Some(&spec.candidate), tag) {
+        let uses = if pr.head == spec.candidate { format!("head {}", pr.head) } else { format!("base {}", pr.base) };
+        return Ok(Some(format!("open PR #{} ({uses})", pr.number)));
     }
     Ok(None)
 }

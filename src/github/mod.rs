@@ -2,8 +2,8 @@
 //! domain verbs: for the Action `start_check`, `finish_check`,
 //! `open_or_update_pr`, `close_superseded_prs`, `upsert_tracking_issue`; for
 //! the patch service `releases`, `dispatch`, `has_branch`, `check_runs_on`,
-//! `pull_of_branch`. octocrab's types stay in here; callers see plain values
-//! and [`ApiError`].
+//! `pull_of_branch`; for `prune` `open_pulls`. octocrab's types stay in
+//! here; callers see plain values and [`ApiError`].
 //!
 //! Requests are JSON in, JSON out. octocrab's own retry layer is left out
 //! (its feature is off): it would repeat POSTs. [`retry_delay`] decides
@@ -24,7 +24,7 @@ pub mod transport;
 
 pub use checks::{CheckAnnotation, CheckConclusion, CheckOutput, CheckReporter, CheckSpot};
 pub use issues::{is_dashboard, TrackingIssue, DASHBOARD_MARKER};
-pub use pulls::{pr_creation_refused, PullRequest, PullRequestSpec};
+pub use pulls::{pr_creation_refused, OpenPull, PullRequest, PullRequestSpec};
 pub use releases::{Release, Releases};
 
 use std::sync::Arc;

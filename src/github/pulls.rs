@@ -31,6 +31,16 @@ pub struct PullRequest {
     pub created: bool,
 }
 
+/// An open pull request of the repository, by its branches (short names).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct OpenPull {
+    pub number: u64,
+    /// The head branch (in whichever repository it lives).
+    pub head: String,
+    /// The branch it would merge into, in this repository.
+    pub base: String,
+}
+
 /// The hidden line that marks a patchmoi PR of `flow` for `tag`.
 pub fn pr_marker(flow: &str, tag: &str) -> String {
     format!("<!-- patchmoi:pr flow={flow} tag={tag} -->")
@@ -75,6 +85,19 @@ impl GitHub {
             Err(err) if api_status(&err) == Some(404) => Ok(None),
             Err(err) => Err(err),
         }
+    }
+
+    /// Every open pull request of this repository, page after page.
+    pub fn open_pulls(&self) -> Result<Vec<OpenPull>> {
+        let open = self.get_all("/pulls?state=open&per_page=100", "list the open pull requests", Value::as_array)?;
+        Ok(open
+            .iter()
+            .map(|pr| OpenPull {
+                number: pr["number"].as_u64().unwrap_or_default(),
+                head: pr["head"]["ref"].as_str().unwrap_or_default().to_string(),
+                base: pr["base"]["ref"].as_str().unwrap_or_default().to_string(),
+            })
+            .collect())
     }
 
     /// The newest PR whose head is `branch` in this repository, in any state.

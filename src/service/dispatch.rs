@@ -63,10 +63,21 @@ impl Started {
 /// Records the start of an in-process run of `event` before any of its
 /// work: a dispatch and an attempt `started`.
 pub fn begin_local(store: &mut Store, local: &LocalTarget, event: &FlowEvent, operation: Operation) -> Result<Started> {
+    let transport = if local.actions { Transport::ActionsLocal } else { Transport::Local };
+    begin(store, transport, &local.workspace, event, operation)
+}
+
+fn begin(
+    store: &mut Store,
+    transport: Transport,
+    workspace: &std::path::Path,
+    event: &FlowEvent,
+    operation: Operation,
+) -> Result<Started> {
     let mut record = blank_record(event, operation);
-    record.transport = if local.actions { Transport::ActionsLocal } else { Transport::Local };
+    record.transport = transport;
     let created_at = record.created_at.clone();
-    let delivery = Delivery { record, runs: Vec::new(), workspace_root: Some(local.workspace.display().to_string()) };
+    let delivery = Delivery { record, runs: Vec::new(), workspace_root: Some(workspace.display().to_string()) };
     let (seq, attempt) = store.begin_dispatch(&delivery.record, &new_attempt(event, &delivery))?;
     Ok(Started { seq, attempt_id: attempt.id, created_at })
 }
@@ -89,6 +100,41 @@ pub fn finish_local(
         store.forget_dispatch(started.seq, &started.attempt_id)?;
         return Ok((delivery.record, None));
     }
+    let attempt = complete(store, &started, &delivery)?;
+    Ok((delivery.record, Some(attempt)))
+}
+
+/// Records the start of a step a person takes in the checkout (`resolve`,
+/// `promote`) before it acts: a dispatch and an attempt `started`.
+pub fn begin_session(
+    store: &mut Store,
+    workspace: &std::path::Path,
+    event: &FlowEvent,
+    operation: Operation,
+) -> Result<Started> {
+    begin(store, Transport::Local, workspace, event, operation)
+}
+
+/// Completes what `begin_session` recorded with the step's verdict (a
+/// [`session_delivery`]); `error` says why it failed, if it did.
+pub fn finish_session(
+    store: &mut Store,
+    started: Started,
+    mut delivery: Delivery,
+    error: Option<&str>,
+) -> Result<Attempt> {
+    delivery.record.created_at = started.created_at.clone();
+    if let Some(error) = error {
+        delivery.record.error = Some(error.to_string());
+        for run in &mut delivery.runs {
+            run.error = Some(error.to_string());
+        }
+    }
+    complete(store, &started, &delivery)
+}
+
+/// Writes the end of a started attempt: the delivery's record and runs.
+fn complete(store: &mut Store, started: &Started, delivery: &Delivery) -> Result<Attempt> {
     let now = event::now();
     let (status, message) = initial_status(&delivery.record);
     let record = &delivery.record;
@@ -109,22 +155,22 @@ pub fn finish_local(
         next.updated_at = now.clone();
         next
     })?;
-    store_runs(store, &attempt, event, &delivery);
-    Ok((delivery.record, Some(attempt)))
+    store_runs(store, &attempt, delivery);
+    Ok(attempt)
 }
 
 /// Stores a delivery: its record and a new attempt, in one transaction.
 pub fn record(store: &mut Store, event: &FlowEvent, delivery: Delivery) -> Result<(DispatchRecord, Attempt)> {
     let attempt = new_attempt(event, &delivery);
     let attempt = store.record_dispatch(&delivery.record, &attempt)?;
-    store_runs(store, &attempt, event, &delivery);
+    store_runs(store, &attempt, &delivery);
     Ok((delivery.record, attempt))
 }
 
 /// What the runs reported (flows, conflict reports) for the pages; the
 /// attempt is whole without it, and a sync writes it again.
-fn store_runs(store: &Store, attempt: &Attempt, event: &FlowEvent, delivery: &Delivery) {
-    if let Err(err) = store.record_runs(&attempt.id, &event.id, &delivery.runs, &delivery.record.created_at) {
+fn store_runs(store: &Store, attempt: &Attempt, delivery: &Delivery) {
+    if let Err(err) = store.record_runs(&attempt.id, &attempt.event_id, &delivery.runs, &delivery.record.created_at) {
         tracing::warn!(attempt = %attempt.id, "could not store the runs' reports: {err:#}");
     }
 }

@@ -1,10 +1,16 @@
 //! `patchmoi prune`: old releases' refs, here and on the fork's remote,
 //! their run folders and records go; the newest --keep, the promoted one
-//! and the maintained branch's newest backups stay. Dry by default.
+//! and the maintained branch's newest backups stay, and so does a release
+//! an open pull request on the fork uses (its head or its base branch).
+//! Dry by default; without a way to list the open PRs, `--push --apply`
+//! refuses to delete the remote's candidate and base branches.
 
 use std::path::Path;
 
+use serde_json::json;
+
 use crate::common::{Fixture, Repo};
+use crate::fake_github::FakeGitHub;
 
 fn refs(repo: &Repo, prefix: &str) -> Vec<String> {
     repo.git(&["for-each-ref", "--format=%(refname)", prefix]).lines().map(str::to_string).collect()
@@ -65,10 +71,18 @@ fn prune_keeps_the_newest_and_the_promoted_and_deletes_the_rest_here_and_on_the_
     assert!(dry.stdout.contains("would delete refs/heads/patchmoi/v1.3.0 "), "{}", dry.stdout);
     assert!(dry.stdout.contains("would delete refs/heads/patchmoi/v1.1.0 on origin"), "{}", dry.stdout);
     assert!(dry.stdout.contains("add --apply"), "{}", dry.stdout);
+    assert!(dry.stdout.contains("open pull requests on origin not checked: GITHUB_TOKEN is not set"), "{}", dry.stdout);
     assert_eq!(refs(&fx.fork, "refs/heads/patchmoi/").len(), 4, "a dry run deletes nothing");
     assert_eq!(run_dirs(&fx), runs_before);
 
-    let applied = fx.patchmoi(&["prune", "--keep", "1", "--push", "--apply"], &[]);
+    // Open PRs cannot be listed without a token: the remote's candidate
+    // and base branches stay unless told.
+    let refused = fx.patchmoi(&["prune", "--keep", "1", "--push", "--apply"], &[]);
+    assert_eq!(refused.code, 2, "{}\n{}", refused.stdout, refused.stderr);
+    assert!(refused.stderr.contains("refs/heads/patchmoi/v1.1.0 on origin"), "{}", refused.stderr);
+    assert!(refused.stderr.contains("--ignore-prs") && refused.stderr.contains("nothing was deleted"));
+    assert_eq!(refs(&fx.fork, "refs/heads/patchmoi/").len(), 4, "a refusal deletes nothing");
+    let applied = fx.patchmoi(&["prune", "--keep", "1", "--push", "--apply", "--ignore-prs"], &[]);
     assert_eq!(applied.code, 0, "{}\n{}", applied.stdout, applied.stderr);
     let candidates = ["refs/heads/patchmoi/v1.2.0", "refs/heads/patchmoi/v1.4.0"];
     assert_eq!(refs(&fx.fork, "refs/heads/patchmoi/"), candidates);
@@ -97,7 +111,73 @@ fn prune_keeps_the_newest_and_the_promoted_and_deletes_the_rest_here_and_on_the_
     let text = history.stdout;
     assert!(!text.contains("v1.1.0") && !text.contains("v1.3.0") && text.contains("v1.4.0"), "{text}");
 
-    let again = fx.patchmoi(&["prune", "--keep", "1", "--push", "--apply"], &[]);
+    let again = fx.patchmoi(&["prune", "--keep", "1", "--push", "--apply", "--ignore-prs"], &[]);
     assert!(again.stdout.contains("nothing to prune"), "{}", again.stdout);
     assert_eq!(fx.patchmoi(&["prune", "--keep", "0"], &[]).code, 2);
+}
+
+const TOKEN: &str = "ghs_prune0123456789abcdef";
+
+#[test]
+fn prune_keeps_the_releases_that_open_pull_requests_use() {
+    let fx = Fixture::released();
+    fx.install_rebase_flow("");
+    let origin = Repo::init_bare(&fx.tmp.path().join("origin.git"));
+    fx.fork.git(&["remote", "set-url", "origin", origin.path_str()]);
+    fx.fork.git(&["push", "--quiet", "origin", "patches"]);
+    fx.fork.git(&["checkout", "--quiet", "--detach"]);
+    for (n, tag) in ["v1.2.0", "v1.3.0", "v1.4.0"].iter().enumerate() {
+        fx.upstream.commit(&format!("Upstream {tag}"), &[("c.txt", &format!("{n}\n"))]);
+        fx.upstream.git(&["tag", tag]);
+    }
+    for tag in ["v1.1.0", "v1.2.0", "v1.3.0", "v1.4.0"] {
+        let run = fx.run_release(tag, &["--push"]);
+        assert_eq!(run.code, 0, "{tag}: {}", run.stderr);
+        let base = format!("refs/patchmoi/upstream/tags/{tag}:refs/heads/patchmoi/upstream/{tag}");
+        fx.fork.git(&["push", "--quiet", "origin", &base]);
+    }
+    let gh = FakeGitHub::start(TOKEN, origin.dir.clone());
+    {
+        let mut state = gh.state();
+        // A first page of PRs that use no release, so the ones that do are
+        // on the second page.
+        for number in 1..=100u64 {
+            state.pulls.push(json!({"number": number, "state": "open",
+                "head": {"ref": format!("topic-{number}")}, "base": {"ref": "patches"}}));
+        }
+        // v1.2.0's candidate is the head of an open PR; v1.1.0's base
+        // branch is the base of another; v1.3.0's PR is closed.
+        state.pulls.push(json!({"number": 101, "state": "open",
+            "head": {"ref": "patchmoi/v1.2.0"}, "base": {"ref": "patchmoi/upstream/v1.2.0"}}));
+        state.pulls.push(json!({"number": 102, "state": "open",
+            "head": {"ref": "someone/v1.1.0-fix"}, "base": {"ref": "patchmoi/upstream/v1.1.0"}}));
+        state.pulls.push(json!({"number": 103, "state": "closed",
+            "head": {"ref": "patchmoi/v1.3.0"}, "base": {"ref": "patchmoi/upstream/v1.3.0"}}));
+    }
+    let env = [("GITHUB_TOKEN", TOKEN), ("GITHUB_API_URL", gh.url.as_str())];
+
+    let dry = fx.patchmoi(&["prune", "--keep", "1", "--push", "--repo", "test/fork"], &env);
+    assert_eq!(dry.code, 0, "{}", dry.stderr);
+    assert!(dry.stdout.contains("keep v1.2.0: fork: open PR #101 (head patchmoi/v1.2.0)"), "{}", dry.stdout);
+    assert!(dry.stdout.contains("keep v1.1.0: fork: open PR #102 (base patchmoi/upstream/v1.1.0)"), "{}", dry.stdout);
+    assert!(dry.stdout.contains("would delete refs/heads/patchmoi/v1.3.0 on origin"), "{}", dry.stdout);
+    assert!(!dry.stdout.contains("not checked"), "{}", dry.stdout);
+
+    let applied = fx.patchmoi(&["prune", "--keep", "1", "--push", "--apply", "--repo", "test/fork"], &env);
+    assert_eq!(applied.code, 0, "{}\n{}", applied.stdout, applied.stderr);
+    let kept = ["v1.1.0", "v1.2.0", "v1.4.0"];
+    let want = |prefix: &str| -> Vec<String> { kept.iter().map(|tag| format!("{prefix}{tag}")).collect() };
+    assert_eq!(refs(&origin, "refs/heads/patchmoi/upstream/"), want("refs/heads/patchmoi/upstream/"));
+    let candidates: Vec<String> =
+        refs(&origin, "refs/heads/patchmoi/").into_iter().filter(|name| !name.contains("/upstream/")).collect();
+    assert_eq!(candidates, want("refs/heads/patchmoi/"));
+    assert_eq!(refs(&fx.fork, "refs/heads/patchmoi/"), want("refs/heads/patchmoi/"));
+    assert_eq!(attempts_of(&fx, "v1.3.0"), 0);
+    assert!(attempts_of(&fx, "v1.1.0") > 0);
+
+    let state = gh.state();
+    assert!(state.violations.is_empty(), "{:?}", state.violations);
+    let listed: Vec<&String> = state.requests.iter().filter(|request| request.ends_with("/pulls")).collect();
+    assert_eq!(listed.len(), 4, "two pages, each run: {:?}", state.requests);
+    assert!(state.requests.iter().all(|request| request.starts_with("GET /repos/test/fork/")), "{:?}", state.requests);
 }

@@ -1,12 +1,14 @@
 //! A full disk or an unwritable data dir loses nothing (issue 11, item
 //! 12): the attempt is recorded before the work starts, an error writing
-//! names the database, and the read-only commands still read.
+//! names the database, and the read-only commands still read. `promote`
+//! and `resolve` record their attempt as `started` before they act, as
+//! `run` and `continue` do.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
-use crate::common::{patchmoi, Fixture};
+use crate::common::{patchmoi, Fixture, Repo};
 
 /// What is in `dir`: names, sizes and modification times.
 fn listing(dir: &Path) -> BTreeMap<String, (u64, SystemTime)> {
@@ -118,4 +120,64 @@ fn an_unwritable_data_dir_stops_the_run_naming_the_database_and_still_reads() {
     assert!(run.stderr.contains(database.to_str().unwrap()), "the error names the database: {}", run.stderr);
     assert!(fx.fork.git(&["branch", "--list", "patchmoi/v1.2.0"]).is_empty(), "no work was done unrecorded");
     drop(frozen);
+}
+
+#[test]
+fn promote_is_recorded_as_started_before_the_branch_moves_and_completed_after() {
+    let fx = Fixture::released();
+    fx.install_rebase_flow("");
+    let origin = Repo::init_bare(&fx.tmp.path().join("origin.git"));
+    fx.fork.git(&["remote", "set-url", "origin", origin.path_str()]);
+    fx.fork.git(&["push", "--quiet", "origin", "patches"]);
+    fx.fork.git(&["checkout", "--quiet", "--detach"]);
+    let run = fx.run_release("v1.1.0", &[]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    // While promote pushes, the remote's hook reads the attempts; it
+    // refuses the push until `allow` exists.
+    let data = fx.fork.dir.join("data");
+    let (seen, allow) = (fx.tmp.path().join("seen.json"), fx.tmp.path().join("allow"));
+    let hook = format!(
+        "#!/bin/sh\n'{}' attempts --data-dir '{}' --json > '{}'\ntest -e '{}'\n",
+        env!("CARGO_BIN_EXE_patchmoi"),
+        data.display(),
+        seen.display(),
+        allow.display()
+    );
+    let hook_path = origin.dir.join("hooks/pre-receive");
+    std::fs::write(&hook_path, hook).unwrap();
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&hook_path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let promotions = |list: &serde_json::Value| -> Vec<serde_json::Value> {
+        list["attempts"].as_array().unwrap().iter().filter(|a| a["operation"] == "promote").cloned().collect()
+    };
+    let attempts =
+        || patchmoi(fx.tmp.path(), &["attempts", "--data-dir", data.to_str().unwrap(), "--json"], &[]).json();
+
+    // A promotion the remote refuses: started while it pushed, failed after.
+    let refused = fx.patchmoi(&["promote", "--flow", "fork", "--tag", "v1.1.0", "--push"], &[]);
+    assert_eq!(refused.code, 1, "{}", refused.stderr);
+    let during: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&seen).unwrap()).unwrap();
+    let during = promotions(&during);
+    assert_eq!(during.len(), 1, "{during:?}");
+    assert_eq!(during[0]["status"], "started", "{during:?}");
+    let after = promotions(&attempts());
+    assert_eq!(after.len(), 1, "{after:?}");
+    assert_eq!(after[0]["id"], during[0]["id"]);
+    assert_eq!(after[0]["status"], "failed", "{after:?}");
+    assert!(after[0]["error"].as_str().unwrap().contains("origin"), "{after:?}");
+
+    // Accepted: the same again, completed after its creation.
+    std::fs::write(&allow, "").unwrap();
+    let promoted = fx.patchmoi(&["promote", "--flow", "fork", "--tag", "v1.1.0", "--push"], &[]);
+    assert_eq!(promoted.code, 0, "{}", promoted.stderr);
+    let during: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&seen).unwrap()).unwrap();
+    let started: Vec<_> = promotions(&during).into_iter().filter(|a| a["status"] == "started").collect();
+    assert_eq!(started.len(), 1, "{during}");
+    let after = promotions(&attempts());
+    let done = after.iter().find(|a| a["id"] == started[0]["id"]).unwrap();
+    assert_eq!(done["status"], "changed", "{done}");
+    let (created, completed) = (done["createdAt"].as_str().unwrap(), done["completedAt"].as_str().unwrap());
+    assert!(created < completed, "created {created}, completed {completed}");
 }
