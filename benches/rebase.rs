@@ -1,29 +1,41 @@
 //! Speed benchmark: patchmoi's in-memory rebase against plain `git rebase
-//! --onto`, side by side in one run, on a generated repository shaped like a
-//! busy upstream (the numbers: ~3,000 files, 3,500 upstream commits
-//! between the old base and the tag, a 200-patch stack).
+//! --onto <tag>`, side by side in one run, on generated repositories of three
+//! sizes (the matrix): demo-size (8 files, a 3-patch stack),
+//! ripgrep-size (100 files, 2,000 upstream commits, stacks of 4 and 45) and
+//! codex-size (3,000 files, 3,500 upstream commits, stacks of 45 and 200),
+//! each stack clean and with patches that conflict with upstream.
+//!
+//! Each run copies the fork twice, fetches the tag into both copies, and runs
+//! each side in a process of its own (this benchmark, re-executed as
+//! `child`), so that its peak memory (getrusage: the process and the git
+//! processes it waited for) is its own; the sides alternate going first.
+//! patchmoi runs as `uses: rebase` does: its own fetch of the tag (nothing
+//! to transfer) and, on a conflict, the full report (culprits and survey),
+//! where `git rebase` stops at the first conflict.
 //!
 //! Speed targets are reported as ratios, not asserted: timings depend on the
 //! machine, ratios much less. Correctness is checked and fails the run: the
-//! candidate's tree must equal the tree `git rebase` made, and the conflict
-//! report must name the patch and upstream commit the fixture planted.
+//! candidate's tree must equal the tree `git rebase` made, both must stop at
+//! the same patch, and the report must name what the fixture planted.
 //!
-//! `cargo bench --bench rebase`. Smaller runs: PATCHMOI_BENCH_FILES,
-//! PATCHMOI_BENCH_UPSTREAM_COMMITS, PATCHMOI_BENCH_PATCHES, PATCHMOI_BENCH_RUNS.
-//! `RUST_LOG=patchmoi=debug` logs every git command the engine (and, through
-//! the fixture kit, the comparison side) runs, with times;
-//! PATCHMOI_BENCH_KEEP=1 keeps the fixture for profiling by hand.
+//! `cargo bench --bench rebase`. Knobs: PATCHMOI_BENCH_SHAPES (default
+//! `demo,ripgrep,codex`), PATCHMOI_BENCH_RUNS (default 5), and for the codex
+//! shape PATCHMOI_BENCH_FILES, PATCHMOI_BENCH_UPSTREAM_COMMITS,
+//! PATCHMOI_BENCH_PATCHES. `RUST_LOG=patchmoi=debug` logs every git command
+//! patchmoi runs, numbered, with times; PATCHMOI_BENCH_KEEP=1 keeps the
+//! fixtures for profiling by hand.
 
 use std::collections::HashSet;
 use std::path::Path;
 use std::process::Command;
 use std::sync::LazyLock;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 use patchmoi::engine::stack::{rebase, RebaseOutcome, StackOptions, StackSpec};
 use patchmoi::git::fixture::{Clock, FastImport, FixtureRepo, Init, Person, EPOCH};
-use patchmoi::git::Git;
+use patchmoi::git::{spawned, Git};
+use serde::{Deserialize, Serialize};
 
 /// Each kind of edit owns a band of lines, with an untouched line between
 /// bands: git's merge treats changes on adjacent lines as one conflict.
@@ -42,27 +54,6 @@ const DUPS: usize = 5;
 const CONFLICTS: usize = 2;
 static UPSTREAM: LazyLock<Person> = LazyLock::new(|| Person::new("Upstream Dev", "dev@upstream.example"));
 static FORK: LazyLock<Person> = LazyLock::new(|| Person::new("Fork Dev", "dev@fork.example"));
-
-struct Sizes {
-    files: usize,
-    upstream_commits: usize,
-    patches: usize,
-    runs: usize,
-}
-
-fn sizes() -> Result<Sizes> {
-    // Below 20 the planted commits no longer fit between ordinary ones.
-    let var = |name: &str, default: usize, min: usize| -> Result<usize> {
-        let value = std::env::var(name).map_or(Ok(default), |text| text.parse().with_context(|| name.to_string()))?;
-        Ok(value.max(min))
-    };
-    Ok(Sizes {
-        files: var("PATCHMOI_BENCH_FILES", 3000, 20)?,
-        upstream_commits: var("PATCHMOI_BENCH_UPSTREAM_COMMITS", 3500, 20)?,
-        patches: var("PATCHMOI_BENCH_PATCHES", 200, 20)?,
-        runs: var("PATCHMOI_BENCH_RUNS", 3, 1)?,
-    })
-}
 
 /// xorshift64: deterministic, so every run builds the same repositories.
 struct Rng(u64);
@@ -83,11 +74,11 @@ enum Special {
     Conflict(usize),
 }
 
-/// `len` commit slots with the dups spread evenly and the conflicts (when
-/// `conflicts_at` is given) at those fractions of the history.
-fn plan(len: usize, conflicts_at: &[(usize, usize)]) -> Vec<Option<Special>> {
+/// `len` commit slots with `dups` dups spread evenly and the conflicts at
+/// the fractions `conflicts_at` of the history.
+fn plan(len: usize, dups: usize, conflicts_at: &[(usize, usize)]) -> Vec<Option<Special>> {
     let mut slots = vec![None; len];
-    let dups = (0..DUPS).map(|k| ((k + 1, DUPS + 1), Special::Dup(k)));
+    let dups = (0..dups).map(|k| ((k + 1, dups + 1), Special::Dup(k)));
     let conflicts = conflicts_at.iter().enumerate().map(|(k, at)| (*at, Special::Conflict(k)));
     for ((num, den), special) in dups.chain(conflicts) {
         let mut at = len * num / den;
@@ -133,22 +124,80 @@ fn path(file: usize) -> String {
     format!("crates/c{}/src/m{}/f{:02}.rs", dir / 10, dir % 10, file % 50)
 }
 
+/// One history shape: an upstream tree and history, and the fork's stacks on it.
+struct Shape {
+    name: &'static str,
+    files: usize,
+    upstream_commits: usize,
+    stacks: Vec<Stack>,
+}
+
+/// A stack of the fork on `v1.0.0`, measured clean and with `conflicts`
+/// of its patches colliding with upstream.
+#[derive(Clone, Copy)]
+struct Stack {
+    /// The size class, as the table names it.
+    label: &'static str,
+    patches: usize,
+    /// Patches upstream also has (dropped by both sides).
+    dups: usize,
+    conflicts: usize,
+}
+
+impl Stack {
+    fn branch(&self, conflicts: bool) -> String {
+        format!("p{}{}", self.patches, if conflicts { "-conflict" } else { "" })
+    }
+}
+
+fn var(name: &str, default: usize, min: usize) -> Result<usize> {
+    let value = std::env::var(name).map_or(Ok(default), |text| text.parse().with_context(|| name.to_string()))?;
+    Ok(value.max(min))
+}
+
+/// The matrix: demo-size, ripgrep-size and codex-size histories, each with
+/// a small and a long stack. PATCHMOI_BENCH_SHAPES (`demo,ripgrep,codex`)
+/// picks some; the codex shape's sizes follow PATCHMOI_BENCH_FILES,
+/// PATCHMOI_BENCH_UPSTREAM_COMMITS and PATCHMOI_BENCH_PATCHES.
+fn shapes() -> Result<Vec<Shape>> {
+    let small = |label, patches, dups, conflicts| Stack { label, patches, dups, conflicts };
+    let all = vec![
+        Shape { name: "demo", files: 8, upstream_commits: 30, stacks: vec![small("3", 3, 0, 1)] },
+        Shape {
+            name: "ripgrep",
+            files: 100,
+            upstream_commits: 2000,
+            stacks: vec![small("1-5", 4, 1, 1), small("31-60", 45, 3, 2)],
+        },
+        Shape {
+            name: "codex",
+            // Below 20 the planted commits no longer fit between ordinary ones.
+            files: var("PATCHMOI_BENCH_FILES", 3000, 20)?,
+            upstream_commits: var("PATCHMOI_BENCH_UPSTREAM_COMMITS", 3500, 20)?,
+            stacks: vec![small("31-60", 45, 3, 2), small("200", var("PATCHMOI_BENCH_PATCHES", 200, 20)?, DUPS, 2)],
+        },
+    ];
+    let wanted = std::env::var("PATCHMOI_BENCH_SHAPES").unwrap_or_else(|_| "demo,ripgrep,codex".into());
+    let wanted: Vec<&str> = wanted.split(',').map(str::trim).collect();
+    Ok(all.into_iter().filter(|shape| wanted.contains(&shape.name)).collect())
+}
+
 /// Upstream: `v1.0.0` with every file, then random edits with the dups and
 /// the conflict triggers planted among them, tagged `v2.0.0`.
-fn upstream_stream(sizes: &Sizes, base: &Files) -> FastImport {
+fn upstream_stream(shape: &Shape, base: &Files) -> FastImport {
     let mut files = base.clone();
     let mut stream = FastImport::new(1_700_000_000, 60);
-    let all: Vec<(String, String)> = (0..sizes.files).map(|f| (path(f), files.0[f].join("\n") + "\n")).collect();
+    let all: Vec<(String, String)> = (0..shape.files).map(|f| (path(f), files.0[f].join("\n") + "\n")).collect();
     stream.commit("refs/heads/main", None, &UPSTREAM, "initial import", &all);
     stream.reset("refs/tags/v1.0.0", "refs/heads/main");
     let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
-    for (c, slot) in plan(sizes.upstream_commits, &[(1, 4), (2, 4)]).into_iter().enumerate() {
+    for (c, slot) in plan(shape.upstream_commits, DUPS, &[(1, 4), (2, 4)]).into_iter().enumerate() {
         let (message, changes) = match slot {
             Some(special) => files.plant(special, "upstream"),
             None => {
                 let changes = (0..=rng.below(3))
                     .map(|_| {
-                        let (file, line) = (rng.below(sizes.files), rng.below(UPSTREAM_LINES));
+                        let (file, line) = (rng.below(shape.files), rng.below(UPSTREAM_LINES));
                         files.set(file, line, format!("upstream change {c}"))
                     })
                     .collect();
@@ -161,29 +210,33 @@ fn upstream_stream(sizes: &Sizes, base: &Files) -> FastImport {
     stream
 }
 
-/// The fork's stack on `v1.0.0`: ordinary patches, the dups, and, when
-/// `conflicts`, the two patches that collide with upstream's triggers.
-fn stack_stream(stream: &mut FastImport, sizes: &Sizes, base: &Files, branch: &str, v1: &str, conflicts: bool) {
-    let mut files = base.clone();
-    let conflicts_at: &[(usize, usize)] = if conflicts { &[(3, 5), (4, 5)] } else { &[] };
+/// A fork stack on `v1.0.0`: ordinary patches, the dups, and, when
+/// `conflicts`, the patches that collide with upstream's triggers.
+fn stack_stream(stream: &mut FastImport, files: usize, stack: &Stack, base: &Files, v1: &str, conflicts: bool) {
+    let mut contents = base.clone();
+    let conflicts_at: &[(usize, usize)] = match (conflicts, stack.conflicts) {
+        (false, _) | (true, 0) => &[],
+        (true, 1) => &[(1, 2)],
+        (true, _) => &[(3, 5), (4, 5)],
+    };
     let mut rng = Rng(0x2545_f491_4f6c_dd1d);
     let mut used = HashSet::new();
-    for (i, slot) in plan(sizes.patches, conflicts_at).into_iter().enumerate() {
+    for (i, slot) in plan(stack.patches, stack.dups, conflicts_at).into_iter().enumerate() {
         let (message, changes) = match slot {
-            Some(special) => files.plant(special, "fork"),
+            Some(special) => contents.plant(special, "fork"),
             None => {
                 let (want, mut changes) = (1 + rng.below(2), Vec::new());
                 while changes.len() < want {
-                    let (file, line) = (rng.below(sizes.files), PATCH_SLOTS[rng.below(PATCH_SLOTS.len())]);
+                    let (file, line) = (rng.below(files), PATCH_SLOTS[rng.below(PATCH_SLOTS.len())]);
                     if used.insert((file, line)) {
-                        changes.push(files.set(file, line, format!("fork patch {i}")));
+                        changes.push(contents.set(file, line, format!("fork patch {i}")));
                     }
                 }
                 (format!("fork: patch {i}"), changes)
             }
         };
         let from = if i == 0 { Some(v1) } else { None };
-        stream.commit(&format!("refs/heads/{branch}"), from, &FORK, &message, &changes);
+        stream.commit(&format!("refs/heads/{}", stack.branch(conflicts)), from, &FORK, &message, &changes);
     }
 }
 
@@ -195,14 +248,14 @@ fn repo(dir: &Path) -> FixtureRepo {
     FixtureRepo::open(dir, Clock::starting_at(EPOCH)).with_author(bench.clone()).with_committer(bench)
 }
 
-/// Builds upstream (bare) and the fork template: `v1.0.0`, branches
-/// `patches` (clean) and `patches-conflict`, `patches` checked out.
-fn build(sizes: &Sizes, root: &Path) -> Result<()> {
+/// Builds upstream (bare) and the fork template under `root`: `v1.0.0`, one
+/// branch per stack and variant, the first checked out.
+fn build(shape: &Shape, root: &Path) -> Result<()> {
     let (upstream_dir, fork_dir) = (root.join("upstream"), root.join("fork"));
-    let base = Files::new(sizes.files);
+    let base = Files::new(shape.files);
     let upstream =
         FixtureRepo::init_with(&upstream_dir, Init { bare: true, ..Init::default() }, Clock::starting_at(EPOCH))?;
-    upstream.fast_import(&upstream_stream(sizes, &base))?;
+    upstream.fast_import(&upstream_stream(shape, &base))?;
     // Fully repacked, as a hosting server keeps it, so fetches cost what they would.
     upstream.git(&["repack", "-adq"])?;
     let fork = FixtureRepo::init_with(&fork_dir, Init::default(), Clock::starting_at(EPOCH))?;
@@ -210,127 +263,202 @@ fn build(sizes: &Sizes, root: &Path) -> Result<()> {
     fork.fetch_tag(upstream_url, "v1.0.0")?;
     let v1 = fork.rev("v1.0.0^{commit}")?;
     let mut stream = FastImport::new(1_800_000_000, 60);
-    stack_stream(&mut stream, sizes, &base, "patches", &v1, false);
-    stack_stream(&mut stream, sizes, &base, "patches-conflict", &v1, true);
+    for stack in &shape.stacks {
+        for conflicts in [false, true] {
+            stack_stream(&mut stream, shape.files, stack, &base, &v1, conflicts);
+        }
+    }
     fork.fast_import(&stream)?;
-    fork.git(&["checkout", "--quiet", "patches"])?;
+    fork.git(&["checkout", "--quiet", &shape.stacks[0].branch(false)])?;
+    // As a clone would have it: packed, so both sides read the same packs.
+    fork.git(&["repack", "-adq"])?;
     Ok(())
 }
 
 /// A fresh copy of the fork template, with `branch` checked out and the
-/// index refreshed (a copy changes inodes; git would rehash every file).
+/// index refreshed (a copy changes inodes; git would rehash every file),
+/// and the release's tag fetched, as both sides start from it.
 fn copy_fork(root: &Path, dir: &Path, branch: &str) -> Result<()> {
     let status = Command::new("cp").arg("-a").arg(root.join("fork")).arg(dir).status()?;
     if !status.success() {
         bail!("failed to copy the fork to {}", dir.display());
     }
-    repo(dir).git(&["checkout", "--quiet", branch])?;
-    repo(dir).git(&["update-index", "-q", "--refresh"])?;
+    let fork = repo(dir);
+    fork.git(&["checkout", "--quiet", branch])?;
+    fork.git(&["update-index", "-q", "--refresh"])?;
+    let upstream = root.join("upstream");
+    let upstream = upstream.to_str().context("temp path is not UTF-8")?;
+    fork.git(&["fetch", "--quiet", "--no-tags", upstream, "refs/tags/v2.0.0:refs/tags/v2.0.0"])?;
     Ok(())
 }
 
-fn timed<T>(work: impl FnOnce() -> Result<T>) -> Result<(Duration, T)> {
-    let start = Instant::now();
-    let value = work()?;
-    Ok((start.elapsed(), value))
+/// What one side made of a stack, measured in a process of its own (so
+/// that its peak memory is its own), printed as one JSON line.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+struct Sample {
+    secs: f64,
+    /// Peak resident memory, KiB: the largest of the process and the git
+    /// processes it ran.
+    max_rss_kib: i64,
+    /// git processes started (patchmoi's side only).
+    spawned: usize,
+    /// The final tree when clean.
+    tree: Option<String>,
+    carried: usize,
+    dropped: usize,
+    /// Subject of the patch it stopped at.
+    stop: Option<String>,
+    culprit: Option<String>,
+    survey: Vec<String>,
+    /// Anything else (blocked, up to date).
+    other: Option<String>,
 }
 
+/// This process's own peak, KiB. Not getrusage(RUSAGE_SELF): that counts
+/// the memory of the process that started this one (the benchmark, with
+/// the fixtures it built) from before the exec.
+fn own_peak_kib() -> i64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let line = status.lines().find_map(|line| line.strip_prefix("VmHWM:")).unwrap_or_default();
+    line.trim().trim_end_matches("kB").trim().parse().unwrap_or(0)
+}
+
+/// The largest peak of the git processes this process waited for, KiB.
+fn max_rss_kib(who: i32) -> i64 {
+    // SAFETY: getrusage only writes the struct it is given.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    if unsafe { libc::getrusage(who, &mut usage) } != 0 {
+        return 0;
+    }
+    usage.ru_maxrss
+}
+
+/// The measured side, run in this (child) process: `git` or `patchmoi`.
+fn run_side(side: &str, dir: &Path, branch: &str, upstream: &str) -> Result<Sample> {
+    let mut sample = Sample::default();
+    if side == "git" {
+        let git = repo(dir);
+        let start = Instant::now();
+        let out = git.git_output(&["rebase", "--onto", "v2.0.0", "v1.0.0", branch])?;
+        sample.secs = start.elapsed().as_secs_f64();
+        sample.max_rss_kib = max_rss_kib(libc::RUSAGE_CHILDREN);
+        if out.status.success() {
+            sample.tree = Some(git.rev("HEAD^{tree}")?);
+            sample.carried = git.git(&["rev-list", "--count", "v2.0.0..HEAD"])?.parse()?;
+        } else {
+            sample.stop = Some(git.git(&["log", "-1", "--format=%s", "REBASE_HEAD"])?);
+        }
+        return Ok(sample);
+    }
+    let (remote, tag, candidate) = ("origin".into(), "v2.0.0".into(), "patchmoi/v2.0.0".into());
+    let upstream = upstream.to_string();
+    let spec = StackSpec { upstream, branch: branch.into(), remote, tag, candidate, options: StackOptions::default() };
+    let (before, start) = (spawned(), Instant::now());
+    let outcome = rebase(&Git::open(dir)?, &spec)?;
+    sample.secs = start.elapsed().as_secs_f64();
+    sample.spawned = spawned() - before;
+    sample.max_rss_kib = own_peak_kib().max(max_rss_kib(libc::RUSAGE_CHILDREN));
+    match outcome {
+        RebaseOutcome::Clean { candidate, carried, dropped, .. } => {
+            sample.tree = Some(repo(dir).rev(&format!("{}^{{tree}}", candidate.sha))?);
+            (sample.carried, sample.dropped) = (carried.len(), dropped.len());
+        }
+        RebaseOutcome::Conflicted { report, dropped, .. } => {
+            sample.dropped = dropped.len();
+            sample.stop = Some(report.patch.subject.clone());
+            sample.culprit = report.culprit.map(|culprit| culprit.subject);
+            sample.survey = report.survey.into_iter().map(|entry| entry.subject).collect();
+        }
+        other => sample.other = Some(format!("{other:?}")),
+    }
+    Ok(sample)
+}
+
+/// Runs one side in a child process of this benchmark, on a fresh copy.
+fn measure(side: &str, dir: &Path, branch: &str, upstream: &Path) -> Result<Sample> {
+    let out = Command::new(std::env::current_exe()?)
+        .arg("child")
+        .args([side, &dir.to_string_lossy(), branch, &upstream.to_string_lossy()])
+        .stderr(std::process::Stdio::inherit())
+        .output()?;
+    if !out.status.success() {
+        bail!("the {side} side failed on {branch}");
+    }
+    let text = String::from_utf8_lossy(&out.stdout);
+    let line = text.lines().last().context("the child printed nothing")?;
+    serde_json::from_str(line).with_context(|| format!("bad child output {line:?}"))
+}
+
+/// Both sides' samples for one scenario.
 #[derive(Default)]
 struct Samples {
-    fetch: Vec<Duration>,
-    git: Vec<Duration>,
-    /// patchmoi with the release's objects already here, as git had them.
-    patchmoi: Vec<Duration>,
-    /// patchmoi fetching the release itself.
-    cold: Vec<Duration>,
+    git: Vec<Sample>,
+    patchmoi: Vec<Sample>,
+    wrong: Vec<String>,
 }
 
-fn median(samples: &[Duration]) -> f64 {
-    let mut secs: Vec<f64> = samples.iter().map(Duration::as_secs_f64).collect();
-    secs.sort_by(f64::total_cmp);
-    secs[secs.len() / 2]
+fn median(samples: &[Sample], value: impl Fn(&Sample) -> f64) -> f64 {
+    let mut values: Vec<f64> = samples.iter().map(value).collect();
+    values.sort_by(f64::total_cmp);
+    values[values.len() / 2]
 }
 
-/// One measurement of each side for `branch`, on fresh copies of the fork:
-/// `git rebase` and patchmoi each after the same fetch of the tag, and
-/// patchmoi once more on a copy without it, fetching it itself.
-fn measure(root: &Path, run_no: usize, branch: &str, samples: &mut Samples) -> Result<Vec<Measured>> {
-    let upstream = root.join("upstream").to_str().context("temp path is not UTF-8")?.to_string();
-    let dirs = ["git", "patchmoi", "cold"].map(|side| root.join(format!("{side}-{run_no}")));
-    let [git_dir, patchmoi_dir, cold_dir] = &dirs;
-    for dir in &dirs {
-        copy_fork(root, dir, branch)?;
-    }
-    let tag = "refs/tags/v2.0.0:refs/tags/v2.0.0";
-    let git_side = repo(git_dir);
-    let (fetch, _) = timed(|| git_side.git(&["fetch", "--quiet", "--no-tags", &upstream, tag]))?;
-    repo(patchmoi_dir).git(&["fetch", "--quiet", "--no-tags", &upstream, tag])?;
-    let (git_time, out) = timed(|| git_side.git_output(&["rebase", "--onto", "v2.0.0", "v1.0.0", branch]))?;
-    let (git_tree, git_commits, git_stop) = if out.status.success() {
-        let count = git_side.git(&["rev-list", "--count", "v2.0.0..HEAD"])?.parse()?;
-        (Some(git_side.rev("HEAD^{tree}")?), count, None)
-    } else {
-        (None, 0, Some(git_side.git(&["log", "-1", "--format=%s", "REBASE_HEAD"])?))
-    };
-    let (remote, tag, candidate) = ("origin".into(), "v2.0.0".into(), "patchmoi/v2.0.0".into());
-    let spec = StackSpec { upstream, branch: branch.into(), remote, tag, candidate, options: StackOptions::default() };
-    let mut measured = Vec::new();
-    for (dir, times) in [(patchmoi_dir, &mut samples.patchmoi), (cold_dir, &mut samples.cold)] {
-        let (took, outcome) = timed(|| rebase(&Git::open(dir)?, &spec))?;
-        times.push(took);
-        let tree = match &outcome {
-            RebaseOutcome::Clean { candidate, .. } => Some(repo(dir).rev(&format!("{}^{{tree}}", candidate.sha))?),
-            _ => None,
-        };
-        let (git_tree, git_stop) = (git_tree.clone(), git_stop.clone());
-        measured.push(Measured { git_tree, git_commits, git_stop, outcome, tree });
-    }
-    samples.fetch.push(fetch);
-    samples.git.push(git_time);
-    for dir in &dirs {
-        std::fs::remove_dir_all(dir).with_context(|| format!("failed to remove {}", dir.display()))?;
-    }
-    Ok(measured)
-}
-
-/// What each side made of the same stack.
-struct Measured {
-    git_tree: Option<String>,
-    git_commits: usize,
-    /// Subject of the patch `git rebase` stopped at.
-    git_stop: Option<String>,
-    outcome: RebaseOutcome,
-    /// The candidate's tree.
-    tree: Option<String>,
-}
-
-/// What the fixture planted, checked on both sides; empty means OK.
-fn check(sizes: &Sizes, m: &Measured) -> Vec<String> {
+/// Where the two sides, or the fixture's plan, disagree; empty means OK.
+fn check(stack: &Stack, conflicts: bool, git: &Sample, ours: &Sample) -> Vec<String> {
     let mut wrong = Vec::new();
-    match &m.outcome {
-        RebaseOutcome::Clean { carried, dropped, .. } => {
-            if m.tree.is_none() || m.tree != m.git_tree {
-                wrong.push(format!("candidate tree {:?}, git rebase made {:?}", m.tree, m.git_tree));
-            }
-            if (carried.len(), dropped.len(), m.git_commits) != (sizes.patches - DUPS, DUPS, sizes.patches - DUPS) {
-                wrong.push(format!("carried {}, dropped {}, git kept {}", carried.len(), dropped.len(), m.git_commits));
-            }
+    if let Some(other) = &ours.other {
+        wrong.push(format!("unexpected outcome {other}"));
+    }
+    if !conflicts {
+        if ours.tree.is_none() || ours.tree != git.tree {
+            wrong.push(format!("candidate tree {:?}, git rebase made {:?}", ours.tree, git.tree));
         }
-        RebaseOutcome::Conflicted { report, .. } => {
-            if report.patch.subject != "fork: conflict 0" || m.git_stop.as_deref() != Some("fork: conflict 0") {
-                wrong.push(format!("stopped at {:?}, git at {:?}", report.patch.subject, m.git_stop));
-            }
-            if report.culprit.as_ref().map(|c| c.subject.as_str()) != Some("upstream: conflict 0") {
-                wrong.push(format!("culprit {:?}", report.culprit));
-            }
-            let surveyed: Vec<&str> = report.survey.iter().map(|entry| entry.subject.as_str()).collect();
-            if surveyed != ["fork: conflict 0", "fork: conflict 1"] {
-                wrong.push(format!("survey {surveyed:?}"));
-            }
+        let kept = stack.patches - stack.dups;
+        if (ours.carried, ours.dropped, git.carried) != (kept, stack.dups, kept) {
+            wrong.push(format!("carried {}, dropped {}, git kept {}", ours.carried, ours.dropped, git.carried));
         }
-        other => wrong.push(format!("unexpected outcome {other:?}")),
+        return wrong;
+    }
+    let first = Some("fork: conflict 0");
+    if ours.stop.as_deref() != first || git.stop.as_deref() != first {
+        wrong.push(format!("stopped at {:?}, git at {:?}", ours.stop, git.stop));
+    }
+    if ours.culprit.as_deref() != Some("upstream: conflict 0") {
+        wrong.push(format!("culprit {:?}", ours.culprit));
+    }
+    let planted: Vec<String> = (0..stack.conflicts).map(|k| format!("fork: conflict {k}")).collect();
+    if ours.survey != planted {
+        wrong.push(format!("survey {:?}", ours.survey));
     }
     wrong
+}
+
+/// One row of the matrix.
+struct Scenario<'a> {
+    shape: &'a Shape,
+    stack: Stack,
+    conflicts: bool,
+    samples: Samples,
+}
+
+impl Scenario<'_> {
+    fn case(&self) -> &'static str {
+        if self.conflicts {
+            "conflict (report)"
+        } else {
+            "clean"
+        }
+    }
+
+    /// The target, as a ratio git rebase over patchmoi, if any.
+    fn target(&self) -> Option<f64> {
+        match (self.shape.name, self.stack.label, self.conflicts) {
+            ("codex", "200", false) => Some(20.0),
+            (_, _, false) => Some(1.0),
+            ("codex", "31-60", true) => Some(1.0),
+            _ => None,
+        }
+    }
 }
 
 fn main() -> Result<()> {
@@ -342,56 +470,126 @@ fn main() -> Result<()> {
         .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
         .with_writer(std::io::stderr)
         .init();
-    let sizes = sizes()?;
-    let root = tempfile::Builder::new().prefix("patchmoi-bench-").tempdir()?;
-    let (took, _) = timed(|| build(&sizes, root.path()))?;
-    let Sizes { files, upstream_commits, patches, .. } = sizes;
-    eprintln!("fixture: {files} files, {upstream_commits} upstream commits, {patches} patches ({DUPS} upstreamed)");
-    eprintln!("conflict branch: {CONFLICTS} of them conflict; built in {:.1} s", took.as_secs_f64());
-    let scenarios = [("clean", "patches", 5.0), ("conflict report", "patches-conflict", 0.5)];
-    let mut results: Vec<(Samples, Vec<String>)> = scenarios.iter().map(|_| Default::default()).collect();
-    for run_no in 0..sizes.runs {
-        for ((name, branch, _), (samples, wrong)) in scenarios.iter().zip(&mut results) {
-            for measured in measure(root.path(), run_no, branch, samples)? {
-                wrong.extend(check(&sizes, &measured));
-            }
-            let secs = |times: &[Duration]| times[run_no].as_secs_f64();
-            let (git, patchmoi, cold) = (secs(&samples.git), secs(&samples.patchmoi), secs(&samples.cold));
-            eprintln!(
-                "run {}: {name}: git rebase {git:.2} s, patchmoi {patchmoi:.2} s ({cold:.2} s fetching)",
-                run_no + 1
-            );
+    let args: Vec<String> = std::env::args().collect();
+    if let [_, child, side, dir, branch, upstream] = args.as_slice() {
+        if child == "child" {
+            let sample = run_side(side, Path::new(dir), branch, upstream)?;
+            println!("{}", serde_json::to_string(&sample)?);
+            return Ok(());
         }
     }
-    println!("\nmedians of {} runs", sizes.runs);
+    let runs = var("PATCHMOI_BENCH_RUNS", 5, 1)?;
+    let shapes = shapes()?;
+    let root = tempfile::Builder::new().prefix("patchmoi-bench-").tempdir()?;
+    let mut scenarios = Vec::new();
+    for shape in &shapes {
+        let dir = root.path().join(shape.name);
+        let start = Instant::now();
+        build(shape, &dir)?;
+        let (files, commits) = (shape.files, shape.upstream_commits);
+        let stacks: Vec<String> = shape.stacks.iter().map(|stack| stack.patches.to_string()).collect();
+        eprintln!(
+            "{}: {files} files, {commits} upstream commits, stacks of {} patches; built in {:.1} s",
+            shape.name,
+            stacks.join(" and "),
+            start.elapsed().as_secs_f64()
+        );
+        for stack in &shape.stacks {
+            for conflicts in [false, true] {
+                scenarios.push(Scenario { shape, stack: *stack, conflicts, samples: Samples::default() });
+            }
+        }
+    }
+    for run_no in 0..runs {
+        for scenario in &mut scenarios {
+            let root = root.path().join(scenario.shape.name);
+            let branch = scenario.stack.branch(scenario.conflicts);
+            let dirs = ["git", "patchmoi"].map(|side| root.join(format!("{side}-{run_no}")));
+            for dir in &dirs {
+                copy_fork(&root, dir, &branch)?;
+            }
+            // Interleaved, alternating which side goes first.
+            let upstream = root.join("upstream");
+            let (git, ours) = if run_no % 2 == 0 {
+                let git = measure("git", &dirs[0], &branch, &upstream)?;
+                (git, measure("patchmoi", &dirs[1], &branch, &upstream)?)
+            } else {
+                let ours = measure("patchmoi", &dirs[1], &branch, &upstream)?;
+                (measure("git", &dirs[0], &branch, &upstream)?, ours)
+            };
+            let wrong = check(&scenario.stack, scenario.conflicts, &git, &ours);
+            eprintln!(
+                "run {}: {} {} {}: git rebase {:.3} s, patchmoi {:.3} s ({} git processes){}",
+                run_no + 1,
+                scenario.shape.name,
+                scenario.stack.label,
+                scenario.case(),
+                git.secs,
+                ours.secs,
+                ours.spawned,
+                if wrong.is_empty() { "" } else { ", MISMATCH" }
+            );
+            scenario.samples.wrong.extend(wrong);
+            scenario.samples.git.push(git);
+            scenario.samples.patchmoi.push(ours);
+            for dir in &dirs {
+                std::fs::remove_dir_all(dir).with_context(|| format!("failed to remove {}", dir.display()))?;
+            }
+        }
+    }
+    print_table(&scenarios, runs);
+    if std::env::var_os("PATCHMOI_BENCH_KEEP").is_some() {
+        eprintln!("fixtures kept in {}", root.keep().display());
+    }
+    if scenarios.iter().any(|scenario| !scenario.samples.wrong.is_empty()) {
+        bail!("patchmoi's results differ from git rebase's or from what the fixture planted");
+    }
+    Ok(())
+}
+
+fn print_table(scenarios: &[Scenario], runs: usize) {
+    println!("\nmedians of {runs} runs, each side in its own process on a fresh copy, interleaved");
     println!(
-        "{:<16} {:>11} {:>9} {:>7} {:>10} {:>14} {:>8} {:>8} {:>4} {:>6}",
-        "scenario", "git rebase", "patchmoi", "ratio", "git fetch", "patchmoi+fetch", "ratio", "target", "met", "check"
+        "{:<8} {:>5} {:<17} {:>10} {:>9} {:>7} {:>7} {:>4} {:>7} {:>9} {:>5} {:>8}",
+        "history",
+        "stack",
+        "case",
+        "git rebase",
+        "patchmoi",
+        "ratio",
+        "target",
+        "met",
+        "git MB",
+        "ours MB",
+        "procs",
+        "check"
     );
-    let mut failed = false;
-    for ((name, _, target), (samples, wrong)) in scenarios.iter().zip(&results) {
-        let (fetch, git, patchmoi) = (median(&samples.fetch), median(&samples.git), median(&samples.patchmoi));
-        let cold = median(&samples.cold);
-        // Rebase against rebase, the release's objects already fetched on
-        // both sides; then each with its fetch of the tag.
-        let ratio = git / patchmoi;
+    for scenario in scenarios {
+        let Samples { git, patchmoi, wrong } = &scenario.samples;
+        let (git_secs, ours_secs) = (median(git, |s| s.secs), median(patchmoi, |s| s.secs));
+        let mib = |samples: &[Sample]| median(samples, |s| s.max_rss_kib as f64) / 1024.0;
+        let ratio = git_secs / ours_secs;
+        let (target, met) = match scenario.target() {
+            Some(target) => (format!(">={target}x"), if ratio >= target { "yes" } else { "no" }),
+            None => ("-".to_string(), "-"),
+        };
         println!(
-            "{name:<16} {git:>9.2} s {patchmoi:>7.2} s {ratio:>6.2}x {fetch:>8.2} s {cold:>12.2} s {:>7.2}x {:>8} {:>4} {:>6}",
-            (fetch + git) / cold,
-            format!(">={target}x"),
-            if ratio >= *target { "yes" } else { "no" },
+            "{:<8} {:>5} {:<17} {:>8.3} s {:>7.3} s {:>6.2}x {:>7} {:>4} {:>7.1} {:>9.1} {:>5} {:>8}",
+            scenario.shape.name,
+            scenario.stack.label,
+            scenario.case(),
+            git_secs,
+            ours_secs,
+            ratio,
+            target,
+            met,
+            mib(git),
+            mib(patchmoi),
+            median(patchmoi, |s| s.spawned as f64) as usize,
             if wrong.is_empty() { "OK" } else { "MISMATCH" },
         );
         for problem in wrong {
-            println!("  {name}: {problem}");
+            println!("  {} {} {}: {problem}", scenario.shape.name, scenario.stack.label, scenario.case());
         }
-        failed |= !wrong.is_empty();
     }
-    if std::env::var_os("PATCHMOI_BENCH_KEEP").is_some() {
-        eprintln!("fixture kept in {}", root.keep().display());
-    }
-    if failed {
-        bail!("patchmoi's results differ from what the fixture expects");
-    }
-    Ok(())
 }

@@ -3,6 +3,9 @@
 //! patch of the stack against the release. All of it from in-memory merges:
 //! no checkout, no paused rebase.
 
+use std::collections::HashMap;
+use std::sync::{Mutex, PoisonError};
+
 use anyhow::Result;
 use serde::{Deserialize, Serialize};
 
@@ -110,8 +113,59 @@ pub struct SurveyEntry {
     pub culprit: Option<Culprit>,
 }
 
-/// Builds the whole report.
+/// Builds the whole report. The stopped patch's part (its files, what it
+/// builds on, its culprit) and the survey of the whole stack are
+/// independent: they run side by side, one on each core.
 pub fn report(ctx: &Context) -> Result<ConflictReport> {
+    let stopped = ctx.patches[ctx.stop];
+    let bases = Bases::default();
+    let (stop_part, surveyed) = std::thread::scope(|scope| {
+        let surveyed = scope.spawn(|| survey(ctx, &bases));
+        (stop_part(ctx, &bases), surveyed.join())
+    });
+    let (files, builds_on, finding) = stop_part?;
+    let (mut survey, stop_entry) = match surveyed {
+        Ok(surveyed) => surveyed?,
+        Err(panic) => std::panic::resume_unwind(panic),
+    };
+    if let Some(entry) = stop_entry {
+        survey[entry].culprit = upstream_culprit(finding.clone());
+    }
+    let culprit = match finding {
+        Finding::NotUpstream => builds_on.clone().map(|earlier| Culprit {
+            kind: "patch".into(),
+            sha: earlier.sha,
+            subject: earlier.subject,
+            carried: None,
+        }),
+        finding => upstream_culprit(finding),
+    };
+    let patches: Vec<Patch> = ctx.patches.iter().map(|commit| patch_of(commit)).collect();
+    tracing::debug!(patch = %stopped.id, files = files.len(), "conflict report built");
+    Ok(ConflictReport {
+        patch: patches[ctx.stop].clone(),
+        applied: ctx.applied.clone(),
+        remaining: patches[ctx.stop + 1..].to_vec(),
+        culprit,
+        builds_on,
+        survey,
+        files,
+    })
+}
+
+/// The culprit a finding names, when it names an upstream commit.
+fn upstream_culprit(finding: Finding) -> Option<Culprit> {
+    match finding {
+        Finding::Upstream { sha, subject, carried } => {
+            Some(Culprit { kind: "upstream".into(), sha, subject, carried: carried.map(str::to_string) })
+        }
+        Finding::NoSingleCommit | Finding::NotUpstream => None,
+    }
+}
+
+/// The stopped patch's conflicted files, the earlier patch it builds on (if
+/// it does not apply to its own base) and its culprit.
+fn stop_part(ctx: &Context, bases: &Bases) -> Result<(Vec<ConflictFile>, Option<CommitRef>, Finding)> {
     let stopped = ctx.patches[ctx.stop];
     let paths = ctx.merge.conflicted_paths();
     let specs: Vec<String> = paths.iter().map(|path| format!("{}:{path}", ctx.merge.tree)).collect();
@@ -132,34 +186,31 @@ pub fn report(ctx: &Context) -> Result<ConflictReport> {
             .collect();
         files.push(ConflictFile { path: path.clone(), kind: conflict_kind(ctx.merge, path), hunks, upstream_commits });
     }
-    let patches: Vec<Patch> = ctx.patches.iter().map(|commit| patch_of(commit)).collect();
-    let builds_on = match applies(ctx.git, stopped, &own_base(ctx, stopped)?)? {
+    let builds_on = match applies(ctx.git, stopped, &bases.own_base(ctx, stopped)?)? {
         true => None,
         false => builds_on(ctx.git, ctx.patches, ctx.stop)?,
     };
-    let finding = find_culprit(ctx, ctx.stop)?;
-    let culprit = match finding.clone() {
-        Finding::Upstream { sha, subject, carried } => {
-            Some(Culprit { kind: "upstream".into(), sha, subject, carried: carried.map(str::to_string) })
+    let finding = find_culprit(ctx, bases, ctx.stop)?;
+    Ok((files, builds_on, finding))
+}
+
+/// Each patch's own base, computed once (a merge base walks upstream's
+/// history) and shared by the two halves of the report.
+#[derive(Default)]
+struct Bases(Mutex<HashMap<String, String>>);
+
+impl Bases {
+    /// Where `patch`'s own history last met upstream: the base it applies
+    /// to alone (after a sync merge, the synced upstream commit).
+    fn own_base(&self, ctx: &Context, patch: &RawCommit) -> Result<String> {
+        let parent = first_parent(patch);
+        if let Some(base) = self.0.lock().unwrap_or_else(PoisonError::into_inner).get(&parent) {
+            return Ok(base.clone());
         }
-        Finding::NoSingleCommit => None,
-        Finding::NotUpstream => builds_on.clone().map(|earlier| Culprit {
-            kind: "patch".into(),
-            sha: earlier.sha,
-            subject: earlier.subject,
-            carried: None,
-        }),
-    };
-    tracing::debug!(patch = %stopped.id, files = files.len(), "conflict report built");
-    Ok(ConflictReport {
-        patch: patches[ctx.stop].clone(),
-        applied: ctx.applied.clone(),
-        remaining: patches[ctx.stop + 1..].to_vec(),
-        culprit,
-        builds_on,
-        survey: survey(ctx, &finding)?,
-        files,
-    })
+        let base = ctx.git.merge_base(&parent, ctx.release)?.unwrap_or_else(|| ctx.fork_point.to_string());
+        self.0.lock().unwrap_or_else(PoisonError::into_inner).insert(parent, base.clone());
+        Ok(base)
+    }
 }
 
 fn patch_of(commit: &RawCommit) -> Patch {
@@ -182,15 +233,10 @@ fn applies(git: &Git, patch: &RawCommit, onto: &str) -> Result<bool> {
     Ok(git.merge_tree(MergeRequest { base: first_parent(patch), ours: onto.into(), theirs: patch.id.clone() })?.clean)
 }
 
-/// Where `patch`'s own history last met upstream: the base it applies to
-/// alone (after a sync merge, the synced upstream commit).
-fn own_base(ctx: &Context, patch: &RawCommit) -> Result<String> {
-    Ok(ctx.git.merge_base(&first_parent(patch), ctx.release)?.unwrap_or_else(|| ctx.fork_point.to_string()))
-}
-
 /// The checked culprit of `patches[index]`, with the patches below carried.
-fn find_culprit(ctx: &Context, index: usize) -> Result<Finding> {
+fn find_culprit(ctx: &Context, bases: &Bases, index: usize) -> Result<Finding> {
     let patch = ctx.patches[index];
+    let own_base = bases.own_base(ctx, patch)?;
     let paths = ctx.git.changed_paths(&first_parent(patch), &patch.id)?;
     let search =
         Search { git: ctx.git, release: ctx.release, release_tree: ctx.release_tree, fork_point: ctx.fork_point };
@@ -199,6 +245,7 @@ fn find_culprit(ctx: &Context, index: usize) -> Result<Finding> {
         has_lower: index > 0,
         landed_on: ctx.landed_on.get(index).map(String::as_str),
         paths: &paths,
+        own_base: &own_base,
     })
 }
 
@@ -221,8 +268,10 @@ fn builds_on(git: &Git, patches: &[&RawCommit], index: usize) -> Result<Option<C
 }
 
 /// Every patch that conflicts when applied alone onto the release, each
-/// with what explains it: the earlier patch it builds on, or its own culprit.
-fn survey(ctx: &Context, stopped: &Finding) -> Result<Vec<SurveyEntry>> {
+/// with what explains it: the earlier patch it builds on, or its own
+/// culprit. The stopped patch's culprit is the report's: its entry, if it
+/// needs it, is named by the second value and filled in by the caller.
+fn survey(ctx: &Context, bases: &Bases) -> Result<(Vec<SurveyEntry>, Option<usize>)> {
     let patches = ctx.patches;
     let on_release = ctx.git.merge_trees(
         &patches
@@ -234,10 +283,14 @@ fn survey(ctx: &Context, stopped: &Finding) -> Result<Vec<SurveyEntry>> {
     let mut on_base = Vec::new();
     for index in &conflicting {
         let patch = patches[*index];
-        on_base.push(MergeRequest { base: first_parent(patch), ours: own_base(ctx, patch)?, theirs: patch.id.clone() });
+        on_base.push(MergeRequest {
+            base: first_parent(patch),
+            ours: bases.own_base(ctx, patch)?,
+            theirs: patch.id.clone(),
+        });
     }
     let on_base = ctx.git.merge_trees(&on_base)?;
-    let mut entries = Vec::new();
+    let (mut entries, mut stop_entry) = (Vec::new(), None);
     for (index, base_result) in conflicting.into_iter().zip(on_base) {
         let depends_on = if base_result.clean { None } else { builds_on(ctx.git, patches, index)? };
         let culprit = match &depends_on {
@@ -247,12 +300,11 @@ fn survey(ctx: &Context, stopped: &Finding) -> Result<Vec<SurveyEntry>> {
                 subject: earlier.subject.clone(),
                 carried: None,
             }),
-            None => match if index == ctx.stop { stopped.clone() } else { find_culprit(ctx, index)? } {
-                Finding::Upstream { sha, subject, carried } => {
-                    Some(Culprit { kind: "upstream".into(), sha, subject, carried: carried.map(str::to_string) })
-                }
-                Finding::NoSingleCommit | Finding::NotUpstream => None,
-            },
+            None if index == ctx.stop => {
+                stop_entry = Some(entries.len());
+                None
+            }
+            None => upstream_culprit(find_culprit(ctx, bases, index)?),
         };
         entries.push(SurveyEntry {
             sha: patches[index].id.clone(),
@@ -262,7 +314,7 @@ fn survey(ctx: &Context, stopped: &Finding) -> Result<Vec<SurveyEntry>> {
             culprit,
         });
     }
-    Ok(entries)
+    Ok((entries, stop_entry))
 }
 
 /// The hunks of a conflicted file, numbered by the lines of the release's

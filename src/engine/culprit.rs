@@ -51,6 +51,9 @@ pub struct Target<'a> {
     pub landed_on: Option<&'a str>,
     /// The files it changes.
     pub paths: &'a [String],
+    /// Where its own history last met upstream (the merge base of its
+    /// parent and the release, else the fork point).
+    pub own_base: &'a str,
 }
 
 /// What the search found.
@@ -84,10 +87,9 @@ const WAYS: [&str; 2] = [AS_REPLAYED, AS_COMMITTED];
 impl Search<'_> {
     /// The culprit of `target`, checked.
     pub fn culprit(&self, target: &Target) -> Result<Finding> {
-        let parent = first_parent(target.patch);
         let candidates = self.git.first_parent_range_touching(self.fork_point, self.release, target.paths)?;
         let Some(last) = candidates.last() else { return Ok(Finding::NotUpstream) };
-        let committed_base = self.git.merge_base(&parent, self.release)?.unwrap_or_else(|| self.fork_point.to_string());
+        let committed_base = target.own_base.to_string();
         let mut probes = Probes { search: self, target, committed_base, seen: HashMap::new() };
         // Where the answer is known, prefer the patches as replayed.
         let applies = |answers: Answers| match answers {

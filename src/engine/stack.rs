@@ -181,6 +181,23 @@ pub fn prepare(git: &Git, spec: &StackSpec, fetch: bool) -> Result<Precondition>
         )));
     };
     let known = if fetch { None } else { git.resolve_commit(&spec.upstream_ref())? };
+    // The release and upstream's default branch come in one fetch (a fetch
+    // is the costliest process of a small run); should either be missing,
+    // each is fetched alone, as that tells which.
+    let mut fetch_head = fetch;
+    let known = match known {
+        None if fetch => match fetch_both(git, spec)? {
+            FetchOutcome::Fetched => {
+                fetch_head = false;
+                Some(git.resolve_commit(&spec.upstream_ref())?.with_context(|| not_a_commit(&spec.tag))?)
+            }
+            FetchOutcome::Missing => None,
+            FetchOutcome::Unreachable(message) => {
+                bail!("failed to fetch tag {} from upstream: {message}", spec.tag)
+            }
+        },
+        known => known,
+    };
     let release = match known {
         Some(release) => release,
         None => match fetch_release(git, spec)? {
@@ -202,7 +219,15 @@ pub fn prepare(git: &Git, spec: &StackSpec, fetch: bool) -> Result<Precondition>
     if merge_base == release {
         return Ok(Precondition::UpToDate { head, release });
     }
-    let upstream_head = upstream_default(git, spec, fetch)?;
+    // git's cherry-pick detection walks all of upstream's new commits, the
+    // longest step of a clean run: it starts now, beside reading the stack
+    // and the replay. (Not scoped: should a step below fail, the read-only
+    // walk finishes on its own.)
+    let marked = {
+        let (git, release, head) = (git.clone(), release.clone(), head.clone());
+        std::thread::spawn(move || git.cherry_equivalents(&release, &head))
+    };
+    let upstream_head = upstream_default(git, spec, fetch_head)?;
     // A landed branch's patches start above its newest land merge: the
     // ones below it were replayed onto the release it landed.
     let landed = git.newest_land_merge(&head, &release)?;
@@ -225,7 +250,9 @@ pub fn prepare(git: &Git, spec: &StackSpec, fetch: bool) -> Result<Precondition>
     let (upstreamed, speculation) = std::thread::scope(|scope| {
         let speculation = scope.spawn(|| replay::speculate(&quarantine, &release, &all));
         let stack: Vec<&RawCommit> = all.iter().collect();
-        let upstreamed = upstreamed::upstreamed_patches(git, &release, &head, &stack, &started_empty);
+        let marked = marked.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        let upstreamed = marked
+            .and_then(|marked| upstreamed::upstreamed_patches(git, &release, &head, &stack, &started_empty, marked));
         (upstreamed, speculation.join())
     });
     let upstreamed = upstreamed?;
@@ -632,6 +659,19 @@ pub fn resolve_branch(git: &Git, spec: &StackSpec) -> Result<Option<String>> {
     }
 }
 
+/// Fetches the release tag and upstream's default branch into our
+/// namespace in one fetch; when either is missing, nothing is fetched.
+fn fetch_both(git: &Git, spec: &StackSpec) -> Result<FetchOutcome> {
+    let tag_ref = format!("refs/tags/{}", spec.tag);
+    let refs = [(tag_ref.as_str(), spec.upstream_ref()), ("HEAD", UPSTREAM_HEAD.to_string())];
+    let refs: Vec<(&str, &str)> = refs.iter().map(|(from, into)| (*from, into.as_str())).collect();
+    git.fetch_refs(&spec.upstream, &refs)
+}
+
+fn not_a_commit(tag: &str) -> String {
+    format!("tag {tag} does not point at a commit")
+}
+
 /// Fetches only the release tag into our namespace. Ok(Err(..)) is a
 /// precondition that does not hold (the tag does not exist upstream).
 fn fetch_release(git: &Git, spec: &StackSpec) -> Result<Result<String, String>> {
@@ -650,7 +690,7 @@ fn fetch_release(git: &Git, spec: &StackSpec) -> Result<Result<String, String>> 
             bail!("failed to fetch tag {} from upstream: {message}", spec.tag)
         }
     }
-    let release = git.resolve_commit(&into)?.with_context(|| format!("tag {} does not point at a commit", spec.tag))?;
+    let release = git.resolve_commit(&into)?.with_context(|| not_a_commit(&spec.tag))?;
     Ok(Ok(release))
 }
 

@@ -17,18 +17,16 @@ use crate::git::{Git, RawCommit};
 /// Patches (by id) that the release already has, each with the upstream
 /// commit of the same change when one could be named. A patch that starts
 /// empty is never one (git's sequencer keeps it: `is_empty` in
-/// `sequencer_make_script`), and merges have no patch-id.
+/// `sequencer_make_script`), and merges have no patch-id. `marked` is what
+/// [`Git::cherry_equivalents`] found for `release...head`.
 pub fn upstreamed_patches(
     git: &Git,
     release: &str,
     head: &str,
     patches: &[&RawCommit],
     empty: &BTreeSet<String>,
+    marked: BTreeSet<String>,
 ) -> Result<HashMap<String, Option<String>>> {
-    if !patches.iter().any(|patch| patch.parents.len() == 1 && !empty.contains(&patch.id)) {
-        return Ok(HashMap::new());
-    }
-    let marked = git.cherry_equivalents(release, head)?;
     let dropped: Vec<String> = patches
         .iter()
         .filter(|patch| patch.parents.len() == 1 && marked.contains(&patch.id) && !empty.contains(&patch.id))
@@ -39,15 +37,20 @@ pub fn upstreamed_patches(
     }
     let upstream_side = git.commits_only_in(release, head)?;
     let upstream: Vec<String> = marked.into_iter().filter(|id| upstream_side.contains(id)).collect();
-    let upstream_ids: HashMap<String, String> = if upstream.is_empty() {
-        HashMap::new()
-    } else {
-        git.patch_ids(&git.diffs_of(&upstream)?)?.into_iter().collect()
-    };
+    // Both sides' patch-ids in one diff and one patch-id process.
+    let both: Vec<String> = upstream.iter().chain(&dropped).cloned().collect();
+    let ids = git.patch_ids(&git.diffs_of(&both)?)?;
+    let upstream_side: BTreeSet<&String> = upstream.iter().collect();
+    let mut upstream_ids: HashMap<&str, &str> = HashMap::new();
+    for (patch_id, commit) in &ids {
+        if upstream_side.contains(commit) {
+            upstream_ids.insert(patch_id, commit);
+        }
+    }
     let mut named: HashMap<String, Option<String>> = dropped.iter().map(|id| (id.clone(), None)).collect();
-    for (patch_id, commit) in git.patch_ids(&git.diffs_of(&dropped)?)? {
-        if let Some(upstream) = upstream_ids.get(&patch_id) {
-            named.insert(commit, Some(upstream.clone()));
+    for (patch_id, commit) in &ids {
+        if let (Some(entry), Some(upstream)) = (named.get_mut(commit), upstream_ids.get(patch_id.as_str())) {
+            *entry = Some(upstream.to_string());
         }
     }
     Ok(named)

@@ -41,12 +41,13 @@ pub fn walk(
     excluded.extend(landed);
     let ids = git.first_parent_commits(head, &excluded)?;
     let unreleased: HashSet<String> = match upstream_head {
-        Some(upstream) => {
+        // A release cut from the default branch's tip excludes the same.
+        Some(upstream) if upstream != release => {
             excluded.push(upstream);
             let ours: HashSet<String> = git.first_parent_commits(head, &excluded)?.into_iter().collect();
             ids.iter().filter(|id| !ours.contains(*id)).cloned().collect()
         }
-        None => HashSet::new(),
+        _ => HashSet::new(),
     };
     let mut walked = Vec::new();
     for commit in git.read_commits(&ids)? {

@@ -32,24 +32,21 @@ pub struct Run<'a> {
 
 /// Settings under which `git replay` may merge differently from `git
 /// merge-tree`: newer versions of replay ignore the merge config, older ones
-/// read it. Where any is set, the merges run through merge-tree.
-const MERGE_SETTINGS: &str =
-    r"^(merge\.(renames|directoryrenames|renamelimit|renormalize)|diff\.(renames|renamelimit))$";
+/// read it. Where any is set, the merges run through merge-tree. (Keys as
+/// `git config --list` prints them: section and name in lower case.)
+const MERGE_SETTINGS: [&str; 6] = [
+    "merge.renames",
+    "merge.directoryrenames",
+    "merge.renamelimit",
+    "merge.renormalize",
+    "diff.renames",
+    "diff.renamelimit",
+];
 
 /// The scratch branch each run replays.
 const SCRATCH_BRANCH: &str = "refs/heads/patchmoi-replay";
 
 impl Git {
-    /// Whether merges here follow git's default rename and renormalize rules.
-    fn merges_by_default_rules(&self) -> Result<bool> {
-        let output = self.output(&["config", "--get-regexp", MERGE_SETTINGS], None)?;
-        match output.status.code() {
-            Some(1) => Ok(true),
-            Some(0) => Ok(false),
-            _ => bail!("git config failed: {}", String::from_utf8_lossy(&output.stderr).trim()),
-        }
-    }
-
     /// Every setting in effect here, in order.
     fn effective_config(&self) -> Result<Vec<String>> {
         let out = self.run_bytes(&["config", "--list", "-z"], None)?;
@@ -72,7 +69,11 @@ impl Quarantine {
     pub fn replay_allowed(&self) -> bool {
         *self.replay_allowed.get_or_init(|| {
             let allowed = (|| -> Result<bool> {
-                if !self.git.merges_by_default_rules()? || self.git.has_replace_refs()? {
+                // One read of the settings answers both questions.
+                let settings = self.git.effective_config()?;
+                let merge_setting =
+                    |entry: &String| MERGE_SETTINGS.iter().any(|key| entry.split('\n').next() == Some(*key));
+                if settings.iter().any(merge_setting) || self.git.has_replace_refs()? {
                     return Ok(false);
                 }
                 let scratch = self.git.with_env("GIT_DIR", self.scratch_repository()?.as_os_str());
@@ -84,7 +85,7 @@ impl Quarantine {
                         || entry.starts_with("extensions.")
                         || *entry == include
                 };
-                let here: Vec<String> = self.git.effective_config()?.into_iter().filter(|e| !own(e)).collect();
+                let here: Vec<String> = settings.into_iter().filter(|e| !own(e)).collect();
                 let there: Vec<String> = scratch.effective_config()?.into_iter().filter(|e| !own(e)).collect();
                 Ok(here == there)
             })();

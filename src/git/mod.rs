@@ -32,6 +32,7 @@ use std::ffi::{OsStr, OsString};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::OnceLock;
 
 use anyhow::{bail, Context, Result};
@@ -67,6 +68,16 @@ pub const MIN_GIT_VERSION: (u32, u32) = (2, 44);
 /// fixtures). Replayed commits keep their original committer.
 const COMMITTER_NAME: &str = "patchmoi";
 const COMMITTER_EMAIL: &str = "patchmoi@users.noreply.github.com";
+
+/// How many git processes this process started: the fixed cost of a run is
+/// mostly process starts, so the benchmark reports them and the debug log
+/// numbers each command.
+static SPAWNED: AtomicUsize = AtomicUsize::new(0);
+
+/// The number of git processes started so far by this process.
+pub fn spawned() -> usize {
+    SPAWNED.load(Ordering::Relaxed)
+}
 
 /// A repository (or a worktree of one) that git commands run in.
 #[derive(Debug, Clone)]
@@ -185,7 +196,8 @@ impl Git {
     pub(crate) fn output_os<S: AsRef<OsStr>>(&self, args: &[S], input: Option<&[u8]>) -> Result<Output> {
         let shown: Vec<String> = args.iter().map(|arg| arg.as_ref().to_string_lossy().into_owned()).collect();
         let shown: Vec<&str> = shown.iter().map(String::as_str).collect();
-        tracing::debug!(dir = %self.dir.display(), "git {}", display_args(&shown));
+        let number = SPAWNED.fetch_add(1, Ordering::Relaxed) + 1;
+        tracing::debug!(dir = %self.dir.display(), number, "git {}", display_args(&shown));
         let mut cmd = self.command(args);
         cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
         cmd.stdin(if input.is_some() { Stdio::piped() } else { Stdio::null() });
@@ -362,6 +374,7 @@ pub fn check_version() -> Result<()> {
     static CHECKED: OnceLock<Result<(), String>> = OnceLock::new();
     CHECKED
         .get_or_init(|| {
+            SPAWNED.fetch_add(1, Ordering::Relaxed);
             let output = Command::new("git")
                 .arg("version")
                 .stdin(Stdio::null())

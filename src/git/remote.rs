@@ -27,8 +27,15 @@ impl Git {
     /// Fetches one ref from `remote` into `into` (forced: it is our own
     /// namespace), never all tags. `refname` must be a full, validated ref.
     pub fn fetch_ref(&self, remote: &str, refname: &str, into: &str) -> Result<FetchOutcome> {
-        let refspec = format!("+{refname}:{into}");
-        let args = ["fetch", "--no-tags", "--no-write-fetch-head", "--quiet", "--end-of-options", remote, &refspec];
+        self.fetch_refs(remote, &[(refname, into)])
+    }
+
+    /// [`Git::fetch_ref`] for several refs in one fetch (one negotiation,
+    /// one process): all of them, or, when any is missing, none.
+    pub fn fetch_refs(&self, remote: &str, refs: &[(&str, &str)]) -> Result<FetchOutcome> {
+        let refspecs: Vec<String> = refs.iter().map(|(refname, into)| format!("+{refname}:{into}")).collect();
+        let mut args = vec!["fetch", "--no-tags", "--no-write-fetch-head", "--quiet", "--end-of-options", remote];
+        args.extend(refspecs.iter().map(String::as_str));
         let output = self.output(&args, None)?;
         if output.status.success() {
             return Ok(FetchOutcome::Fetched);
