@@ -255,6 +255,38 @@ fn broken_marketplace_or_hooks_json_fail_doctor_with_the_fix_and_add_changes_not
     assert!(!marker.exists(), "something from the pack ran at install");
 }
 
+/// Valid JSON of another shape than Codex reads (a list where an object
+/// is, `plugins` not a list, `hooks` not an object) is not taken for an
+/// empty file and replaced: the install fails naming the file and the
+/// field, and changes nothing.
+#[test]
+fn a_marketplace_or_hooks_json_of_another_shape_is_refused_not_replaced() {
+    let ws = Workspace::new();
+    let marker = ws.tmp.path().join("executed");
+    let pack = tool_pack(&ws, &marker);
+    let cases = [
+        (MARKETPLACE, json!([{"name": "team-tools"}]), "not a JSON object"),
+        (MARKETPLACE, json!({"plugins": {"team-tools": {}}}), "`plugins`"),
+        (HOOKS, json!([]), "not a JSON object"),
+        (HOOKS, json!({"hooks": [{"type": "command", "command": "echo bye"}]}), "`hooks`"),
+        (HOOKS, json!({"hooks": {"Stop": {"type": "command"}}}), "`hooks.Stop`"),
+    ];
+    for (file, odd, field) in cases {
+        let path = ws.root().join(file);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, odd.to_string()).unwrap();
+        let before = files(ws.root());
+        let run = add(&ws, &pack, &["--apply"]);
+        assert_ne!(run.code, 0, "{file} {odd}: {}", run.stdout);
+        assert!(run.stderr.contains(path.to_str().unwrap()), "{file} {odd}: {}", run.stderr);
+        assert!(run.stderr.contains(field), "{file} {odd}: {}", run.stderr);
+        assert_eq!(files(ws.root()), before, "{file} {odd}: nothing on disk changed");
+        assert_eq!(read_json(&path), odd);
+        std::fs::remove_file(&path).unwrap();
+    }
+    assert!(!marker.exists(), "something from the pack ran at install");
+}
+
 #[test]
 fn a_pack_with_broken_hook_or_plugin_json_is_refused_and_changes_nothing() {
     let ws = Workspace::new();
