@@ -1,7 +1,7 @@
 //! `pack add`, `pack doctor` and `pack update`: install shared flows from a
 //! pack, check what is installed, and bring it up to date with its source.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use clap::Args;
@@ -78,7 +78,10 @@ pub struct PackUpdateArgs {
 pub fn cmd_pack_add(args: PackAddArgs, _env: &Env) -> Result<Exit> {
     let workspace = workspace_root(args.workspace_root.as_deref())?;
     let cwd = std::env::current_dir().context("failed to read the current directory")?;
-    let source = Source::resolve(&args.source, args.reference.as_deref(), &cwd)?;
+    let source = match relative_to_workspace(&args.source, &cwd, &workspace) {
+        Some(input) => Source::resolve(&input, args.reference.as_deref(), &workspace)?,
+        None => Source::resolve(&args.source, args.reference.as_deref(), &cwd)?,
+    };
     let inventory = source::inventory(&source.root)?;
     let options =
         AddOptions { include: args.include, exclude: args.exclude, overwrite: args.overwrite, apply: args.apply };
@@ -92,6 +95,27 @@ pub fn cmd_pack_add(args: PackAddArgs, _env: &Env) -> Result<Exit> {
         print!("{}", plan.text());
     }
     Ok(if plan.has_conflicts() { Exit::Attention } else { Exit::Done })
+}
+
+/// A local directory given relative to `cwd`, a directory of the checkout
+/// other than its root, as the lock keeps it: relative to the workspace
+/// root, where `pack update` and `pack doctor` look for it. None when
+/// there is nothing to rewrite (an absolute path, a repository, the root).
+fn relative_to_workspace(input: &str, cwd: &Path, workspace: &Path) -> Option<String> {
+    let path = Path::new(input);
+    if path.is_absolute() || !cwd.join(path).is_dir() {
+        return None;
+    }
+    let (cwd, root, target) =
+        (cwd.canonicalize().ok()?, workspace.canonicalize().ok()?, cwd.join(path).canonicalize().ok()?);
+    if cwd == root {
+        return None;
+    }
+    let (root, target): (Vec<_>, Vec<_>) = (root.components().collect(), target.components().collect());
+    let common = root.iter().zip(&target).take_while(|(a, b)| a == b).count();
+    let mut parts: Vec<String> = vec!["..".to_string(); root.len() - common];
+    parts.extend(target[common..].iter().map(|part| part.as_os_str().to_string_lossy().into_owned()));
+    Some(if parts.is_empty() { ".".to_string() } else { parts.join("/") })
 }
 
 /// `pack doctor`.

@@ -189,3 +189,26 @@ fn ref_on_a_local_item_or_an_unknown_name_is_a_usage_error_naming_them() {
     );
     assert_eq!(lock(&ws), lock_before);
 }
+
+/// A local pack added from a subdirectory of the checkout (its path given
+/// relative to there) is locked relative to the workspace root, where
+/// `pack update` and `pack doctor` look for it.
+#[test]
+fn a_local_pack_added_from_a_subdirectory_is_found_again_by_update() {
+    let ws = Workspace::new();
+    let source = ws.tmp.path().join("codex-flows");
+    copy_dir(&fixture_pack(), &source);
+    let sub = ws.root().join("tools/sub");
+    std::fs::create_dir_all(&sub).unwrap();
+    let installed = crate::common::patchmoi(
+        &sub,
+        &["pack", "add", "../../../codex-flows", "--include", "peezy-codex-fork", "--apply"],
+        &[],
+    );
+    assert_eq!(installed.code, 0, "{}", installed.stderr);
+    assert_eq!(locked(&ws, "peezy-codex-fork")["source"]["input"], "../codex-flows");
+    std::fs::write(source.join("flows/peezy-codex-fork/NOTES.md"), "new\n").unwrap();
+    let shown = pack(&ws, &["update", "--json"]);
+    assert_eq!(shown.code, 0, "{}\n{}", shown.stdout, shown.stderr);
+    assert_eq!(item(&shown.json(), "peezy-codex-fork")["action"], "update");
+}
