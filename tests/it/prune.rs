@@ -31,18 +31,23 @@ fn attempts_of(fx: &Fixture, tag: &str) -> usize {
     listed.json()["attempts"].as_array().unwrap().len()
 }
 
-#[test]
-fn prune_keeps_the_newest_and_the_promoted_and_deletes_the_rest_here_and_on_the_remote() {
+/// The rebase flow, an `origin` holding `patches` (the fork detached, so
+/// prune may delete any branch), and upstream releases v1.1.0 to v1.4.0.
+fn four_releases() -> (Fixture, Repo) {
     let fx = Fixture::released();
     fx.install_rebase_flow("");
-    let origin = Repo::init_bare(&fx.tmp.path().join("origin.git"));
-    fx.fork.git(&["remote", "set-url", "origin", origin.path_str()]);
-    fx.fork.git(&["push", "--quiet", "origin", "patches"]);
+    let origin = fx.with_origin();
     fx.fork.git(&["checkout", "--quiet", "--detach"]);
     for (n, tag) in ["v1.2.0", "v1.3.0", "v1.4.0"].iter().enumerate() {
         fx.upstream.commit(&format!("Upstream {tag}"), &[("c.txt", &format!("{n}\n"))]);
         fx.upstream.git(&["tag", tag]);
     }
+    (fx, origin)
+}
+
+#[test]
+fn prune_keeps_the_newest_and_the_promoted_and_deletes_the_rest_here_and_on_the_remote() {
+    let (fx, origin) = four_releases();
     // v1.1.0 and v1.2.0 are promoted in turn (two backups of `patches`,
     // here and on origin); v1.3.0 and v1.4.0 only built.
     for tag in ["v1.1.0", "v1.2.0", "v1.3.0", "v1.4.0"] {
@@ -120,16 +125,7 @@ const TOKEN: &str = "ghs_prune0123456789abcdef";
 
 #[test]
 fn prune_keeps_the_releases_that_open_pull_requests_use() {
-    let fx = Fixture::released();
-    fx.install_rebase_flow("");
-    let origin = Repo::init_bare(&fx.tmp.path().join("origin.git"));
-    fx.fork.git(&["remote", "set-url", "origin", origin.path_str()]);
-    fx.fork.git(&["push", "--quiet", "origin", "patches"]);
-    fx.fork.git(&["checkout", "--quiet", "--detach"]);
-    for (n, tag) in ["v1.2.0", "v1.3.0", "v1.4.0"].iter().enumerate() {
-        fx.upstream.commit(&format!("Upstream {tag}"), &[("c.txt", &format!("{n}\n"))]);
-        fx.upstream.git(&["tag", tag]);
-    }
+    let (fx, origin) = four_releases();
     for tag in ["v1.1.0", "v1.2.0", "v1.3.0", "v1.4.0"] {
         let run = fx.run_release(tag, &["--push"]);
         assert_eq!(run.code, 0, "{tag}: {}", run.stderr);
