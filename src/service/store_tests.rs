@@ -282,10 +282,10 @@ fn forgetting_an_event_forgets_its_runs_reports() {
             .record_runs(&made.unwrap().id, &ev.id, &[observed("run_a", "needs_intervention", Some("p"))], "t")
             .unwrap();
     }
-    store.forget_events(&[old.id.clone()]).unwrap();
+    store.forget_events(std::slice::from_ref(&old.id)).unwrap();
     assert!(store.runs_of_event(&old.id).unwrap().is_empty());
     let left: Vec<String> = store.flow_runs(10).unwrap().into_iter().map(|run| run.event_id).collect();
-    assert_eq!(left, [new.id.clone()]);
+    assert_eq!(left, [new.id.as_str()]);
     // A dispatch forgotten (a lookup of a stored result) takes its runs' reports too.
     let (seq, third) = store
         .begin_dispatch(&record(&new, DispatchStatus::Dispatched), &attempt("a3", &new, AttemptStatus::Started))
