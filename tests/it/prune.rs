@@ -177,3 +177,37 @@ fn prune_keeps_the_releases_that_open_pull_requests_use() {
     assert_eq!(listed.len(), 4, "two pages, each run: {:?}", state.requests);
     assert!(state.requests.iter().all(|request| request.starts_with("GET /repos/test/fork/")), "{:?}", state.requests);
 }
+
+/// Two flows with the default candidate template (`patchmoi/{tag}`) share
+/// one branch namespace: each flow's newest releases are its own (its
+/// events, the candidate branches its tag pattern takes), so one flow's
+/// newer tags never push the other's only release out of its --keep.
+#[test]
+fn each_flow_keeps_its_own_newest_releases_when_flows_share_the_candidate_namespace() {
+    let fx = Fixture::released();
+    fx.install_rebase_flow("");
+    let other = format!(
+        "name: other\non:\n  type: upstream.release\n  payload: {{repo: test/upstream, tag: \"r*\"}}\n\
+         stack:\n  upstream: {}\n  branch: patches\nsteps:\n  - name: rebase\n    uses: rebase\n",
+        fx.upstream.path_str()
+    );
+    fx.install_flow("other", &other);
+    fx.fork.git(&["checkout", "--quiet", "--detach"]);
+    fx.upstream.git(&["tag", "r1.0", "v1.1.0"]);
+    for (n, tag) in ["v1.2.0", "v1.3.0"].iter().enumerate() {
+        fx.upstream.commit(&format!("Upstream {tag}"), &[("c.txt", &format!("{n}\n"))]);
+        fx.upstream.git(&["tag", tag]);
+    }
+    for tag in ["r1.0", "v1.1.0", "v1.2.0", "v1.3.0"] {
+        let run = fx.run_release(tag, &[]);
+        assert_eq!(run.code, 0, "{tag}: {}", run.stderr);
+    }
+    assert!(fx.fork.git(&["branch", "--list", "patchmoi/r1.0"]).contains("r1.0"));
+
+    let applied = fx.patchmoi(&["prune", "--keep", "1", "--apply"], &[]);
+    assert_eq!(applied.code, 0, "{}\n{}", applied.stdout, applied.stderr);
+    assert!(applied.stdout.contains("keep r1.0: other: one of the newest 1"), "{}", applied.stdout);
+    assert!(applied.stdout.contains("keep v1.3.0: fork: one of the newest 1"), "{}", applied.stdout);
+    assert_eq!(refs(&fx.fork, "refs/heads/patchmoi/"), ["refs/heads/patchmoi/r1.0", "refs/heads/patchmoi/v1.3.0"]);
+    assert!(attempts_of(&fx, "r1.0") > 0, "the other flow's release keeps its records");
+}
