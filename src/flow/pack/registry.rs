@@ -90,15 +90,22 @@ fn field<'a, T>(
     }
 }
 
-/// The marketplace with an entry for each of `plugins`, replacing any
-/// entry of the same name.
+/// The marketplace with an entry for each of `plugins`: an entry of that
+/// name pointing at the installed copy (`./plugins/<name>`) stays as the
+/// person may have tuned it (policy, category); any other entry of the
+/// name is replaced (the plan made that an `--overwrite`).
 pub fn with_plugins(workspace: &Path, plugins: &[&str]) -> Result<Value> {
     let path = workspace.join(MARKETPLACE_PATH);
     let mut marketplace = read_object(&path)?;
     let existing =
         field(&marketplace, "plugins", Value::as_array, "a list", &path, "plugins")?.cloned().unwrap_or_default();
+    let ours = |entry: &Value, name: &str| {
+        entry["name"].as_str() == Some(name)
+            && entry["source"]["path"].as_str() == Some(format!("./plugins/{name}").as_str())
+    };
     let entries: Vec<Value> = plugins
         .iter()
+        .filter(|name| !existing.iter().any(|entry| ours(entry, name)))
         .map(|name| {
             json!({"name": name, "source": {"source": "local", "path": format!("./plugins/{name}")},
                    "policy": {"installation": "AVAILABLE", "authentication": "ON_INSTALL"}, "category": "Productivity"})
@@ -110,8 +117,13 @@ pub fn with_plugins(workspace: &Path, plugins: &[&str]) -> Result<Value> {
     if !marketplace.get("interface").is_some_and(Value::is_object) {
         marketplace.insert("interface".into(), json!({"displayName": "Workspace Packs"}));
     }
-    let mut list: Vec<Value> =
-        existing.into_iter().filter(|entry| !entry["name"].as_str().is_some_and(|n| plugins.contains(&n))).collect();
+    let mut list: Vec<Value> = existing
+        .into_iter()
+        .filter(|entry| {
+            let name = entry["name"].as_str().unwrap_or_default();
+            !plugins.contains(&name) || ours(entry, name)
+        })
+        .collect();
     list.extend(entries);
     marketplace.insert("plugins".into(), Value::Array(list));
     Ok(Value::Object(marketplace))

@@ -340,3 +340,30 @@ fn a_marketplace_entry_of_another_source_is_a_conflict_until_overwritten() {
     assert_eq!(again.code, 0, "{}", again.stdout);
     assert_eq!(again.json()["items"][1]["action"], "unchanged");
 }
+
+/// The marketplace entry of a plugin the pack installed is the person's
+/// to tune (its policy, its category): installing the pack again, or an
+/// update of the plugin, keeps the entry as they left it.
+#[test]
+fn a_plugins_marketplace_entry_edited_by_hand_survives_reinstall_and_update() {
+    let ws = Workspace::new();
+    let marker = ws.tmp.path().join("executed");
+    let pack = tool_pack(&ws, &marker);
+    assert_eq!(add(&ws, &pack, &["--apply", "--include", "repo-policy"]).code, 0);
+    let path = ws.root().join(MARKETPLACE);
+    let mut marketplace = read_json(&path);
+    let entry = &mut marketplace["plugins"][0];
+    assert_eq!(entry["name"], "repo-policy");
+    entry["policy"]["installation"] = json!("INSTALLED_BY_DEFAULT");
+    entry["category"] = json!("Team");
+    let tuned = entry.clone();
+    std::fs::write(&path, serde_json::to_string_pretty(&marketplace).unwrap()).unwrap();
+
+    assert_eq!(add(&ws, &pack, &["--apply", "--include", "repo-policy"]).code, 0);
+    assert_eq!(read_json(&path)["plugins"], json!([tuned]), "reinstalled");
+    std::fs::write(pack.join("plugins/repo-policy/skills/policy/SKILL.md"), "---\nname: policy\n---\nv2\n").unwrap();
+    let updated = ws.patchmoi(&["pack", "update", "--apply"], &[]);
+    assert_eq!(updated.code, 0, "{}\n{}", updated.stdout, updated.stderr);
+    assert!(updated.stdout.contains("update"), "{}", updated.stdout);
+    assert_eq!(read_json(&path)["plugins"], json!([tuned]), "updated");
+}
