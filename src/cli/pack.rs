@@ -89,12 +89,7 @@ pub fn cmd_pack_add(args: PackAddArgs, _env: &Env) -> Result<Exit> {
     if args.apply {
         add::apply(&plan)?;
     }
-    if args.json {
-        println!("{}", serde_json::to_string_pretty(&plan)?);
-    } else {
-        print!("{}", plan.text());
-    }
-    Ok(if plan.has_conflicts() { Exit::Attention } else { Exit::Done })
+    show(args.json, &plan, plan.text(), plan.has_conflicts())
 }
 
 /// A local directory given relative to `cwd`, a directory of the checkout
@@ -122,12 +117,7 @@ fn relative_to_workspace(input: &str, cwd: &Path, workspace: &Path) -> Option<St
 pub fn cmd_pack_doctor(args: PackDoctorArgs, _env: &Env) -> Result<Exit> {
     let workspace = workspace_root(args.workspace_root.as_deref())?;
     let report = doctor::doctor(&workspace);
-    if args.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
-    } else {
-        print!("{}", report.text());
-    }
-    Ok(if report.healthy() { Exit::Done } else { Exit::Attention })
+    show(args.json, &report, report.text(), !report.healthy())
 }
 
 /// `pack update`.
@@ -136,10 +126,16 @@ pub fn cmd_pack_update(args: PackUpdateArgs, _env: &Env) -> Result<Exit> {
     let options =
         UpdateOptions { names: args.names, reference: args.reference, overwrite: args.overwrite, apply: args.apply };
     let report = update::update(&workspace, &options)?;
-    if args.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+    show(args.json, &report, report.text(), report.needs_attention())
+}
+
+/// Prints a pack command's result, as JSON with `--json` or as `text`; it
+/// exits 1 when the result `needs_attention`.
+fn show(json: bool, result: &impl serde::Serialize, text: String, needs_attention: bool) -> Result<Exit> {
+    if json {
+        println!("{}", serde_json::to_string_pretty(result)?);
     } else {
-        print!("{}", report.text());
+        print!("{text}");
     }
-    Ok(if report.needs_attention() { Exit::Attention } else { Exit::Done })
+    Ok(if needs_attention { Exit::Attention } else { Exit::Done })
 }
