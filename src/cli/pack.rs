@@ -1,7 +1,7 @@
 //! `pack add`, `pack doctor` and `pack update`: install shared flows from a
 //! pack, check what is installed, and bring it up to date with its source.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use clap::Args;
@@ -78,7 +78,10 @@ pub struct PackUpdateArgs {
 pub fn cmd_pack_add(args: PackAddArgs, _env: &Env) -> Result<Exit> {
     let workspace = workspace_root(args.workspace_root.as_deref())?;
     let cwd = std::env::current_dir().context("failed to read the current directory")?;
-    let source = Source::resolve(&args.source, args.reference.as_deref(), &cwd)?;
+    let source = match relative_to_workspace(&args.source, &cwd, &workspace) {
+        Some(input) => Source::resolve(&input, args.reference.as_deref(), &workspace)?,
+        None => Source::resolve(&args.source, args.reference.as_deref(), &cwd)?,
+    };
     let inventory = source::inventory(&source.root)?;
     let options =
         AddOptions { include: args.include, exclude: args.exclude, overwrite: args.overwrite, apply: args.apply };
@@ -86,24 +89,35 @@ pub fn cmd_pack_add(args: PackAddArgs, _env: &Env) -> Result<Exit> {
     if args.apply {
         add::apply(&plan)?;
     }
-    if args.json {
-        println!("{}", serde_json::to_string_pretty(&plan)?);
-    } else {
-        print!("{}", plan.text());
+    show(args.json, &plan, plan.text(), plan.has_conflicts())
+}
+
+/// A local directory given relative to `cwd`, a directory of the checkout
+/// other than its root, as the lock keeps it: relative to the workspace
+/// root, where `pack update` and `pack doctor` look for it. None when
+/// there is nothing to rewrite (an absolute path, a repository, the root).
+fn relative_to_workspace(input: &str, cwd: &Path, workspace: &Path) -> Option<String> {
+    let path = Path::new(input);
+    if path.is_absolute() || !cwd.join(path).is_dir() {
+        return None;
     }
-    Ok(if plan.has_conflicts() { Exit::Attention } else { Exit::Done })
+    let (cwd, root, target) =
+        (cwd.canonicalize().ok()?, workspace.canonicalize().ok()?, cwd.join(path).canonicalize().ok()?);
+    if cwd == root {
+        return None;
+    }
+    let (root, target): (Vec<_>, Vec<_>) = (root.components().collect(), target.components().collect());
+    let common = root.iter().zip(&target).take_while(|(a, b)| a == b).count();
+    let mut parts: Vec<String> = vec!["..".to_string(); root.len() - common];
+    parts.extend(target[common..].iter().map(|part| part.as_os_str().to_string_lossy().into_owned()));
+    Some(if parts.is_empty() { ".".to_string() } else { parts.join("/") })
 }
 
 /// `pack doctor`.
 pub fn cmd_pack_doctor(args: PackDoctorArgs, _env: &Env) -> Result<Exit> {
     let workspace = workspace_root(args.workspace_root.as_deref())?;
     let report = doctor::doctor(&workspace);
-    if args.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
-    } else {
-        print!("{}", report.text());
-    }
-    Ok(if report.healthy() { Exit::Done } else { Exit::Attention })
+    show(args.json, &report, report.text(), !report.healthy())
 }
 
 /// `pack update`.
@@ -112,10 +126,16 @@ pub fn cmd_pack_update(args: PackUpdateArgs, _env: &Env) -> Result<Exit> {
     let options =
         UpdateOptions { names: args.names, reference: args.reference, overwrite: args.overwrite, apply: args.apply };
     let report = update::update(&workspace, &options)?;
-    if args.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+    show(args.json, &report, report.text(), report.needs_attention())
+}
+
+/// Prints a pack command's result, as JSON with `--json` or as `text`; it
+/// exits 1 when the result `needs_attention`.
+fn show(json: bool, result: &impl serde::Serialize, text: String, needs_attention: bool) -> Result<Exit> {
+    if json {
+        println!("{}", serde_json::to_string_pretty(result)?);
     } else {
-        print!("{}", report.text());
+        print!("{text}");
     }
-    Ok(if report.needs_attention() { Exit::Attention } else { Exit::Done })
+    Ok(if needs_attention { Exit::Attention } else { Exit::Done })
 }

@@ -21,7 +21,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use serde::Serialize;
 
-use crate::core::tag_order::Version;
+use crate::core::tag_order::{glob_match, Version};
 use crate::flow::event::FlowEvent;
 use crate::flow::flows::Flow;
 use crate::flow::state::StateDir;
@@ -155,17 +155,35 @@ pub fn plan(
         events.entry(event.id.clone()).or_insert_with(|| event.clone());
     }
 
-    // The releases of each flow ("" for those no flow claims).
+    // The flows whose events name each tag.
+    let mut event_flows: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
+    for flow in &stacks {
+        for tag in events.values().filter(|event| flow.matches(event, false)).filter_map(FlowEvent::tag) {
+            event_flows.entry(tag).or_default().insert(flow.name.as_str());
+        }
+    }
+
+    // The releases of each flow ("" for those no flow claims). Flows may
+    // share a candidate template (the default one, say): a candidate branch
+    // is a flow's when its tag fits the flow's tag pattern and no other
+    // flow's events alone name it, so one flow's releases never count
+    // against another's --keep.
     let mut releases: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     let mut claimed = BTreeSet::new();
     for flow in &stacks {
         let template = &flow.stack.as_ref().expect("filtered").candidate;
         let mine = releases.entry(flow.name.clone()).or_default();
         let remote_heads = remotes.get(&flow.stack.as_ref().expect("filtered").remote).into_iter().flatten();
+        let ours = |tag: &str| {
+            glob_match(flow.tag_pattern(), tag)
+                && event_flows.get(tag).is_none_or(|flows| flows.contains(flow.name.as_str()))
+        };
         for (refname, _) in heads.iter().chain(remote_heads) {
             if let Some(tag) = refname.strip_prefix("refs/heads/").and_then(|short| tag_of_candidate(template, short)) {
-                mine.insert(tag.clone());
-                claimed.insert(tag);
+                if ours(&tag) {
+                    mine.insert(tag.clone());
+                    claimed.insert(tag);
+                }
             }
         }
         for event in events.values().filter(|event| flow.matches(event, false)) {

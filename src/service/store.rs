@@ -363,8 +363,8 @@ impl Store {
         Ok(counts)
     }
 
-    /// Deletes these events with their dispatches, attempts and the
-    /// attempts' webhook keys, in one transaction.
+    /// Deletes these events with their dispatches, attempts, the attempts'
+    /// webhook keys and what their runs reported, in one transaction.
     pub fn forget_events(&mut self, event_ids: &[String]) -> Result<()> {
         let what = self.writing(&format!("the removal of {} event(s)", event_ids.len()));
         let forget = |conn: &mut Connection| -> Result<()> {
@@ -375,6 +375,7 @@ impl Store {
                     [id],
                 )?;
                 tx.execute("DELETE FROM attempts WHERE event_id = ?1", [id])?;
+                tx.execute("DELETE FROM run_reports WHERE event_id = ?1", [id])?;
                 tx.execute("DELETE FROM dispatches WHERE event_id = ?1", [id])?;
                 tx.execute("DELETE FROM dispatch_claims WHERE event_id = ?1", [id])?;
                 tx.execute("DELETE FROM events WHERE id = ?1", [id])?;
@@ -426,8 +427,9 @@ impl Store {
         finish(&mut self.conn).context(what)
     }
 
-    /// Removes dispatch row `seq` and its attempt: what `begin_dispatch`
-    /// wrote for a run that turned out to be a lookup of a stored result.
+    /// Removes dispatch row `seq` and its attempt (with what its runs
+    /// reported): what `begin_dispatch` wrote for a run that turned out to
+    /// be a lookup of a stored result.
     pub fn forget_dispatch(&mut self, seq: i64, attempt_id: &str) -> Result<()> {
         let what = self.writing(&format!("the removal of attempt {attempt_id}"));
         let forget = |conn: &mut Connection| -> Result<()> {
@@ -438,6 +440,7 @@ impl Store {
                 [attempt_id],
             )?;
             tx.execute("DELETE FROM attempts WHERE id = ?1", [attempt_id])?;
+            tx.execute("DELETE FROM run_reports WHERE attempt_id = ?1", [attempt_id])?;
             tx.commit()?;
             Ok(())
         };

@@ -266,3 +266,32 @@ fn a_version_3_database_is_migrated_in_place() {
     // Opening again changes nothing.
     assert_eq!(Store::open(dir.path()).unwrap().runs_of_event(&ev.id).unwrap().len(), 1);
 }
+
+/// `prune` forgets an event: what its attempts' runs reported goes with
+/// them, so the pages' flow rows no longer list a pruned release.
+#[test]
+fn forgetting_an_event_forgets_its_runs_reports() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = Store::open(dir.path()).unwrap();
+    let (old, new) = (event("rust-v1"), event("rust-v2"));
+    for (id, ev) in [("a1", &old), ("a2", &new)] {
+        store.record_event(ev).unwrap();
+        let made =
+            store.record_dispatch(&record(ev, DispatchStatus::Dispatched), &attempt(id, ev, AttemptStatus::Started));
+        store
+            .record_runs(&made.unwrap().id, &ev.id, &[observed("run_a", "needs_intervention", Some("p"))], "t")
+            .unwrap();
+    }
+    store.forget_events(std::slice::from_ref(&old.id)).unwrap();
+    assert!(store.runs_of_event(&old.id).unwrap().is_empty());
+    let left: Vec<String> = store.flow_runs(10).unwrap().into_iter().map(|run| run.event_id).collect();
+    assert_eq!(left, [new.id.as_str()]);
+    // A dispatch forgotten (a lookup of a stored result) takes its runs' reports too.
+    let (seq, third) = store
+        .begin_dispatch(&record(&new, DispatchStatus::Dispatched), &attempt("a3", &new, AttemptStatus::Started))
+        .unwrap();
+    store.record_runs(&third.id, &new.id, &[observed("run_b", "changed", None)], "t").unwrap();
+    store.forget_dispatch(seq, &third.id).unwrap();
+    let attempts: Vec<String> = store.runs_of_event(&new.id).unwrap().into_iter().map(|run| run.attempt_id).collect();
+    assert_eq!(attempts, ["a2"]);
+}

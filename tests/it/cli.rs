@@ -13,14 +13,6 @@ fn released_fixture() -> Fixture {
     fx
 }
 
-/// The fork's `origin` becomes a bare repository holding `patches`.
-fn with_bare_origin(fx: &Fixture) -> Repo {
-    let origin = Repo::init_bare(&fx.tmp.path().join("origin.git"));
-    fx.fork.git(&["remote", "set-url", "origin", origin.path_str()]);
-    fx.fork.git(&["push", "--quiet", "origin", "patches"]);
-    origin
-}
-
 #[test]
 fn bad_input_exits_2_with_a_clear_error_and_changes_nothing() {
     let fx = released_fixture();
@@ -132,7 +124,7 @@ fn a_shallow_clone_is_blocked_with_the_fix() {
 #[test]
 fn push_leases_and_keeps_the_remote_value() {
     let fx = released_fixture();
-    let origin = with_bare_origin(&fx);
+    let origin = fx.with_origin();
     let first = fx.run_release("v1.1.0", &["--push"]).step("rebase");
     assert_eq!(first["status"], "changed", "{first}");
     let candidate = &first["artifacts"]["candidateRefs"][0];
@@ -155,7 +147,7 @@ fn push_leases_and_keeps_the_remote_value() {
 #[test]
 fn promote_leases_on_the_built_head_and_keeps_a_backup() {
     let fx = released_fixture();
-    let origin = with_bare_origin(&fx);
+    let origin = fx.with_origin();
     let old_head = fx.fork.rev("patches");
     let candidate = fx.run_release("v1.1.0", &[]).step("rebase")["artifacts"]["candidateRefs"][0]["sha"]
         .as_str()

@@ -176,14 +176,6 @@ fn retry_always_runs_again() {
     assert_eq!(count(), 2, "the retry ran the flow again");
 }
 
-/// The fork's `origin` becomes a bare repository holding `patches`.
-fn with_origin(fx: &Fixture) -> Repo {
-    let origin = Repo::init_bare(&fx.tmp.path().join("origin.git"));
-    fx.fork.git(&["remote", "set-url", "origin", origin.path_str()]);
-    fx.fork.git(&["push", "--quiet", "origin", "patches"]);
-    origin
-}
-
 #[test]
 fn promote_refuses_a_candidate_whose_checks_failed_unless_forced() {
     let fx = Fixture::released();
@@ -206,7 +198,7 @@ fn promote_refuses_a_candidate_whose_checks_failed_unless_forced() {
 fn promote_push_reports_each_move_and_how_to_undo_it() {
     let fx = Fixture::released();
     fx.install_rebase_flow("");
-    let origin = with_origin(&fx);
+    let origin = fx.with_origin();
     assert_eq!(fx.run_release("v1.1.0", &[]).code, 0);
     fx.fork.git(&["checkout", "--quiet", "--detach"]);
     let old_head = fx.fork.rev("patches");

@@ -31,18 +31,23 @@ fn attempts_of(fx: &Fixture, tag: &str) -> usize {
     listed.json()["attempts"].as_array().unwrap().len()
 }
 
-#[test]
-fn prune_keeps_the_newest_and_the_promoted_and_deletes_the_rest_here_and_on_the_remote() {
+/// The rebase flow, an `origin` holding `patches` (the fork detached, so
+/// prune may delete any branch), and upstream releases v1.1.0 to v1.4.0.
+fn four_releases() -> (Fixture, Repo) {
     let fx = Fixture::released();
     fx.install_rebase_flow("");
-    let origin = Repo::init_bare(&fx.tmp.path().join("origin.git"));
-    fx.fork.git(&["remote", "set-url", "origin", origin.path_str()]);
-    fx.fork.git(&["push", "--quiet", "origin", "patches"]);
+    let origin = fx.with_origin();
     fx.fork.git(&["checkout", "--quiet", "--detach"]);
     for (n, tag) in ["v1.2.0", "v1.3.0", "v1.4.0"].iter().enumerate() {
         fx.upstream.commit(&format!("Upstream {tag}"), &[("c.txt", &format!("{n}\n"))]);
         fx.upstream.git(&["tag", tag]);
     }
+    (fx, origin)
+}
+
+#[test]
+fn prune_keeps_the_newest_and_the_promoted_and_deletes_the_rest_here_and_on_the_remote() {
+    let (fx, origin) = four_releases();
     // v1.1.0 and v1.2.0 are promoted in turn (two backups of `patches`,
     // here and on origin); v1.3.0 and v1.4.0 only built.
     for tag in ["v1.1.0", "v1.2.0", "v1.3.0", "v1.4.0"] {
@@ -120,16 +125,7 @@ const TOKEN: &str = "ghs_prune0123456789abcdef";
 
 #[test]
 fn prune_keeps_the_releases_that_open_pull_requests_use() {
-    let fx = Fixture::released();
-    fx.install_rebase_flow("");
-    let origin = Repo::init_bare(&fx.tmp.path().join("origin.git"));
-    fx.fork.git(&["remote", "set-url", "origin", origin.path_str()]);
-    fx.fork.git(&["push", "--quiet", "origin", "patches"]);
-    fx.fork.git(&["checkout", "--quiet", "--detach"]);
-    for (n, tag) in ["v1.2.0", "v1.3.0", "v1.4.0"].iter().enumerate() {
-        fx.upstream.commit(&format!("Upstream {tag}"), &[("c.txt", &format!("{n}\n"))]);
-        fx.upstream.git(&["tag", tag]);
-    }
+    let (fx, origin) = four_releases();
     for tag in ["v1.1.0", "v1.2.0", "v1.3.0", "v1.4.0"] {
         let run = fx.run_release(tag, &["--push"]);
         assert_eq!(run.code, 0, "{tag}: {}", run.stderr);
@@ -180,4 +176,38 @@ fn prune_keeps_the_releases_that_open_pull_requests_use() {
     let listed: Vec<&String> = state.requests.iter().filter(|request| request.ends_with("/pulls")).collect();
     assert_eq!(listed.len(), 4, "two pages, each run: {:?}", state.requests);
     assert!(state.requests.iter().all(|request| request.starts_with("GET /repos/test/fork/")), "{:?}", state.requests);
+}
+
+/// Two flows with the default candidate template (`patchmoi/{tag}`) share
+/// one branch namespace: each flow's newest releases are its own (its
+/// events, the candidate branches its tag pattern takes), so one flow's
+/// newer tags never push the other's only release out of its --keep.
+#[test]
+fn each_flow_keeps_its_own_newest_releases_when_flows_share_the_candidate_namespace() {
+    let fx = Fixture::released();
+    fx.install_rebase_flow("");
+    let other = format!(
+        "name: other\non:\n  type: upstream.release\n  payload: {{repo: test/upstream, tag: \"r*\"}}\n\
+         stack:\n  upstream: {}\n  branch: patches\nsteps:\n  - name: rebase\n    uses: rebase\n",
+        fx.upstream.path_str()
+    );
+    fx.install_flow("other", &other);
+    fx.fork.git(&["checkout", "--quiet", "--detach"]);
+    fx.upstream.git(&["tag", "r1.0", "v1.1.0"]);
+    for (n, tag) in ["v1.2.0", "v1.3.0"].iter().enumerate() {
+        fx.upstream.commit(&format!("Upstream {tag}"), &[("c.txt", &format!("{n}\n"))]);
+        fx.upstream.git(&["tag", tag]);
+    }
+    for tag in ["r1.0", "v1.1.0", "v1.2.0", "v1.3.0"] {
+        let run = fx.run_release(tag, &[]);
+        assert_eq!(run.code, 0, "{tag}: {}", run.stderr);
+    }
+    assert!(fx.fork.git(&["branch", "--list", "patchmoi/r1.0"]).contains("r1.0"));
+
+    let applied = fx.patchmoi(&["prune", "--keep", "1", "--apply"], &[]);
+    assert_eq!(applied.code, 0, "{}\n{}", applied.stdout, applied.stderr);
+    assert!(applied.stdout.contains("keep r1.0: other: one of the newest 1"), "{}", applied.stdout);
+    assert!(applied.stdout.contains("keep v1.3.0: fork: one of the newest 1"), "{}", applied.stdout);
+    assert_eq!(refs(&fx.fork, "refs/heads/patchmoi/"), ["refs/heads/patchmoi/r1.0", "refs/heads/patchmoi/v1.3.0"]);
+    assert!(attempts_of(&fx, "r1.0") > 0, "the other flow's release keeps its records");
 }

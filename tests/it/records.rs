@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
-use crate::common::{patchmoi, Fixture, Repo};
+use crate::common::{patchmoi, Fixture};
 
 /// What is in `dir`: names, sizes and modification times.
 fn listing(dir: &Path) -> BTreeMap<String, (u64, SystemTime)> {
@@ -126,9 +126,7 @@ fn an_unwritable_data_dir_stops_the_run_naming_the_database_and_still_reads() {
 fn promote_is_recorded_as_started_before_the_branch_moves_and_completed_after() {
     let fx = Fixture::released();
     fx.install_rebase_flow("");
-    let origin = Repo::init_bare(&fx.tmp.path().join("origin.git"));
-    fx.fork.git(&["remote", "set-url", "origin", origin.path_str()]);
-    fx.fork.git(&["push", "--quiet", "origin", "patches"]);
+    let origin = fx.with_origin();
     fx.fork.git(&["checkout", "--quiet", "--detach"]);
     let run = fx.run_release("v1.1.0", &[]);
     assert_eq!(run.code, 0, "{}", run.stderr);

@@ -163,9 +163,7 @@ fn two_conflicts_stop_twice_and_the_memory_serves_the_next_release() {
 fn the_memory_travels_to_another_clone_through_the_remote() {
     let fx = conflicting(false);
     fx.install_rebase_flow("");
-    let origin = Repo::init_bare(&fx.tmp.path().join("origin.git"));
-    fx.fork.git(&["remote", "set-url", "origin", origin.path_str()]);
-    fx.fork.git(&["push", "--quiet", "origin", "patches"]);
+    let origin = fx.with_origin();
     fx.run_release("v1.1.0", &[]);
     let worktree = Repo { dir: session(&fx, "resolve", &["--json"]).json()["worktree"].as_str().unwrap().into() };
     resolve_a_by_hand(&worktree);

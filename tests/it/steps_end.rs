@@ -104,3 +104,16 @@ fn a_steps_time_limit_and_its_end_stop_what_it_started() {
         Duration::from_secs(10),
     );
 }
+
+/// A step killed by a signal fails, through the supervisor as without it:
+/// the supervisor dies of the same signal, and the step's log says which.
+#[test]
+fn a_step_killed_by_a_signal_fails_and_its_log_names_the_signal() {
+    let fx = Fixture::released();
+    fx.install_rebase_flow("  - name: killed\n    run: kill -TERM $$\n");
+    let run = fx.run_release("v1.1.0", &[]);
+    assert_eq!(run.code, 1, "{}\n{}", run.stdout, run.stderr);
+    let killed = run.step("killed");
+    assert_eq!(killed["status"], "failed", "{killed}");
+    assert!(killed.to_string().contains("killed by signal 15"), "{killed}");
+}

@@ -7,7 +7,7 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 use serde_json::{json, Map, Value};
 
 use crate::flow::state;
@@ -32,7 +32,8 @@ fn read_object(path: &Path) -> Result<Map<String, Value>> {
         Ok(text) => {
             match serde_json::from_str(&text).with_context(|| format!("failed to parse JSON at {}", path.display()))? {
                 Value::Object(object) => Ok(object),
-                _ => Ok(Map::new()),
+                // Taken for empty, it would be written back without what it holds.
+                _ => bail!("{} is not a JSON object; fix it (nothing was changed)", path.display()),
             }
         }
         Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(Map::new()),
@@ -70,13 +71,41 @@ pub fn marketplace_conflicts(workspace: &Path, names: &[&str], locked: &[&str]) 
     Ok(conflicts)
 }
 
-/// The marketplace with an entry for each of `plugins`, replacing any
-/// entry of the same name.
+/// `object[key]`, when there, as `T`; another shape is an error naming the
+/// file and the field (`field`), never replaced by an empty one.
+fn field<'a, T>(
+    object: &'a Map<String, Value>,
+    key: &str,
+    shape: fn(&'a Value) -> Option<T>,
+    what: &str,
+    path: &Path,
+    field: &str,
+) -> Result<Option<T>> {
+    match object.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(value) => match shape(value) {
+            Some(found) => Ok(Some(found)),
+            None => bail!("`{field}` in {} is not {what}; fix it (nothing was changed)", path.display()),
+        },
+    }
+}
+
+/// The marketplace with an entry for each of `plugins`: an entry of that
+/// name pointing at the installed copy (`./plugins/<name>`) stays as the
+/// person may have tuned it (policy, category); any other entry of the
+/// name is replaced (the plan made that an `--overwrite`).
 pub fn with_plugins(workspace: &Path, plugins: &[&str]) -> Result<Value> {
-    let mut marketplace = read_object(&workspace.join(MARKETPLACE_PATH))?;
-    let existing = marketplace.get("plugins").and_then(Value::as_array).cloned().unwrap_or_default();
+    let path = workspace.join(MARKETPLACE_PATH);
+    let mut marketplace = read_object(&path)?;
+    let existing =
+        field(&marketplace, "plugins", Value::as_array, "a list", &path, "plugins")?.cloned().unwrap_or_default();
+    let ours = |entry: &Value, name: &str| {
+        entry["name"].as_str() == Some(name)
+            && entry["source"]["path"].as_str() == Some(format!("./plugins/{name}").as_str())
+    };
     let entries: Vec<Value> = plugins
         .iter()
+        .filter(|name| !existing.iter().any(|entry| ours(entry, name)))
         .map(|name| {
             json!({"name": name, "source": {"source": "local", "path": format!("./plugins/{name}")},
                    "policy": {"installation": "AVAILABLE", "authentication": "ON_INSTALL"}, "category": "Productivity"})
@@ -88,8 +117,13 @@ pub fn with_plugins(workspace: &Path, plugins: &[&str]) -> Result<Value> {
     if !marketplace.get("interface").is_some_and(Value::is_object) {
         marketplace.insert("interface".into(), json!({"displayName": "Workspace Packs"}));
     }
-    let mut list: Vec<Value> =
-        existing.into_iter().filter(|entry| !entry["name"].as_str().is_some_and(|n| plugins.contains(&n))).collect();
+    let mut list: Vec<Value> = existing
+        .into_iter()
+        .filter(|entry| {
+            let name = entry["name"].as_str().unwrap_or_default();
+            !plugins.contains(&name) || ours(entry, name)
+        })
+        .collect();
     list.extend(entries);
     marketplace.insert("plugins".into(), Value::Array(list));
     Ok(Value::Object(marketplace))
@@ -104,8 +138,12 @@ pub struct HookPack<'a> {
 
 /// The workspace's `hooks.json` with each hook pack's groups merged.
 pub fn with_hooks(workspace: &Path, packs: &[HookPack]) -> Result<Value> {
-    let mut root = read_object(&workspace.join(HOOKS_PATH))?;
-    let mut hooks = root.get("hooks").and_then(Value::as_object).cloned().unwrap_or_default();
+    let path = workspace.join(HOOKS_PATH);
+    let mut root = read_object(&path)?;
+    let mut hooks = field(&root, "hooks", Value::as_object, "an object", &path, "hooks")?.cloned().unwrap_or_default();
+    for event in HOOK_EVENTS {
+        field(&hooks, event, Value::as_array, "a list", &path, &format!("hooks.{event}"))?;
+    }
     let mut meta = root.get("codexPack").and_then(Value::as_object).cloned().unwrap_or_default();
     let mut meta_hooks = meta.get("hooks").and_then(Value::as_object).cloned().unwrap_or_default();
     for pack in packs {

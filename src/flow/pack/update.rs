@@ -120,6 +120,16 @@ pub fn update(workspace: &Path, options: &UpdateOptions) -> Result<UpdateReport>
         .iter()
         .filter(|item| options.names.is_empty() || options.names.iter().any(|n| *n == item.name || *n == item.key()))
         .collect();
+    if let Some(reference) = &options.reference {
+        if let Some(item) = selected.iter().find(|item| item.source.kind == "local") {
+            return Err(usage(format!(
+                "--ref {reference}: {} comes from the local directory {}, which has no refs; \
+                 name only items from owner/repo or git URL sources",
+                item.key(),
+                item.source.input
+            )));
+        }
+    }
     let mut groups: Vec<Group> = Vec::new();
     for item in selected {
         let reference = options.reference.clone().or_else(|| item.source.reference.clone());

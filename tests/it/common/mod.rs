@@ -163,6 +163,15 @@ impl Fixture {
         patchmoi(&self.fork.dir, &full, env)
     }
 
+    /// The fork's `origin` becomes a bare repository (`origin.git` beside
+    /// the fork) holding `patches`.
+    pub fn with_origin(&self) -> Repo {
+        let origin = Repo::init_bare(&self.tmp.path().join("origin.git"));
+        self.fork.git(&["remote", "set-url", "origin", origin.path_str()]);
+        self.fork.git(&["push", "--quiet", "origin", "patches"]);
+        origin
+    }
+
     pub fn state_dir(&self) -> PathBuf {
         self.fork.dir.join(".codex/workspace/actions/flow-client")
     }

@@ -255,6 +255,38 @@ fn broken_marketplace_or_hooks_json_fail_doctor_with_the_fix_and_add_changes_not
     assert!(!marker.exists(), "something from the pack ran at install");
 }
 
+/// Valid JSON of another shape than Codex reads (a list where an object
+/// is, `plugins` not a list, `hooks` not an object) is not taken for an
+/// empty file and replaced: the install fails naming the file and the
+/// field, and changes nothing.
+#[test]
+fn a_marketplace_or_hooks_json_of_another_shape_is_refused_not_replaced() {
+    let ws = Workspace::new();
+    let marker = ws.tmp.path().join("executed");
+    let pack = tool_pack(&ws, &marker);
+    let cases = [
+        (MARKETPLACE, json!([{"name": "team-tools"}]), "not a JSON object"),
+        (MARKETPLACE, json!({"plugins": {"team-tools": {}}}), "`plugins`"),
+        (HOOKS, json!([]), "not a JSON object"),
+        (HOOKS, json!({"hooks": [{"type": "command", "command": "echo bye"}]}), "`hooks`"),
+        (HOOKS, json!({"hooks": {"Stop": {"type": "command"}}}), "`hooks.Stop`"),
+    ];
+    for (file, odd, field) in cases {
+        let path = ws.root().join(file);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, odd.to_string()).unwrap();
+        let before = files(ws.root());
+        let run = add(&ws, &pack, &["--apply"]);
+        assert_ne!(run.code, 0, "{file} {odd}: {}", run.stdout);
+        assert!(run.stderr.contains(path.to_str().unwrap()), "{file} {odd}: {}", run.stderr);
+        assert!(run.stderr.contains(field), "{file} {odd}: {}", run.stderr);
+        assert_eq!(files(ws.root()), before, "{file} {odd}: nothing on disk changed");
+        assert_eq!(read_json(&path), odd);
+        std::fs::remove_file(&path).unwrap();
+    }
+    assert!(!marker.exists(), "something from the pack ran at install");
+}
+
 #[test]
 fn a_pack_with_broken_hook_or_plugin_json_is_refused_and_changes_nothing() {
     let ws = Workspace::new();
@@ -307,4 +339,31 @@ fn a_marketplace_entry_of_another_source_is_a_conflict_until_overwritten() {
     let again = add(&ws, &pack, &["--apply", "--include", "repo-policy", "--json"]);
     assert_eq!(again.code, 0, "{}", again.stdout);
     assert_eq!(again.json()["items"][1]["action"], "unchanged");
+}
+
+/// The marketplace entry of a plugin the pack installed is the person's
+/// to tune (its policy, its category): installing the pack again, or an
+/// update of the plugin, keeps the entry as they left it.
+#[test]
+fn a_plugins_marketplace_entry_edited_by_hand_survives_reinstall_and_update() {
+    let ws = Workspace::new();
+    let marker = ws.tmp.path().join("executed");
+    let pack = tool_pack(&ws, &marker);
+    assert_eq!(add(&ws, &pack, &["--apply", "--include", "repo-policy"]).code, 0);
+    let path = ws.root().join(MARKETPLACE);
+    let mut marketplace = read_json(&path);
+    let entry = &mut marketplace["plugins"][0];
+    assert_eq!(entry["name"], "repo-policy");
+    entry["policy"]["installation"] = json!("INSTALLED_BY_DEFAULT");
+    entry["category"] = json!("Team");
+    let tuned = entry.clone();
+    std::fs::write(&path, serde_json::to_string_pretty(&marketplace).unwrap()).unwrap();
+
+    assert_eq!(add(&ws, &pack, &["--apply", "--include", "repo-policy"]).code, 0);
+    assert_eq!(read_json(&path)["plugins"], json!([tuned]), "reinstalled");
+    std::fs::write(pack.join("plugins/repo-policy/skills/policy/SKILL.md"), "---\nname: policy\n---\nv2\n").unwrap();
+    let updated = ws.patchmoi(&["pack", "update", "--apply"], &[]);
+    assert_eq!(updated.code, 0, "{}\n{}", updated.stdout, updated.stderr);
+    assert!(updated.stdout.contains("update"), "{}", updated.stdout);
+    assert_eq!(read_json(&path)["plugins"], json!([tuned]), "updated");
 }

@@ -163,3 +163,52 @@ fn a_git_pack_follows_its_branch_and_a_pinned_commit_stays_until_ref_moves_it() 
     assert_eq!(source["commit"], v2.as_str());
     assert_eq!(pack(&ws, &["doctor"]).code, 0);
 }
+
+/// Bad input is told as such, naming the flag and the item, before
+/// anything is resolved: `--ref` on an item from a local directory (which
+/// has no refs) is no "gone" source, and an unknown name lists the known.
+#[test]
+fn ref_on_a_local_item_or_an_unknown_name_is_a_usage_error_naming_them() {
+    let ws = Workspace::new();
+    let source = ws.tmp.path().join("codex-flows");
+    copy_dir(&fixture_pack(), &source);
+    let installed = pack(&ws, &["add", source.to_str().unwrap(), "--include", "peezy-codex-fork", "--apply"]);
+    assert_eq!(installed.code, 0, "{}", installed.stderr);
+    let lock_before = lock(&ws);
+
+    let moved = pack(&ws, &["update", "--ref", "main", "--apply"]);
+    assert_eq!(moved.code, 2, "{}\n{}", moved.stdout, moved.stderr);
+    assert!(moved.stderr.contains("--ref") && moved.stderr.contains("flow:peezy-codex-fork"), "{}", moved.stderr);
+    assert!(moved.stderr.contains(source.to_str().unwrap()), "{}", moved.stderr);
+    let unknown = pack(&ws, &["update", "nope"]);
+    assert_eq!(unknown.code, 2, "{}", unknown.stderr);
+    assert!(
+        unknown.stderr.contains("`nope`") && unknown.stderr.contains("flow:peezy-codex-fork"),
+        "{}",
+        unknown.stderr
+    );
+    assert_eq!(lock(&ws), lock_before);
+}
+
+/// A local pack added from a subdirectory of the checkout (its path given
+/// relative to there) is locked relative to the workspace root, where
+/// `pack update` and `pack doctor` look for it.
+#[test]
+fn a_local_pack_added_from_a_subdirectory_is_found_again_by_update() {
+    let ws = Workspace::new();
+    let source = ws.tmp.path().join("codex-flows");
+    copy_dir(&fixture_pack(), &source);
+    let sub = ws.root().join("tools/sub");
+    std::fs::create_dir_all(&sub).unwrap();
+    let installed = crate::common::patchmoi(
+        &sub,
+        &["pack", "add", "../../../codex-flows", "--include", "peezy-codex-fork", "--apply"],
+        &[],
+    );
+    assert_eq!(installed.code, 0, "{}", installed.stderr);
+    assert_eq!(locked(&ws, "peezy-codex-fork")["source"]["input"], "../codex-flows");
+    std::fs::write(source.join("flows/peezy-codex-fork/NOTES.md"), "new\n").unwrap();
+    let shown = pack(&ws, &["update", "--json"]);
+    assert_eq!(shown.code, 0, "{}\n{}", shown.stdout, shown.stderr);
+    assert_eq!(item(&shown.json(), "peezy-codex-fork")["action"], "update");
+}
