@@ -701,6 +701,27 @@ fn open_read_only(path: &Path) -> Result<(Connection, i64)> {
         Ok(opened) => return Ok(opened),
         Err(err) => err,
     };
+    // Reading the file as immutable is right only where nothing can write
+    // it: not when a writer holds it (busy), and not when a `-wal` file
+    // holds writes the file does not have yet (SQLite would not see them).
+    if matches!(err.sqlite_error_code(), Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked))
+    {
+        return Err(err).with_context(|| format!("database {} is busy", path.display()));
+    }
+    let mut wal = path.as_os_str().to_owned();
+    wal.push("-wal");
+    let wal = PathBuf::from(wal);
+    if std::fs::metadata(&wal).is_ok_and(|meta| meta.len() > 0) {
+        return Err(err).with_context(|| {
+            format!(
+                "database {} cannot be opened to read here, and {} holds writes not yet in it: \
+                 run any patchmoi command that writes (e.g. `patchmoi run …`) where the data dir is writable, \
+                 or read a copy of the directory",
+                path.display(),
+                wal.display()
+            )
+        });
+    }
     let uri = format!("file:{}?immutable=1", uri_path(path));
     Connection::open_with_flags(uri, flags | OpenFlags::SQLITE_OPEN_URI)
         .and_then(|conn| {

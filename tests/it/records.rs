@@ -179,3 +179,47 @@ fn promote_is_recorded_as_started_before_the_branch_moves_and_completed_after() 
     let (created, completed) = (done["createdAt"].as_str().unwrap(), done["completedAt"].as_str().unwrap());
     assert!(created < completed, "created {created}, completed {completed}");
 }
+
+/// A run killed outright leaves its `started` record in the database's
+/// `-wal` file. Where the data dir is then read-only, reading the database
+/// file alone would show a history without that attempt: the read commands
+/// say so and name the `-wal` file instead of showing stale records.
+#[test]
+fn a_read_only_data_dir_with_unapplied_writes_is_not_read_stale() {
+    let fx = Fixture::released();
+    // The step kills patchmoi once `die` exists: the first run completes.
+    let die = fx.tmp.path().join("die");
+    fx.install_rebase_flow(&format!(
+        "  - name: die\n    run: if test -e '{}'; then kill -9 $(cut -d' ' -f4 /proc/$PPID/stat); sleep 30; fi\n",
+        die.display()
+    ));
+    let data = fx.tmp.path().join("data");
+    let data_arg = data.to_str().unwrap();
+    let first = fx.run_release("v1.1.0", &["--data-dir", data_arg]);
+    assert_eq!(first.code, 0, "{}", first.stderr);
+    std::fs::write(&die, "").unwrap();
+    fx.upstream.git(&["tag", "v1.2.0"]);
+    let run = fx.run_release("v1.2.0", &["--data-dir", data_arg]);
+    assert_eq!(run.code, -1, "patchmoi was killed: {}", run.stderr);
+    let wal = data.join("patchmoi.sqlite3-wal");
+    if !std::fs::metadata(&wal).is_ok_and(|meta| meta.len() > 0) {
+        eprintln!("the killed run left no -wal here: nothing to test");
+        return;
+    }
+    let _ = std::fs::remove_file(data.join("patchmoi.sqlite3-shm"));
+    let frozen = Frozen::new(&data);
+    if !frozen.refused {
+        eprintln!("the data dir could not be made read-only here: not tested");
+        return;
+    }
+    let attempts = patchmoi(fx.tmp.path(), &["attempts", "--data-dir", data_arg, "--json"], &[]);
+    let shown = attempts.stdout.contains("\"started\"");
+    assert!(
+        shown || (attempts.code != 0 && attempts.stderr.contains(wal.to_str().unwrap())),
+        "either the started attempt is shown or the -wal is named: code {} stdout {} stderr {}",
+        attempts.code,
+        attempts.stdout,
+        attempts.stderr
+    );
+    drop(frozen);
+}
