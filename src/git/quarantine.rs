@@ -157,13 +157,7 @@ impl Quarantine {
         let format = &self.format;
         // A tip the repository has (the same replay again) brings all it
         // reaches; only the others need packing.
-        let input: String = tips.iter().map(|tip| format!("{tip}\n")).collect();
-        let answers = self.repo.run_bytes(&["cat-file", "--batch-check"], Some(input.as_bytes()))?;
-        let missing: Vec<String> = String::from_utf8_lossy(&answers)
-            .lines()
-            .filter_map(|line| line.strip_suffix(" missing"))
-            .map(str::to_string)
-            .collect();
+        let missing = self.repo.missing_objects(tips)?;
         // Git itself may have packed what it wrote here (`hash-object` puts
         // blobs above core.bigFileThreshold straight into a pack): those
         // packs go over as they are.
