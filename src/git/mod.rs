@@ -114,6 +114,12 @@ impl Git {
     pub fn open(dir: &Path) -> Result<Git> {
         check_version()?;
         let git = Git::at(dir);
+        // The long-lived reader starts only inside a repository: when it
+        // answers, that is the check, and it is ready for the run's reads.
+        if git.batch(batch::Ask::Info, &[b"HEAD"]).is_some() {
+            return Ok(git);
+        }
+        let git = Git::at(dir);
         git.run(&["rev-parse", "--git-dir"])
             .with_context(|| format!("{} is not inside a git repository", dir.display()))?;
         Ok(git)
