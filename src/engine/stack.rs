@@ -228,12 +228,9 @@ pub fn prepare(git: &Git, spec: &StackSpec, fetch: bool) -> Result<Precondition>
         std::thread::spawn(move || git.cherry_equivalents(&release, &head))
     };
     let upstream_head = upstream_default(git, spec, fetch_head)?;
-    // A landed branch's patches start above its newest land merge: the
-    // ones below it were replayed onto the release it landed.
-    let landed = git.newest_land_merge(&head, &release)?;
     let mut left_out = Vec::new();
     let mut all = Vec::new();
-    let walked = walk::walk(git, &head, &release, upstream_head.as_deref(), landed.as_deref())?;
+    let walked = walk::walk(git, &head, &release, upstream_head.as_deref())?;
     let fork_point = walked.first().and_then(|first| first.commit.parents.first().cloned());
     let fork_point = fork_point.unwrap_or_else(|| merge_base.clone());
     for walked in walked {

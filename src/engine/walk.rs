@@ -13,6 +13,7 @@ use std::collections::HashSet;
 
 use anyhow::Result;
 
+use crate::engine::land;
 use crate::git::{Git, RawCommit};
 
 /// The reason a merge of released upstream work is left out.
@@ -28,18 +29,18 @@ pub struct Walked {
 
 /// The first-parent commits of `head` that `release` does not contain,
 /// oldest first, each with why it is left out, if it is. `upstream_head` is
-/// upstream's default branch, when known; `landed` the newest land merge
-/// of the branch (`land: merge`), whose parents hold no patch to replay.
-pub fn walk(
-    git: &Git,
-    head: &str,
-    release: &str,
-    upstream_head: Option<&str>,
-    landed: Option<&str>,
-) -> Result<Vec<Walked>> {
+/// upstream's default branch, when known. A landed branch's patches start
+/// above its newest land merge (`land: merge`): the ones below it were
+/// replayed onto the release it landed.
+pub fn walk(git: &Git, head: &str, release: &str, upstream_head: Option<&str>) -> Result<Vec<Walked>> {
+    let chain = git.first_parent_chain(head, &[release])?;
+    let landed = newest_land_merge(git, &chain)?;
     let mut excluded = vec![release];
-    excluded.extend(landed);
-    let ids = git.first_parent_commits(head, &excluded)?;
+    excluded.extend(landed.as_deref());
+    // Above the land merge, nothing on the chain is its ancestor: excluding
+    // it leaves the chain above it.
+    let above = landed.as_ref().and_then(|landed| chain.iter().position(|(id, _)| id == landed)).map_or(0, |at| at + 1);
+    let ids: Vec<String> = chain[above..].iter().map(|(id, _)| id.clone()).collect();
     let unreleased: HashSet<String> = match upstream_head {
         // A release cut from the default branch's tip excludes the same.
         Some(upstream) if upstream != release => {
@@ -61,6 +62,21 @@ pub fn walk(
         walked.push(Walked { commit, left_out });
     }
     Ok(walked)
+}
+
+/// The newest merge of the chain whose message has a line starting with
+/// `Patchmoi-Land: ` (its trailer), as `rev-list --first-parent --merges --max-count=1
+/// --extended-regexp --grep='^Patchmoi-Land: '` finds it; only the chain's
+/// merges are read.
+fn newest_land_merge(git: &Git, chain: &[(String, usize)]) -> Result<Option<String>> {
+    let merges: Vec<String> = chain.iter().filter(|(_, parents)| *parents > 1).map(|(id, _)| id.clone()).collect();
+    let marker = format!("{}: ", land::TRAILER);
+    let read = git.read_commits(&merges)?;
+    Ok(read
+        .into_iter()
+        .rev()
+        .find(|merge| merge.message().lines().any(|line| line.starts_with(&marker)))
+        .map(|merge| merge.id))
 }
 
 /// Why a merge is upstream's work: every parent but the first is in the

@@ -16,6 +16,7 @@ use std::ops::Range;
 
 use anyhow::{bail, Result};
 
+use super::batch::Ask;
 use super::Git;
 
 /// Pathspecs for every `.gitattributes` file, wherever it is.
@@ -84,6 +85,18 @@ impl Git {
 
     /// The tree of each tree-ish, in order, in one process.
     fn trees_of(&self, revs: &[&str]) -> Result<Vec<String>> {
+        let specs: Vec<String> = revs.iter().map(|rev| format!("{rev}^{{tree}}")).collect();
+        let names: Vec<&[u8]> = specs.iter().map(String::as_bytes).collect();
+        if let Some(answers) = self.batch(Ask::Info, &names) {
+            return revs
+                .iter()
+                .zip(answers)
+                .map(|(rev, answer)| match answer {
+                    Some((oid, (kind, _))) if kind == "tree" => Ok(oid),
+                    _ => bail!("failed to read the tree of {rev}"),
+                })
+                .collect();
+        }
         let input: String = revs.iter().map(|rev| format!("{rev}^{{tree}}\n")).collect();
         let out = self.run_bytes(&["cat-file", "--batch-check=%(objectname) %(objecttype)"], Some(input.as_bytes()))?;
         let text = String::from_utf8_lossy(&out);

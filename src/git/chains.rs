@@ -52,10 +52,6 @@ impl Git {
         let out = self.run_bytes(&["config", "--list", "-z"], None)?;
         Ok(String::from_utf8_lossy(&out).split('\0').filter(|entry| !entry.is_empty()).map(str::to_string).collect())
     }
-
-    fn has_replace_refs(&self) -> Result<bool> {
-        Ok(!self.run(&["for-each-ref", "--count=1", "--format=%(refname)", "refs/replace/"])?.is_empty())
-    }
 }
 
 impl Quarantine {
@@ -73,7 +69,7 @@ impl Quarantine {
                 let settings = self.git.effective_config()?;
                 let merge_setting =
                     |entry: &String| MERGE_SETTINGS.iter().any(|key| entry.split('\n').next() == Some(*key));
-                if settings.iter().any(merge_setting) || self.git.has_replace_refs()? {
+                if settings.iter().any(merge_setting) || self.replace_refs {
                     return Ok(false);
                 }
                 let scratch = self.git.with_env("GIT_DIR", self.scratch_repository()?.as_os_str());

@@ -57,6 +57,25 @@ impl Git {
         Ok(out.lines().map(str::to_string).collect())
     }
 
+    /// [`Git::first_parent_commits`], each with how many parents it has.
+    pub fn first_parent_chain(&self, tip: &str, excluded: &[&str]) -> Result<Vec<(String, usize)>> {
+        let negated: Vec<String> = excluded.iter().map(|rev| format!("^{rev}")).collect();
+        let format = "--format=%H %P";
+        let mut args =
+            vec!["rev-list", "--first-parent", "--reverse", "--no-commit-header", format, "--end-of-options"];
+        args.push(tip);
+        args.extend(negated.iter().map(String::as_str));
+        let out = self.run(&args)?;
+        Ok(out
+            .lines()
+            .filter_map(|line| {
+                let mut fields = line.split(' ').filter(|field| !field.is_empty());
+                let id = fields.next()?.to_string();
+                Some((id, fields.count()))
+            })
+            .collect())
+    }
+
     /// `(patch-id, commit)` pairs from diffs, stable across hunk order.
     pub fn patch_ids(&self, diffs: &[u8]) -> Result<Vec<(String, String)>> {
         if diffs.is_empty() {

@@ -20,26 +20,6 @@ impl Git {
             .collect())
     }
 
-    /// The newest merge on `head`'s first-parent line, not in `release`,
-    /// whose message has a `Patchmoi-Land:` trailer: where a landed branch's
-    /// patches start.
-    pub fn newest_land_merge(&self, head: &str, release: &str) -> Result<Option<String>> {
-        let exclude = format!("^{release}");
-        let args = [
-            "rev-list",
-            "--first-parent",
-            "--merges",
-            "--max-count=1",
-            "--extended-regexp",
-            "--grep=^Patchmoi-Land: ",
-            "--end-of-options",
-            head,
-            &exclude,
-        ];
-        let out = self.run(&args)?;
-        Ok(out.lines().next().map(str::to_string))
-    }
-
     /// How many lines (added plus deleted) differ from `from` to `to` (trees
     /// or commits), counting a binary file as one line; only `paths` when
     /// given.

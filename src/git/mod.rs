@@ -7,6 +7,7 @@
 //! [`Git::output`], so this file is the only place that spawns git.
 
 mod attributes;
+mod batch;
 mod chains;
 mod clone;
 pub mod fixture;
@@ -90,6 +91,10 @@ pub struct Git {
     /// The tree merges read `.gitattributes` from (`--attr-source`); see
     /// `attributes.rs`.
     attr_source: Option<String>,
+    /// The long-lived `cat-file` this view's ref and object reads go to,
+    /// shared by its clones; a view with other environment or settings
+    /// starts its own.
+    batch_slot: batch::Slot,
 }
 
 /// What a `git fetch` of a single ref ended with; the caller turns these into
@@ -109,6 +114,12 @@ impl Git {
     pub fn open(dir: &Path) -> Result<Git> {
         check_version()?;
         let git = Git::at(dir);
+        // The long-lived reader starts only inside a repository: when it
+        // answers, that is the check, and it is ready for the run's reads.
+        if git.batch(batch::Ask::Info, &[b"HEAD"]).is_some() {
+            return Ok(git);
+        }
+        let git = Git::at(dir);
         git.run(&["rev-parse", "--git-dir"])
             .with_context(|| format!("{} is not inside a git repository", dir.display()))?;
         Ok(git)
@@ -116,7 +127,13 @@ impl Git {
 
     /// A handle without any check, for directories about to become repositories.
     pub fn at(dir: &Path) -> Git {
-        Git { dir: dir.to_path_buf(), env: Vec::new(), config: Vec::new(), attr_source: None }
+        Git {
+            dir: dir.to_path_buf(),
+            env: Vec::new(),
+            config: Vec::new(),
+            attr_source: None,
+            batch_slot: batch::Slot::default(),
+        }
     }
 
     pub fn dir(&self) -> &Path {
@@ -127,6 +144,7 @@ impl Git {
     pub fn with_env(&self, key: &str, value: impl Into<OsString>) -> Git {
         let mut git = self.clone();
         git.env.push((key.into(), value.into()));
+        git.batch_slot = batch::Slot::default();
         git
     }
 
@@ -134,6 +152,7 @@ impl Git {
     pub fn with_config(&self, setting: &str) -> Git {
         let mut git = self.clone();
         git.config.push(setting.to_string());
+        git.batch_slot = batch::Slot::default();
         git
     }
 
@@ -241,12 +260,18 @@ impl Git {
     /// The commit a revision names, or None when it does not resolve to one.
     pub fn resolve_commit(&self, rev: &str) -> Result<Option<String>> {
         let spec = format!("{rev}^{{commit}}");
+        if let Some(mut answers) = self.batch(batch::Ask::Info, &[spec.as_bytes()]) {
+            return Ok(answers.remove(0).map(|(oid, _)| oid));
+        }
         let output = self.output(&["rev-parse", "--verify", "--quiet", "--end-of-options", &spec], None)?;
         Ok(output.status.success().then(|| String::from_utf8_lossy(&output.stdout).trim().to_string()))
     }
 
     /// The value of a ref (not peeled), or None when it does not exist.
     pub fn ref_value(&self, refname: &str) -> Result<Option<String>> {
+        if let Some(mut answers) = self.batch(batch::Ask::Info, &[refname.as_bytes()]) {
+            return Ok(answers.remove(0).map(|(oid, _)| oid));
+        }
         let output = self.output(&["rev-parse", "--verify", "--quiet", "--end-of-options", refname], None)?;
         Ok(output.status.success().then(|| String::from_utf8_lossy(&output.stdout).trim().to_string()))
     }

@@ -10,6 +10,7 @@ use std::path::Path;
 use anyhow::{bail, Context, Result};
 use sha1::Digest;
 
+use super::batch::Ask;
 use super::paths::path_bytes;
 use super::{Git, COMMITTER_EMAIL, COMMITTER_NAME};
 
@@ -133,6 +134,13 @@ pub fn object_id(format: &str, kind: &str, body: &[u8]) -> String {
 impl Git {
     /// The tree of commit (or tag) `rev`.
     pub fn tree_of(&self, rev: &str) -> Result<String> {
+        let spec = format!("{rev}^{{tree}}");
+        if let Some(mut answers) = self.batch(Ask::Info, &[spec.as_bytes()]) {
+            return match answers.remove(0) {
+                Some((oid, _)) => Ok(oid),
+                None => bail!("{rev} names no tree"),
+            };
+        }
         self.run(&["rev-parse", &format!("{rev}^{{tree}}")])
     }
 
@@ -188,6 +196,10 @@ impl Git {
         }
         // `<tree>:<path>` specs hold paths, which may hold newlines: NUL ends each.
         let specs_bytes: Vec<Vec<u8>> = specs.iter().map(|spec| path_bytes(spec)).collect();
+        let names: Vec<&[u8]> = specs_bytes.iter().map(Vec::as_slice).collect();
+        if let Some(answers) = self.batch(Ask::Contents, &names) {
+            return Ok(answers.into_iter().map(|answer| answer.map(|(_, object)| object)).collect());
+        }
         let input: Vec<u8> = specs_bytes.iter().flat_map(|spec| spec.iter().copied().chain([0])).collect();
         let out = self.run_bytes(&["cat-file", "--batch", "-z"], Some(&input))?;
         let mut rest = &out[..];
@@ -225,6 +237,26 @@ impl Git {
             rest = &rest[size + 1..];
         }
         Ok(objects)
+    }
+
+    /// Which of `ids` (full object ids) this repository does not have.
+    pub(crate) fn missing_objects(&self, ids: &[String]) -> Result<Vec<String>> {
+        let names: Vec<&[u8]> = ids.iter().map(String::as_bytes).collect();
+        if let Some(answers) = self.batch(Ask::Info, &names) {
+            return Ok(ids
+                .iter()
+                .zip(answers)
+                .filter(|(_, answer)| answer.is_none())
+                .map(|(id, _)| id.clone())
+                .collect());
+        }
+        let input: String = ids.iter().map(|id| format!("{id}\n")).collect();
+        let answers = self.run_bytes(&["cat-file", "--batch-check"], Some(input.as_bytes()))?;
+        Ok(String::from_utf8_lossy(&answers)
+            .lines()
+            .filter_map(|line| line.strip_suffix(" missing"))
+            .map(str::to_string)
+            .collect())
     }
 
     /// Reads commits in one process; fails naming the first that is not a commit.

@@ -18,13 +18,15 @@ impl Git {
     /// object is written once, read a few times, then packed (and
     /// compressed) or thrown away, so disk writes and zlib there are pure cost.
     pub fn quarantine(&self) -> Result<Quarantine> {
-        // Both answers from one process.
-        let answers =
-            self.run(&["rev-parse", "--path-format=absolute", "--git-path", "objects", "--show-object-format"])?;
+        // The object directory, the format and the replace refs' values
+        // (any stops `git replay`, see `chains.rs`) from one process.
+        let args = ["rev-parse", "--path-format=absolute", "--git-path", "objects", "--show-object-format"];
+        let answers = self.run(&[&args[..], &["--glob=refs/replace/*"]].concat())?;
         let mut answers = answers.lines().map(str::to_string);
         let (Some(objects), Some(format)) = (answers.next(), answers.next()) else {
             anyhow::bail!("git rev-parse did not name the object directory and format");
         };
+        let replace_refs = answers.next().is_some();
         let objects = std::path::PathBuf::from(objects);
         let in_memory = Path::new("/dev/shm");
         remove_abandoned_quarantines(in_memory);
@@ -54,6 +56,7 @@ impl Git {
             repo_objects: objects,
             format,
             replay_allowed: std::sync::OnceLock::new(),
+            replace_refs,
             zlib: std::sync::Mutex::new(loose_compressor()),
             repo: self.clone(),
             dir,
@@ -96,6 +99,8 @@ pub struct Quarantine {
     format: String,
     /// See [`Quarantine::replay_allowed`].
     pub(super) replay_allowed: std::sync::OnceLock<bool>,
+    /// Whether the repository has replace refs (`refs/replace/`).
+    pub(super) replace_refs: bool,
     /// One compressor for the loose objects patchmoi writes here.
     zlib: std::sync::Mutex<flate2::Compress>,
     /// The repository itself, outside the quarantine.
@@ -157,13 +162,7 @@ impl Quarantine {
         let format = &self.format;
         // A tip the repository has (the same replay again) brings all it
         // reaches; only the others need packing.
-        let input: String = tips.iter().map(|tip| format!("{tip}\n")).collect();
-        let answers = self.repo.run_bytes(&["cat-file", "--batch-check"], Some(input.as_bytes()))?;
-        let missing: Vec<String> = String::from_utf8_lossy(&answers)
-            .lines()
-            .filter_map(|line| line.strip_suffix(" missing"))
-            .map(str::to_string)
-            .collect();
+        let missing = self.repo.missing_objects(tips)?;
         // Git itself may have packed what it wrote here (`hash-object` puts
         // blobs above core.bigFileThreshold straight into a pack): those
         // packs go over as they are.
@@ -208,5 +207,19 @@ mod tests {
         remove_abandoned_quarantines(dir.path());
         assert!(!old.exists());
         assert!(fresh.exists() && other.exists());
+    }
+
+    /// `git replay` is used only without replace refs (the scratch
+    /// repository has none): the quarantine's one `rev-parse` tells.
+    #[test]
+    fn replace_refs_keep_git_replay_out() {
+        let dir = tempfile::tempdir().unwrap();
+        let repo = super::super::fixture::FixtureRepo::init(dir.path()).unwrap();
+        let first = repo.commit("first", &[("a", "one\n")]).unwrap();
+        let second = repo.commit("second", &[("a", "two\n")]).unwrap();
+        let git = Git::open(dir.path()).unwrap();
+        assert!(git.quarantine().unwrap().replay_allowed());
+        repo.git(&["replace", &second, &first]).unwrap();
+        assert!(!git.quarantine().unwrap().replay_allowed());
     }
 }
