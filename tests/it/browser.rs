@@ -157,6 +157,28 @@ impl Driver {
         self.session("GET", "/url", None).as_str().unwrap().to_string()
     }
 
+    /// Clicks `element` and waits until the page it leads to has loaded
+    /// (its URL satisfies `arrived` and the document is complete): a click
+    /// that submits a form or follows a link may return before the
+    /// navigation commits on a busy machine.
+    fn click_to(&self, element: &str, arrived: impl Fn(&str) -> bool) {
+        self.session("POST", &format!("/element/{element}/click"), Some(json!({})));
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        loop {
+            let url = self.url();
+            let ready = self.session(
+                "POST",
+                "/execute/sync",
+                Some(json!({"script": "return document.readyState", "args": []})),
+            );
+            if arrived(&url) && ready == json!("complete") {
+                return;
+            }
+            assert!(std::time::Instant::now() < deadline, "the click did not lead on: still at {url} ({ready})");
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    }
+
     fn screenshot(&self, file: &Path) {
         self.save_png(self.session("GET", "/screenshot", None), file);
     }
@@ -216,7 +238,8 @@ fn a_browser_signs_in_and_sees_the_overview_and_a_conflicted_release() {
     let token = driver.find("css selector", "input[name=token]");
     driver.session("POST", &format!("/element/{token}/value"), Some(json!({ "text": TOKEN })));
     let submit = driver.find("css selector", "main button[type=submit]");
-    driver.session("POST", &format!("/element/{submit}/click"), Some(json!({})));
+    let home = format!("{}/", server.url);
+    driver.click_to(&submit, |url| url == home);
 
     let overview = driver.source();
     assert_eq!(driver.url(), format!("{}/", server.url), "{overview}");
@@ -233,7 +256,7 @@ fn a_browser_signs_in_and_sees_the_overview_and_a_conflicted_release() {
 
     // The conflicted release, reached as a person would: by its link.
     let link = driver.find("link text", "v2.0.0");
-    driver.session("POST", &format!("/element/{link}/click"), Some(json!({})));
+    driver.click_to(&link, |url| url.contains("/releases/"));
     let release = driver.source();
     assert!(driver.url().contains("/releases/"), "{}", driver.url());
     assert!(release.contains("test/upstream v2.0.0") && release.contains("needs_intervention"), "{release}");
