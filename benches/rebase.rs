@@ -13,6 +13,10 @@
 //! to transfer) and, on a conflict, the full report (culprits and survey),
 //! where `git rebase` stops at the first conflict.
 //!
+//! A second table gives each side its fetch of the tag: `git fetch` of the
+//! tag then `git rebase` (both timed, one process after the other) against
+//! patchmoi on a third copy without the tag, fetching it itself.
+//!
 //! Speed targets are reported as ratios, not asserted: timings depend on the
 //! machine, ratios much less. Correctness is checked and fails the run: the
 //! candidate's tree must equal the tree `git rebase` made, both must stop at
@@ -277,8 +281,10 @@ fn build(shape: &Shape, root: &Path) -> Result<()> {
 
 /// A fresh copy of the fork template, with `branch` checked out and the
 /// index refreshed (a copy changes inodes; git would rehash every file),
-/// and the release's tag fetched, as both sides start from it.
-fn copy_fork(root: &Path, dir: &Path, branch: &str) -> Result<()> {
+/// and, when `fetch`, the release's tag fetched, as both sides of the
+/// rebase-against-rebase comparison start from it. Returns how long that
+/// fetch took (zero without it).
+fn copy_fork(root: &Path, dir: &Path, branch: &str, fetch: bool) -> Result<f64> {
     let status = Command::new("cp").arg("-a").arg(root.join("fork")).arg(dir).status()?;
     if !status.success() {
         bail!("failed to copy the fork to {}", dir.display());
@@ -286,10 +292,14 @@ fn copy_fork(root: &Path, dir: &Path, branch: &str) -> Result<()> {
     let fork = repo(dir);
     fork.git(&["checkout", "--quiet", branch])?;
     fork.git(&["update-index", "-q", "--refresh"])?;
+    if !fetch {
+        return Ok(0.0);
+    }
     let upstream = root.join("upstream");
     let upstream = upstream.to_str().context("temp path is not UTF-8")?;
+    let start = Instant::now();
     fork.git(&["fetch", "--quiet", "--no-tags", upstream, "refs/tags/v2.0.0:refs/tags/v2.0.0"])?;
-    Ok(())
+    Ok(start.elapsed().as_secs_f64())
 }
 
 /// What one side made of a stack, measured in a process of its own (so
@@ -395,6 +405,17 @@ struct Samples {
     git: Vec<Sample>,
     patchmoi: Vec<Sample>,
     wrong: Vec<String>,
+    /// The git side's fetch of the tag, seconds, one per run.
+    git_fetch: Vec<f64>,
+    /// patchmoi on a copy without the tag, fetching it itself.
+    cold: Vec<Sample>,
+    /// Where the cold run disagrees with git rebase or the fixture.
+    cold_wrong: Vec<String>,
+}
+
+fn median_of(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values[values.len() / 2]
 }
 
 fn median(samples: &[Sample], value: impl Fn(&Sample) -> f64) -> f64 {
@@ -504,22 +525,29 @@ fn main() -> Result<()> {
         for scenario in &mut scenarios {
             let root = root.path().join(scenario.shape.name);
             let branch = scenario.stack.branch(scenario.conflicts);
-            let dirs = ["git", "patchmoi"].map(|side| root.join(format!("{side}-{run_no}")));
-            for dir in &dirs {
-                copy_fork(&root, dir, &branch)?;
-            }
+            let dirs = ["git", "patchmoi", "cold"].map(|side| root.join(format!("{side}-{run_no}")));
+            // The git side's fetch of the tag, timed: with its rebase, one
+            // process after the other, it is git's run with its fetch.
+            let git_fetch = copy_fork(&root, &dirs[0], &branch, true)?;
+            copy_fork(&root, &dirs[1], &branch, true)?;
+            // patchmoi's run with its fetch: a copy without the tag.
+            copy_fork(&root, &dirs[2], &branch, false)?;
             // Interleaved, alternating which side goes first.
             let upstream = root.join("upstream");
-            let (git, ours) = if run_no % 2 == 0 {
+            let (git, ours, cold) = if run_no % 2 == 0 {
                 let git = measure("git", &dirs[0], &branch, &upstream)?;
-                (git, measure("patchmoi", &dirs[1], &branch, &upstream)?)
-            } else {
                 let ours = measure("patchmoi", &dirs[1], &branch, &upstream)?;
-                (measure("git", &dirs[0], &branch, &upstream)?, ours)
+                (git, ours, measure("patchmoi", &dirs[2], &branch, &upstream)?)
+            } else {
+                let cold = measure("patchmoi", &dirs[2], &branch, &upstream)?;
+                let ours = measure("patchmoi", &dirs[1], &branch, &upstream)?;
+                (measure("git", &dirs[0], &branch, &upstream)?, ours, cold)
             };
             let wrong = check(&scenario.stack, scenario.conflicts, &git, &ours);
+            let cold_wrong = check(&scenario.stack, scenario.conflicts, &git, &cold);
             eprintln!(
-                "run {}: {} {} {}: git rebase {:.3} s, patchmoi {:.3} s ({} git processes){}",
+                "run {}: {} {} {}: git rebase {:.3} s, patchmoi {:.3} s ({} git processes); \
+                 git fetch+rebase {:.3} s, patchmoi fetching {:.3} s{}",
                 run_no + 1,
                 scenario.shape.name,
                 scenario.stack.label,
@@ -527,11 +555,16 @@ fn main() -> Result<()> {
                 git.secs,
                 ours.secs,
                 ours.spawned,
-                if wrong.is_empty() { "" } else { ", MISMATCH" }
+                git_fetch + git.secs,
+                cold.secs,
+                if wrong.is_empty() && cold_wrong.is_empty() { "" } else { ", MISMATCH" }
             );
             scenario.samples.wrong.extend(wrong);
+            scenario.samples.cold_wrong.extend(cold_wrong);
             scenario.samples.git.push(git);
             scenario.samples.patchmoi.push(ours);
+            scenario.samples.git_fetch.push(git_fetch);
+            scenario.samples.cold.push(cold);
             for dir in &dirs {
                 std::fs::remove_dir_all(dir).with_context(|| format!("failed to remove {}", dir.display()))?;
             }
@@ -541,7 +574,8 @@ fn main() -> Result<()> {
     if std::env::var_os("PATCHMOI_BENCH_KEEP").is_some() {
         eprintln!("fixtures kept in {}", root.keep().display());
     }
-    if scenarios.iter().any(|scenario| !scenario.samples.wrong.is_empty()) {
+    let wrong = |scenario: &Scenario| !scenario.samples.wrong.is_empty() || !scenario.samples.cold_wrong.is_empty();
+    if scenarios.iter().any(wrong) {
         bail!("patchmoi's results differ from git rebase's or from what the fixture planted");
     }
     Ok(())
@@ -565,7 +599,7 @@ fn print_table(scenarios: &[Scenario], runs: usize) {
         "check"
     );
     for scenario in scenarios {
-        let Samples { git, patchmoi, wrong } = &scenario.samples;
+        let Samples { git, patchmoi, wrong, .. } = &scenario.samples;
         let (git_secs, ours_secs) = (median(git, |s| s.secs), median(patchmoi, |s| s.secs));
         let mib = |samples: &[Sample]| median(samples, |s| s.max_rss_kib as f64) / 1024.0;
         let ratio = git_secs / ours_secs;
@@ -590,6 +624,41 @@ fn print_table(scenarios: &[Scenario], runs: usize) {
         );
         for problem in wrong {
             println!("  {} {} {}: {problem}", scenario.shape.name, scenario.stack.label, scenario.case());
+        }
+    }
+    print_fetch_table(scenarios, runs);
+}
+
+/// The second table: each side with its fetch of the tag. git's fetch and
+/// rebase are medians of their sums per run; the issue's targets are about
+/// the first table.
+fn print_fetch_table(scenarios: &[Scenario], runs: usize) {
+    println!("\nwith each side's fetch of the tag: git fetch + git rebase against patchmoi fetching it itself");
+    println!("(medians of {runs} runs; the issue's targets are rebase against rebase, in the table above)");
+    println!(
+        "{:<8} {:>5} {:<17} {:>9} {:>10} {:>9} {:>14} {:>7} {:>5} {:>8}",
+        "history", "stack", "case", "git fetch", "git rebase", "git both", "patchmoi+fetch", "ratio", "procs", "check"
+    );
+    for scenario in scenarios {
+        let Samples { git, git_fetch, cold, cold_wrong, .. } = &scenario.samples;
+        let fetch = median_of(git_fetch.clone());
+        let both = median_of(git_fetch.iter().zip(git).map(|(fetch, git)| fetch + git.secs).collect());
+        let ours = median(cold, |s| s.secs);
+        println!(
+            "{:<8} {:>5} {:<17} {:>7.3} s {:>8.3} s {:>7.3} s {:>12.3} s {:>6.2}x {:>5} {:>8}",
+            scenario.shape.name,
+            scenario.stack.label,
+            scenario.case(),
+            fetch,
+            median(git, |s| s.secs),
+            both,
+            ours,
+            both / ours,
+            median(cold, |s| s.spawned as f64) as usize,
+            if cold_wrong.is_empty() { "OK" } else { "MISMATCH" },
+        );
+        for problem in cold_wrong {
+            println!("  {} {} {} (fetching): {problem}", scenario.shape.name, scenario.stack.label, scenario.case());
         }
     }
 }
