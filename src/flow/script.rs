@@ -180,13 +180,8 @@ impl FlowRun<'_> {
             ("CODEX_FLOW_ATTEMPT_ID".into(), attempt_id(id)),
             ("CODEX_FLOW_REPLAY".into(), if self.settings.replay { "1" } else { "0" }.into()),
             ("CODEX_FLOW_LAUNCHED_BY".into(), "patchmoi".into()),
-            ("PATCHMOI_EVENT_ID".into(), self.event.id.clone()),
-            ("PATCHMOI_RUN_ID".into(), id.to_string()),
-            ("PATCHMOI_FLOW".into(), self.flow.name.clone()),
-            ("PATCHMOI_STEP".into(), step.name.clone()),
-            ("PATCHMOI_STATUS".into(), self.verdict.to_string()),
-            ("PATCHMOI_TAG".into(), self.event.tag().unwrap_or_default().to_string()),
         ]);
+        env.extend(self.run_variables(id, step));
         let mut secrets = Vec::new();
         for name in forward.iter().filter(|name| is_credential_name(name)) {
             let value = self.settings.step_secrets.get(name)?;

@@ -194,6 +194,19 @@ impl FlowRun<'_> {
         Ok((status, message, artifacts))
     }
 
+    /// What every step learns of its run: the event, run, flow, step, the
+    /// verdict so far and the tag (`run:` and `bun` steps alike).
+    pub(super) fn run_variables(&self, id: &str, step: &Step) -> [(String, String); 6] {
+        [
+            ("PATCHMOI_EVENT_ID".into(), self.event.id.clone()),
+            ("PATCHMOI_RUN_ID".into(), id.to_string()),
+            ("PATCHMOI_FLOW".into(), self.flow.name.clone()),
+            ("PATCHMOI_STEP".into(), step.name.clone()),
+            ("PATCHMOI_STATUS".into(), self.verdict.to_string()),
+            ("PATCHMOI_TAG".into(), self.event.tag().unwrap_or_default().to_string()),
+        ]
+    }
+
     fn command(&mut self, id: &str, step: &Step, command: &str) -> Result<(ResultStatus, String, Artifacts)> {
         let root = self.checkout(id)?;
         let cwd = match &step.working_directory {
@@ -202,15 +215,8 @@ impl FlowRun<'_> {
         };
         let log_path = self.state_dir.run_dir(id)?.join(format!("{}.log", step.name));
         let mut env: Vec<(String, String)> = self.settings.step_env.clone();
-        env.extend([
-            ("PATCHMOI_EVENT_ID".into(), self.event.id.clone()),
-            ("PATCHMOI_RUN_ID".into(), id.to_string()),
-            ("PATCHMOI_FLOW".into(), self.flow.name.clone()),
-            ("PATCHMOI_STEP".into(), step.name.clone()),
-            ("PATCHMOI_STATUS".into(), self.verdict.to_string()),
-            ("PATCHMOI_TAG".into(), self.event.tag().unwrap_or_default().to_string()),
-            ("PATCHMOI_WORKTREE".into(), root.display().to_string()),
-        ]);
+        env.extend(self.run_variables(id, step));
+        env.push(("PATCHMOI_WORKTREE".into(), root.display().to_string()));
         if let Some(rebase) = &self.rebase {
             if let Some(candidate) = &rebase.candidate {
                 env.push(("PATCHMOI_CANDIDATE_REF".into(), candidate.refname.clone()));
