@@ -134,20 +134,7 @@ fn dry_run_matches_with_shadowing_and_writes_nothing() {
     assert_eq!(run.code, 0, "{}", run.stderr);
     let json = run.json();
     assert_eq!(json["event"]["id"], "patch:upstream.release:test/upstream:v1.1.0");
-    let matches: Vec<String> = json["matches"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|m| {
-            format!(
-                "{}/{}:{}:{}",
-                m["flow"].as_str().unwrap(),
-                m["step"].as_str().unwrap(),
-                m["runner"].as_str().unwrap(),
-                m["gated"]
-            )
-        })
-        .collect();
+    let matches = run.matches();
     assert_eq!(
         matches,
         ["fork/rebase:default:false", "fork/agent:code-mode:true", "bindings/regenerate:default:false"]

@@ -96,25 +96,6 @@ pub(crate) fn copy_dir(from: &Path, to: &Path) {
     }
 }
 
-/// `flow/step:runner:gated` for each match of a dry run.
-fn matches(run: &Run) -> Vec<String> {
-    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
-    run.json()["matches"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|m| {
-            format!(
-                "{}/{}:{}:{}",
-                m["flow"].as_str().unwrap(),
-                m["step"].as_str().unwrap(),
-                m["runner"].as_str().unwrap(),
-                m["gated"]
-            )
-        })
-        .collect()
-}
-
 /// A stand-in `bun` that records its arguments, directory, environment and
 /// stdin, then prints the answer the test left in `seen/answer` and exits
 /// with the code in `seen/exit` (0 without one).
@@ -135,15 +116,15 @@ fn codex_release_selects_both_installed_steps_and_gates_code_mode() {
     ws.install_by_hand("peezy-codex-fork");
     let want =
         ["openai-codex-bindings/regenerate-bindings:bun:false", "peezy-codex-fork/rebase-patch-stack:code-mode:true"];
-    assert_eq!(matches(&ws.codex_release("rust-v0.130.0", &["--dry-run"], &[])), want);
+    assert_eq!(ws.codex_release("rust-v0.130.0", &["--dry-run"], &[]).matches(), want);
     let open = ws.codex_release("rust-v0.130.0", &["--dry-run"], &[("CODEX_FLOWS_MODE", "code-mode")]);
-    assert_eq!(matches(&open)[1], "peezy-codex-fork/rebase-patch-stack:code-mode:false");
+    assert_eq!(open.matches()[1], "peezy-codex-fork/rebase-patch-stack:code-mode:false");
     // The schema's enum: another repository's release selects nothing.
     let other = ws.patchmoi(
         &["run", "upstream-release", "--repo", "other/codex", "--tag", "rust-v0.130.0", "--dry-run", "--json"],
         &[],
     );
-    assert!(matches(&other).is_empty());
+    assert!(other.matches().is_empty());
     // A stored event, as the feed records it (more payload keys), selects both.
     let event = json!({"id": "patch:github-openai-codex-releases:tag:github.com,2008:Repository/965415649/rust-v0.130.0:upstream.release",
         "type": "upstream.release", "source": "patch", "receivedAt": "2026-05-18T00:00:00.000Z",
@@ -151,7 +132,7 @@ fn codex_release_selects_both_installed_steps_and_gates_code_mode() {
     let file = ws.tmp.path().join("event.json");
     std::fs::write(&file, event.to_string()).unwrap();
     let stored = ws.patchmoi(&["run", "event", "--file", file.to_str().unwrap(), "--dry-run", "--json"], &[]);
-    assert_eq!(matches(&stored), want);
+    assert_eq!(stored.matches(), want);
 }
 
 #[test]
@@ -166,7 +147,7 @@ fn a_name_shadows_across_formats_installed_first() {
     copy_dir(&fixture_pack().join("flows/peezy-codex-fork"), &ws.root().join("flows/peezy-codex-fork"));
     let run = ws.codex_release("rust-v0.130.0", &["--dry-run"], &[]);
     assert_eq!(
-        matches(&run),
+        run.matches(),
         ["openai-codex-bindings/from-yml:default:false", "peezy-codex-fork/rebase-patch-stack:code-mode:true"]
     );
     // Both formats in one directory is a mistake, named.

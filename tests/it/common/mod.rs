@@ -185,6 +185,26 @@ pub struct Run {
 }
 
 impl Run {
+    /// `flow/step:runner:gated` for each match a dry run (`--dry-run
+    /// --json`) lists; the run must have succeeded.
+    pub fn matches(&self) -> Vec<String> {
+        assert_eq!(self.code, 0, "{}\n{}", self.stdout, self.stderr);
+        self.json()["matches"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| {
+                format!(
+                    "{}/{}:{}:{}",
+                    m["flow"].as_str().unwrap(),
+                    m["step"].as_str().unwrap(),
+                    m["runner"].as_str().unwrap(),
+                    m["gated"]
+                )
+            })
+            .collect()
+    }
+
     pub fn json(&self) -> Value {
         serde_json::from_str(&self.stdout)
             .unwrap_or_else(|err| panic!("stdout is not JSON ({err}):\n{}\nstderr:\n{}", self.stdout, self.stderr))

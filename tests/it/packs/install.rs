@@ -10,7 +10,7 @@ use std::process::Command;
 
 use serde_json::Value;
 
-use super::{copy_dir, fixture_pack, matches, which, Workspace};
+use super::{copy_dir, fixture_pack, which, Workspace};
 use crate::common::Repo;
 
 const INCLUDE: [&str; 4] = ["--include", "openai-codex-bindings", "--include", "peezy-codex-fork"];
@@ -94,9 +94,9 @@ fn the_tutorials_install_then_doctor_is_clean_and_codex_release_selects_both() {
 
     let want =
         ["openai-codex-bindings/regenerate-bindings:bun:false", "peezy-codex-fork/rebase-patch-stack:code-mode:true"];
-    assert_eq!(matches(&ws.codex_release("rust-v0.130.0", &["--dry-run"], &[])), want);
+    assert_eq!(ws.codex_release("rust-v0.130.0", &["--dry-run"], &[]).matches(), want);
     let open = ws.codex_release("rust-v0.130.0", &["--dry-run"], &[("CODEX_FLOWS_MODE", "code-mode")]);
-    assert_eq!(matches(&open)[1], "peezy-codex-fork/rebase-patch-stack:code-mode:false");
+    assert_eq!(open.matches()[1], "peezy-codex-fork/rebase-patch-stack:code-mode:false");
 
     // `flows` lists both, installed from the pack, beside the repository's own.
     let listed = ws.patchmoi(&["flows", "--json"], &[]);
