@@ -5,7 +5,14 @@
 //! codex-size (3,000 files, 3,500 upstream commits, stacks of 45 and 200),
 //! each stack clean and with patches that conflict with upstream.
 //!
-//! Each run copies the fork twice, fetches the tag into both copies, and runs
+//! The `git rebase` side is `git rebase v2.0.0 <branch>`, the rebase
+//! patchmoi does (and the differential test compares with): the release is
+//! the upstream, so git's cherry-pick detection looks for each patch in it.
+//! `git rebase --onto v2.0.0 v1.0.0` is also timed, for reference: it looks
+//! for no patch in the release (its upstream is the old one) and is cheaper
+//! on long upstream histories.
+//!
+//! Each run copies the fork for each side, fetches the tag into the copies, and runs
 //! each side in a process of its own (this benchmark, re-executed as
 //! `child`), so that its peak memory (getrusage: the process and the git
 //! processes it waited for) is its own; the sides alternate going first.
@@ -343,13 +350,19 @@ fn max_rss_kib(who: i32) -> i64 {
     usage.ru_maxrss
 }
 
-/// The measured side, run in this (child) process: `git` or `patchmoi`.
+/// The measured side, run in this (child) process: `git` (`git rebase
+/// v2.0.0 <branch>`, what patchmoi does: the release is the upstream, so
+/// git drops what git's cherry-pick detection finds in it), `git-onto`
+/// (`git rebase --onto v2.0.0 v1.0.0 <branch>`: upstream is the old
+/// release, so git looks for no patch in the new one and drops a patch
+/// upstream has only when it becomes empty; cheaper, and not the same
+/// rebase: a patch upstream made and then reverted is kept) or `patchmoi`.
 fn run_side(side: &str, dir: &Path, branch: &str, upstream: &str) -> Result<Sample> {
     let mut sample = Sample::default();
-    if side == "git" {
+    if let Some(args) = git_rebase_args(side, branch) {
         let git = repo(dir);
         let start = Instant::now();
-        let out = git.git_output(&["rebase", "--onto", "v2.0.0", "v1.0.0", branch])?;
+        let out = git.git_output(&args)?;
         sample.secs = start.elapsed().as_secs_f64();
         sample.max_rss_kib = max_rss_kib(libc::RUSAGE_CHILDREN);
         if out.status.success() {
@@ -384,6 +397,15 @@ fn run_side(side: &str, dir: &Path, branch: &str, upstream: &str) -> Result<Samp
     Ok(sample)
 }
 
+/// The command line of a `git rebase` side, `None` for patchmoi's.
+fn git_rebase_args<'a>(side: &str, branch: &'a str) -> Option<Vec<&'a str>> {
+    match side {
+        "git" => Some(vec!["rebase", "v2.0.0", branch]),
+        "git-onto" => Some(vec!["rebase", "--onto", "v2.0.0", "v1.0.0", branch]),
+        _ => None,
+    }
+}
+
 /// Runs one side in a child process of this benchmark, on a fresh copy.
 fn measure(side: &str, dir: &Path, branch: &str, upstream: &Path) -> Result<Sample> {
     let out = Command::new(std::env::current_exe()?)
@@ -403,6 +425,8 @@ fn measure(side: &str, dir: &Path, branch: &str, upstream: &Path) -> Result<Samp
 #[derive(Default)]
 struct Samples {
     git: Vec<Sample>,
+    /// `git rebase --onto v2.0.0 v1.0.0`, for reference (no target).
+    onto: Vec<Sample>,
     patchmoi: Vec<Sample>,
     wrong: Vec<String>,
     /// The git side's fetch of the tag, seconds, one per run.
@@ -525,34 +549,37 @@ fn main() -> Result<()> {
         for scenario in &mut scenarios {
             let root = root.path().join(scenario.shape.name);
             let branch = scenario.stack.branch(scenario.conflicts);
-            let dirs = ["git", "patchmoi", "cold"].map(|side| root.join(format!("{side}-{run_no}")));
+            let dirs = ["git", "onto", "patchmoi", "cold"].map(|side| root.join(format!("{side}-{run_no}")));
             // The git side's fetch of the tag, timed: with its rebase, one
             // process after the other, it is git's run with its fetch.
             let git_fetch = copy_fork(&root, &dirs[0], &branch, true)?;
             copy_fork(&root, &dirs[1], &branch, true)?;
+            copy_fork(&root, &dirs[2], &branch, true)?;
             // patchmoi's run with its fetch: a copy without the tag.
-            copy_fork(&root, &dirs[2], &branch, false)?;
-            // Interleaved, alternating which side goes first.
+            copy_fork(&root, &dirs[3], &branch, false)?;
+            // Interleaved, in an order that rotates from run to run.
             let upstream = root.join("upstream");
-            let (git, ours, cold) = if run_no % 2 == 0 {
-                let git = measure("git", &dirs[0], &branch, &upstream)?;
-                let ours = measure("patchmoi", &dirs[1], &branch, &upstream)?;
-                (git, ours, measure("patchmoi", &dirs[2], &branch, &upstream)?)
-            } else {
-                let cold = measure("patchmoi", &dirs[2], &branch, &upstream)?;
-                let ours = measure("patchmoi", &dirs[1], &branch, &upstream)?;
-                (measure("git", &dirs[0], &branch, &upstream)?, ours, cold)
-            };
-            let wrong = check(&scenario.stack, scenario.conflicts, &git, &ours);
+            let sides = ["git", "git-onto", "patchmoi", "patchmoi"];
+            let mut samples: [Option<Sample>; 4] = Default::default();
+            for k in 0..sides.len() {
+                let i = (k + run_no) % sides.len();
+                samples[i] = Some(measure(sides[i], &dirs[i], &branch, &upstream)?);
+            }
+            let [git, onto, ours, cold] = samples.map(|sample| sample.expect("every side ran"));
+            let mut wrong = check(&scenario.stack, scenario.conflicts, &git, &ours);
+            if (&onto.tree, &onto.stop) != (&git.tree, &git.stop) {
+                wrong.push(format!("git rebase --onto made {:?}, git rebase {:?}", onto, git));
+            }
             let cold_wrong = check(&scenario.stack, scenario.conflicts, &git, &cold);
             eprintln!(
-                "run {}: {} {} {}: git rebase {:.3} s, patchmoi {:.3} s ({} git processes); \
+                "run {}: {} {} {}: git rebase {:.3} s (--onto {:.3} s), patchmoi {:.3} s ({} git processes); \
                  git fetch+rebase {:.3} s, patchmoi fetching {:.3} s{}",
                 run_no + 1,
                 scenario.shape.name,
                 scenario.stack.label,
                 scenario.case(),
                 git.secs,
+                onto.secs,
                 ours.secs,
                 ours.spawned,
                 git_fetch + git.secs,
@@ -562,6 +589,7 @@ fn main() -> Result<()> {
             scenario.samples.wrong.extend(wrong);
             scenario.samples.cold_wrong.extend(cold_wrong);
             scenario.samples.git.push(git);
+            scenario.samples.onto.push(onto);
             scenario.samples.patchmoi.push(ours);
             scenario.samples.git_fetch.push(git_fetch);
             scenario.samples.cold.push(cold);
@@ -584,11 +612,15 @@ fn main() -> Result<()> {
 fn print_table(scenarios: &[Scenario], runs: usize) {
     println!("\nmedians of {runs} runs, each side in its own process on a fresh copy, interleaved");
     println!(
-        "{:<8} {:>5} {:<17} {:>10} {:>9} {:>7} {:>7} {:>4} {:>7} {:>9} {:>5} {:>8}",
+        "ratio: `git rebase v2.0.0 <branch>` over patchmoi; --onto: `git rebase --onto v2.0.0 v1.0.0`, for reference"
+    );
+    println!(
+        "{:<8} {:>5} {:<17} {:>10} {:>9} {:>9} {:>7} {:>7} {:>4} {:>7} {:>9} {:>5} {:>8}",
         "history",
         "stack",
         "case",
         "git rebase",
+        "--onto",
         "patchmoi",
         "ratio",
         "target",
@@ -599,7 +631,7 @@ fn print_table(scenarios: &[Scenario], runs: usize) {
         "check"
     );
     for scenario in scenarios {
-        let Samples { git, patchmoi, wrong, .. } = &scenario.samples;
+        let Samples { git, onto, patchmoi, wrong, .. } = &scenario.samples;
         let (git_secs, ours_secs) = (median(git, |s| s.secs), median(patchmoi, |s| s.secs));
         let mib = |samples: &[Sample]| median(samples, |s| s.max_rss_kib as f64) / 1024.0;
         let ratio = git_secs / ours_secs;
@@ -608,11 +640,12 @@ fn print_table(scenarios: &[Scenario], runs: usize) {
             None => ("-".to_string(), "-"),
         };
         println!(
-            "{:<8} {:>5} {:<17} {:>8.3} s {:>7.3} s {:>6.2}x {:>7} {:>4} {:>7.1} {:>9.1} {:>5} {:>8}",
+            "{:<8} {:>5} {:<17} {:>8.3} s {:>7.3} s {:>7.3} s {:>6.2}x {:>7} {:>4} {:>7.1} {:>9.1} {:>5} {:>8}",
             scenario.shape.name,
             scenario.stack.label,
             scenario.case(),
             git_secs,
+            median(onto, |s| s.secs),
             ours_secs,
             ratio,
             target,
