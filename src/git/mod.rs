@@ -112,11 +112,17 @@ impl Git {
     /// A handle on the repository at `dir` (the directory itself need not be
     /// the top level). Checks the git version once per process.
     pub fn open(dir: &Path) -> Result<Git> {
-        check_version()?;
         let git = Git::at(dir);
         // The long-lived reader starts only inside a repository: when it
         // answers, that is the check, and it is ready for the run's reads.
-        if git.batch(batch::Ask::Info, &[b"HEAD"]).is_some() {
+        // The version check runs beside it (two processes at once, not one
+        // after the other); a git too old fails there first.
+        let started = std::thread::scope(|scope| {
+            let version = scope.spawn(check_version);
+            let started = git.batch(batch::Ask::Info, &[b"HEAD"]).is_some();
+            version.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)).map(|()| started)
+        })?;
+        if started {
             return Ok(git);
         }
         let git = Git::at(dir);
@@ -175,6 +181,10 @@ impl Git {
                 "advice.detachedHead=false",
                 "-c",
                 "gc.auto=0",
+                // Nor does a fetch start `git maintenance run --auto` (a
+                // process of its own, whatever gc.auto says).
+                "-c",
+                "maintenance.auto=false",
             ])
             .args(self.config.iter().flat_map(|setting| ["-c", setting.as_str()]))
             .args(self.attr_source.iter().map(|tree| format!("--attr-source={tree}")))
@@ -220,6 +230,7 @@ impl Git {
         let mut cmd = self.command(args);
         cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
         cmd.stdin(if input.is_some() { Stdio::piped() } else { Stdio::null() });
+        let started = std::time::Instant::now();
         let mut child = cmd.spawn().context("failed to start git")?;
         let output = match input {
             Some(bytes) => {
@@ -235,6 +246,7 @@ impl Git {
             }
             None => child.wait_with_output()?,
         };
+        tracing::debug!(number, ms = started.elapsed().as_secs_f64() * 1e3, "git {} done", shown[0]);
         Ok(output)
     }
 
