@@ -174,6 +174,26 @@ pub enum Precondition {
 /// Resolves the branch, gets the release (fetching it unless `fetch` is
 /// false and it is already here), and reads the stack.
 pub fn prepare(git: &Git, spec: &StackSpec, fetch: bool) -> Result<Precondition> {
+    std::thread::scope(|scope| {
+        // The quarantine (where the objects go, whether `git replay` may
+        // merge: three git processes) needs nothing the fetch brings, so it
+        // is made beside the fetch and the walks rather than after them.
+        let quarantine = scope.spawn(|| {
+            let quarantine = git.quarantine()?;
+            quarantine.replay_allowed();
+            Ok(quarantine)
+        });
+        let quarantine = || quarantine.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        prepare_with(git, spec, fetch, quarantine)
+    })
+}
+
+fn prepare_with(
+    git: &Git,
+    spec: &StackSpec,
+    fetch: bool,
+    quarantine: impl FnOnce() -> Result<Quarantine>,
+) -> Result<Precondition> {
     let Some(head) = resolve_branch(git, spec)? else {
         return Ok(Precondition::Blocked(format!(
             "maintained branch {} was found neither locally nor on {}",
@@ -205,6 +225,15 @@ pub fn prepare(git: &Git, spec: &StackSpec, fetch: bool) -> Result<Precondition>
             Err(blocked) => return Ok(Precondition::Blocked(blocked)),
         },
     };
+    // git's cherry-pick detection walks all of upstream's new commits, the
+    // longest step of a clean run: it needs only the two tips, so it starts
+    // now, beside the merge base, reading the stack and the replay. (Not
+    // scoped: should a step below fail or find nothing to do, the read-only
+    // walk finishes on its own.)
+    let marked = {
+        let (git, release, head) = (git.clone(), release.clone(), head.clone());
+        std::thread::spawn(move || git.cherry_equivalents(&release, &head))
+    };
     let Some(merge_base) = git.merge_base(&head, &release)? else {
         let hint = if git.is_shallow()? {
             "the repository is a shallow clone; fetch its full history (`git fetch --unshallow`, or `fetch-depth: 0` in actions/checkout)"
@@ -219,14 +248,6 @@ pub fn prepare(git: &Git, spec: &StackSpec, fetch: bool) -> Result<Precondition>
     if merge_base == release {
         return Ok(Precondition::UpToDate { head, release });
     }
-    // git's cherry-pick detection walks all of upstream's new commits, the
-    // longest step of a clean run: it starts now, beside reading the stack
-    // and the replay. (Not scoped: should a step below fail, the read-only
-    // walk finishes on its own.)
-    let marked = {
-        let (git, release, head) = (git.clone(), release.clone(), head.clone());
-        std::thread::spawn(move || git.cherry_equivalents(&release, &head))
-    };
     let upstream_head = upstream_default(git, spec, fetch_head)?;
     let mut left_out = Vec::new();
     let mut all = Vec::new();
@@ -240,7 +261,7 @@ pub fn prepare(git: &Git, spec: &StackSpec, fetch: bool) -> Result<Precondition>
         }
     }
     let started_empty = started_empty(git, &all)?;
-    let quarantine = git.quarantine()?;
+    let quarantine = quarantine()?;
     // Finding upstreamed patches reads every upstream commit's files, about
     // as long as replaying the stack takes: the replay runs beside it, on
     // the guess that nothing is dropped, and is kept where that holds.
@@ -563,13 +584,24 @@ pub fn rebase_with(git: &Git, spec: &StackSpec, regenerator: Option<&dyn Regener
     if spec.candidate == spec.branch {
         bail!("candidate branch {} is the maintained branch; refusing to replace it", spec.candidate);
     }
-    let prepared = match prepare(git, spec, true)? {
+    // The memory of resolutions (its ref, and its fetch from the fork's
+    // remote) needs nothing the stack does: it loads beside it, so a real
+    // run's two fetches overlap. Used only when there is a stack to replay.
+    let (prepared, memory) = std::thread::scope(|scope| {
+        let memory = scope.spawn(|| {
+            let mut memory = Memory::load(git)?;
+            memory.fetch(git, &spec.remote)?;
+            anyhow::Ok(memory)
+        });
+        let prepared = prepare(git, spec, true);
+        (prepared, memory.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)))
+    });
+    let prepared = match prepared? {
         Precondition::Ready(prepared) => prepared,
         Precondition::UpToDate { head, release } => return Ok(RebaseOutcome::UpToDate { head, release }),
         Precondition::Blocked(message) => return Ok(RebaseOutcome::Blocked(message)),
     };
-    let mut memory = Memory::load(git)?;
-    memory.fetch(git, &spec.remote)?;
+    let memory = memory?;
     let regeneration = regenerator
         .filter(|_| !spec.options.regenerate.is_empty())
         .map(|regenerator| (spec.options.regenerate.as_slice(), regenerator));
