@@ -48,7 +48,7 @@ const SCRATCH_BRANCH: &str = "refs/heads/patchmoi-replay";
 
 impl Git {
     /// Every setting in effect here, in order.
-    fn effective_config(&self) -> Result<Vec<String>> {
+    pub(super) fn effective_config(&self) -> Result<Vec<String>> {
         let out = self.run_bytes(&["config", "--list", "-z"], None)?;
         Ok(String::from_utf8_lossy(&out).split('\0').filter(|entry| !entry.is_empty()).map(str::to_string).collect())
     }
@@ -66,7 +66,7 @@ impl Quarantine {
         *self.replay_allowed.get_or_init(|| {
             let allowed = (|| -> Result<bool> {
                 // One read of the settings answers both questions.
-                let settings = self.git.effective_config()?;
+                let settings = self.settings().context("the repository's settings could not be read")?.to_vec();
                 let merge_setting =
                     |entry: &String| MERGE_SETTINGS.iter().any(|key| entry.split('\n').next() == Some(*key));
                 if settings.iter().any(merge_setting) || self.replace_refs {

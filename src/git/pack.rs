@@ -4,9 +4,12 @@
 //! `git pack-objects` would do it, but it reads each loose object twice
 //! through open/mmap/munmap and spends most of its time in the kernel (0.2 s
 //! for the 1,700 objects of a 200-patch replay here). Reading the files once
-//! and writing an undeltified pack takes a few milliseconds; `git index-pack`
-//! then checks every object and writes the index, as it does for a fetch.
-//! The next `git gc` deltifies the pack like any other.
+//! and writing an undeltified pack takes a few milliseconds. Its index is
+//! written here too ([`Pack::index`], what `git index-pack` would write for
+//! it), so publishing needs no git process; where a setting asks git to
+//! check or sync what it stores, the pack goes through `git index-pack` or
+//! `git unpack-objects` instead (see `Quarantine::publish`). The next `git
+//! gc` deltifies the pack like any other.
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
@@ -186,11 +189,22 @@ fn hex(bytes: &[u8]) -> String {
     out
 }
 
+/// A pack patchmoi wrote: its bytes, trailed by its checksum, and where
+/// each object is in it, for its index.
+pub struct Pack {
+    pub bytes: Vec<u8>,
+    /// (binary id, offset, CRC-32 of the object's bytes in the pack), in
+    /// pack order.
+    entries: Vec<(Vec<u8>, u64, u32)>,
+    format: String,
+}
+
 /// A version 2 pack of `objects`, undeltified, trailed by its checksum in
 /// the repository's hash.
-pub fn write_pack(objects: &[Object], format: &str) -> Result<Vec<u8>> {
+pub fn write_pack(objects: &[Object], format: &str) -> Result<Pack> {
     let mut zlib = Compress::new(Compression::fast(), true);
     let mut pack = Vec::new();
+    let mut entries = Vec::with_capacity(objects.len());
     pack.extend_from_slice(b"PACK");
     pack.extend_from_slice(&2u32.to_be_bytes());
     pack.extend_from_slice(&u32::try_from(objects.len()).context("too many objects for one pack")?.to_be_bytes());
@@ -202,6 +216,7 @@ pub fn write_pack(objects: &[Object], format: &str) -> Result<Vec<u8>> {
             "tag" => 4,
             other => bail!("cannot pack an object of type {other}"),
         };
+        let offset = pack.len();
         // Type and size: 3 bits of type and 4 of size, then 7 bits a byte.
         let mut size = body.len();
         let mut byte = (code << 4) | (size & 0x0f) as u8;
@@ -213,11 +228,75 @@ pub fn write_pack(objects: &[Object], format: &str) -> Result<Vec<u8>> {
         }
         pack.push(byte);
         deflate(&mut zlib, body, &mut pack)?;
+        let mut crc = flate2::Crc::new();
+        crc.update(&pack[offset..]);
+        let id = super::object_id(format, kind, body);
+        let id: Vec<u8> =
+            (0..id.len()).step_by(2).map(|at| u8::from_str_radix(&id[at..at + 2], 16)).collect::<Result<_, _>>()?;
+        entries.push((id, offset as u64, crc.sum()));
     }
-    let checksum =
-        if format == "sha256" { sha2::Sha256::digest(&pack).to_vec() } else { sha1::Sha1::digest(&pack).to_vec() };
+    let checksum = digest(format, &pack);
     pack.extend_from_slice(&checksum);
-    Ok(pack)
+    Ok(Pack { bytes: pack, entries, format: format.to_string() })
+}
+
+/// The checksum git puts after a pack or an index, in the repository's hash.
+fn digest(format: &str, bytes: &[u8]) -> Vec<u8> {
+    if format == "sha256" {
+        sha2::Sha256::digest(bytes).to_vec()
+    } else {
+        sha1::Sha1::digest(bytes).to_vec()
+    }
+}
+
+impl Pack {
+    /// The pack's checksum in hex: its name is `pack-<checksum>.pack`.
+    pub fn name(&self) -> String {
+        hex(&self.bytes[self.bytes.len() - self.id_len()..])
+    }
+
+    fn id_len(&self) -> usize {
+        if self.format == "sha256" {
+            32
+        } else {
+            20
+        }
+    }
+
+    /// Its index, version 2 (what `git index-pack` writes, see
+    /// Documentation/gitformat-pack.txt): the fan-out table, the sorted ids,
+    /// their CRC-32s and offsets, the pack's checksum and the index's own.
+    pub fn index(&self) -> Result<Vec<u8>> {
+        let mut sorted: Vec<&(Vec<u8>, u64, u32)> = self.entries.iter().collect();
+        sorted.sort_by(|a, b| a.0.cmp(&b.0));
+        let mut index = b"\xfftOc".to_vec();
+        index.extend_from_slice(&2u32.to_be_bytes());
+        let mut fanout = [0u32; 256];
+        for (id, _, _) in &sorted {
+            fanout[usize::from(id[0])] += 1;
+        }
+        let mut total = 0u32;
+        for count in fanout {
+            total += count;
+            index.extend_from_slice(&total.to_be_bytes());
+        }
+        for (id, _, _) in &sorted {
+            index.extend_from_slice(id);
+        }
+        for (_, _, crc) in &sorted {
+            index.extend_from_slice(&crc.to_be_bytes());
+        }
+        for (_, offset, _) in &sorted {
+            // Past 2 GiB an offset goes into a second table; a replay's
+            // pack never comes near that, so it is refused rather than written.
+            let offset = u32::try_from(*offset).ok().filter(|offset| *offset < 0x8000_0000);
+            index.extend_from_slice(&offset.context("pack too large to index")?.to_be_bytes());
+        }
+        index.extend_from_slice(&self.bytes[self.bytes.len() - self.id_len()..]);
+        let checksum = digest(&self.format, &index);
+        index.extend_from_slice(&checksum);
+        Ok(index)
+    }
 }
 
 #[cfg(test)]
@@ -277,7 +356,11 @@ mod tests {
             // The same objects as a pack, indexed by git in a fresh repository.
             let other = tmp.path().join("other");
             git(tmp.path(), &["init", "--quiet", &format!("--object-format={format}"), "other"], None);
-            git(&other, &["index-pack", "--stdin"], Some(&write_pack(&found, format).unwrap()));
+            let pack = write_pack(&found, format).unwrap();
+            git(&other, &["index-pack", "--stdin"], Some(&pack.bytes));
+            // Our index of it is, byte for byte, the one git made.
+            let indexed = other.join(format!(".git/objects/pack/pack-{}.idx", pack.name()));
+            assert_eq!(std::fs::read(&indexed).unwrap(), pack.index().unwrap(), "{format}");
             assert_eq!(git(&other, &["cat-file", "blob", &format!("{tree}:big")], None), big);
             assert_eq!(git(&other, &["cat-file", "blob", &format!("{tree}:small")], None), b"hello\n");
         }
@@ -297,7 +380,7 @@ mod tests {
 
     #[test]
     fn pack_headers_encode_type_and_size() {
-        let pack = write_pack(&[("blob".into(), vec![b'x'; 300])], "sha1").unwrap();
+        let pack = write_pack(&[("blob".into(), vec![b'x'; 300])], "sha1").unwrap().bytes;
         assert_eq!(&pack[..12], b"PACK\0\0\0\x02\0\0\0\x01");
         // 300 = 0b1_0010_1100: low nibble 0xc with the blob type, then 300 >> 4 = 18.
         assert_eq!(&pack[12..14], &[0x80 | (3 << 4) | 0x0c, 18]);

@@ -500,3 +500,59 @@ fn merge_attributes_and_conditional_config_count_as_in_git_rebase() {
         std::fs::remove_file(fx.fork.dir.join(".git/info/attributes")).unwrap();
     }
 }
+
+#[test]
+fn the_candidates_objects_arrive_as_one_pack_unless_a_setting_asks_git_to_store_them() {
+    // patchmoi writes the pack and its index itself (no git process); a
+    // setting that asks git for more than its defaults when it stores
+    // objects (here, syncing loose objects) leaves it to git, which stores
+    // so few objects loose.
+    for setting in [None, Some("core.fsync=loose-object")] {
+        let fx = busy_fixture();
+        if let Some(setting) = setting {
+            let (key, value) = setting.split_once('=').unwrap();
+            fx.fork.git(&["config", key, value]);
+        }
+        fx.upstream.commit("Upstream: change a line 15", &[("a.txt", &replace_line(&lines("a", 20), 15, "upstream"))]);
+        fx.upstream.git(&["tag", "v1.1.0"]);
+        fx.install_rebase_flow("");
+        fx.fork.git(&["repack", "-adq"]);
+        let packs = |repo: &Repo| {
+            let dir = repo.dir.join(".git/objects/pack");
+            let mut names: Vec<String> = std::fs::read_dir(dir)
+                .unwrap()
+                .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+                .filter(|name| name.ends_with(".idx"))
+                .collect();
+            names.sort();
+            names
+        };
+        let before = packs(&fx.fork);
+        let run = fx.run_release("v1.1.0", &[]);
+        let sha = run.step("rebase")["artifacts"]["candidateRefs"][0]["sha"].as_str().unwrap().to_string();
+        let new: Vec<String> = packs(&fx.fork).into_iter().filter(|name| !before.contains(name)).collect();
+        // Which pack holds the candidate, as git finds it.
+        let holding: Vec<String> = new
+            .iter()
+            .filter(|name| {
+                let idx = std::fs::File::open(fx.fork.dir.join(".git/objects/pack").join(name)).unwrap();
+                let listed = std::process::Command::new("git").arg("show-index").stdin(idx).output().unwrap();
+                String::from_utf8_lossy(&listed.stdout).contains(&sha)
+            })
+            .cloned()
+            .collect();
+        match setting {
+            None => assert_eq!(holding.len(), 1, "one new pack holds the candidate: {new:?}"),
+            Some(_) => {
+                assert!(holding.is_empty(), "git stored them: {new:?}");
+                let loose = fx.fork.dir.join(".git/objects").join(&sha[..2]).join(&sha[2..]);
+                assert!(loose.exists(), "the candidate commit is a loose object");
+            }
+        }
+        fx.fork.git(&["fsck", "--strict", "--no-dangling", "--no-progress"]);
+        // And a clone reads them.
+        let check = Repo { dir: fx.tmp.path().join("check") };
+        fx.fork.git(&["clone", "--quiet", "--no-local", fx.fork.path_str(), check.dir.to_str().unwrap()]);
+        check.git(&["cat-file", "-e", "origin/patchmoi/v1.1.0^{tree}"]);
+    }
+}
