@@ -12,7 +12,7 @@ use std::collections::{BTreeSet, HashMap};
 
 use anyhow::Result;
 
-use crate::git::{Git, RawCommit};
+use crate::git::{CherryMarks, Git, RawCommit};
 
 /// Patches (by id) that the release already has, each with the upstream
 /// commit of the same change when one could be named. A patch that starts
@@ -21,22 +21,19 @@ use crate::git::{Git, RawCommit};
 /// [`Git::cherry_equivalents`] found for `release...head`.
 pub fn upstreamed_patches(
     git: &Git,
-    release: &str,
-    head: &str,
     patches: &[&RawCommit],
     empty: &BTreeSet<String>,
-    marked: BTreeSet<String>,
+    marked: CherryMarks,
 ) -> Result<HashMap<String, Option<String>>> {
     let dropped: Vec<String> = patches
         .iter()
-        .filter(|patch| patch.parents.len() == 1 && marked.contains(&patch.id) && !empty.contains(&patch.id))
+        .filter(|patch| patch.parents.len() == 1 && marked.tip.contains(&patch.id) && !empty.contains(&patch.id))
         .map(|patch| patch.id.clone())
         .collect();
     if dropped.is_empty() {
         return Ok(HashMap::new());
     }
-    let upstream_side = git.commits_only_in(release, head)?;
-    let upstream: Vec<String> = marked.into_iter().filter(|id| upstream_side.contains(id)).collect();
+    let upstream: Vec<String> = marked.upstream.into_iter().collect();
     // Both sides' patch-ids in one diff and one patch-id process.
     let both: Vec<String> = upstream.iter().chain(&dropped).cloned().collect();
     let ids = git.patch_ids(&git.diffs_of(&both)?)?;

@@ -9,6 +9,15 @@ use anyhow::{bail, Result};
 use super::paths::{nul_separated, path_os};
 use super::{failure_message, Git};
 
+/// See [`Git::cherry_equivalents`].
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct CherryMarks {
+    /// The tip's commits that upstream has.
+    pub tip: BTreeSet<String>,
+    /// Upstream's commits that the tip has.
+    pub upstream: BTreeSet<String>,
+}
+
 impl Git {
     /// The patches of `commits` as `git diff-tree -p` prints them, for
     /// [`Git::patch_ids`]: placed as git's own patch-ids place hunks (plain
@@ -31,20 +40,38 @@ impl Git {
 
     /// The non-merge commits of `upstream...tip` that git's cherry-pick
     /// detection finds on both sides, as `git rebase <upstream>` asks it
-    /// (`rev-list --cherry-mark`, see `sequencer_make_script` in git's
-    /// sequencer.c): git computes the patch-ids itself, so they are its own.
-    pub fn cherry_equivalents(&self, upstream: &str, tip: &str) -> Result<BTreeSet<String>> {
+    /// (`--cherry-mark`, see `sequencer_make_script` in git's sequencer.c):
+    /// git computes the patch-ids itself, so they are its own. Each side
+    /// apart: (those of `tip`, those of `upstream`). git marks an
+    /// equivalent `=` on either side, so this is `git log`, for `%S`: the
+    /// tip each commit was reached from.
+    pub fn cherry_equivalents(&self, upstream: &str, tip: &str) -> Result<CherryMarks> {
         let range = format!("{upstream}...{tip}");
-        let out =
-            self.run(&["rev-list", "--left-right", "--cherry-mark", "--no-merges", "--end-of-options", &range])?;
-        Ok(out.lines().filter_map(|line| line.strip_prefix('=')).map(str::to_string).collect())
-    }
-
-    /// The non-merge commits `upstream` has and `tip` does not.
-    pub fn commits_only_in(&self, upstream: &str, tip: &str) -> Result<BTreeSet<String>> {
-        let range = format!("{tip}..{upstream}");
-        let out = self.run(&["rev-list", "--no-merges", "--end-of-options", &range])?;
-        Ok(out.lines().map(str::to_string).collect())
+        let out = self.run(&[
+            "log",
+            "--no-show-signature",
+            "--no-decorate",
+            "--no-notes",
+            "--no-color",
+            "--left-right",
+            "--cherry-mark",
+            "--no-merges",
+            "--format=%m%H %S",
+            "--end-of-options",
+            &range,
+        ])?;
+        let mut marks = CherryMarks::default();
+        for line in out.lines() {
+            let Some((id, reached_from)) = line.strip_prefix('=').and_then(|rest| rest.split_once(' ')) else {
+                continue;
+            };
+            if reached_from == upstream {
+                marks.upstream.insert(id.to_string());
+            } else {
+                marks.tip.insert(id.to_string());
+            }
+        }
+        Ok(marks)
     }
 
     /// Commits reachable from `tip` along first parents that none of

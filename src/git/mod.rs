@@ -23,6 +23,7 @@ mod scratch;
 mod worktree;
 
 pub use chains::Run;
+pub use history::CherryMarks;
 pub use merge::{conflicted_paths, ConflictEntry, MergeRequest, MergeResult};
 pub use objects::{object_id, RawCommit, TreeEntry};
 pub use paths::{path_bytes, path_from_bytes, path_os};

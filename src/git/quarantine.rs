@@ -247,6 +247,7 @@ impl Quarantine {
             return Ok(());
         }
         let pack = write_pack(&objects, format)?;
+        tracing::debug!(objects = objects.len(), bytes = pack.bytes.len(), "packed");
         if self.may_store_packs() {
             return self.store_pack(&pack, objects.len() >= UNPACK_LIMIT);
         }
