@@ -25,7 +25,7 @@ use crate::engine::replay;
 use crate::engine::replay::{replay, Onto, Patches};
 use crate::engine::upstreamed;
 use crate::engine::walk;
-use crate::git::{ConflictEntry, FetchOutcome, Git, MergeResult, Quarantine, RawCommit, RefUpdate};
+use crate::git::{CherryMarks, ConflictEntry, FetchOutcome, Git, MergeResult, Quarantine, RawCommit, RefUpdate};
 
 /// What to rebase and where the result goes; names are already validated.
 #[derive(Debug, Clone)]
@@ -201,6 +201,19 @@ fn prepare_with(
         )));
     };
     let known = if fetch { None } else { git.resolve_commit(&spec.upstream_ref())? };
+    // The cherry-pick walk (see below) is the longest step of a small
+    // run's path; when the release is probably here already (fetched by an
+    // earlier run, or a tag of the same name in the fork), it starts on that
+    // guess now, beside the fetch. Only a guess: its result is used only if
+    // the fetched release is that very commit.
+    let guess = match &known {
+        Some(known) => Some(known.clone()),
+        None => match git.resolve_commit(&spec.upstream_ref())? {
+            Some(earlier) => Some(earlier),
+            None => git.resolve_commit(&format!("refs/tags/{}", spec.tag))?,
+        },
+    };
+    let guessed = guess.map(|guess| (guess.clone(), cherry_walk(git, &guess, &head)));
     // The release and upstream's default branch come in one fetch (a fetch
     // is the costliest process of a small run); should either be missing,
     // each is fetched alone, as that tells which.
@@ -227,12 +240,11 @@ fn prepare_with(
     };
     // git's cherry-pick detection walks all of upstream's new commits, the
     // longest step of a clean run: it needs only the two tips, so it starts
-    // now, beside the merge base, reading the stack and the replay. (Not
-    // scoped: should a step below fail or find nothing to do, the read-only
-    // walk finishes on its own.)
-    let marked = {
-        let (git, release, head) = (git.clone(), release.clone(), head.clone());
-        std::thread::spawn(move || git.cherry_equivalents(&release, &head))
+    // now (unless it started on the right guess), beside the merge base,
+    // reading the stack and the replay.
+    let marked = match guessed {
+        Some((guess, walk)) if guess == release => walk,
+        _ => cherry_walk(git, &release, &head),
     };
     // The stack's walk (and upstream's default branch, fetched when the
     // release was not) needs only the two tips too: it runs beside the merge
@@ -555,6 +567,14 @@ fn started_empty(git: &Git, patches: &[RawCommit]) -> Result<BTreeSet<String>> {
         .filter(|patch| patch.parents.len() == 1 && trees.get(&patch.parents[0]) == Some(&patch.tree))
         .map(|patch| patch.id.clone())
         .collect())
+}
+
+/// git's cherry-pick walk of `release...head` in a thread of its own. Not
+/// scoped: should a step after it fail, find nothing to do, or the release
+/// not be the one guessed, the read-only walk finishes on its own.
+fn cherry_walk(git: &Git, release: &str, head: &str) -> std::thread::JoinHandle<Result<CherryMarks>> {
+    let (git, release, head) = (git.clone(), release.to_string(), head.to_string());
+    std::thread::spawn(move || git.cherry_equivalents(&release, &head))
 }
 
 /// Upstream's default branch, kept at `refs/patchmoi/upstream/HEAD`: its

@@ -558,3 +558,39 @@ fn the_candidates_objects_arrive_as_one_pack_unless_a_setting_asks_git_to_store_
         check.git(&["cat-file", "-e", "origin/patchmoi/v1.1.0^{tree}"]);
     }
 }
+
+#[test]
+fn a_fork_tag_of_the_releases_name_is_only_a_guess() {
+    // The cherry-pick walk starts before the fetch on the release it guesses
+    // (a tag of the same name in the fork); its result counts only when the
+    // fetched release is that commit. Upstream takes patch A: against the
+    // real release it is upstreamed (same patch-id), against the fork's own
+    // v1.1.0 (its branch head) nothing would be.
+    for fork_tag in [Some("patches"), None, Some("upstream")] {
+        let fx = busy_fixture();
+        fx.upstream.commit("Take the fork's a fix", &[("a.txt", &replace_line(&lines("a", 20), 2, "a two (fork)"))]);
+        fx.upstream.git(&["tag", "v1.1.0"]);
+        match fork_tag {
+            Some("patches") => fx.fork.git(&["tag", "v1.1.0", "patches"]),
+            Some(_) => {
+                // The right guess: the fork has upstream's tag already.
+                fx.fork.git(&["fetch", "--quiet", fx.upstream.path_str(), "refs/tags/v1.1.0:refs/tags/v1.1.0"])
+            }
+            None => String::new(),
+        };
+        fx.install_rebase_flow("");
+        let run = fx.run_release("v1.1.0", &[]);
+        let rebase = run.step("rebase");
+        let dropped = rebase["artifacts"]["dropped"].as_array().unwrap();
+        let upstream = fx.upstream.rev("v1.1.0");
+        assert_eq!(dropped.len(), 1, "{fork_tag:?}: {}", run.stderr);
+        assert_eq!(dropped[0]["subject"], "Patch A: change a line 2");
+        assert_eq!(
+            dropped[0]["reason"],
+            format!("upstream has the same change as {}", &upstream[..12]),
+            "{fork_tag:?}"
+        );
+        assert_eq!(fx.fork.rev("refs/patchmoi/upstream/tags/v1.1.0"), upstream);
+        assert_eq!(fx.fork.rev("patchmoi/v1.1.0~2"), upstream, "{fork_tag:?}: two patches on the release");
+    }
+}
