@@ -34,6 +34,12 @@ pub fn upstreamed_patches(
         return Ok(HashMap::new());
     }
     let upstream: Vec<String> = marked.upstream.into_iter().collect();
+    // git marks both commits of each equivalent pair: with one upstream
+    // commit marked, it is every dropped patch's pair, and no patch-id need
+    // be computed again.
+    if let [only] = upstream.as_slice() {
+        return Ok(dropped.into_iter().map(|id| (id, Some(only.clone()))).collect());
+    }
     // Both sides' patch-ids in one diff and one patch-id process.
     let both: Vec<String> = upstream.iter().chain(&dropped).cloned().collect();
     let ids = git.patch_ids(&git.diffs_of(&both)?)?;

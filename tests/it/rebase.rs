@@ -594,3 +594,30 @@ fn a_fork_tag_of_the_releases_name_is_only_a_guess() {
         assert_eq!(fx.fork.rev("patchmoi/v1.1.0~2"), upstream, "{fork_tag:?}: two patches on the release");
     }
 }
+
+#[test]
+fn each_upstreamed_patch_is_named_by_its_own_upstream_commit() {
+    // Upstream takes patches C and A as two commits, in the other order:
+    // each dropped patch names the upstream commit with its patch-id.
+    let fx = busy_fixture();
+    let b = replace_line(&lines("b", 20), 18, "b eighteen (fork)");
+    fx.upstream.commit("Take the fork's b fix", &[("b.txt", &b)]);
+    fx.upstream.commit("Take the fork's a fix", &[("a.txt", &replace_line(&lines("a", 20), 2, "a two (fork)"))]);
+    fx.upstream.git(&["tag", "v1.1.0"]);
+    fx.install_rebase_flow("");
+    let rebase = fx.run_release("v1.1.0", &[]).step("rebase");
+    let dropped: Vec<(&str, &str)> = rebase["artifacts"]["dropped"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| (d["subject"].as_str().unwrap(), d["reason"].as_str().unwrap()))
+        .collect();
+    let named = |rev: &str| format!("upstream has the same change as {}", &fx.upstream.rev(rev)[..12]);
+    assert_eq!(
+        dropped,
+        [
+            ("Patch A: change a line 2", named("v1.1.0").as_str()),
+            ("Patch C: change b line 18", named("v1.1.0~1").as_str())
+        ]
+    );
+}
