@@ -246,18 +246,7 @@ fn prepare_with(
         Some((guess, walk)) if guess == release => walk,
         _ => cherry_walk(git, &release, &head),
     };
-    // The stack's walk (and upstream's default branch, fetched when the
-    // release was not) needs only the two tips too: it runs beside the merge
-    // base, and its result is dropped should there be nothing to replay.
-    let (merge_base, walked) = std::thread::scope(|scope| {
-        let walked = scope.spawn(|| {
-            let upstream_head = upstream_default(git, spec, fetch_head)?;
-            walk::walk(git, &head, &release, upstream_head.as_deref())
-        });
-        let merge_base = git.merge_base(&head, &release);
-        (merge_base, walked.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)))
-    });
-    let Some(merge_base) = merge_base? else {
+    let Some(merge_base) = git.merge_base(&head, &release)? else {
         let hint = if git.is_shallow()? {
             "the repository is a shallow clone; fetch its full history (`git fetch --unshallow`, or `fetch-depth: 0` in actions/checkout)"
         } else {
@@ -271,9 +260,10 @@ fn prepare_with(
     if merge_base == release {
         return Ok(Precondition::UpToDate { head, release });
     }
+    let upstream_head = upstream_default(git, spec, fetch_head)?;
     let mut left_out = Vec::new();
     let mut all = Vec::new();
-    let walked = walked?;
+    let walked = walk::walk(git, &head, &release, upstream_head.as_deref())?;
     let fork_point = walked.first().and_then(|first| first.commit.parents.first().cloned());
     let fork_point = fork_point.unwrap_or_else(|| merge_base.clone());
     for walked in walked {
