@@ -25,7 +25,7 @@ use crate::engine::replay;
 use crate::engine::replay::{replay, Onto, Patches};
 use crate::engine::upstreamed;
 use crate::engine::walk;
-use crate::git::{CherryMarks, ConflictEntry, FetchOutcome, Git, MergeResult, Quarantine, RawCommit, RefUpdate};
+use crate::git::{ConflictEntry, FetchOutcome, Git, MergeResult, Quarantine, RawCommit, RefUpdate};
 
 /// What to rebase and where the result goes; names are already validated.
 #[derive(Debug, Clone)]
@@ -213,7 +213,10 @@ fn prepare_with(
             None => git.resolve_commit(&format!("refs/tags/{}", spec.tag))?,
         },
     };
-    let guessed = guess.map(|guess| (guess.clone(), cherry_walk(git, &guess, &head)));
+    let guessed = match guess {
+        Some(guess) => Some((guess.clone(), git.start_cherry_walk(&guess, &head)?)),
+        None => None,
+    };
     // The release and upstream's default branch come in one fetch (a fetch
     // is the costliest process of a small run); should either be missing,
     // each is fetched alone, as that tells which.
@@ -241,10 +244,11 @@ fn prepare_with(
     // git's cherry-pick detection walks all of upstream's new commits, the
     // longest step of a clean run: it needs only the two tips, so it starts
     // now (unless it started on the right guess), beside the merge base,
-    // reading the stack and the replay.
+    // reading the stack and the replay. A walk whose answer is not used (a
+    // wrong guess, nothing to replay, an error) is stopped when dropped.
     let marked = match guessed {
         Some((guess, walk)) if guess == release => walk,
-        _ => cherry_walk(git, &release, &head),
+        _ => git.start_cherry_walk(&release, &head)?,
     };
     let Some(merge_base) = git.merge_base(&head, &release)? else {
         let hint = if git.is_shallow()? {
@@ -280,7 +284,7 @@ fn prepare_with(
     let (upstreamed, speculation) = std::thread::scope(|scope| {
         let speculation = scope.spawn(|| replay::speculate(&quarantine, &release, &all));
         let stack: Vec<&RawCommit> = all.iter().collect();
-        let marked = marked.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        let marked = marked.finish();
         let upstreamed = marked.and_then(|marked| upstreamed::upstreamed_patches(git, &stack, &started_empty, marked));
         (upstreamed, speculation.join())
     });
@@ -559,14 +563,6 @@ fn started_empty(git: &Git, patches: &[RawCommit]) -> Result<BTreeSet<String>> {
         .collect())
 }
 
-/// git's cherry-pick walk of `release...head` in a thread of its own. Not
-/// scoped: should a step after it fail, find nothing to do, or the release
-/// not be the one guessed, the read-only walk finishes on its own.
-fn cherry_walk(git: &Git, release: &str, head: &str) -> std::thread::JoinHandle<Result<CherryMarks>> {
-    let (git, release, head) = (git.clone(), release.to_string(), head.to_string());
-    std::thread::spawn(move || git.cherry_equivalents(&release, &head))
-}
-
 /// Upstream's default branch, kept at `refs/patchmoi/upstream/HEAD`: its
 /// commits are upstream's work, never patches. Fetched with the release
 /// when `fetch`; a failure only means the walk cannot tell them apart.
@@ -603,15 +599,13 @@ pub fn rebase_with(git: &Git, spec: &StackSpec, regenerator: Option<&dyn Regener
     if spec.candidate == spec.branch {
         bail!("candidate branch {} is the maintained branch; refusing to replace it", spec.candidate);
     }
-    // The memory of resolutions (its ref, and its fetch from the fork's
-    // remote) needs nothing the stack does: it loads beside it, so a real
-    // run's two fetches overlap. Used only when there is a stack to replay.
+    // The memory of resolutions (its ref, and whether the fork's remote is
+    // configured) needs nothing the stack does: it is read beside it. Its
+    // fetch from the remote, which may move its ref, waits for a stack to
+    // replay (and does not run beside the release's fetch: two fetches
+    // writing one repository at once can fail on a lock).
     let (prepared, memory) = std::thread::scope(|scope| {
-        let memory = scope.spawn(|| {
-            let mut memory = Memory::load(git)?;
-            memory.fetch(git, &spec.remote)?;
-            anyhow::Ok(memory)
-        });
+        let memory = scope.spawn(|| anyhow::Ok((Memory::load(git)?, git.remote_url(&spec.remote)?.is_some())));
         let prepared = prepare(git, spec, true);
         (prepared, memory.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)))
     });
@@ -620,7 +614,10 @@ pub fn rebase_with(git: &Git, spec: &StackSpec, regenerator: Option<&dyn Regener
         Precondition::UpToDate { head, release } => return Ok(RebaseOutcome::UpToDate { head, release }),
         Precondition::Blocked(message) => return Ok(RebaseOutcome::Blocked(message)),
     };
-    let memory = memory?;
+    let (mut memory, remote_known) = memory?;
+    if remote_known {
+        memory.fetch_from_known_remote(git, &spec.remote)?;
+    }
     let regeneration = regenerator
         .filter(|_| !spec.options.regenerate.is_empty())
         .map(|regenerator| (spec.options.regenerate.as_slice(), regenerator));

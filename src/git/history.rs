@@ -7,7 +7,39 @@ use std::ffi::OsString;
 use anyhow::{bail, Result};
 
 use super::paths::{nul_separated, path_os};
-use super::{failure_message, Git};
+use super::{failure_message, Background, Git};
+
+/// A cherry-pick walk running; see [`Git::start_cherry_walk`].
+pub struct CherryWalk {
+    running: Background,
+    upstream: String,
+    tip: String,
+}
+
+impl CherryWalk {
+    /// Waits for the walk: the marked commits, each side apart.
+    pub fn finish(self) -> Result<CherryMarks> {
+        let out = self.running.finish()?;
+        let mut marks = CherryMarks::default();
+        for line in String::from_utf8_lossy(&out).lines() {
+            let Some((id, reached_from)) = line.strip_prefix('=').and_then(|rest| rest.split_once(' ')) else {
+                continue;
+            };
+            if reached_from == self.upstream {
+                marks.upstream.insert(id.to_string());
+            } else if reached_from == self.tip {
+                marks.tip.insert(id.to_string());
+            } else {
+                bail!(
+                    "git log named {reached_from:?} as the tip {id} was reached from, neither {} nor {}",
+                    self.upstream,
+                    self.tip
+                );
+            }
+        }
+        Ok(marks)
+    }
+}
 
 /// See [`Git::cherry_equivalents`].
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -46,8 +78,14 @@ impl Git {
     /// equivalent `=` on either side, so this is `git log`, for `%S`: the
     /// tip each commit was reached from.
     pub fn cherry_equivalents(&self, upstream: &str, tip: &str) -> Result<CherryMarks> {
+        self.start_cherry_walk(upstream, tip)?.finish()
+    }
+
+    /// [`Git::cherry_equivalents`] started in the background: dropping the
+    /// walk before [`CherryWalk::finish`] stops it.
+    pub fn start_cherry_walk(&self, upstream: &str, tip: &str) -> Result<CherryWalk> {
         let range = format!("{upstream}...{tip}");
-        let out = self.run(&[
+        let running = self.start(&[
             "log",
             "--no-show-signature",
             "--no-decorate",
@@ -60,18 +98,7 @@ impl Git {
             "--end-of-options",
             &range,
         ])?;
-        let mut marks = CherryMarks::default();
-        for line in out.lines() {
-            let Some((id, reached_from)) = line.strip_prefix('=').and_then(|rest| rest.split_once(' ')) else {
-                continue;
-            };
-            if reached_from == upstream {
-                marks.upstream.insert(id.to_string());
-            } else {
-                marks.tip.insert(id.to_string());
-            }
-        }
-        Ok(marks)
+        Ok(CherryWalk { running, upstream: upstream.to_string(), tip: tip.to_string() })
     }
 
     /// Commits reachable from `tip` along first parents that none of

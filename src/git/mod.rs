@@ -23,7 +23,7 @@ mod scratch;
 mod worktree;
 
 pub use chains::Run;
-pub use history::CherryMarks;
+pub use history::{CherryMarks, CherryWalk};
 pub use merge::{conflicted_paths, ConflictEntry, MergeRequest, MergeResult};
 pub use objects::{object_id, RawCommit, TreeEntry};
 pub use paths::{path_bytes, path_from_bytes, path_os};
@@ -251,6 +251,28 @@ impl Git {
         Ok(output)
     }
 
+    /// Starts git in the background; see [`Background`].
+    fn start(&self, args: &[&str]) -> Result<Background> {
+        let number = SPAWNED.fetch_add(1, Ordering::Relaxed) + 1;
+        tracing::debug!(dir = %self.dir.display(), number, "git {} (in the background)", display_args(args));
+        let mut cmd = self.command(args);
+        cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+        let mut child = cmd.spawn().context("failed to start git")?;
+        let drain = |pipe: Option<Box<dyn std::io::Read + Send>>| {
+            std::thread::spawn(move || {
+                let mut bytes = Vec::new();
+                if let Some(mut pipe) = pipe {
+                    let _ = pipe.read_to_end(&mut bytes);
+                }
+                bytes
+            })
+        };
+        let stdout = drain(child.stdout.take().map(|pipe| Box::new(pipe) as Box<dyn std::io::Read + Send>));
+        let stderr = drain(child.stderr.take().map(|pipe| Box::new(pipe) as Box<dyn std::io::Read + Send>));
+        let args = args.iter().map(|arg| arg.to_string()).collect();
+        Ok(Background { child, output: Some((stdout, stderr)), args })
+    }
+
     /// Runs git, fails with its stderr unless it exits 0, returns stdout as bytes.
     fn run_bytes(&self, args: &[&str], input: Option<&[u8]>) -> Result<Vec<u8>> {
         let output = self.output(args, input)?;
@@ -393,6 +415,43 @@ impl RefUpdate {
     }
 }
 
+/// A thread reading one of a command's pipes to its end.
+type Drain = std::thread::JoinHandle<Vec<u8>>;
+
+/// A git command running beside the caller, its output read as it comes
+/// (so it never waits on a full pipe). Dropped before [`Background::finish`],
+/// it is killed: a walk whose answer is no longer wanted stops with it.
+pub struct Background {
+    child: std::process::Child,
+    /// The threads reading stdout and stderr, until finished.
+    output: Option<(Drain, Drain)>,
+    args: Vec<String>,
+}
+
+impl Background {
+    /// Waits for the command; fails with its stderr unless it exits 0.
+    pub fn finish(mut self) -> Result<Vec<u8>> {
+        let (stdout, stderr) = self.output.take().expect("finished once");
+        let stdout = stdout.join().unwrap_or_default();
+        let stderr = stderr.join().unwrap_or_default();
+        let status = self.child.wait()?;
+        if !status.success() {
+            let args: Vec<&str> = self.args.iter().map(String::as_str).collect();
+            bail!(failure_message(&args, &Output { status, stdout: Vec::new(), stderr }));
+        }
+        Ok(stdout)
+    }
+}
+
+impl Drop for Background {
+    fn drop(&mut self) {
+        if self.output.is_some() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
 fn failure_message(args: &[&str], output: &Output) -> String {
     let stderr = redact_url(String::from_utf8_lossy(&output.stderr).trim());
     let status = match output.status.code() {
@@ -441,6 +500,24 @@ fn parse_git_version(text: &str) -> Option<(u32, u32)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_background_command_dropped_unfinished_is_killed_and_reaped() {
+        let dir = tempfile::tempdir().unwrap();
+        let git = Git::at(dir.path());
+        git.run(&["init", "--quiet"]).unwrap();
+        // Stands in for a long walk: git waiting on a pager-less alias.
+        let running = git.start(&["-c", "alias.wait=!sleep 10", "wait"]).unwrap();
+        let pid = running.child.id();
+        assert!(Path::new(&format!("/proc/{pid}")).exists());
+        drop(running);
+        assert!(!Path::new(&format!("/proc/{pid}")).exists(), "git {pid} still runs after the drop");
+        // Finished, it answers as a foreground command would.
+        let out = git.start(&["rev-parse", "--is-inside-work-tree"]).unwrap().finish().unwrap();
+        assert_eq!(out, b"true\n");
+        let error = git.start(&["rev-parse", "--verify", "nothing-here"]).unwrap().finish().unwrap_err();
+        assert!(format!("{error:#}").contains("git rev-parse --verify nothing-here failed"), "{error:#}");
+    }
 
     #[test]
     fn parses_git_versions() {
