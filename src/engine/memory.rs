@@ -314,6 +314,11 @@ impl Memory {
         if git.remote_url(remote)?.is_none() {
             return Ok(None);
         }
+        self.fetch_from_known_remote(git, remote)
+    }
+
+    /// [`Memory::fetch`] from a remote the caller knows is configured.
+    pub fn fetch_from_known_remote(&mut self, git: &Git, remote: &str) -> Result<Option<String>> {
         let tracking = format!("refs/patchmoi/remotes/{remote}/resolutions");
         match git.fetch_ref(remote, MEMORY_REF, &tracking)? {
             FetchOutcome::Fetched => {}

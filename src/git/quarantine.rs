@@ -173,22 +173,22 @@ impl Quarantine {
             .as_deref()
     }
 
-    /// Whether patchmoi may write the pack and its index into the
-    /// repository itself, as `git index-pack` would: not where a setting
-    /// asks git for more than its defaults when it stores objects (syncing,
-    /// shared permissions, checking objects, a second object format).
-    fn may_store_packs(&self) -> bool {
-        const STORAGE: [&str; 7] = [
+    /// Whether patchmoi may write `pack` and its index into the repository
+    /// itself, as `git index-pack` would: not where a setting asks git for
+    /// more than its defaults when it stores objects (syncing, shared
+    /// permissions, a second object format), nor for a pack past 2 GiB
+    /// (its offsets need the index's second table).
+    fn may_store(&self, pack: &Pack) -> bool {
+        const STORAGE: [&str; 5] = [
             "core.fsync",
             "core.fsyncobjectfiles",
             "core.fsyncmethod",
             "core.sharedrepository",
-            "transfer.fsckobjects",
-            "fetch.fsckobjects",
             "extensions.compatobjectformat",
         ];
         let Some(settings) = self.settings() else { return false };
-        !settings.iter().any(|entry| STORAGE.contains(&entry.split('\n').next().unwrap_or_default()))
+        pack.bytes.len() < 0x8000_0000
+            && !settings.iter().any(|entry| STORAGE.contains(&entry.split('\n').next().unwrap_or_default()))
     }
 
     /// Stores `pack` in the repository's `objects/pack` with the index git
@@ -210,13 +210,18 @@ impl Quarantine {
             }
             let temporary = dir.join(format!("tmp_patchmoi_{}_{name}.{ext}", std::process::id()));
             let written = (|| -> std::io::Result<()> {
-                let mut file = std::fs::File::create(&temporary)?;
+                // A leftover of a killed run with this process id.
+                let _ = std::fs::remove_file(&temporary);
+                // Read-only (less the umask), as git leaves its packs.
+                let mut file = std::os::unix::fs::OpenOptionsExt::mode(
+                    std::fs::OpenOptions::new().write(true).create_new(true),
+                    0o444,
+                )
+                .open(&temporary)?;
                 std::io::Write::write_all(&mut file, bytes)?;
                 if sync {
                     file.sync_all()?;
                 }
-                // Read-only, as git leaves its packs.
-                std::fs::set_permissions(&temporary, std::os::unix::fs::PermissionsExt::from_mode(0o444))?;
                 std::fs::rename(&temporary, &path)
             })();
             if let Err(error) = written {
@@ -248,7 +253,7 @@ impl Quarantine {
         }
         let pack = write_pack(&objects, format)?;
         tracing::debug!(objects = objects.len(), bytes = pack.bytes.len(), "packed");
-        if self.may_store_packs() {
+        if self.may_store(&pack) {
             return self.store_pack(&pack, objects.len() >= UNPACK_LIMIT);
         }
         // The quarantine may be on another filesystem (tmpfs), so the pack is
