@@ -207,3 +207,32 @@ fn an_old_memory_is_read_and_upgraded_and_a_newer_one_is_refused() {
     assert_eq!(resolve.code, 1);
     assert!(resolve.stderr.contains("is in format 3"), "{}", resolve.stderr);
 }
+
+#[test]
+fn a_run_with_nothing_to_replay_leaves_the_memory_as_it_was() {
+    // The fork's remote has a memory; the local repository has none. A
+    // release the branch already contains (nothing to replay) takes nothing
+    // from the remote; a release with a stack to replay brings it in. (The
+    // memory's read runs beside the stack's preparation; its fetch, which
+    // may move the ref, must wait for a stack.)
+    let fx = with_a_call_site();
+    let origin = fx.with_origin();
+    let blob = git_with_input(&fx.fork, &["hash-object", "-w", "--stdin"], "2\n");
+    let tree = git_with_input(&fx.fork, &["mktree"], &format!("100644 blob {blob}\tformat\n"));
+    let commit = fx.fork.git(&["commit-tree", &tree, "-m", "memory on the remote"]);
+    fx.fork.git(&["push", "--quiet", "origin", &format!("{commit}:refs/patchmoi/resolutions")]);
+    assert_eq!(origin.rev("refs/patchmoi/resolutions"), commit);
+    let has_memory = || fx.fork.git(&["for-each-ref", "refs/patchmoi/resolutions"]);
+
+    fx.upstream.git(&["tag", "v1.0.1", "v1.0.0"]);
+    let up_to_date = fx.run_release("v1.0.1", &[]);
+    assert_eq!(up_to_date.code, 0, "{}", up_to_date.stderr);
+    assert_eq!(up_to_date.step("rebase")["status"], "completed", "{}", up_to_date.stderr);
+    assert_eq!(has_memory(), "", "a run with nothing to replay fetched the memory");
+
+    // v1.1.0 has a stack to replay (it stops on a conflict the memory does
+    // not know): the memory is fetched before the replay.
+    let replayed = fx.run_release("v1.1.0", &[]);
+    assert_eq!(replayed.step("rebase")["status"], "needs_intervention", "{}", replayed.stderr);
+    assert_eq!(fx.fork.rev("refs/patchmoi/resolutions"), commit);
+}
