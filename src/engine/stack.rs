@@ -200,18 +200,16 @@ fn prepare_with(
             spec.branch, spec.remote
         )));
     };
-    let known = if fetch { None } else { git.resolve_commit(&spec.upstream_ref())? };
+    let here = git.resolve_commit(&spec.upstream_ref())?;
+    let known = if fetch { None } else { here.clone() };
     // The cherry-pick walk (see below) is the longest step of a small
     // run's path; when the release is probably here already (fetched by an
     // earlier run, or a tag of the same name in the fork), it starts on that
     // guess now, beside the fetch. Only a guess: its result is used only if
     // the fetched release is that very commit.
-    let guess = match &known {
-        Some(known) => Some(known.clone()),
-        None => match git.resolve_commit(&spec.upstream_ref())? {
-            Some(earlier) => Some(earlier),
-            None => git.resolve_commit(&format!("refs/tags/{}", spec.tag))?,
-        },
+    let guess = match here {
+        Some(here) => Some(here),
+        None => git.resolve_commit(&format!("refs/tags/{}", spec.tag))?,
     };
     let guessed = match guess {
         Some(guess) => Some((guess.clone(), git.start_cherry_walk(&guess, &head)?)),

@@ -18,7 +18,7 @@ use crate::git::{CherryMarks, Git, RawCommit};
 /// commit of the same change when one could be named. A patch that starts
 /// empty is never one (git's sequencer keeps it: `is_empty` in
 /// `sequencer_make_script`), and merges have no patch-id. `marked` is what
-/// [`Git::cherry_equivalents`] found for `release...head`.
+/// [`Git::start_cherry_walk`] found for `release...head`.
 pub fn upstreamed_patches(
     git: &Git,
     patches: &[&RawCommit],

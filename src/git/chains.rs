@@ -66,7 +66,7 @@ impl Quarantine {
         *self.replay_allowed.get_or_init(|| {
             let allowed = (|| -> Result<bool> {
                 // One read of the settings answers both questions.
-                let settings = self.settings().context("the repository's settings could not be read")?.to_vec();
+                let settings = self.settings().context("the repository's settings could not be read")?;
                 let merge_setting =
                     |entry: &String| MERGE_SETTINGS.iter().any(|key| entry.split('\n').next() == Some(*key));
                 if settings.iter().any(merge_setting) || self.replace_refs {
@@ -81,9 +81,9 @@ impl Quarantine {
                         || entry.starts_with("extensions.")
                         || *entry == include
                 };
-                let here: Vec<String> = settings.into_iter().filter(|e| !own(e)).collect();
-                let there: Vec<String> = scratch.effective_config()?.into_iter().filter(|e| !own(e)).collect();
-                Ok(here == there)
+                let here = settings.iter().filter(|e| !own(e));
+                let there = scratch.effective_config()?;
+                Ok(here.eq(there.iter().filter(|e| !own(e))))
             })();
             match allowed {
                 Ok(allowed) => {

@@ -41,7 +41,7 @@ impl CherryWalk {
     }
 }
 
-/// See [`Git::cherry_equivalents`].
+/// What [`Git::start_cherry_walk`] found.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct CherryMarks {
     /// The tip's commits that upstream has.
@@ -74,15 +74,9 @@ impl Git {
     /// detection finds on both sides, as `git rebase <upstream>` asks it
     /// (`--cherry-mark`, see `sequencer_make_script` in git's sequencer.c):
     /// git computes the patch-ids itself, so they are its own. Each side
-    /// apart: (those of `tip`, those of `upstream`). git marks an
-    /// equivalent `=` on either side, so this is `git log`, for `%S`: the
-    /// tip each commit was reached from.
-    pub fn cherry_equivalents(&self, upstream: &str, tip: &str) -> Result<CherryMarks> {
-        self.start_cherry_walk(upstream, tip)?.finish()
-    }
-
-    /// [`Git::cherry_equivalents`] started in the background: dropping the
-    /// walk before [`CherryWalk::finish`] stops it.
+    /// apart: git marks an equivalent `=` on either side, so this is `git
+    /// log`, for `%S`: the tip each commit was reached from. Started in the
+    /// background: dropping the walk before [`CherryWalk::finish`] stops it.
     pub fn start_cherry_walk(&self, upstream: &str, tip: &str) -> Result<CherryWalk> {
         let range = format!("{upstream}...{tip}");
         let running = self.start(&[

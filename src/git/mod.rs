@@ -258,7 +258,7 @@ impl Git {
         let mut cmd = self.command(args);
         cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
         let mut child = cmd.spawn().context("failed to start git")?;
-        let drain = |pipe: Option<Box<dyn std::io::Read + Send>>| {
+        fn drain(pipe: Option<impl std::io::Read + Send + 'static>) -> Drain {
             std::thread::spawn(move || {
                 let mut bytes = Vec::new();
                 if let Some(mut pipe) = pipe {
@@ -266,9 +266,8 @@ impl Git {
                 }
                 bytes
             })
-        };
-        let stdout = drain(child.stdout.take().map(|pipe| Box::new(pipe) as Box<dyn std::io::Read + Send>));
-        let stderr = drain(child.stderr.take().map(|pipe| Box::new(pipe) as Box<dyn std::io::Read + Send>));
+        }
+        let (stdout, stderr) = (drain(child.stdout.take()), drain(child.stderr.take()));
         let args = args.iter().map(|arg| arg.to_string()).collect();
         Ok(Background { child, output: Some((stdout, stderr)), args })
     }

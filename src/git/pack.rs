@@ -47,8 +47,7 @@ impl LooseObjects {
                 }
             }
         }
-        let id_len = if format == "sha256" { 32 } else { 20 };
-        Ok(LooseObjects { dir: dir.to_path_buf(), ids, id_len })
+        Ok(LooseObjects { dir: dir.to_path_buf(), ids, id_len: id_len(format) })
     }
 
     /// The object, inflated: a loose object is zlib of `<type> <size>\0<body>`.
@@ -71,8 +70,8 @@ impl LooseObjects {
     /// Every object here reachable from `tips` (commits or trees), each once.
     /// Objects not here are in the repository already (the quarantine's
     /// alternate: git does not write an object it can already read), and so
-    /// is everything they reach.
-    pub fn reachable(&self, tips: &[String]) -> Result<Vec<Object>> {
+    /// is everything they reach. Each with its id, as it was read by it.
+    pub fn reachable(&self, tips: &[String]) -> Result<Vec<(String, Object)>> {
         let mut seen = HashSet::new();
         let mut stack: Vec<String> = tips.iter().filter(|id| self.ids.contains(*id)).cloned().collect();
         let mut objects = Vec::new();
@@ -88,7 +87,7 @@ impl LooseObjects {
                 _ => Vec::new(),
             };
             stack.extend(links.into_iter().filter(|link| self.ids.contains(link) && !seen.contains(link)));
-            objects.push((kind, body));
+            objects.push((id, (kind, body)));
         }
         Ok(objects)
     }
@@ -199,16 +198,16 @@ pub struct Pack {
     format: String,
 }
 
-/// A version 2 pack of `objects`, undeltified, trailed by its checksum in
-/// the repository's hash.
-pub fn write_pack(objects: &[Object], format: &str) -> Result<Pack> {
+/// A version 2 pack of `objects` (each with its id), undeltified, trailed
+/// by its checksum in the repository's hash.
+pub fn write_pack(objects: &[(String, Object)], format: &str) -> Result<Pack> {
     let mut zlib = Compress::new(Compression::fast(), true);
     let mut pack = Vec::new();
     let mut entries = Vec::with_capacity(objects.len());
     pack.extend_from_slice(b"PACK");
     pack.extend_from_slice(&2u32.to_be_bytes());
     pack.extend_from_slice(&u32::try_from(objects.len()).context("too many objects for one pack")?.to_be_bytes());
-    for (kind, body) in objects {
+    for (id, (kind, body)) in objects {
         let code: u8 = match kind.as_str() {
             "commit" => 1,
             "tree" => 2,
@@ -230,7 +229,6 @@ pub fn write_pack(objects: &[Object], format: &str) -> Result<Pack> {
         deflate(&mut zlib, body, &mut pack)?;
         let mut crc = flate2::Crc::new();
         crc.update(&pack[offset..]);
-        let id = super::object_id(format, kind, body);
         let id: Vec<u8> =
             (0..id.len()).step_by(2).map(|at| u8::from_str_radix(&id[at..at + 2], 16)).collect::<Result<_, _>>()?;
         entries.push((id, offset as u64, crc.sum()));
@@ -238,6 +236,15 @@ pub fn write_pack(objects: &[Object], format: &str) -> Result<Pack> {
     let checksum = digest(format, &pack);
     pack.extend_from_slice(&checksum);
     Ok(Pack { bytes: pack, entries, format: format.to_string() })
+}
+
+/// Bytes of a binary object id: 20 for SHA-1, 32 for SHA-256.
+fn id_len(format: &str) -> usize {
+    if format == "sha256" {
+        32
+    } else {
+        20
+    }
 }
 
 /// The checksum git puts after a pack or an index, in the repository's hash.
@@ -252,15 +259,12 @@ fn digest(format: &str, bytes: &[u8]) -> Vec<u8> {
 impl Pack {
     /// The pack's checksum in hex: its name is `pack-<checksum>.pack`.
     pub fn name(&self) -> String {
-        hex(&self.bytes[self.bytes.len() - self.id_len()..])
+        hex(self.checksum())
     }
 
-    fn id_len(&self) -> usize {
-        if self.format == "sha256" {
-            32
-        } else {
-            20
-        }
+    /// The pack's trailing checksum.
+    fn checksum(&self) -> &[u8] {
+        &self.bytes[self.bytes.len() - id_len(&self.format)..]
     }
 
     /// Its index, version 2 (what `git index-pack` writes, see
@@ -292,7 +296,7 @@ impl Pack {
             let offset = u32::try_from(*offset).ok().filter(|offset| *offset < 0x8000_0000);
             index.extend_from_slice(&offset.context("pack too large to index")?.to_be_bytes());
         }
-        index.extend_from_slice(&self.bytes[self.bytes.len() - self.id_len()..]);
+        index.extend_from_slice(self.checksum());
         let checksum = digest(&self.format, &index);
         index.extend_from_slice(&checksum);
         Ok(index)
@@ -348,10 +352,11 @@ mod tests {
             let tree = tree.trim().to_string();
             let loose = LooseObjects::list(&objects, format).unwrap();
             let mut found = loose.reachable(std::slice::from_ref(&tree)).unwrap();
-            found.sort_by_key(|(_, body)| body.len());
-            let kinds: Vec<&str> = found.iter().map(|(kind, _)| kind.as_str()).collect();
+            found.sort_by_key(|(_, (_, body))| body.len());
+            let kinds: Vec<&str> = found.iter().map(|(_, (kind, _))| kind.as_str()).collect();
             assert_eq!(kinds, ["blob", "tree", "blob"]);
-            assert_eq!(found[2].1, big);
+            assert_eq!(found[2].1 .1, big);
+            assert_eq!(found[2].0, blob);
 
             // The same objects as a pack, indexed by git in a fresh repository.
             let other = tmp.path().join("other");
@@ -380,7 +385,9 @@ mod tests {
 
     #[test]
     fn pack_headers_encode_type_and_size() {
-        let pack = write_pack(&[("blob".into(), vec![b'x'; 300])], "sha1").unwrap().bytes;
+        let body = vec![b'x'; 300];
+        let id = super::super::object_id("sha1", "blob", &body);
+        let pack = write_pack(&[(id, ("blob".into(), body))], "sha1").unwrap().bytes;
         assert_eq!(&pack[..12], b"PACK\0\0\0\x02\0\0\0\x01");
         // 300 = 0b1_0010_1100: low nibble 0xc with the blob type, then 300 >> 4 = 18.
         assert_eq!(&pack[12..14], &[0x80 | (3 << 4) | 0x0c, 18]);
