@@ -2,13 +2,11 @@
 //! the event, each dispatch and attempt (runs, resolve, continue, promote),
 //! and the runs of each flow with their conflicts and culprits.
 
-use std::path::PathBuf;
-
 use anyhow::Result;
 use clap::Args;
 use serde::Serialize;
 
-use super::shared::{workspace_data_dir, workspace_root, Exit};
+use super::shared::{Exit, LocalRecords};
 use crate::core::env::Env;
 use crate::core::refname::check_tag;
 use crate::flow::event::UPSTREAM_RELEASE;
@@ -23,12 +21,8 @@ pub struct HistoryArgs {
     /// Only this release (default: every release, newest first).
     #[arg(long, allow_hyphen_values = true)]
     pub tag: Option<String>,
-    /// The fork's checkout (default: the git top level of the current directory).
-    #[arg(long)]
-    pub workspace_root: Option<PathBuf>,
-    /// Product state directory (default: DATA_DIR, else `data` at the workspace root).
-    #[arg(long)]
-    pub data_dir: Option<PathBuf>,
+    #[command(flatten)]
+    pub records: LocalRecords,
     /// Print one JSON document on stdout.
     #[arg(long)]
     pub json: bool,
@@ -55,9 +49,9 @@ pub fn cmd_history(args: HistoryArgs, env: &Env) -> Result<Exit> {
     if let Some(tag) = &args.tag {
         check_tag(tag)?;
     }
-    let root = workspace_root(args.workspace_root.as_deref())?;
+    let (root, data) = args.records.resolve(env)?;
     // Read-only: works on a read-only data directory too.
-    let store = Store::open_to_read(&workspace_data_dir(args.data_dir.as_deref(), env, &root))?;
+    let store = Store::open_to_read(&data)?;
     let state = StateDir::of(&root).load()?;
     let all = Filter { kind: Some(UPSTREAM_RELEASE.into()), limit: Some(MAX_LIMIT), ..Filter::default() };
     let mut releases = Vec::new();

@@ -1,13 +1,12 @@
 //! `prune`: retention of old releases' refs, run folders and records.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 
 use anyhow::Result;
 use clap::Args;
 use serde_json::json;
 
-use super::shared::{github_endpoint, workspace_data_dir, workspace_root, Exit};
+use super::shared::{github_endpoint, Exit, LocalRecords};
 use crate::core::env::Env;
 use crate::core::error::usage;
 use crate::flow::event::check_repo;
@@ -38,12 +37,8 @@ pub struct PruneArgs {
     /// requests could not be listed (no GITHUB_TOKEN).
     #[arg(long)]
     pub ignore_prs: bool,
-    /// The fork's checkout (default: the git top level of the current directory).
-    #[arg(long)]
-    pub workspace_root: Option<PathBuf>,
-    /// Product state directory (default: DATA_DIR, else `data` at the workspace root).
-    #[arg(long)]
-    pub data_dir: Option<PathBuf>,
+    #[command(flatten)]
+    pub records: LocalRecords,
     /// Print one JSON document on stdout.
     #[arg(long)]
     pub json: bool,
@@ -57,9 +52,8 @@ pub fn cmd_prune(args: PruneArgs, env: &Env) -> Result<Exit> {
     if let Some(repo) = &args.repo {
         check_repo(repo).map_err(|err| usage(format!("--repo: {err}")))?;
     }
-    let root = workspace_root(args.workspace_root.as_deref())?;
+    let (root, data) = args.records.resolve(env)?;
     let flows = flows::discover(&root)?;
-    let data = workspace_data_dir(args.data_dir.as_deref(), env, &root);
     let store = Store::open_to_read(&data)?;
     let pulls = open_pulls(&args, env, &Git::open(&root)?, &flows)?;
     let plan = plan(&root, &flows, &store.all_events()?, args.keep, args.push, &pulls)?;

@@ -107,6 +107,27 @@ pub fn github_endpoint(env: &Env) -> Option<Endpoint> {
     env.get("GITHUB_TOKEN").filter(|token| !token.is_empty()).map(|token| endpoint(env, Some(token)))
 }
 
+/// The fork's checkout and patchmoi's data directory of a command that
+/// reads the local records.
+#[derive(Debug, Args)]
+pub struct LocalRecords {
+    /// The fork's checkout (default: the git top level of the current directory).
+    #[arg(long)]
+    pub workspace_root: Option<PathBuf>,
+    /// Product state directory (default: DATA_DIR, else `data` at the workspace root).
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+}
+
+impl LocalRecords {
+    /// The checkout's top level and the data directory.
+    pub fn resolve(&self, env: &Env) -> Result<(PathBuf, PathBuf)> {
+        let root = workspace_root(self.workspace_root.as_deref())?;
+        let data = workspace_data_dir(self.data_dir.as_deref(), env, &root);
+        Ok((root, data))
+    }
+}
+
 /// Which flow's work for which release a command is about.
 #[derive(Debug, Args)]
 pub struct ReleaseTarget {
