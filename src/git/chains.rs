@@ -18,6 +18,8 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 
+use super::objects::header_lines;
+use super::pack::read_loose;
 use super::quarantine::Quarantine;
 use super::Git;
 
@@ -71,6 +73,16 @@ impl Quarantine {
                     |entry: &String| MERGE_SETTINGS.iter().any(|key| entry.split('\n').next() == Some(*key));
                 if settings.iter().any(merge_setting) || self.replace_refs {
                     return Ok(false);
+                }
+                // The scratch's settings are the repository's (it includes
+                // its config) and its own, unless a condition or a
+                // worktree's config applies in one and not the other: only
+                // then are they read there too, and compared.
+                let conditional = |entry: &String| {
+                    entry.starts_with("includeif.") || entry.starts_with("extensions.worktreeconfig\n")
+                };
+                if !settings.iter().any(conditional) {
+                    return Ok(true);
                 }
                 let scratch = self.git.with_env("GIT_DIR", self.scratch_repository()?.as_os_str());
                 // The scratch adds its format settings and the include of the
@@ -135,12 +147,45 @@ impl Quarantine {
             }
             replayed += run.len;
         }
-        let steps = if replayed == 0 { Vec::new() } else { chain(&git, onto, &tip)? };
+        let steps = match replayed {
+            0 => Vec::new(),
+            _ => match self.loose_chain(onto, &tip, replayed)? {
+                Some(steps) => steps,
+                None => chain(&git, onto, &tip)?,
+            },
+        };
         if steps.len() != replayed {
             // A git that drops commits which became empty, say.
             tracing::debug!(expected = replayed, got = steps.len(), "git replay made another number of commits");
             return Ok(None);
         }
+        Ok(Some(steps))
+    }
+
+    /// The `count` commits `onto..tip` along first parents with their trees,
+    /// oldest first, read from the quarantine's loose objects, where `git
+    /// replay` writes the commits it makes: no process. None when one is
+    /// not there, or the walk does not reach `onto` in `count` steps.
+    fn loose_chain(&self, onto: &str, tip: &str, count: usize) -> Result<Option<Vec<(String, String)>>> {
+        let mut zlib = flate2::Decompress::new(true);
+        let (mut steps, mut at) = (Vec::with_capacity(count), tip.to_string());
+        while at != onto {
+            if steps.len() == count {
+                return Ok(None);
+            }
+            let Some((kind, body)) = read_loose(&self.objects, &at, &mut zlib)? else { return Ok(None) };
+            let field = |name: &[u8]| {
+                header_lines(&body)
+                    .find_map(|line| line.strip_prefix(name))
+                    .map(|id| String::from_utf8_lossy(id).into_owned())
+            };
+            let (Some(tree), Some(parent)) = (field(b"tree "), field(b"parent ")) else { return Ok(None) };
+            if kind != "commit" {
+                return Ok(None);
+            }
+            steps.push((std::mem::replace(&mut at, parent), tree));
+        }
+        steps.reverse();
         Ok(Some(steps))
     }
 
@@ -191,4 +236,37 @@ fn chain(git: &Git, onto: &str, tip: &str) -> Result<Vec<(String, String)>> {
 fn quoted(path: &Path) -> String {
     let text = path.to_string_lossy();
     format!("\"{}\"", text.replace('\\', "\\\\").replace('"', "\\\""))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::fixture::FixtureRepo;
+    use super::*;
+
+    /// The chain `git replay` made, read from the quarantine's loose
+    /// objects, is what `git rev-list` says of it.
+    #[test]
+    fn the_chain_read_from_loose_objects_is_rev_lists() {
+        let dir = tempfile::tempdir().unwrap();
+        let repo = FixtureRepo::init(dir.path()).unwrap();
+        let base = repo.commit("base", &[("a", "a\n"), ("b", "b\n")]).unwrap();
+        let onto = repo.commit("upstream", &[("u", "u\n")]).unwrap();
+        repo.git(&["checkout", "--quiet", "-b", "patches", &base]).unwrap();
+        repo.commit("one", &[("a", "one\n")]).unwrap();
+        repo.commit("two", &[("b", "two\n")]).unwrap();
+        let last = repo.commit("three", &[("c", "three\n")]).unwrap();
+        let git = Git::open(dir.path()).unwrap();
+        let quarantine = git.quarantine().unwrap();
+        assert!(quarantine.replay_allowed());
+
+        let run = Run { from: &base, last: &last, len: 3 };
+        let steps = quarantine.replay_runs(&onto, &[run]).unwrap().expect("git replay took the run");
+        let tip = &steps.last().unwrap().0.clone();
+        let scratch = quarantine.git.with_env("GIT_DIR", quarantine.scratch_repository().unwrap().as_os_str());
+        assert_eq!(steps, chain(&scratch, &onto, tip).unwrap());
+        assert_eq!(quarantine.loose_chain(&onto, tip, 3).unwrap(), Some(steps));
+        // A chain longer than asked for, or not in the quarantine, is not read.
+        assert_eq!(quarantine.loose_chain(&onto, tip, 2).unwrap(), None);
+        assert_eq!(quarantine.loose_chain(&base, &last, 3).unwrap(), None);
+    }
 }

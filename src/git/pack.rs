@@ -50,21 +50,9 @@ impl LooseObjects {
         Ok(LooseObjects { dir: dir.to_path_buf(), ids, id_len: id_len(format) })
     }
 
-    /// The object, inflated: a loose object is zlib of `<type> <size>\0<body>`.
+    /// The object, which is here.
     fn read(&self, id: &str, zlib: &mut Decompress) -> Result<Object> {
-        let path = self.dir.join(&id[..2]).join(&id[2..]);
-        let compressed = std::fs::read(&path).with_context(|| format!("failed to read {}", path.display()))?;
-        let mut raw = Vec::new();
-        inflate(zlib, &compressed, &mut raw)
-            .with_context(|| format!("object {id} in {} is corrupt", self.dir.display()))?;
-        let nul = raw.iter().position(|b| *b == 0).with_context(|| format!("object {id} has no header"))?;
-        let header = String::from_utf8_lossy(&raw[..nul]).into_owned();
-        let (kind, size) = header.split_once(' ').with_context(|| format!("object {id} has a bad header"))?;
-        let body = raw.split_off(nul + 1);
-        if size.parse::<usize>().ok() != Some(body.len()) {
-            bail!("object {id} in {} is truncated", self.dir.display());
-        }
-        Ok((kind.to_string(), body))
+        read_loose(&self.dir, id, zlib)?.with_context(|| format!("object {id} is gone from {}", self.dir.display()))
     }
 
     /// Every object here reachable from `tips` (commits or trees), each once.
@@ -91,6 +79,27 @@ impl LooseObjects {
         }
         Ok(objects)
     }
+}
+
+/// The loose object `id` in the object directory `dir`, inflated (a loose
+/// object is zlib of `<type> <size>\0<body>`), or None when it is not there.
+pub fn read_loose(dir: &Path, id: &str, zlib: &mut Decompress) -> Result<Option<Object>> {
+    let path = dir.join(&id[..2]).join(&id[2..]);
+    let compressed = match std::fs::read(&path) {
+        Ok(compressed) => compressed,
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(error) => return Err(error).with_context(|| format!("failed to read {}", path.display())),
+    };
+    let mut raw = Vec::new();
+    inflate(zlib, &compressed, &mut raw).with_context(|| format!("object {id} in {} is corrupt", dir.display()))?;
+    let nul = raw.iter().position(|b| *b == 0).with_context(|| format!("object {id} has no header"))?;
+    let header = String::from_utf8_lossy(&raw[..nul]).into_owned();
+    let (kind, size) = header.split_once(' ').with_context(|| format!("object {id} has a bad header"))?;
+    let body = raw.split_off(nul + 1);
+    if size.parse::<usize>().ok() != Some(body.len()) {
+        bail!("object {id} in {} is truncated", dir.display());
+    }
+    Ok(Some((kind.to_string(), body)))
 }
 
 /// Writes `body` as a loose object of `kind` into the object directory

@@ -93,7 +93,7 @@ pub struct Quarantine {
     /// Scratch space for files that feed git (commit bodies).
     pub staging: PathBuf,
     /// Where the new objects are, loose.
-    objects: PathBuf,
+    pub(super) objects: PathBuf,
     /// The repository's object directory.
     repo_objects: PathBuf,
     /// `sha1` or `sha256`, the repository's object format.
