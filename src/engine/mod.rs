@@ -5,6 +5,7 @@
 //! resolutions, prepares resolve worktrees, publishes refs and promotes.
 //! It knows nothing of flows, the Action or the service.
 
+pub mod ahead;
 pub mod conflict;
 pub mod culprit;
 pub mod land;

@@ -13,6 +13,7 @@ use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 
 use crate::core::redact;
+use crate::engine::ahead::{self, Ahead, Base};
 use crate::engine::conflict::{self, ConflictReport};
 use crate::engine::land::{self, Land};
 use crate::engine::memory::{self, Memory, Recalled};
@@ -25,7 +26,7 @@ use crate::engine::replay;
 use crate::engine::replay::{replay, Onto, Patches};
 use crate::engine::upstreamed;
 use crate::engine::walk;
-use crate::git::{ConflictEntry, FetchOutcome, Git, MergeResult, Quarantine, RawCommit, RefUpdate};
+use crate::git::{CherryWalk, ConflictEntry, FetchOutcome, Git, MergeResult, Quarantine, RawCommit, RefUpdate};
 
 /// What to rebase and where the result goes; names are already validated.
 #[derive(Debug, Clone)]
@@ -174,26 +175,6 @@ pub enum Precondition {
 /// Resolves the branch, gets the release (fetching it unless `fetch` is
 /// false and it is already here), and reads the stack.
 pub fn prepare(git: &Git, spec: &StackSpec, fetch: bool) -> Result<Precondition> {
-    std::thread::scope(|scope| {
-        // The quarantine (where the objects go, whether `git replay` may
-        // merge: three git processes) needs nothing the fetch brings, so it
-        // is made beside the fetch and the walks rather than after them.
-        let quarantine = scope.spawn(|| {
-            let quarantine = git.quarantine()?;
-            quarantine.replay_allowed();
-            Ok(quarantine)
-        });
-        let quarantine = || quarantine.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic));
-        prepare_with(git, spec, fetch, quarantine)
-    })
-}
-
-fn prepare_with(
-    git: &Git,
-    spec: &StackSpec,
-    fetch: bool,
-    quarantine: impl FnOnce() -> Result<Quarantine>,
-) -> Result<Precondition> {
     let Some(head) = resolve_branch(git, spec)? else {
         return Ok(Precondition::Blocked(format!(
             "maintained branch {} was found neither locally nor on {}",
@@ -201,20 +182,32 @@ fn prepare_with(
         )));
     };
     let here = git.resolve_commit(&spec.upstream_ref())?;
-    let known = if fetch { None } else { here.clone() };
-    // The cherry-pick walk (see below) is the longest step of a small
-    // run's path; when the release is probably here already (fetched by an
-    // earlier run, or a tag of the same name in the fork), it starts on that
-    // guess now, beside the fetch. Only a guess: its result is used only if
-    // the fetched release is that very commit.
-    let guess = match here {
-        Some(here) => Some(here),
+    // The release is probably here already (fetched by an earlier run, or
+    // a tag of the same name in the fork): the work it alone decides starts
+    // on that guess, beside the fetch (see `ahead`).
+    let guess = match &here {
+        Some(here) => Some(here.clone()),
         None => git.resolve_commit(&format!("refs/tags/{}", spec.tag))?,
     };
-    let guessed = match guess {
-        Some(guess) => Some((guess.clone(), git.start_cherry_walk(&guess, &head)?)),
-        None => None,
-    };
+    std::thread::scope(|scope| {
+        let ahead = scope.spawn(|| ahead::start(git, &head, guess.as_deref()));
+        let ahead = || ahead.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        prepare_with(git, spec, &head, fetch, here.clone(), ahead)
+    })
+}
+
+/// [`prepare`] once the branch head is known; `here` is the release an
+/// earlier fetch brought, if any.
+fn prepare_with(
+    git: &Git,
+    spec: &StackSpec,
+    head: &str,
+    fetch: bool,
+    here: Option<String>,
+    ahead: impl FnOnce() -> (Result<Quarantine>, Option<Ahead>),
+) -> Result<Precondition> {
+    let head = head.to_string();
+    let known = if fetch { None } else { here };
     // The release and upstream's default branch come in one fetch (a fetch
     // is the costliest process of a small run); should either be missing,
     // each is fetched alone, as that tells which.
@@ -239,33 +232,35 @@ fn prepare_with(
             Err(blocked) => return Ok(Precondition::Blocked(blocked)),
         },
     };
+    let (quarantine, ahead) = ahead();
     // git's cherry-pick detection walks all of upstream's new commits, the
-    // longest step of a clean run: it needs only the two tips, so it starts
-    // now (unless it started on the right guess), beside the merge base,
+    // longest step of a clean run: it needs only the two tips, so unless it
+    // started ahead on the right guess it starts now, beside the merge base,
     // reading the stack and the replay. A walk whose answer is not used (a
     // wrong guess, nothing to replay, an error) is stopped when dropped.
-    let marked = match guessed {
-        Some((guess, walk)) if guess == release => walk,
-        _ => git.start_cherry_walk(&release, &head)?,
+    let (marked, base, speculated) = match ahead {
+        Some(ahead) if ahead.release == release => (ahead.walk, ahead.base, Some(ahead.speculation)),
+        _ => (git.start_cherry_walk(&release, &head)?, Base::read(git, &head, &release)?, None),
     };
-    let Some(merge_base) = git.merge_base(&head, &release)? else {
-        let hint = if git.is_shallow()? {
-            "the repository is a shallow clone; fetch its full history (`git fetch --unshallow`, or `fetch-depth: 0` in actions/checkout)"
-        } else {
-            "they share no history"
-        };
-        return Ok(Precondition::Blocked(format!(
-            "no common ancestor between branch {} and tag {}: {hint}",
-            spec.branch, spec.tag
-        )));
+    let (merge_base, chain) = match base {
+        Base::Stack { merge_base, chain } => (merge_base, chain),
+        Base::Contains => return Ok(Precondition::UpToDate { head, release }),
+        Base::Unrelated => {
+            let hint = if git.is_shallow()? {
+                "the repository is a shallow clone; fetch its full history (`git fetch --unshallow`, or `fetch-depth: 0` in actions/checkout)"
+            } else {
+                "they share no history"
+            };
+            return Ok(Precondition::Blocked(format!(
+                "no common ancestor between branch {} and tag {}: {hint}",
+                spec.branch, spec.tag
+            )));
+        }
     };
-    if merge_base == release {
-        return Ok(Precondition::UpToDate { head, release });
-    }
     let upstream_head = upstream_default(git, spec, fetch_head)?;
     let mut left_out = Vec::new();
     let mut all = Vec::new();
-    let walked = walk::walk(git, &head, &release, upstream_head.as_deref())?;
+    let walked = walk::classify(git, chain, &head, &release, upstream_head.as_deref())?;
     let fork_point = walked.first().and_then(|first| first.commit.parents.first().cloned());
     let fork_point = fork_point.unwrap_or_else(|| merge_base.clone());
     for walked in walked {
@@ -274,18 +269,26 @@ fn prepare_with(
             None => all.push(walked.commit),
         }
     }
+    // The replay ahead took the whole chain: it holds for the stack only
+    // when no commit of it was left out as upstream's.
+    let speculated = speculated.filter(|_| left_out.is_empty());
     let started_empty = started_empty(git, &all)?;
-    let quarantine = quarantine()?;
+    let quarantine = quarantine?;
     // Finding upstreamed patches reads every upstream commit's files, about
-    // as long as replaying the stack takes: the replay runs beside it, on
-    // the guess that nothing is dropped, and is kept where that holds.
-    let (upstreamed, speculation) = std::thread::scope(|scope| {
-        let speculation = scope.spawn(|| replay::speculate(&quarantine, &release, &all));
+    // as long as replaying the stack takes: unless the replay ran ahead, it
+    // runs beside it, on the guess that nothing is dropped, and is kept
+    // where that holds.
+    let upstreamed = |marked: CherryWalk| {
         let stack: Vec<&RawCommit> = all.iter().collect();
-        let marked = marked.finish();
-        let upstreamed = marked.and_then(|marked| upstreamed::upstreamed_patches(git, &stack, &started_empty, marked));
-        (upstreamed, speculation.join())
-    });
+        marked.finish().and_then(|marked| upstreamed::upstreamed_patches(git, &stack, &started_empty, marked))
+    };
+    let (upstreamed, speculation) = match speculated {
+        Some(speculation) => (upstreamed(marked), Ok(Ok(speculation))),
+        None => std::thread::scope(|scope| {
+            let speculation = scope.spawn(|| replay::speculate(&quarantine, &release, &all));
+            (upstreamed(marked), speculation.join())
+        }),
+    };
     let upstreamed = upstreamed?;
     let by_provenance = if spec.options.provenance {
         let rest: Vec<&RawCommit> = all.iter().filter(|patch| !upstreamed.contains_key(&patch.id)).collect();
@@ -597,13 +600,13 @@ pub fn rebase_with(git: &Git, spec: &StackSpec, regenerator: Option<&dyn Regener
     if spec.candidate == spec.branch {
         bail!("candidate branch {} is the maintained branch; refusing to replace it", spec.candidate);
     }
-    // The memory of resolutions (its ref, and whether the fork's remote is
-    // configured) needs nothing the stack does: it is read beside it. Its
+    // The memory of resolutions (its ref) needs nothing the stack does: it
+    // is read beside it. Its
     // fetch from the remote, which may move its ref, waits for a stack to
     // replay (and does not run beside the release's fetch: two fetches
     // writing one repository at once can fail on a lock).
     let (prepared, memory) = std::thread::scope(|scope| {
-        let memory = scope.spawn(|| anyhow::Ok((Memory::load(git)?, git.remote_url(&spec.remote)?.is_some())));
+        let memory = scope.spawn(|| Memory::load(git));
         let prepared = prepare(git, spec, true);
         (prepared, memory.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)))
     });
@@ -612,7 +615,13 @@ pub fn rebase_with(git: &Git, spec: &StackSpec, regenerator: Option<&dyn Regener
         Precondition::UpToDate { head, release } => return Ok(RebaseOutcome::UpToDate { head, release }),
         Precondition::Blocked(message) => return Ok(RebaseOutcome::Blocked(message)),
     };
-    let (mut memory, remote_known) = memory?;
+    let mut memory = memory?;
+    // The quarantine has read the settings already: no process to ask.
+    let url_key = format!("remote.{}.url", spec.remote);
+    let remote_known = match prepared.quarantine.has_setting(&url_key) {
+        Some(known) => known,
+        None => git.remote_url(&spec.remote)?.is_some(),
+    };
     if remote_known {
         memory.fetch_from_known_remote(git, &spec.remote)?;
     }

@@ -28,30 +28,49 @@ pub struct Walked {
 }
 
 /// The first-parent commits of `head` that `release` does not contain,
-/// oldest first, each with why it is left out, if it is. `upstream_head` is
-/// upstream's default branch, when known. A landed branch's patches start
-/// above its newest land merge (`land: merge`): the ones below it were
+/// above the newest land merge, read: what the branch head and the
+/// release alone decide (see [`classify`] for the rest).
+pub struct Chain {
+    /// The newest land merge on the chain (`land: merge`), if any.
+    landed: Option<String>,
+    /// The commits above it, oldest first.
+    pub commits: Vec<RawCommit>,
+}
+
+/// The chain of `head` above `release`: a landed branch's patches start
+/// above its newest land merge (`land: merge`), as the ones below it were
 /// replayed onto the release it landed.
-pub fn walk(git: &Git, head: &str, release: &str, upstream_head: Option<&str>) -> Result<Vec<Walked>> {
+pub fn chain(git: &Git, head: &str, release: &str) -> Result<Chain> {
     let chain = git.first_parent_chain(head, &[release])?;
     let landed = newest_land_merge(git, &chain)?;
-    let mut excluded = vec![release];
-    excluded.extend(landed.as_deref());
     // Above the land merge, nothing on the chain is its ancestor: excluding
     // it leaves the chain above it.
     let above = landed.as_ref().and_then(|landed| chain.iter().position(|(id, _)| id == landed)).map_or(0, |at| at + 1);
     let ids: Vec<String> = chain[above..].iter().map(|(id, _)| id.clone()).collect();
+    Ok(Chain { landed, commits: git.read_commits(&ids)? })
+}
+
+/// The chain's commits, oldest first, each with why it is left out, if it
+/// is. `upstream_head` is upstream's default branch, when known.
+pub fn classify(
+    git: &Git,
+    chain: Chain,
+    head: &str,
+    release: &str,
+    upstream_head: Option<&str>,
+) -> Result<Vec<Walked>> {
     let unreleased: HashSet<String> = match upstream_head {
         // A release cut from the default branch's tip excludes the same.
         Some(upstream) if upstream != release => {
-            excluded.push(upstream);
+            let mut excluded = vec![release, upstream];
+            excluded.extend(chain.landed.as_deref());
             let ours: HashSet<String> = git.first_parent_commits(head, &excluded)?.into_iter().collect();
-            ids.iter().filter(|id| !ours.contains(*id)).cloned().collect()
+            chain.commits.iter().map(|commit| &commit.id).filter(|id| !ours.contains(*id)).cloned().collect()
         }
         _ => HashSet::new(),
     };
     let mut walked = Vec::new();
-    for commit in git.read_commits(&ids)? {
+    for commit in chain.commits {
         let left_out = if unreleased.contains(&commit.id) {
             Some(UNRELEASED)
         } else if commit.parents.len() > 1 {

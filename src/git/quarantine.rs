@@ -173,6 +173,14 @@ impl Quarantine {
             .as_deref()
     }
 
+    /// Whether the setting `key` (as `git config --list` prints it: section
+    /// and name in lower case) has a value; None when the settings could
+    /// not be read.
+    pub fn has_setting(&self, key: &str) -> Option<bool> {
+        let settings = self.settings()?;
+        Some(settings.iter().any(|entry| entry.split('\n').next() == Some(key)))
+    }
+
     /// Whether patchmoi may write `pack` and its index into the repository
     /// itself, as `git index-pack` would: not where a setting asks git for
     /// more than its defaults when it stores objects (syncing, shared

@@ -94,6 +94,34 @@ fn upstreams_unreleased_work_is_never_a_patch() {
 }
 
 #[test]
+fn unreleased_work_under_the_stack_is_left_out_of_the_replay_started_ahead() {
+    // The fork's patches sit on upstream's default branch, past the release
+    // (W is in no release). The fork has the release's tag already, so the
+    // replay starts ahead, on the whole chain (W, f, g): once W is known to
+    // be upstream's, that replay is not the stack's, and is not used.
+    let fx = Fixture::new(&[("version", "1\n")]);
+    fx.upstream.commit("W: unreleased work", &[("w.txt", "w\n")]);
+    fx.upstream.git(&["checkout", "--quiet", "-b", "release-3", "v1.0.0"]);
+    fx.upstream.commit("Version 3", &[("version", "3\n")]);
+    fx.upstream.git(&["tag", "v3"]);
+    fx.upstream.git(&["checkout", "--quiet", "main"]);
+    fx.fork.git(&["fetch", "--quiet", "origin", "main", "refs/tags/v3:refs/tags/v3"]);
+    fx.fork.git(&["reset", "--quiet", "--hard", "origin/main"]);
+    fx.fork.commit("f", &[("f.txt", "f\n")]);
+    fx.fork.commit("g", &[("g.txt", "g\n")]);
+    fx.install_rebase_flow("");
+
+    let run = fx.run_release("v3", &[]);
+    let rebase = run.step("rebase");
+    assert_eq!(rebase["status"], "changed", "{}", run.stderr);
+    assert_eq!(subjects(&rebase["artifacts"]["carried"]), ["f", "g"]);
+    assert_eq!(rebase["artifacts"]["dropped"][0]["reason"], "upstream, not in this release");
+    let sha = rebase["artifacts"]["candidateRefs"][0]["sha"].as_str().unwrap();
+    assert_eq!(fx.fork.git(&["ls-tree", "--name-only", sha]), "f.txt\ng.txt\nversion");
+    assert_eq!(fx.fork.rev(&format!("{sha}~2")), fx.upstream.rev("v3"));
+}
+
+#[test]
 fn a_topic_merge_in_the_stack_is_one_patch_with_git_rebases_tree() {
     // The fork merges its own topic branch (two commits): carried as one
     // patch, the tree `git rebase` (which flattens the topic) gives.
