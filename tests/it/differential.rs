@@ -211,7 +211,7 @@ fn compare(seed: u64) -> Result<Outcome, String> {
     // Every other history, the fork has the release's tag already: the run
     // then works ahead on it while its fetch confirms it (`engine::ahead`),
     // and the result must be the same.
-    if seed % 2 == 0 {
+    if seed.is_multiple_of(2) {
         fx.fork.git(&["fetch", "--quiet", fx.upstream.path_str(), "refs/tags/v2:refs/tags/v2"]);
     }
     let run = fx.run_release("v2", &[]);
