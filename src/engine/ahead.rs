@@ -31,11 +31,38 @@ pub enum Base {
 
 impl Base {
     pub fn read(git: &Git, head: &str, release: &str) -> Result<Base> {
-        Ok(match git.merge_base(head, release)? {
+        let walked = git.first_parent_chain(head, &[release])?;
+        let merge_base = match merge_base_from_chain(head, &walked) {
+            Some(merge_base) => merge_base,
+            None => git.merge_base(head, release)?,
+        };
+        Ok(match merge_base {
             None => Base::Unrelated,
             Some(merge_base) if merge_base == release => Base::Contains,
-            Some(merge_base) => Base::Stack { merge_base, chain: walk::chain(git, head, release)? },
+            Some(merge_base) => Base::Stack { merge_base, chain: walk::chain(git, &walked)? },
         })
+    }
+}
+
+/// The merge base of a branch head and a release, when its first-parent
+/// chain above the release (oldest first, with parents) tells it, as `git
+/// merge-base` would answer; None when it does not.
+///
+/// With no merge on the chain, every ancestor of the head is on the chain
+/// or is the first parent of its oldest commit, or an ancestor of that
+/// one. That parent the release reaches (the chain is exactly what the
+/// release does not reach), so it and its ancestors are the common
+/// ancestors, and it is the only best one. An oldest commit with no
+/// parent means none; an empty chain, that the release reaches the head
+/// itself. A merge on the chain can bring common ancestors of its own:
+/// then only `git merge-base` says.
+fn merge_base_from_chain(head: &str, chain: &[(String, Vec<String>)]) -> Option<Option<String>> {
+    if chain.iter().any(|(_, parents)| parents.len() > 1) {
+        return None;
+    }
+    match chain.first() {
+        None => Some(Some(head.to_string())),
+        Some((_, parents)) => Some(parents.first().cloned()),
     }
 }
 
@@ -87,4 +114,67 @@ pub fn start(git: &Git, head: &str, guess: Option<&str>) -> (Result<Quarantine>,
 fn read_ahead(git: &Git, head: &str, release: &str) -> Result<(String, CherryWalk, Base)> {
     let walk = git.start_cherry_walk(release, head)?;
     Ok((release.to_string(), walk, Base::read(git, head, release)?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::git::fixture::FixtureRepo;
+
+    /// What `git merge-base` says of the two, as a [`Base`] would name it.
+    fn git_says(repo: &FixtureRepo, head: &str, release: &str) -> String {
+        match repo.git(&["merge-base", head, release]) {
+            Ok(base) if base == release => "contains".into(),
+            Ok(base) => base,
+            Err(_) => "unrelated".into(),
+        }
+    }
+
+    fn base_says(git: &Git, head: &str, release: &str) -> String {
+        match Base::read(git, head, release).unwrap() {
+            Base::Unrelated => "unrelated".into(),
+            Base::Contains => "contains".into(),
+            Base::Stack { merge_base, .. } => merge_base,
+        }
+    }
+
+    /// The merge base read from the chain is `git merge-base`'s, on every
+    /// shape of history: a stack on an older release, a branch behind the
+    /// release, one that contains it, unrelated histories, and a stack
+    /// with a merge of upstream in it (where git is asked).
+    #[test]
+    fn the_merge_base_from_the_chain_is_gits() {
+        let dir = tempfile::tempdir().unwrap();
+        let repo = FixtureRepo::init(dir.path()).unwrap();
+        let old = repo.commit("old release", &[("a", "1\n")]).unwrap();
+        let middle = repo.commit("upstream work", &[("b", "1\n")]).unwrap();
+        let release = repo.commit("release", &[("c", "1\n")]).unwrap();
+        repo.git(&["checkout", "--quiet", "-b", "stack", &old]).unwrap();
+        repo.commit("patch 1", &[("p", "1\n")]).unwrap();
+        let stack = repo.commit("patch 2", &[("p", "2\n")]).unwrap();
+        repo.git(&["checkout", "--quiet", "-b", "synced", &stack]).unwrap();
+        repo.git(&["merge", "--quiet", "--no-edit", &middle]).unwrap();
+        let synced = repo.commit("patch 3", &[("q", "1\n")]).unwrap();
+        repo.git(&["checkout", "--quiet", "-b", "ahead", &release]).unwrap();
+        let ahead = repo.commit("patch on the release", &[("r", "1\n")]).unwrap();
+        repo.git(&["checkout", "--quiet", "--orphan", "other"]).unwrap();
+        let other = repo.commit("unrelated", &[("z", "1\n")]).unwrap();
+        let git = Git::open(dir.path()).unwrap();
+
+        let cases = [
+            (stack.as_str(), release.as_str(), old.as_str()),
+            (old.as_str(), release.as_str(), old.as_str()),
+            (ahead.as_str(), release.as_str(), "contains"),
+            (release.as_str(), release.as_str(), "contains"),
+            (other.as_str(), release.as_str(), "unrelated"),
+            (synced.as_str(), release.as_str(), middle.as_str()),
+        ];
+        for (head, release, expected) in cases {
+            assert_eq!(git_says(&repo, head, release), expected, "the fixture, {head} on {release}");
+            assert_eq!(base_says(&git, head, release), expected, "{head} on {release}");
+        }
+        let chain = |head: &str| git.first_parent_chain(head, &[&release]).unwrap();
+        assert_eq!(merge_base_from_chain(&synced, &chain(&synced)), None, "a merge on the chain: git is asked");
+        assert_eq!(merge_base_from_chain(&stack, &chain(&stack)), Some(Some(old.clone())));
+    }
 }

@@ -37,12 +37,12 @@ pub struct Chain {
     pub commits: Vec<RawCommit>,
 }
 
-/// The chain of `head` above `release`: a landed branch's patches start
-/// above its newest land merge (`land: merge`), as the ones below it were
-/// replayed onto the release it landed.
-pub fn chain(git: &Git, head: &str, release: &str) -> Result<Chain> {
-    let chain = git.first_parent_chain(head, &[release])?;
-    let landed = newest_land_merge(git, &chain)?;
+/// The chain of a branch head above a release, from its first-parent walk
+/// ([`Git::first_parent_chain`]): a landed branch's patches start above its
+/// newest land merge (`land: merge`), as the ones below it were replayed
+/// onto the release it landed.
+pub fn chain(git: &Git, chain: &[(String, Vec<String>)]) -> Result<Chain> {
+    let landed = newest_land_merge(git, chain)?;
     // Above the land merge, nothing on the chain is its ancestor: excluding
     // it leaves the chain above it.
     let above = landed.as_ref().and_then(|landed| chain.iter().position(|(id, _)| id == landed)).map_or(0, |at| at + 1);
@@ -87,8 +87,8 @@ pub fn classify(
 /// `Patchmoi-Land: ` (its trailer), as `rev-list --first-parent --merges --max-count=1
 /// --extended-regexp --grep='^Patchmoi-Land: '` finds it; only the chain's
 /// merges are read.
-fn newest_land_merge(git: &Git, chain: &[(String, usize)]) -> Result<Option<String>> {
-    let merges: Vec<String> = chain.iter().filter(|(_, parents)| *parents > 1).map(|(id, _)| id.clone()).collect();
+fn newest_land_merge(git: &Git, chain: &[(String, Vec<String>)]) -> Result<Option<String>> {
+    let merges: Vec<String> = chain.iter().filter(|(_, parents)| parents.len() > 1).map(|(id, _)| id.clone()).collect();
     let marker = format!("{}: ", land::TRAILER);
     let read = git.read_commits(&merges)?;
     Ok(read

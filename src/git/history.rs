@@ -105,8 +105,8 @@ impl Git {
         Ok(out.lines().map(str::to_string).collect())
     }
 
-    /// [`Git::first_parent_commits`], each with how many parents it has.
-    pub fn first_parent_chain(&self, tip: &str, excluded: &[&str]) -> Result<Vec<(String, usize)>> {
+    /// [`Git::first_parent_commits`], each with its parents.
+    pub fn first_parent_chain(&self, tip: &str, excluded: &[&str]) -> Result<Vec<(String, Vec<String>)>> {
         let negated: Vec<String> = excluded.iter().map(|rev| format!("^{rev}")).collect();
         let format = "--format=%H %P";
         let mut args =
@@ -117,9 +117,8 @@ impl Git {
         Ok(out
             .lines()
             .filter_map(|line| {
-                let mut fields = line.split(' ').filter(|field| !field.is_empty());
-                let id = fields.next()?.to_string();
-                Some((id, fields.count()))
+                let mut fields = line.split(' ').filter(|field| !field.is_empty()).map(str::to_string);
+                Some((fields.next()?, fields.collect()))
             })
             .collect())
     }
