@@ -64,18 +64,25 @@ fn a_fork_that_merged_upstream_replays_only_its_own_commits() {
     assert_eq!(check.git(&["log", "--format=%s", "v3..HEAD"]), "g\nf");
 }
 
-#[test]
-fn upstreams_unreleased_work_is_never_a_patch() {
-    // Upstream tags v3 on a release branch; W is on its default branch but
-    // in no release, and the fork synced with it. `git rebase v3` would
-    // replay W as a patch; patchmoi leaves it (and the merge that brought
-    // it) out.
+/// Upstream tags v3 on a release branch cut from v1.0.0, and its default
+/// branch has W, in no release.
+fn unreleased_work_upstream() -> Fixture {
     let fx = Fixture::new(&[("version", "1\n")]);
     fx.upstream.commit("W: unreleased work", &[("w.txt", "w\n")]);
     fx.upstream.git(&["checkout", "--quiet", "-b", "release-3", "v1.0.0"]);
     fx.upstream.commit("Version 3", &[("version", "3\n")]);
     fx.upstream.git(&["tag", "v3"]);
     fx.upstream.git(&["checkout", "--quiet", "main"]);
+    fx
+}
+
+#[test]
+fn upstreams_unreleased_work_is_never_a_patch() {
+    // Upstream tags v3 on a release branch; W is on its default branch but
+    // in no release, and the fork synced with it. `git rebase v3` would
+    // replay W as a patch; patchmoi leaves it (and the merge that brought
+    // it) out.
+    let fx = unreleased_work_upstream();
     fx.fork.commit("f", &[("f.txt", "f\n")]);
     fx.fork.git(&["fetch", "--quiet", "origin", "main"]);
     fx.fork.git(&["merge", "--quiet", "--no-edit", "origin/main"]);
@@ -99,12 +106,7 @@ fn unreleased_work_under_the_stack_is_left_out_of_the_replay_started_ahead() {
     // (W is in no release). The fork has the release's tag already, so the
     // replay starts ahead, on the whole chain (W, f, g): once W is known to
     // be upstream's, that replay is not the stack's, and is not used.
-    let fx = Fixture::new(&[("version", "1\n")]);
-    fx.upstream.commit("W: unreleased work", &[("w.txt", "w\n")]);
-    fx.upstream.git(&["checkout", "--quiet", "-b", "release-3", "v1.0.0"]);
-    fx.upstream.commit("Version 3", &[("version", "3\n")]);
-    fx.upstream.git(&["tag", "v3"]);
-    fx.upstream.git(&["checkout", "--quiet", "main"]);
+    let fx = unreleased_work_upstream();
     fx.fork.git(&["fetch", "--quiet", "origin", "main", "refs/tags/v3:refs/tags/v3"]);
     fx.fork.git(&["reset", "--quiet", "--hard", "origin/main"]);
     fx.fork.commit("f", &[("f.txt", "f\n")]);
