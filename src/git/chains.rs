@@ -76,12 +76,15 @@ impl Quarantine {
                 }
                 // The scratch's settings are the repository's (it includes
                 // its config) and its own, unless a condition or a
-                // worktree's config applies in one and not the other: only
-                // then are they read there too, and compared.
+                // worktree's config applies in one and not the other, or
+                // the include's path cannot be written exactly: only then
+                // are they read there too, and compared.
                 let conditional = |entry: &String| {
-                    entry.starts_with("includeif.") || entry.starts_with("extensions.worktreeconfig\n")
+                    let key = entry.split('\n').next().unwrap_or_default();
+                    key.starts_with("includeif.") || key == "extensions.worktreeconfig"
                 };
-                if !settings.iter().any(conditional) {
+                let exact = self.repo_common_dir().to_str().is_some_and(|path| !path.contains('\n'));
+                if exact && !settings.iter().any(conditional) {
                     return Ok(true);
                 }
                 let scratch = self.git.with_env("GIT_DIR", self.scratch_repository()?.as_os_str());
@@ -242,6 +245,27 @@ fn quoted(path: &Path) -> String {
 mod tests {
     use super::super::fixture::FixtureRepo;
     use super::*;
+
+    /// A worktree's own config (`extensions.worktreeConfig`, set with or
+    /// without a value) applies in the repository and not in the scratch:
+    /// the two are read and compared, and a setting only the worktree has
+    /// keeps git replay out.
+    #[test]
+    fn a_worktrees_own_config_is_compared_with_the_scratchs() {
+        for value in ["", " = true"] {
+            let dir = tempfile::tempdir().unwrap();
+            let repo = FixtureRepo::init(dir.path()).unwrap();
+            repo.commit("first", &[("a", "one\n")]).unwrap();
+            let git_dir = dir.path().join(".git");
+            let mut config = std::fs::read_to_string(git_dir.join("config")).unwrap();
+            config.push_str(&format!("[extensions]\n\tworktreeConfig{value}\n"));
+            std::fs::write(git_dir.join("config"), config).unwrap();
+            let git = Git::open(dir.path()).unwrap();
+            assert!(git.quarantine().unwrap().replay_allowed(), "{value:?}: nothing in the worktree's config yet");
+            std::fs::write(git_dir.join("config.worktree"), "[merge \"keepours\"]\n\tdriver = true\n").unwrap();
+            assert!(!git.quarantine().unwrap().replay_allowed(), "{value:?}");
+        }
+    }
 
     /// The chain `git replay` made, read from the quarantine's loose
     /// objects, is what `git rev-list` says of it.

@@ -18,13 +18,14 @@ impl Git {
     /// object is written once, read a few times, then packed (and
     /// compressed) or thrown away, so disk writes and zlib there are pure cost.
     pub fn quarantine(&self) -> Result<Quarantine> {
-        // The object directory, the format and the replace refs' values
-        // (any stops `git replay`, see `chains.rs`) from one process.
+        // The object directory, the format, the common git directory and
+        // the replace refs' values (any stops `git replay`, see `chains.rs`)
+        // from one process.
         let args = ["rev-parse", "--path-format=absolute", "--git-path", "objects", "--show-object-format"];
-        let answers = self.run(&[&args[..], &["--glob=refs/replace/*"]].concat())?;
+        let answers = self.run(&[&args[..], &["--git-common-dir", "--glob=refs/replace/*"]].concat())?;
         let mut answers = answers.lines().map(str::to_string);
-        let (Some(objects), Some(format)) = (answers.next(), answers.next()) else {
-            anyhow::bail!("git rev-parse did not name the object directory and format");
+        let (Some(objects), Some(format), Some(common_dir)) = (answers.next(), answers.next(), answers.next()) else {
+            anyhow::bail!("git rev-parse did not name the object directory, the format and the git directory");
         };
         let replace_refs = answers.next().is_some();
         let objects = std::path::PathBuf::from(objects);
@@ -54,6 +55,7 @@ impl Git {
             staging: dir.path().join("staging"),
             objects: quarantine_objects,
             repo_objects: objects,
+            common_dir: PathBuf::from(common_dir),
             format,
             replay_allowed: std::sync::OnceLock::new(),
             settings: std::sync::OnceLock::new(),
@@ -96,6 +98,8 @@ pub struct Quarantine {
     pub(super) objects: PathBuf,
     /// The repository's object directory.
     repo_objects: PathBuf,
+    /// The repository's common git directory.
+    common_dir: PathBuf,
     /// `sha1` or `sha256`, the repository's object format.
     format: String,
     /// See [`Quarantine::replay_allowed`].
@@ -124,7 +128,7 @@ impl Quarantine {
     /// The repository's common git directory (shared by all its worktrees:
     /// config, `info/`, objects).
     pub(super) fn repo_common_dir(&self) -> &Path {
-        self.repo_objects.parent().unwrap_or(&self.repo_objects)
+        &self.common_dir
     }
 
     /// Writes a commit into the quarantine and returns its id.
