@@ -8,9 +8,14 @@
 //! fetch, and counts only if the fetch brings that very commit: an object
 //! id names its content, so the same two commits give the same answers.
 //!
-//! A guess that turns out wrong costs only the second core's time; its
-//! errors are not the run's (the run reads everything again on the release
-//! it fetched, and reports what fails there).
+//! A guess that turns out wrong costs what was done on it, which the run
+//! waits for once its fetch is done: the walks (about what they cost on the
+//! right release) and a replay of at most [`REPLAY_AHEAD_MAX`] patches (a
+//! longer stack replays after the fetch, beside the end of the cherry-pick
+//! walk, the longest step of such a run anyway). Its cherry-pick walk is
+//! stopped as soon as the guess is known wrong, and its errors are not the
+//! run's: the run reads everything again on the release it fetched, and
+//! reports what fails there.
 
 use anyhow::Result;
 
@@ -66,6 +71,11 @@ fn merge_base_from_chain(head: &str, chain: &[(String, Vec<String>)]) -> Option<
     }
 }
 
+/// The longest chain replayed ahead: on a wrong guess (a moved tag, a
+/// fork's own tag of the release's name on an old commit) the run waits
+/// for that replay, so it is kept to what a few dozen milliseconds replay.
+pub const REPLAY_AHEAD_MAX: usize = 64;
+
 /// The work done ahead on a guessed release.
 pub struct Ahead {
     /// The guessed release: the work counts only if it is the fetched one.
@@ -74,9 +84,10 @@ pub struct Ahead {
     pub walk: CherryWalk,
     pub base: Base,
     /// The whole chain replayed onto the guess as if nothing were dropped:
-    /// see [`replay::speculate`]. Empty when the chain has nothing to
-    /// replay or git replay could not take it.
-    pub speculation: Vec<(String, String)>,
+    /// see [`replay::speculate`]. None when there is no stack or its chain
+    /// is longer than [`REPLAY_AHEAD_MAX`]; empty when git replay could not
+    /// take it.
+    pub speculation: Option<Vec<(String, String)>>,
 }
 
 /// Makes the quarantine (where a replay's objects go; it needs nothing the
@@ -98,12 +109,14 @@ pub fn start(git: &Git, head: &str, guess: Option<&str>) -> (Result<Quarantine>,
         let quarantine: Result<Quarantine> = quarantine.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic));
         let ahead = guessed.map(|(release, walk, base)| {
             let speculation = match (&quarantine, &base) {
-                (Ok(quarantine), Base::Stack { chain, .. }) => replay::speculate(quarantine, &release, &chain.commits)
-                    .unwrap_or_else(|error| {
+                (Ok(quarantine), Base::Stack { chain, .. }) if chain.commits.len() <= REPLAY_AHEAD_MAX => {
+                    let replayed = replay::speculate(quarantine, &release, &chain.commits);
+                    Some(replayed.unwrap_or_else(|error| {
                         tracing::debug!("speculative replay on the guessed release failed: {error:#}");
                         Vec::new()
-                    }),
-                _ => Vec::new(),
+                    }))
+                }
+                _ => None,
             };
             Ahead { release, walk, base, speculation }
         });

@@ -237,10 +237,11 @@ fn prepare_with(
     // longest step of a clean run: it needs only the two tips, so unless it
     // started ahead on the right guess it starts now, beside the merge base,
     // reading the stack and the replay. A walk whose answer is not used (a
-    // wrong guess, nothing to replay, an error) is stopped when dropped.
-    let (marked, base, speculated) = match ahead {
-        Some(ahead) if ahead.release == release => (ahead.walk, ahead.base, Some(ahead.speculation)),
-        _ => (git.start_cherry_walk(&release, &head)?, Base::read(git, &head, &release)?, None),
+    // wrong guess, nothing to replay, an error) is stopped when dropped:
+    // work ahead on another commit is dropped here.
+    let (marked, base, speculated) = match ahead.filter(|ahead| ahead.release == release) {
+        Some(ahead) => (ahead.walk, ahead.base, ahead.speculation),
+        None => (git.start_cherry_walk(&release, &head)?, Base::read(git, &head, &release)?, None),
     };
     let (merge_base, chain) = match base {
         Base::Stack { merge_base, chain } => (merge_base, chain),

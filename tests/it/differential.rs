@@ -208,12 +208,16 @@ fn compare(seed: u64) -> Result<Outcome, String> {
     let git_carried: Vec<String> =
         check.git(&["log", "--reverse", "--format=%s", "v2..HEAD"]).lines().map(str::to_string).collect();
 
-    // Every other history, the fork has the release's tag already: the run
-    // then works ahead on it while its fetch confirms it (`engine::ahead`),
-    // and the result must be the same.
-    if seed.is_multiple_of(2) {
-        fx.fork.git(&["fetch", "--quiet", fx.upstream.path_str(), "refs/tags/v2:refs/tags/v2"]);
-    }
+    // A third of the histories have the release's tag in the fork already:
+    // the run works ahead on it while its fetch confirms it
+    // (`engine::ahead`). A third have a tag of that name of the fork's own
+    // (on the branch's second commit): the work ahead is on the wrong
+    // commit, and must be thrown away. The results must be the same.
+    match seed % 3 {
+        0 => fx.fork.git(&["fetch", "--quiet", fx.upstream.path_str(), "refs/tags/v2:refs/tags/v2"]),
+        1 => fx.fork.git(&["tag", "v2", "patches~1"]),
+        _ => String::new(),
+    };
     let run = fx.run_release("v2", &[]);
     let rebase = run.step("rebase");
     let status = rebase["status"].as_str().unwrap_or_default();
