@@ -30,6 +30,16 @@ fn candidate_tree(fx: &Fixture, rebase: &serde_json::Value) -> String {
     fx.fork.rev(&format!("{sha}^{{tree}}"))
 }
 
+/// Runs the release v3 and checks the rebase carried the fork's f and g;
+/// its step.
+fn rebased_f_and_g(fx: &Fixture) -> serde_json::Value {
+    let run = fx.run_release("v3", &[]);
+    let rebase = run.step("rebase");
+    assert_eq!(rebase["status"], "changed", "{}", run.stderr);
+    assert_eq!(subjects(&rebase["artifacts"]["carried"]), ["f", "g"]);
+    rebase
+}
+
 #[test]
 fn a_fork_that_merged_upstream_replays_only_its_own_commits() {
     // Upstream v1 → U (version 2) → v3 (version 3); the fork branches at v1,
@@ -44,10 +54,7 @@ fn a_fork_that_merged_upstream_replays_only_its_own_commits() {
     fx.fork.commit("g", &[("g.txt", "g\n")]);
     fx.install_rebase_flow("");
 
-    let run = fx.run_release("v3", &[]);
-    let rebase = run.step("rebase");
-    assert_eq!(rebase["status"], "changed", "{}", run.stderr);
-    assert_eq!(subjects(&rebase["artifacts"]["carried"]), ["f", "g"]);
+    let rebase = rebased_f_and_g(&fx);
     let dropped = &rebase["artifacts"]["dropped"];
     assert_eq!(dropped.as_array().unwrap().len(), 1);
     assert!(dropped[0]["subject"].as_str().unwrap().starts_with("Merge commit"), "{dropped}");
@@ -89,10 +96,7 @@ fn upstreams_unreleased_work_is_never_a_patch() {
     fx.fork.commit("g", &[("g.txt", "g\n")]);
     fx.install_rebase_flow("");
 
-    let run = fx.run_release("v3", &[]);
-    let rebase = run.step("rebase");
-    assert_eq!(rebase["status"], "changed", "{}", run.stderr);
-    assert_eq!(subjects(&rebase["artifacts"]["carried"]), ["f", "g"]);
+    let rebase = rebased_f_and_g(&fx);
     let dropped = &rebase["artifacts"]["dropped"];
     assert_eq!(dropped.as_array().unwrap().len(), 1, "{dropped}");
     assert_eq!(dropped[0]["reason"], "upstream, not in this release");
@@ -113,10 +117,7 @@ fn unreleased_work_under_the_stack_is_left_out_of_the_replay_started_ahead() {
     fx.fork.commit("g", &[("g.txt", "g\n")]);
     fx.install_rebase_flow("");
 
-    let run = fx.run_release("v3", &[]);
-    let rebase = run.step("rebase");
-    assert_eq!(rebase["status"], "changed", "{}", run.stderr);
-    assert_eq!(subjects(&rebase["artifacts"]["carried"]), ["f", "g"]);
+    let rebase = rebased_f_and_g(&fx);
     assert_eq!(rebase["artifacts"]["dropped"][0]["reason"], "upstream, not in this release");
     let sha = rebase["artifacts"]["candidateRefs"][0]["sha"].as_str().unwrap();
     assert_eq!(fx.fork.git(&["ls-tree", "--name-only", sha]), "f.txt\ng.txt\nversion");
