@@ -192,7 +192,7 @@ pub fn prepare(git: &Git, spec: &StackSpec, fetch: bool) -> Result<Precondition>
     std::thread::scope(|scope| {
         let ahead = scope.spawn(|| ahead::start(git, &head, guess.as_deref()));
         let ahead = || ahead.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic));
-        prepare_with(git, spec, &head, fetch, here.clone(), ahead)
+        prepare_with(git, spec, &head, fetch, here, ahead)
     })
 }
 

@@ -18,9 +18,9 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 
-use super::objects::header_lines;
+use super::objects::RawCommit;
 use super::pack::read_loose;
-use super::quarantine::Quarantine;
+use super::quarantine::{setting_key, Quarantine};
 use super::Git;
 
 /// A run of patches where each is the parent of the next, replayed as
@@ -69,8 +69,7 @@ impl Quarantine {
             let allowed = (|| -> Result<bool> {
                 // One read of the settings answers both questions.
                 let settings = self.settings().context("the repository's settings could not be read")?;
-                let merge_setting =
-                    |entry: &String| MERGE_SETTINGS.iter().any(|key| entry.split('\n').next() == Some(*key));
+                let merge_setting = |entry: &String| MERGE_SETTINGS.contains(&setting_key(entry));
                 if settings.iter().any(merge_setting) || self.replace_refs {
                     return Ok(false);
                 }
@@ -80,7 +79,7 @@ impl Quarantine {
                 // the include's path cannot be written exactly: only then
                 // are they read there too, and compared.
                 let conditional = |entry: &String| {
-                    let key = entry.split('\n').next().unwrap_or_default();
+                    let key = setting_key(entry);
                     key.starts_with("includeif.") || key == "extensions.worktreeconfig"
                 };
                 let exact = self.repo_common_dir().to_str().is_some_and(|path| !path.contains('\n'));
@@ -177,15 +176,11 @@ impl Quarantine {
                 return Ok(None);
             }
             let Some((kind, body)) = read_loose(&self.objects, &at, &mut zlib)? else { return Ok(None) };
-            let field = |name: &[u8]| {
-                header_lines(&body)
-                    .find_map(|line| line.strip_prefix(name))
-                    .map(|id| String::from_utf8_lossy(id).into_owned())
-            };
-            let (Some(tree), Some(parent)) = (field(b"tree "), field(b"parent ")) else { return Ok(None) };
             if kind != "commit" {
                 return Ok(None);
             }
+            let Ok(RawCommit { tree, parents, .. }) = RawCommit::parse(&at, body) else { return Ok(None) };
+            let Some(parent) = parents.into_iter().next() else { return Ok(None) };
             steps.push((std::mem::replace(&mut at, parent), tree));
         }
         steps.reverse();

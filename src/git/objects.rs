@@ -25,7 +25,7 @@ pub struct RawCommit {
 }
 
 impl RawCommit {
-    fn parse(id: &str, raw: Vec<u8>) -> Result<RawCommit> {
+    pub(super) fn parse(id: &str, raw: Vec<u8>) -> Result<RawCommit> {
         let mut tree = None;
         let mut parents = Vec::new();
         for line in header_lines(&raw) {

@@ -88,6 +88,13 @@ fn remove_abandoned_quarantines(dir: &Path) {
     }
 }
 
+/// The key of a setting as `git config --list -z` lists it (`key\nvalue`,
+/// or the bare key of a setting without a value): section and name in lower
+/// case.
+pub(super) fn setting_key(entry: &str) -> &str {
+    entry.split('\n').next().unwrap_or_default()
+}
+
 /// See [`Git::quarantine`]. Dropping it discards whatever was not published.
 pub struct Quarantine {
     /// Commands run through this handle write into the quarantine.
@@ -182,7 +189,7 @@ impl Quarantine {
     /// not be read.
     pub fn has_setting(&self, key: &str) -> Option<bool> {
         let settings = self.settings()?;
-        Some(settings.iter().any(|entry| entry.split('\n').next() == Some(key)))
+        Some(settings.iter().any(|entry| setting_key(entry) == key))
     }
 
     /// Whether patchmoi may write `pack` and its index into the repository
@@ -199,8 +206,7 @@ impl Quarantine {
             "extensions.compatobjectformat",
         ];
         let Some(settings) = self.settings() else { return false };
-        pack.bytes.len() < 0x8000_0000
-            && !settings.iter().any(|entry| STORAGE.contains(&entry.split('\n').next().unwrap_or_default()))
+        pack.bytes.len() < 0x8000_0000 && !settings.iter().any(|entry| STORAGE.contains(&setting_key(entry)))
     }
 
     /// Stores `pack` in the repository's `objects/pack` with the index git
