@@ -21,8 +21,16 @@ impl Git {
         // The object directory, the format, the common git directory and
         // the replace refs' values (any stops `git replay`, see `chains.rs`)
         // from one process.
+        // The settings (see [`Quarantine::settings`]), which nearly every
+        // run needs, are read beside it: one process's time, not two.
+        let loose = "core.looseCompression=0";
         let args = ["rev-parse", "--path-format=absolute", "--git-path", "objects", "--show-object-format"];
-        let answers = self.run(&[&args[..], &["--git-common-dir", "--glob=refs/replace/*"]].concat())?;
+        let (answers, settings) = std::thread::scope(|scope| {
+            let settings = scope.spawn(|| self.with_config(loose).effective_config());
+            let answers = self.run(&[&args[..], &["--git-common-dir", "--glob=refs/replace/*"]].concat());
+            (answers, settings.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)))
+        });
+        let answers = answers?;
         let mut answers = answers.lines().map(str::to_string);
         let (Some(objects), Some(format), Some(common_dir)) = (answers.next(), answers.next(), answers.next()) else {
             anyhow::bail!("git rev-parse did not name the object directory, the format and the git directory");
@@ -49,7 +57,14 @@ impl Git {
         let git = self
             .with_env("GIT_OBJECT_DIRECTORY", quarantine_objects.as_os_str())
             .with_env("GIT_ALTERNATE_OBJECT_DIRECTORIES", objects.as_os_str())
-            .with_config("core.looseCompression=0");
+            .with_config(loose);
+        let settings = match settings {
+            Ok(settings) => Some(settings),
+            Err(error) => {
+                tracing::debug!("could not read the settings: {error:#}");
+                None
+            }
+        };
         Ok(Quarantine {
             git,
             staging: dir.path().join("staging"),
@@ -58,7 +73,7 @@ impl Git {
             common_dir: PathBuf::from(common_dir),
             format,
             replay_allowed: std::sync::OnceLock::new(),
-            settings: std::sync::OnceLock::new(),
+            settings,
             replace_refs,
             zlib: std::sync::Mutex::new(loose_compressor()),
             repo: self.clone(),
@@ -112,7 +127,7 @@ pub struct Quarantine {
     /// See [`Quarantine::replay_allowed`].
     pub(super) replay_allowed: std::sync::OnceLock<bool>,
     /// See [`Quarantine::settings`].
-    settings: std::sync::OnceLock<Option<Vec<String>>>,
+    settings: Option<Vec<String>>,
     /// Whether the repository has replace refs (`refs/replace/`).
     pub(super) replace_refs: bool,
     /// One compressor for the loose objects patchmoi writes here.
@@ -126,6 +141,12 @@ impl Quarantine {
     /// `sha1` or `sha256`.
     pub fn format(&self) -> &str {
         &self.format
+    }
+
+    /// The repository itself, outside the quarantine (its long-lived
+    /// cat-file already running).
+    pub(super) fn repo(&self) -> &Git {
+        &self.repo
     }
 
     pub(super) fn dir(&self) -> &Path {
@@ -170,18 +191,11 @@ impl Quarantine {
         )
     }
 
-    /// The repository's settings (`git config --list`), read once; None
-    /// when they could not be read.
+    /// The repository's settings (`git config --list`, with the
+    /// quarantine's own `-c`), read as it was made; None when they could
+    /// not be read.
     pub(super) fn settings(&self) -> Option<&[String]> {
-        self.settings
-            .get_or_init(|| match self.git.effective_config() {
-                Ok(settings) => Some(settings),
-                Err(error) => {
-                    tracing::debug!("could not read the settings: {error:#}");
-                    None
-                }
-            })
-            .as_deref()
+        self.settings.as_deref()
     }
 
     /// Whether the setting `key` (as `git config --list` prints it: section
