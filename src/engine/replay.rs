@@ -155,8 +155,7 @@ fn chained(quarantine: &Quarantine, onto: &str, patches: &[&RawCommit]) -> Resul
     }
     // git replay reads attributes from one tree per process: a patch that
     // changes them ends its run, so the next run reads them as changed.
-    let ids: Vec<&str> = patches.iter().map(|patch| patch.id.as_str()).collect();
-    let changing_attributes = quarantine.git.changing_attributes(&ids)?;
+    let changing_attributes = quarantine.changing_attributes(patches)?;
     let mut runs: Vec<Run> = Vec::new();
     for (index, patch) in patches.iter().enumerate() {
         let parent = patch.parents[0].as_str();

@@ -11,13 +11,13 @@
 //! global attributes file in place. One process reads one source, so a
 //! batch is split wherever the attributes change.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::ops::Range;
 
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 
 use super::batch::Ask;
-use super::Git;
+use super::{Git, Quarantine, RawCommit};
 
 /// Pathspecs for every `.gitattributes` file, wherever it is.
 const ATTRIBUTE_FILES: [&str; 1] = [":(glob)**/.gitattributes"];
@@ -84,7 +84,7 @@ impl Git {
     }
 
     /// The tree of each tree-ish, in order, in one process.
-    fn trees_of(&self, revs: &[&str]) -> Result<Vec<String>> {
+    pub(super) fn trees_of(&self, revs: &[&str]) -> Result<Vec<String>> {
         let specs: Vec<String> = revs.iter().map(|rev| format!("{rev}^{{tree}}")).collect();
         let names: Vec<&[u8]> = specs.iter().map(String::as_bytes).collect();
         if let Some(answers) = self.batch(Ask::Info, &names) {
@@ -131,5 +131,166 @@ impl Git {
             bail!("git diff-tree answered {} tree pairs out of {}", at.map_or(0, |index| index + 1), pairs.len());
         }
         Ok(differ)
+    }
+}
+
+impl Quarantine {
+    /// The patches (non-merges) that change a `.gitattributes` file, as
+    /// [`Git::changing_attributes`] finds them, read in-process through the
+    /// repository's long-lived cat-file: the trees of each patch and its
+    /// parent are compared level by level, descending only where they
+    /// differ, one round trip a level for all patches. A differing file (or
+    /// link) of that name counts, as do those inside a directory added or
+    /// removed whole; a directory of that name is only walked, as the
+    /// pathspec `**/.gitattributes` matches no path inside one; a root
+    /// commit changes nothing (`diff-tree` prints nothing for one without
+    /// `--root`).
+    pub fn changing_attributes(&self, patches: &[&RawCommit]) -> Result<HashSet<String>> {
+        let repo = self.repo();
+        let single: Vec<&&RawCommit> = patches.iter().filter(|patch| patch.parents.len() == 1).collect();
+        let mut trees: HashMap<&str, String> =
+            patches.iter().map(|patch| (patch.id.as_str(), patch.tree.clone())).collect();
+        let unknown: Vec<&str> =
+            single.iter().map(|patch| patch.parents[0].as_str()).filter(|parent| !trees.contains_key(parent)).collect();
+        for (parent, tree) in unknown.iter().zip(repo.trees_of(&unknown)?) {
+            trees.insert(parent, tree);
+        }
+        // (patch, parent's tree or none, patch's tree or none) still to compare.
+        let mut level: Vec<(&str, Option<String>, Option<String>)> = single
+            .iter()
+            .map(|patch| (patch.id.as_str(), Some(trees[patch.parents[0].as_str()].clone()), Some(patch.tree.clone())))
+            .collect();
+        let id_len = if self.format() == "sha256" { 32 } else { 20 };
+        let mut changing = HashSet::new();
+        while !level.is_empty() {
+            let mut wanted: Vec<&str> =
+                level.iter().flat_map(|(_, old, new)| [old, new]).flatten().map(String::as_str).collect();
+            wanted.sort_unstable();
+            wanted.dedup();
+            let names: Vec<&[u8]> = wanted.iter().map(|id| id.as_bytes()).collect();
+            let Some(answers) = repo.batch(Ask::Contents, &names) else {
+                let ids: Vec<&str> = patches.iter().map(|patch| patch.id.as_str()).collect();
+                return repo.changing_attributes(&ids);
+            };
+            let mut read: HashMap<&str, Vec<TreeItem>> = HashMap::new();
+            for (id, answer) in wanted.iter().zip(answers) {
+                match answer {
+                    Some((_, (kind, body))) if kind == "tree" => {
+                        read.insert(id, tree_items(&body, id_len).with_context(|| format!("tree {id}"))?);
+                    }
+                    _ => bail!("tree {id} could not be read"),
+                }
+            }
+            let mut next = Vec::new();
+            for (patch, old, new) in &level {
+                if changing.contains(*patch) {
+                    continue;
+                }
+                let empty = Vec::new();
+                let old_items = old.as_deref().map_or(&empty, |id| &read[id]);
+                let new_items = new.as_deref().map_or(&empty, |id| &read[id]);
+                let old_map: HashMap<&[u8], &TreeItem> =
+                    old_items.iter().map(|item| (item.name.as_slice(), item)).collect();
+                let new_map: HashMap<&[u8], &TreeItem> =
+                    new_items.iter().map(|item| (item.name.as_slice(), item)).collect();
+                let names = old_items.iter().chain(new_items).map(|item| item.name.as_slice());
+                for name in names {
+                    let (before, after) = (old_map.get(name), new_map.get(name));
+                    if before.map(|item| (&item.mode, &item.id)) == after.map(|item| (&item.mode, &item.id)) {
+                        continue;
+                    }
+                    let file = |item: Option<&&TreeItem>| item.is_some_and(|item| !item.is_tree());
+                    if name == b".gitattributes" && (file(before) || file(after)) {
+                        changing.insert(patch.to_string());
+                        break;
+                    }
+                    let subtree =
+                        |item: Option<&&TreeItem>| item.filter(|item| item.is_tree()).map(|item| item.id.clone());
+                    let (old_sub, new_sub) = (subtree(before), subtree(after));
+                    if old_sub.is_some() || new_sub.is_some() {
+                        next.push((*patch, old_sub, new_sub));
+                    }
+                }
+            }
+            next.retain(|(patch, _, _)| !changing.contains(*patch));
+            level = next;
+        }
+        Ok(changing)
+    }
+}
+
+/// One entry of a tree object.
+struct TreeItem {
+    mode: Vec<u8>,
+    name: Vec<u8>,
+    id: String,
+}
+
+impl TreeItem {
+    fn is_tree(&self) -> bool {
+        self.mode == b"40000"
+    }
+}
+
+/// A tree object's entries (`<mode> <name>\0<binary id>` each).
+fn tree_items(mut body: &[u8], id_len: usize) -> Result<Vec<TreeItem>> {
+    let mut items = Vec::new();
+    while !body.is_empty() {
+        let space = body.iter().position(|b| *b == b' ').context("entry without a mode")?;
+        let nul = body.iter().position(|b| *b == 0).context("entry without a name")?;
+        let Some(id) = body.get(nul + 1..nul + 1 + id_len) else { bail!("entry with a short id") };
+        items.push(TreeItem {
+            mode: body[..space].to_vec(),
+            name: body[space + 1..nul].to_vec(),
+            id: super::pack::hex(id),
+        });
+        body = &body[nul + 1 + id_len..];
+    }
+    Ok(items)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::fixture::FixtureRepo;
+    use super::*;
+
+    /// The in-process read finds the patches `git diff-tree` finds, on
+    /// every way a `.gitattributes` can change: at the top, deep down,
+    /// inside a directory added or removed whole; and not for a change
+    /// beside one, inside a directory of that name, in a root commit or a
+    /// merge.
+    #[test]
+    fn attribute_changes_read_in_process_are_diff_trees() {
+        let dir = tempfile::tempdir().unwrap();
+        let repo = FixtureRepo::init(dir.path()).unwrap();
+        let root = repo.commit("root", &[(".gitattributes", "*.txt text\n"), ("a/b/c.txt", "1\n")]).unwrap();
+        let mut commits = vec![root];
+        commits.push(repo.commit("beside", &[("a/b/c.txt", "2\n"), ("a/x", "1\n")]).unwrap());
+        commits.push(repo.commit("top", &[(".gitattributes", "*.txt -text\n")]).unwrap());
+        commits.push(repo.commit("deep", &[("a/b/.gitattributes", "*.c diff\n")]).unwrap());
+        commits.push(repo.commit("added whole", &[("n/m/.gitattributes", "* binary\n"), ("n/f", "1\n")]).unwrap());
+        repo.git(&["rm", "-r", "-q", "n"]).unwrap();
+        repo.git(&["commit", "-q", "-m", "removed whole"]).unwrap();
+        commits.push(repo.rev("HEAD").unwrap());
+        commits.push(repo.commit("named so", &[(".gitattributes.d/.gitattributes/f", "x\n")]).unwrap());
+        commits.push(repo.commit("deep beside", &[("a/b/d", "1\n")]).unwrap());
+        let side = commits[1].clone();
+        repo.git(&["checkout", "-q", "-b", "side", &side]).unwrap();
+        repo.commit("side", &[("s/.gitattributes", "* -diff\n")]).unwrap();
+        repo.git(&["checkout", "-q", "-"]).unwrap();
+        repo.git(&["merge", "-q", "--no-edit", "side"]).unwrap();
+        commits.push(repo.rev("HEAD").unwrap());
+        commits.push(repo.commit("after the merge", &[("z", "1\n")]).unwrap());
+
+        let git = Git::open(dir.path()).unwrap();
+        let ids: Vec<&str> = commits.iter().map(String::as_str).collect();
+        let expected = git.changing_attributes(&ids).unwrap();
+        let patches = git.read_commits(&commits).unwrap();
+        let patches: Vec<&RawCommit> = patches.iter().collect();
+        let found = git.quarantine().unwrap().changing_attributes(&patches).unwrap();
+        assert_eq!(found, expected);
+        let subjects: HashSet<String> = patches.iter().filter(|p| found.contains(&p.id)).map(|p| p.subject()).collect();
+        let named: HashSet<String> = ["top", "deep", "added whole", "removed whole"].map(String::from).into();
+        assert_eq!(subjects, named);
     }
 }

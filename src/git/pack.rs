@@ -187,7 +187,7 @@ fn tree_links(mut body: &[u8], id_len: usize) -> Result<Vec<String>> {
 
 /// Lowercase hex of a binary id (a tree of 3,000 entries is 60,000 bytes to
 /// convert, so no formatting machinery per byte).
-fn hex(bytes: &[u8]) -> String {
+pub(super) fn hex(bytes: &[u8]) -> String {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
     let mut out = String::with_capacity(bytes.len() * 2);
     for byte in bytes {
