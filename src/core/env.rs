@@ -26,6 +26,14 @@ pub const FLOW_FORWARD_ENV: &[&str] = &[
     "CODEX_FLOW_BACKEND_FORWARD_ENV",
 ];
 
+/// Whether the process environment, which every git process patchmoi
+/// starts inherits, sets `name`: for the git layer, where it must tell
+/// what git would do without asking a git process. Configuration of
+/// patchmoi itself comes through [`Env`] from the CLI only.
+pub fn inherited_by_git(name: &str) -> bool {
+    std::env::var_os(name).is_some()
+}
+
 /// A snapshot of the process environment.
 #[derive(Clone, Default)]
 pub struct Env {

@@ -3,6 +3,8 @@
 //! push to the fork's remote first fetches the remote's old value into a
 //! backup ref and leases on exactly that value.
 
+use std::path::PathBuf;
+
 use anyhow::{bail, Context, Result};
 
 use crate::engine::patch::Candidate;
@@ -53,12 +55,20 @@ pub fn push_branch(git: &Git, remote: &str, refname: &str, sha: &str) -> Result<
 
 /// Points `refname` at `sha`, together with `also`, in one transaction; an
 /// old value that differs is kept first under `refs/patchmoi/backup/…`, so
-/// nothing is lost. Refuses when the branch is checked out in some worktree.
-pub fn move_branch(git: &Git, refname: &str, sha: &str, mut also: Vec<RefUpdate>) -> Result<Candidate> {
+/// nothing is lost. Refuses when the branch is checked out in some worktree
+/// (`checked_out`: [`Git::checked_out_branches`], which a caller may read
+/// beside its own work).
+pub fn move_branch(
+    git: &Git,
+    refname: &str,
+    sha: &str,
+    mut also: Vec<RefUpdate>,
+    checked_out: &[(String, PathBuf)],
+) -> Result<Candidate> {
     let old = git.ref_value(refname)?;
     let mut backup = None;
     if old.as_deref() != Some(sha) {
-        if let Some((_, path)) = git.checked_out_branches()?.into_iter().find(|(branch, _)| branch == refname) {
+        if let Some((_, path)) = checked_out.iter().find(|(branch, _)| branch == refname) {
             bail!("{refname} is checked out in {}; patchmoi will not move a checked-out branch", path.display());
         }
         if let Some(old) = &old {

@@ -26,7 +26,7 @@ use crate::engine::replay;
 use crate::engine::replay::{replay, Onto, Patches};
 use crate::engine::upstreamed;
 use crate::engine::walk;
-use crate::git::{CherryWalk, ConflictEntry, FetchOutcome, Git, MergeResult, Quarantine, RawCommit, RefUpdate};
+use crate::git::{self, CherryWalk, ConflictEntry, FetchOutcome, Git, MergeResult, Quarantine, RawCommit, RefUpdate};
 
 /// What to rebase and where the result goes; names are already validated.
 #[derive(Debug, Clone)]
@@ -162,6 +162,10 @@ pub struct Prepared {
     /// were being found: (scratch commit, tree) of the leading patches, up to
     /// where it stopped. See [`crate::engine::replay::speculate`].
     speculation: Vec<(String, String)>,
+    /// Upstream's refs read from its repository here rather than fetched
+    /// (see `local_copy`), still to write: with the candidate when the run
+    /// makes one (one transaction, not two), else on their own.
+    upstream_refs: Vec<RefUpdate>,
 }
 
 /// Before a replay: the stack is ready, or there is nothing to do, or a
@@ -206,33 +210,70 @@ fn prepare_with(
     here: Option<String>,
     ahead: impl FnOnce() -> (Result<Quarantine>, Option<Ahead>),
 ) -> Result<Precondition> {
-    let head = head.to_string();
-    let known = if fetch { None } else { here };
-    // The release and upstream's default branch come in one fetch (a fetch
-    // is the costliest process of a small run); should either be missing,
-    // each is fetched alone, as that tells which.
-    let mut fetch_head = fetch;
-    let known = match known {
-        None if fetch => match fetch_both(git, spec)? {
-            FetchOutcome::Fetched => {
-                fetch_head = false;
-                Some(git.resolve_commit(&spec.upstream_ref())?.with_context(|| not_a_commit(&spec.tag))?)
-            }
-            FetchOutcome::Missing => None,
-            FetchOutcome::Unreachable(message) => {
-                bail!("failed to fetch tag {} from upstream: {message}", spec.tag)
-            }
-        },
-        known => known,
+    // An upstream on this machine may need no fetch at all (see
+    // `local_copy`); that is known once the quarantine has read the
+    // settings. Any other is fetched now, beside the work ahead.
+    let local = fetch && git::is_local_repository(&spec.upstream);
+    let mut got = match (fetch, local) {
+        (false, _) => Got { release: here, head: None, copied: Vec::new() },
+        (true, false) => fetch_both(git, spec)?,
+        (true, true) => Got::default(),
     };
-    let release = match known {
+    let (quarantine, ahead) = ahead();
+    if local {
+        got = match quarantine.as_ref().ok().map(|quarantine| local_copy(git, spec, quarantine)).transpose()? {
+            Some(Some(copied)) => copied,
+            _ => fetch_both(git, spec)?,
+        };
+    }
+    let release = match got.release.take() {
         Some(release) => release,
         None => match fetch_release(git, spec)? {
             Ok(release) => release,
             Err(blocked) => return Ok(Precondition::Blocked(blocked)),
         },
     };
-    let (quarantine, ahead) = ahead();
+    let copied = std::mem::take(&mut got.copied);
+    let prepared = prepare_stack(git, spec, head, release, got.head, fetch, (quarantine, ahead))?;
+    match prepared {
+        Precondition::Ready(mut prepared) => {
+            prepared.upstream_refs = copied;
+            Ok(Precondition::Ready(prepared))
+        }
+        done => {
+            write_upstream_refs(git, &copied)?;
+            Ok(done)
+        }
+    }
+}
+
+/// Writes the refs a fetch would have written (see `local_copy`).
+fn write_upstream_refs(git: &Git, copied: &[RefUpdate]) -> Result<()> {
+    git.update_refs(copied).context("failed to record upstream's refs, read from its repository")
+}
+
+/// What the run knows of upstream before it reads the stack: the release
+/// (None: fetch it alone), upstream's default branch when the release
+/// came with it (None: read or fetch it, see [`upstream_default`]), and
+/// the refs to write for an upstream read without a fetch.
+#[derive(Default)]
+struct Got {
+    release: Option<String>,
+    head: Option<Option<String>>,
+    copied: Vec<RefUpdate>,
+}
+
+/// [`prepare`] once the release is known.
+fn prepare_stack(
+    git: &Git,
+    spec: &StackSpec,
+    head: &str,
+    release: String,
+    upstream_head: Option<Option<String>>,
+    fetch: bool,
+    (quarantine, ahead): (Result<Quarantine>, Option<Ahead>),
+) -> Result<Precondition> {
+    let head = head.to_string();
     // git's cherry-pick detection walks all of upstream's new commits, the
     // longest step of a clean run: it needs only the two tips, so unless it
     // started ahead on the right guess it starts now, beside the merge base,
@@ -258,7 +299,10 @@ fn prepare_with(
             )));
         }
     };
-    let upstream_head = upstream_default(git, spec, fetch_head)?;
+    let upstream_head = match upstream_head {
+        Some(known) => known,
+        None => upstream_default(git, spec, fetch)?,
+    };
     let mut left_out = Vec::new();
     let mut all = Vec::new();
     let walked = walk::classify(git, chain, &head, &release, upstream_head.as_deref())?;
@@ -327,6 +371,7 @@ fn prepare_with(
         land,
         quarantine,
         speculation,
+        upstream_refs: Vec::new(),
     };
     for (position, patch) in all.into_iter().enumerate() {
         if let Some(reason) = by_provenance.get(&patch.id) {
@@ -609,7 +654,7 @@ pub fn rebase_with(git: &Git, spec: &StackSpec, regenerator: Option<&dyn Regener
     let (prepared, memory) = std::thread::scope(|scope| {
         let memory = scope.spawn(|| Memory::load(git));
         let prepared = prepare(git, spec, true);
-        (prepared, memory.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)))
+        (prepared, joined(memory))
     });
     let prepared = match prepared? {
         Precondition::Ready(prepared) => prepared,
@@ -630,7 +675,7 @@ pub fn rebase_with(git: &Git, spec: &StackSpec, regenerator: Option<&dyn Regener
         .filter(|_| !spec.options.regenerate.is_empty())
         .map(|regenerator| (spec.options.regenerate.as_slice(), regenerator));
     let replayed = replay_prepared_with(git, &prepared, &memory, regeneration)?;
-    let Prepared { head, release, fork_point, patches, quarantine, .. } = *prepared;
+    let Prepared { head, release, fork_point, patches, quarantine, upstream_refs, .. } = *prepared;
 
     if let Some((stop, merge)) = replayed.stop {
         let stack: Vec<&RawCommit> = patches.iter().collect();
@@ -649,6 +694,7 @@ pub fn rebase_with(git: &Git, spec: &StackSpec, regenerator: Option<&dyn Regener
         let report = conflict::report(&context)?;
         // Keep the stopped state's objects so a worktree can show it.
         quarantine.publish(&[replayed.tip.clone(), merge.tree.clone()])?;
+        write_upstream_refs(git, &upstream_refs)?;
         let stopped = Stopped {
             head: replayed.tip,
             tree: merge.tree,
@@ -673,11 +719,13 @@ pub fn rebase_with(git: &Git, spec: &StackSpec, regenerator: Option<&dyn Regener
 
     quarantine.publish(std::slice::from_ref(&replayed.tip))?;
     let built_from = publish::built_from_ref(&spec.candidate_ref());
-    let also = match git.ref_value(&built_from)? {
-        Some(old) if old == head => Vec::new(),
-        old => vec![RefUpdate::Set { refname: built_from, new: head.clone(), old }],
-    };
-    let candidate = publish::move_branch(git, &spec.candidate_ref(), &replayed.tip, also)?;
+    let mut also = upstream_refs;
+    match git.ref_value(&built_from)? {
+        Some(old) if old == head => {}
+        old => also.push(RefUpdate::Set { refname: built_from, new: head.clone(), old }),
+    }
+    let checked_out = quarantine.checked_out_branches()?;
+    let candidate = publish::move_branch(git, &spec.candidate_ref(), &replayed.tip, also, &checked_out)?;
     Ok(RebaseOutcome::Clean {
         candidate,
         release,
@@ -713,12 +761,57 @@ pub fn resolve_branch(git: &Git, spec: &StackSpec) -> Result<Option<String>> {
 }
 
 /// Fetches the release tag and upstream's default branch into our
-/// namespace in one fetch; when either is missing, nothing is fetched.
-fn fetch_both(git: &Git, spec: &StackSpec) -> Result<FetchOutcome> {
+/// namespace in one fetch (a fetch is the costliest process of a small
+/// run). When either is missing, nothing is fetched: each is then fetched
+/// alone, as that tells which.
+fn fetch_both(git: &Git, spec: &StackSpec) -> Result<Got> {
     let tag_ref = format!("refs/tags/{}", spec.tag);
     let refs = [(tag_ref.as_str(), spec.upstream_ref()), ("HEAD", UPSTREAM_HEAD.to_string())];
     let refs: Vec<(&str, &str)> = refs.iter().map(|(from, into)| (*from, into.as_str())).collect();
-    git.fetch_refs(&spec.upstream, &refs)
+    match git.fetch_refs(&spec.upstream, &refs)? {
+        FetchOutcome::Fetched => {
+            let release = git.resolve_commit(&spec.upstream_ref())?.with_context(|| not_a_commit(&spec.tag))?;
+            let head = git.resolve_commit(UPSTREAM_HEAD)?;
+            Ok(Got { release: Some(release), head: Some(head), copied: Vec::new() })
+        }
+        FetchOutcome::Missing => Ok(Got::default()),
+        FetchOutcome::Unreachable(message) => bail!("failed to fetch tag {} from upstream: {message}", spec.tag),
+    }
+}
+
+/// For an upstream that is a repository on this machine: when the release
+/// tag and the default branch it has are values this repository has under
+/// a ref already (the fork's tag of the same name, an earlier run's copy,
+/// or the default branch at the release), a fetch would transfer nothing
+/// (git checks that they are here and connected, as objects a ref reaches
+/// are); what it would write is returned instead, to write without one.
+/// None: fetch.
+fn local_copy(git: &Git, spec: &StackSpec, quarantine: &Quarantine) -> Result<Option<Got>> {
+    let tag_ref = format!("refs/tags/{}", spec.tag);
+    let Some(values) = quarantine.local_remote_refs(&spec.upstream, &[&tag_ref, "HEAD"]) else {
+        return Ok(None);
+    };
+    let [tag, upstream_head] = values.as_slice() else { return Ok(None) };
+    let copy = git.ref_value(&spec.upstream_ref())?;
+    if copy.as_ref() != Some(tag) && git.ref_value(&tag_ref)?.as_ref() != Some(tag) {
+        return Ok(None);
+    }
+    let Some(release) = git.resolve_commit(tag)? else { return Ok(None) };
+    let head_copy = git.ref_value(UPSTREAM_HEAD)?;
+    if *upstream_head != release && head_copy.as_ref() != Some(upstream_head) {
+        return Ok(None);
+    }
+    let mut copied = Vec::new();
+    for (refname, value, old) in
+        [(spec.upstream_ref(), tag, copy), (UPSTREAM_HEAD.to_string(), upstream_head, head_copy)]
+    {
+        if old.as_ref() != Some(value) {
+            copied.push(RefUpdate::Set { refname, new: value.clone(), old });
+        }
+    }
+    let head = git.resolve_commit(upstream_head)?;
+    tracing::debug!(release, "upstream is a repository here with nothing to fetch");
+    Ok(Some(Got { release: Some(release), head: Some(head), copied }))
 }
 
 fn not_a_commit(tag: &str) -> String {
@@ -745,6 +838,11 @@ fn fetch_release(git: &Git, spec: &StackSpec) -> Result<Result<String, String>> 
     }
     let release = git.resolve_commit(&into)?.with_context(|| not_a_commit(&spec.tag))?;
     Ok(Ok(release))
+}
+
+/// A scoped thread's result; its panic goes on in the caller.
+fn joined<T>(handle: std::thread::ScopedJoinHandle<'_, T>) -> T {
+    handle.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic))
 }
 
 pub fn short(sha: &str) -> &str {

@@ -12,6 +12,7 @@ mod chains;
 mod clone;
 pub mod fixture;
 mod history;
+mod local_remote;
 mod log;
 mod merge;
 mod objects;
@@ -24,6 +25,7 @@ mod worktree;
 
 pub use chains::Run;
 pub use history::{CherryMarks, CherryWalk};
+pub use local_remote::is_local_repository;
 pub use merge::{conflicted_paths, ConflictEntry, MergeRequest, MergeResult};
 pub use objects::{object_id, RawCommit, TreeEntry};
 pub use paths::{path_bytes, path_from_bytes, path_os};

@@ -7,7 +7,59 @@ use std::path::Path;
 use anyhow::{Context, Result};
 
 use super::paths::{path_bytes, path_from_bytes};
-use super::{ConflictEntry, Git};
+use super::quarantine::setting_key;
+use super::{ConflictEntry, Git, Quarantine};
+
+impl Quarantine {
+    /// [`Git::checked_out_branches`] read from the worktrees' `HEAD` files
+    /// (the main one's, then each of `worktrees/*`, as `git worktree list`
+    /// reads them) with no process. Where those files may not hold the
+    /// answer (refs in a reftable, a `HEAD` of another shape), git is asked.
+    /// A bare repository's own `HEAD` is no checkout, as git lists it.
+    pub fn checked_out_branches(&self) -> Result<Vec<(String, std::path::PathBuf)>> {
+        let settings = self.settings().unwrap_or_default();
+        let value = |key: &str| {
+            settings
+                .iter()
+                .rev()
+                .find(|entry| setting_key(entry) == key)
+                .map(|entry| entry[key.len()..].trim_start_matches('\n'))
+        };
+        let ask_git = || self.repo().checked_out_branches();
+        if self.settings().is_none() || value("extensions.refstorage").is_some() {
+            return ask_git();
+        }
+        let common = self.repo_common_dir();
+        let bare =
+            value("core.bare").is_some_and(|bare| ["true", "yes", "on", "1"].contains(&bare.to_lowercase().as_str()));
+        let mut heads = Vec::new();
+        if !bare {
+            let top = if common.file_name().is_some_and(|name| name == ".git") { common.parent() } else { None };
+            heads.push((common.join("HEAD"), top.unwrap_or(common).to_path_buf()));
+        }
+        if let Ok(entries) = std::fs::read_dir(common.join("worktrees")) {
+            for entry in entries.flatten() {
+                let admin = entry.path();
+                let gitdir = std::fs::read_to_string(admin.join("gitdir")).ok();
+                let top =
+                    gitdir.as_deref().map(|gitdir| Path::new(gitdir.trim_end_matches('\n'))).and_then(Path::parent);
+                heads.push((admin.join("HEAD"), top.map_or(admin.clone(), Path::to_path_buf)));
+            }
+        }
+        let mut found = Vec::new();
+        for (head, top) in heads {
+            let Ok(text) = std::fs::read_to_string(&head) else { return ask_git() };
+            let text = text.strip_suffix('\n').unwrap_or(&text);
+            match text.strip_prefix("ref: ") {
+                Some(branch) if branch.starts_with("refs/heads/") => found.push((branch.to_string(), top)),
+                Some(_) => return ask_git(),
+                None if text.len() >= 40 && text.bytes().all(|b| b.is_ascii_hexdigit()) => {}
+                None => return ask_git(),
+            }
+        }
+        Ok(found)
+    }
+}
 
 impl Git {
     /// Adds a detached worktree of `commit` at `path` (which must not exist).
@@ -151,4 +203,40 @@ impl Git {
 
 fn zero_oid(like: &str) -> String {
     "0".repeat(like.len())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::fixture::FixtureRepo;
+    use super::*;
+
+    /// The branches read from the `HEAD` files are the ones `git worktree
+    /// list` names, with their paths: the main worktree's, a linked one's,
+    /// none for a detached one; and none for a bare repository's own HEAD.
+    #[test]
+    fn checked_out_branches_read_from_files_are_gits() {
+        let dir = tempfile::tempdir().unwrap();
+        let main = dir.path().join("main");
+        let repo = FixtureRepo::init(&main).unwrap();
+        let first = repo.commit("first", &[("a", "1\n")]).unwrap();
+        repo.git(&["branch", "feature"]).unwrap();
+        let linked = dir.path().join("linked");
+        let detached = dir.path().join("detached");
+        repo.git(&["worktree", "add", "-q", linked.to_str().unwrap(), "feature"]).unwrap();
+        repo.git(&["worktree", "add", "-q", "--detach", detached.to_str().unwrap(), &first]).unwrap();
+        let git = Git::open(&main).unwrap();
+        let sorted = |mut branches: Vec<(String, std::path::PathBuf)>| {
+            branches.sort();
+            branches
+        };
+        let expected = sorted(git.checked_out_branches().unwrap());
+        assert_eq!(expected.len(), 2, "{expected:?}");
+        assert_eq!(sorted(git.quarantine().unwrap().checked_out_branches().unwrap()), expected);
+
+        let bare = dir.path().join("bare.git");
+        repo.git(&["clone", "-q", "--bare", main.to_str().unwrap(), bare.to_str().unwrap()]).unwrap();
+        let git = Git::open(&bare).unwrap();
+        assert_eq!(git.checked_out_branches().unwrap(), Vec::new());
+        assert_eq!(git.quarantine().unwrap().checked_out_branches().unwrap(), Vec::new());
+    }
 }

@@ -125,6 +125,41 @@ fn unreleased_work_under_the_stack_is_left_out_of_the_replay_started_ahead() {
 }
 
 #[test]
+fn a_release_the_fork_has_is_read_from_a_local_upstream_and_a_tag_that_is_not_upstreams_is_fetched() {
+    // Upstream is a repository on this machine and the fork has its v2 tag
+    // already: nothing to transfer, so no fetch runs, and the refs a fetch
+    // would write are written.
+    let fx = Fixture::released();
+    fx.upstream.git(&["tag", "-a", "-m", "v2", "v2", "v1.1.0"]);
+    fx.fork.git(&["fetch", "--quiet", "origin", "refs/tags/v2:refs/tags/v2"]);
+    fx.install_rebase_flow("");
+    let run = fx.run_release("v2", &[]);
+    let rebase = run.step("rebase");
+    assert_eq!(rebase["status"], "changed", "{}", run.stderr);
+    // The debug log names every git command the run starts.
+    let fetches: Vec<&str> = run.stderr.lines().filter(|line| line.contains("git fetch")).collect();
+    assert!(run.stderr.contains("git update-ref"), "{}", run.stderr);
+    assert!(fetches.iter().all(|line| !line.contains("refs/tags/v2")), "{fetches:?}");
+    assert_eq!(fx.fork.rev("refs/patchmoi/upstream/tags/v2"), fx.upstream.rev("refs/tags/v2"));
+    assert_eq!(fx.fork.rev("refs/patchmoi/upstream/HEAD"), fx.upstream.rev("HEAD"));
+    let sha = rebase["artifacts"]["candidateRefs"][0]["sha"].as_str().unwrap();
+    assert_eq!(fx.fork.rev(&format!("{sha}~1")), fx.upstream.rev("v2^{commit}"));
+
+    // The fork's own v3 is not upstream's (upstream tags v3 later, on
+    // another commit): fetched.
+    fx.fork.git(&["tag", "-a", "-m", "the fork's own", "v3", "v1.0.0"]);
+    fx.upstream.commit("Upstream: after v2", &[("c.txt", "c\n")]);
+    fx.upstream.git(&["tag", "-a", "-m", "v3", "v3"]);
+    let run = fx.run_release("v3", &[]);
+    let rebase = run.step("rebase");
+    assert_eq!(rebase["status"], "changed", "{}", run.stderr);
+    let sha = rebase["artifacts"]["candidateRefs"][0]["sha"].as_str().unwrap();
+    assert_eq!(fx.fork.rev(&format!("{sha}~1")), fx.upstream.rev("v3^{commit}"));
+    assert_eq!(fx.fork.rev("refs/patchmoi/upstream/tags/v3"), fx.upstream.rev("refs/tags/v3"));
+    assert_ne!(fx.fork.rev("refs/tags/v3"), fx.upstream.rev("refs/tags/v3"), "the fork's tag is left alone");
+}
+
+#[test]
 fn a_topic_merge_in_the_stack_is_one_patch_with_git_rebases_tree() {
     // The fork merges its own topic branch (two commits): carried as one
     // patch, the tree `git rebase` (which flattens the topic) gives.
