@@ -90,43 +90,54 @@ pub struct Ahead {
     pub speculation: Option<Vec<(String, String)>>,
 }
 
-/// Makes the quarantine (where a replay's objects go; it needs nothing the
-/// fetch brings) and, given a guessed release, does the work ahead on it.
-pub fn start(git: &Git, head: &str, guess: Option<&str>) -> (Result<Quarantine>, Option<Ahead>) {
-    std::thread::scope(|scope| {
-        let quarantine = scope.spawn(|| {
-            let quarantine = git.quarantine()?;
-            quarantine.replay_allowed();
-            Ok(quarantine)
-        });
-        let guessed = guess.and_then(|release| match read_ahead(git, head, release) {
-            Ok(read) => Some(read),
-            Err(error) => {
-                tracing::debug!("no work ahead on the guessed release {release}: {error:#}");
-                None
+/// Given a guessed release, does the work ahead on it, beside the making
+/// of the quarantine (`quarantine`: waits for it), which the replay ahead
+/// needs.
+pub fn start(
+    git: &Git,
+    head: &str,
+    guess: Option<&str>,
+    quarantine: impl FnOnce() -> Result<Quarantine>,
+) -> (Result<Quarantine>, Option<Ahead>) {
+    let guessed = guess.and_then(|release| match read_ahead(git, head, release) {
+        Ok(read) => Some(read),
+        Err(error) => {
+            tracing::debug!("no work ahead on the guessed release {release}: {error:#}");
+            None
+        }
+    });
+    let quarantine = quarantine();
+    let ahead = guessed.map(|(release, walk, base)| {
+        let speculation = match (&quarantine, &base) {
+            (Ok(quarantine), Base::Stack { chain, .. }) if chain.commits.len() <= REPLAY_AHEAD_MAX => {
+                let replayed = replay::speculate(quarantine, &release, &chain.commits);
+                Some(replayed.unwrap_or_else(|error| {
+                    tracing::debug!("speculative replay on the guessed release failed: {error:#}");
+                    Vec::new()
+                }))
             }
-        });
-        let quarantine: Result<Quarantine> = quarantine.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic));
-        let ahead = guessed.map(|(release, walk, base)| {
-            let speculation = match (&quarantine, &base) {
-                (Ok(quarantine), Base::Stack { chain, .. }) if chain.commits.len() <= REPLAY_AHEAD_MAX => {
-                    let replayed = replay::speculate(quarantine, &release, &chain.commits);
-                    Some(replayed.unwrap_or_else(|error| {
-                        tracing::debug!("speculative replay on the guessed release failed: {error:#}");
-                        Vec::new()
-                    }))
-                }
-                _ => None,
-            };
-            Ahead { release, walk, base, speculation }
-        });
-        (quarantine, ahead)
-    })
+            _ => None,
+        };
+        Ahead { release, walk, base, speculation }
+    });
+    (quarantine, ahead)
 }
 
 fn read_ahead(git: &Git, head: &str, release: &str) -> Result<(String, CherryWalk, Base)> {
-    let walk = git.start_cherry_walk(release, head)?;
-    Ok((release.to_string(), walk, Base::read(git, head, release)?))
+    let (walk, base) = walk_and_base(git, head, release)?;
+    Ok((release.to_string(), walk, base))
+}
+
+/// git's cherry-pick walk of `release...head`, started, and the [`Base`]:
+/// the walk is started from a thread of its own, so that the chain's walk,
+/// which the replay waits for, does not wait for its start.
+pub fn walk_and_base(git: &Git, head: &str, release: &str) -> Result<(CherryWalk, Base)> {
+    std::thread::scope(|scope| {
+        let walk = scope.spawn(|| git.start_cherry_walk(release, head));
+        let base = Base::read(git, head, release);
+        let walk = walk.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        Ok((walk?, base?))
+    })
 }
 
 #[cfg(test)]

@@ -179,24 +179,39 @@ pub enum Precondition {
 /// Resolves the branch, gets the release (fetching it unless `fetch` is
 /// false and it is already here), and reads the stack.
 pub fn prepare(git: &Git, spec: &StackSpec, fetch: bool) -> Result<Precondition> {
-    let Some(head) = resolve_branch(git, spec)? else {
-        return Ok(Precondition::Blocked(format!(
-            "maintained branch {} was found neither locally nor on {}",
-            spec.branch, spec.remote
-        )));
-    };
-    let here = git.resolve_commit(&spec.upstream_ref())?;
-    // The release is probably here already (fetched by an earlier run, or
-    // a tag of the same name in the fork): the work it alone decides starts
-    // on that guess, beside the fetch (see `ahead`).
-    let guess = match &here {
-        Some(here) => Some(here.clone()),
-        None => git.resolve_commit(&format!("refs/tags/{}", spec.tag))?,
-    };
     std::thread::scope(|scope| {
-        let ahead = scope.spawn(|| ahead::start(git, &head, guess.as_deref()));
-        let ahead = || ahead.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic));
-        prepare_with(git, spec, &head, fetch, here, ahead)
+        // The quarantine (where a replay's objects go) needs nothing of the
+        // stack or the release: it is made first, beside the reads below.
+        let quarantine = scope.spawn(|| {
+            let quarantine = git.quarantine()?;
+            quarantine.replay_allowed();
+            Ok(quarantine)
+        });
+        // The branch, an earlier fetch's release and the fork's tag of its
+        // name, in one round trip.
+        let (local, upstream_copy, tag) =
+            (format!("refs/heads/{}", spec.branch), spec.upstream_ref(), format!("refs/tags/{}", spec.tag));
+        let [local, here, fork_tag]: [Option<String>; 3] = git
+            .resolve_commits(&[&local, &upstream_copy, &tag])?
+            .try_into()
+            .map_err(|_| anyhow::anyhow!("git answered for other than three revisions"))?;
+        let head = match local {
+            Some(head) => Some(head),
+            None => resolve_branch(git, spec)?,
+        };
+        let Some(head) = head else {
+            return Ok(Precondition::Blocked(format!(
+                "maintained branch {} was found neither locally nor on {}",
+                spec.branch, spec.remote
+            )));
+        };
+        // The release is probably here already (fetched by an earlier run, or
+        // a tag of the same name in the fork): the work it alone decides starts
+        // on that guess, beside the fetch (see `ahead`).
+        let guess = here.clone().or(fork_tag);
+        let (tip, guessed) = (head.clone(), guess.clone());
+        let ahead = scope.spawn(move || ahead::start(git, &tip, guessed.as_deref(), || joined(quarantine)));
+        prepare_with(git, spec, &head, fetch, here, || joined(ahead))
     })
 }
 
@@ -282,7 +297,10 @@ fn prepare_stack(
     // work ahead on another commit is dropped here.
     let (marked, base, speculated) = match ahead.filter(|ahead| ahead.release == release) {
         Some(ahead) => (ahead.walk, ahead.base, ahead.speculation),
-        None => (git.start_cherry_walk(&release, &head)?, Base::read(git, &head, &release)?, None),
+        None => {
+            let (walk, base) = ahead::walk_and_base(git, &head, &release)?;
+            (walk, base, None)
+        }
     };
     let (merge_base, chain) = match base {
         Base::Stack { merge_base, chain } => (merge_base, chain),

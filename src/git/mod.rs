@@ -303,6 +303,17 @@ impl Git {
         Ok(output.status.success().then(|| String::from_utf8_lossy(&output.stdout).trim().to_string()))
     }
 
+    /// [`Git::resolve_commit`] for several revisions, in one round trip to
+    /// the long-lived cat-file when it runs.
+    pub fn resolve_commits(&self, revs: &[&str]) -> Result<Vec<Option<String>>> {
+        let specs: Vec<String> = revs.iter().map(|rev| format!("{rev}^{{commit}}")).collect();
+        let names: Vec<&[u8]> = specs.iter().map(String::as_bytes).collect();
+        if let Some(answers) = self.batch(batch::Ask::Info, &names) {
+            return Ok(answers.into_iter().map(|answer| answer.map(|(oid, _)| oid)).collect());
+        }
+        revs.iter().map(|rev| self.resolve_commit(rev)).collect()
+    }
+
     /// The value of a ref (not peeled), or None when it does not exist.
     pub fn ref_value(&self, refname: &str) -> Result<Option<String>> {
         if let Some(mut answers) = self.batch(batch::Ask::Info, &[refname.as_bytes()]) {
