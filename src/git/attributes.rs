@@ -136,7 +136,8 @@ impl Git {
 
 impl Quarantine {
     /// The patches (non-merges) that change a `.gitattributes` file, as
-    /// [`Git::changing_attributes`] finds them, read in-process through the
+    /// [`Git::changing_attributes`] finds them (which answers for stacks
+    /// longer than [`IN_PROCESS_MAX`]), read in-process through the
     /// repository's long-lived cat-file: the trees of each patch and its
     /// parent are compared level by level, descending only where they
     /// differ, one round trip a level for all patches. A differing file (or
@@ -147,6 +148,10 @@ impl Quarantine {
     /// `--root`).
     pub fn changing_attributes(&self, patches: &[&RawCommit]) -> Result<HashSet<String>> {
         let repo = self.repo();
+        if patches.len() > IN_PROCESS_MAX {
+            let ids: Vec<&str> = patches.iter().map(|patch| patch.id.as_str()).collect();
+            return repo.changing_attributes(&ids);
+        }
         let single: Vec<&&RawCommit> = patches.iter().filter(|patch| patch.parents.len() == 1).collect();
         let mut trees: HashMap<&str, String> =
             patches.iter().map(|patch| (patch.id.as_str(), patch.tree.clone())).collect();
@@ -193,7 +198,9 @@ impl Quarantine {
                     old_items.iter().map(|item| (item.name.as_slice(), item)).collect();
                 let new_map: HashMap<&[u8], &TreeItem> =
                     new_items.iter().map(|item| (item.name.as_slice(), item)).collect();
-                let names = old_items.iter().chain(new_items).map(|item| item.name.as_slice());
+                // Each name once: the old tree's, then those only the new one has.
+                let added = new_items.iter().filter(|item| !old_map.contains_key(item.name.as_slice()));
+                let names = old_items.iter().chain(added).map(|item| item.name.as_slice());
                 for name in names {
                     let (before, after) = (old_map.get(name), new_map.get(name));
                     if before.map(|item| (&item.mode, &item.id)) == after.map(|item| (&item.mode, &item.id)) {
@@ -218,6 +225,13 @@ impl Quarantine {
         Ok(changing)
     }
 }
+
+/// The longest stack whose attribute changes are read in-process. Each
+/// tree read through cat-file costs about 20 µs here (most resolving its
+/// deltas), so the read grows with the stack where `diff-tree` in one
+/// process does not: measured, 0.3 ms in-process against a 2 ms process
+/// for 4 patches, 2–4 ms against 4–5 ms for 45, 23 ms against 9 ms for 200.
+const IN_PROCESS_MAX: usize = 64;
 
 /// One entry of a tree object.
 struct TreeItem {
