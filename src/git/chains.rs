@@ -18,10 +18,11 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 
+use super::layout::setting_key;
 use super::objects::RawCommit;
 use super::pack::read_loose;
-use super::quarantine::{setting_key, Quarantine};
 use super::Git;
+use super::Quarantine;
 
 /// A run of patches where each is the parent of the next, replayed as
 /// `git replay --onto <tip> <from>..<last>`.

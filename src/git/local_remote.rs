@@ -13,7 +13,7 @@
 
 use std::path::{Path, PathBuf};
 
-use super::quarantine::setting_key;
+use super::layout::setting_key;
 use super::Quarantine;
 use crate::core::env::inherited_by_git;
 

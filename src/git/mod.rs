@@ -12,6 +12,7 @@ mod chains;
 mod clone;
 pub mod fixture;
 mod history;
+mod layout;
 mod local_remote;
 mod log;
 mod merge;

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 
+use super::layout::{setting_key, Layout};
 use super::pack::{loose_compressor, write_loose, write_pack, LooseObjects, Pack};
 use super::Git;
 
@@ -18,25 +19,24 @@ impl Git {
     /// object is written once, read a few times, then packed (and
     /// compressed) or thrown away, so disk writes and zlib there are pure cost.
     pub fn quarantine(&self) -> Result<Quarantine> {
-        // The object directory, the format, the common git directory and
-        // the replace refs' values (any stops `git replay`, see `chains.rs`)
-        // from one process.
         // The settings (see [`Quarantine::settings`]), which nearly every
-        // run needs, are read beside it: one process's time, not two.
+        // run needs, and, read off them where they tell it beyond doubt,
+        // the object directory, the format, the common git directory and
+        // whether there are replace refs (any stops `git replay`, see
+        // `chains.rs`): one process, and a `rev-parse` only where they do
+        // not tell (see `layout.rs`).
         let loose = "core.looseCompression=0";
-        let args = ["rev-parse", "--path-format=absolute", "--git-path", "objects", "--show-object-format"];
-        let (answers, settings) = std::thread::scope(|scope| {
-            let settings = scope.spawn(|| self.with_config(loose).effective_config());
-            let answers = self.run(&[&args[..], &["--git-common-dir", "--glob=refs/replace/*"]].concat());
-            (answers, settings.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)))
-        });
-        let answers = answers?;
-        let mut answers = answers.lines().map(str::to_string);
-        let (Some(objects), Some(format), Some(common_dir)) = (answers.next(), answers.next(), answers.next()) else {
-            anyhow::bail!("git rev-parse did not name the object directory, the format and the git directory");
+        let (settings, layout) = match self.with_config(loose).settings_and_layout() {
+            Ok((settings, layout)) => (Some(settings), layout),
+            Err(error) => {
+                tracing::debug!("could not read the settings: {error:#}");
+                (None, None)
+            }
         };
-        let replace_refs = answers.next().is_some();
-        let objects = std::path::PathBuf::from(objects);
+        let Layout { objects, format, common_dir, replace_refs } = match layout {
+            Some(layout) => layout,
+            None => self.layout_from_git()?,
+        };
         let in_memory = Path::new("/dev/shm");
         remove_abandoned_quarantines(in_memory);
         let builder = tempfile::Builder::new().prefix("patchmoi-quarantine-").tempdir_in(in_memory);
@@ -58,19 +58,12 @@ impl Git {
             .with_env("GIT_OBJECT_DIRECTORY", quarantine_objects.as_os_str())
             .with_env("GIT_ALTERNATE_OBJECT_DIRECTORIES", objects.as_os_str())
             .with_config(loose);
-        let settings = match settings {
-            Ok(settings) => Some(settings),
-            Err(error) => {
-                tracing::debug!("could not read the settings: {error:#}");
-                None
-            }
-        };
         Ok(Quarantine {
             git,
             staging: dir.path().join("staging"),
             objects: quarantine_objects,
             repo_objects: objects,
-            common_dir: PathBuf::from(common_dir),
+            common_dir,
             format,
             replay_allowed: std::sync::OnceLock::new(),
             settings,
@@ -101,13 +94,6 @@ fn remove_abandoned_quarantines(dir: &Path) {
             }
         }
     }
-}
-
-/// The key of a setting as `git config --list -z` lists it (`key\nvalue`,
-/// or the bare key of a setting without a value): section and name in lower
-/// case.
-pub(super) fn setting_key(entry: &str) -> &str {
-    entry.split('\n').next().unwrap_or_default()
 }
 
 /// See [`Git::quarantine`]. Dropping it discards whatever was not published.

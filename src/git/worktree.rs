@@ -6,8 +6,8 @@ use std::path::Path;
 
 use anyhow::{Context, Result};
 
+use super::layout::setting_key;
 use super::paths::{path_bytes, path_from_bytes};
-use super::quarantine::setting_key;
 use super::{ConflictEntry, Git, Quarantine};
 
 impl Quarantine {
