@@ -40,9 +40,10 @@ pub(super) struct Layout {
     pub replace_refs: bool,
 }
 
-/// Variables that move the git directory, its objects or its replace refs.
-const LOCATION_ENV: [&str; 5] =
-    ["GIT_DIR", "GIT_COMMON_DIR", "GIT_OBJECT_DIRECTORY", "GIT_WORK_TREE", "GIT_REPLACE_REF_BASE"];
+/// Variables that move the git directory, its objects, its replace refs,
+/// or the file `git config` reads as the repository's.
+const LOCATION_ENV: [&str; 6] =
+    ["GIT_DIR", "GIT_COMMON_DIR", "GIT_OBJECT_DIRECTORY", "GIT_WORK_TREE", "GIT_REPLACE_REF_BASE", "GIT_CONFIG"];
 
 impl Git {
     /// The settings in effect (`key\nvalue` each, as `git config --list -z`
