@@ -163,8 +163,8 @@ pub struct Prepared {
     /// where it stopped. See [`crate::engine::replay::speculate`].
     speculation: Vec<(String, String)>,
     /// Upstream's refs read from its repository here rather than fetched
-    /// (see `local_copy`), still to write: with the candidate when the run
-    /// makes one (one transaction, not two), else on their own.
+    /// (see `local_copy`), still to write: [`rebase_with`] writes them
+    /// beside the replay.
     upstream_refs: Vec<RefUpdate>,
 }
 
@@ -674,11 +674,33 @@ pub fn rebase_with(git: &Git, spec: &StackSpec, regenerator: Option<&dyn Regener
         let prepared = prepare(git, spec, true);
         (prepared, joined(memory))
     });
-    let prepared = match prepared? {
+    let mut prepared = match prepared? {
         Precondition::Ready(prepared) => prepared,
         Precondition::UpToDate { head, release } => return Ok(RebaseOutcome::UpToDate { head, release }),
         Precondition::Blocked(message) => return Ok(RebaseOutcome::Blocked(message)),
     };
+    // Upstream's refs read from its repository rather than fetched are
+    // written beside the rest, in a transaction of their own: whatever the
+    // run ends with, they are there, as a fetch's would be.
+    let upstream_refs = std::mem::take(&mut prepared.upstream_refs);
+    std::thread::scope(|scope| {
+        let written = (!upstream_refs.is_empty()).then(|| scope.spawn(|| write_upstream_refs(git, &upstream_refs)));
+        let outcome = rebase_prepared(git, spec, prepared, memory, regenerator);
+        if let Some(written) = written {
+            joined(written)?;
+        }
+        outcome
+    })
+}
+
+/// [`rebase_with`] once the stack is prepared.
+fn rebase_prepared(
+    git: &Git,
+    spec: &StackSpec,
+    prepared: Box<Prepared>,
+    memory: Result<Memory>,
+    regenerator: Option<&dyn Regenerator>,
+) -> Result<RebaseOutcome> {
     let mut memory = memory?;
     // The quarantine has read the settings already: no process to ask.
     let url_key = format!("remote.{}.url", spec.remote);
@@ -693,7 +715,7 @@ pub fn rebase_with(git: &Git, spec: &StackSpec, regenerator: Option<&dyn Regener
         .filter(|_| !spec.options.regenerate.is_empty())
         .map(|regenerator| (spec.options.regenerate.as_slice(), regenerator));
     let replayed = replay_prepared_with(git, &prepared, &memory, regeneration)?;
-    let Prepared { head, release, fork_point, patches, quarantine, upstream_refs, .. } = *prepared;
+    let Prepared { head, release, fork_point, patches, quarantine, .. } = *prepared;
 
     if let Some((stop, merge)) = replayed.stop {
         let stack: Vec<&RawCommit> = patches.iter().collect();
@@ -712,7 +734,6 @@ pub fn rebase_with(git: &Git, spec: &StackSpec, regenerator: Option<&dyn Regener
         let report = conflict::report(&context)?;
         // Keep the stopped state's objects so a worktree can show it.
         quarantine.publish(&[replayed.tip.clone(), merge.tree.clone()])?;
-        write_upstream_refs(git, &upstream_refs)?;
         let stopped = Stopped {
             head: replayed.tip,
             tree: merge.tree,
@@ -737,11 +758,10 @@ pub fn rebase_with(git: &Git, spec: &StackSpec, regenerator: Option<&dyn Regener
 
     quarantine.publish(std::slice::from_ref(&replayed.tip))?;
     let built_from = publish::built_from_ref(&spec.candidate_ref());
-    let mut also = upstream_refs;
-    match git.ref_value(&built_from)? {
-        Some(old) if old == head => {}
-        old => also.push(RefUpdate::Set { refname: built_from, new: head.clone(), old }),
-    }
+    let also = match git.ref_value(&built_from)? {
+        Some(old) if old == head => Vec::new(),
+        old => vec![RefUpdate::Set { refname: built_from, new: head.clone(), old }],
+    };
     let checked_out = quarantine.checked_out_branches()?;
     let candidate = publish::move_branch(git, &spec.candidate_ref(), &replayed.tip, also, &checked_out)?;
     Ok(RebaseOutcome::Clean {
@@ -819,12 +839,13 @@ fn local_copy(git: &Git, spec: &StackSpec, quarantine: &Quarantine) -> Result<Op
     if *upstream_head != release && head_copy.as_ref() != Some(upstream_head) {
         return Ok(None);
     }
+    // Forced, as the fetch's `+` refspecs are: these are our copies.
     let mut copied = Vec::new();
     for (refname, value, old) in
         [(spec.upstream_ref(), tag, copy), (UPSTREAM_HEAD.to_string(), upstream_head, head_copy)]
     {
         if old.as_ref() != Some(value) {
-            copied.push(RefUpdate::Set { refname, new: value.clone(), old });
+            copied.push(RefUpdate::Force { refname, new: value.clone() });
         }
     }
     let head = git.resolve_commit(upstream_head)?;

@@ -415,6 +415,9 @@ pub enum RefUpdate {
     Set { refname: String, new: String, old: Option<String> },
     /// Delete `refname`, only if it currently has `old`.
     Delete { refname: String, old: String },
+    /// Create or move `refname` to `new` whatever it holds, as a fetch's
+    /// `+` refspec does: only for patchmoi's own copies of others' refs.
+    Force { refname: String, new: String },
 }
 
 impl RefUpdate {
@@ -424,6 +427,8 @@ impl RefUpdate {
             RefUpdate::Set { refname, new, old: None } => format!("create {refname} {new}\n"),
             RefUpdate::Set { refname, new, old: Some(old) } => format!("update {refname} {new} {old}\n"),
             RefUpdate::Delete { refname, old } => format!("delete {refname} {old}\n"),
+            // No old value: git moves it whatever it holds.
+            RefUpdate::Force { refname, new } => format!("update {refname} {new}\n"),
         }
     }
 }
@@ -548,5 +553,7 @@ mod tests {
         assert_eq!(moved.line(), "update refs/heads/x ab cd\n");
         let del = RefUpdate::Delete { refname: "refs/heads/x".into(), old: "cd".into() };
         assert_eq!(del.line(), "delete refs/heads/x cd\n");
+        let forced = RefUpdate::Force { refname: "refs/patchmoi/x".into(), new: "ab".into() };
+        assert_eq!(forced.line(), "update refs/patchmoi/x ab\n");
     }
 }

@@ -157,6 +157,19 @@ fn a_release_the_fork_has_is_read_from_a_local_upstream_and_a_tag_that_is_not_up
     assert_eq!(fx.fork.rev(&format!("{sha}~1")), fx.upstream.rev("v3^{commit}"));
     assert_eq!(fx.fork.rev("refs/patchmoi/upstream/tags/v3"), fx.upstream.rev("refs/tags/v3"));
     assert_ne!(fx.fork.rev("refs/tags/v3"), fx.upstream.rev("refs/tags/v3"), "the fork's tag is left alone");
+
+    // The candidate cannot move (a worktree has it checked out): upstream's
+    // refs are written all the same, as a fetch's would have been.
+    fx.upstream.git(&["tag", "-a", "-m", "v4", "v4"]);
+    fx.fork.git(&["fetch", "--quiet", "origin", "refs/tags/v4:refs/tags/v4"]);
+    fx.fork.git(&["branch", "patchmoi/v4", "patches"]);
+    let worktree = fx.tmp.path().join("candidate-checkout");
+    fx.fork.git(&["worktree", "add", "--quiet", worktree.to_str().unwrap(), "patchmoi/v4"]);
+    let run = fx.run_release("v4", &[]);
+    let rebase = run.step("rebase");
+    assert_ne!(rebase["status"], "changed", "{}", run.stderr);
+    assert!(run.stderr.contains("checked out"), "{}", run.stderr);
+    assert_eq!(fx.fork.rev("refs/patchmoi/upstream/tags/v4"), fx.upstream.rev("refs/tags/v4"));
 }
 
 #[test]
