@@ -29,6 +29,27 @@ pub(super) fn setting_key(entry: &str) -> &str {
     entry.split('\n').next().unwrap_or_default()
 }
 
+/// The last value of the setting `key` in `settings` (as `git config
+/// --list -z` lists them): None when it is not set, Some(None) for a
+/// setting written without a value.
+pub(super) fn setting_value<'a>(settings: &'a [String], key: &str) -> Option<Option<&'a str>> {
+    let entry = settings.iter().rev().find(|entry| setting_key(entry) == key)?;
+    Some(entry.split_once('\n').map(|(_, value)| value))
+}
+
+/// A boolean setting as git reads it (`git_parse_maybe_bool`, then a
+/// number): no value is true; true/yes/on and false/no/off/empty in any
+/// case; a number is true unless 0. None for anything else (git would
+/// refuse it).
+pub(super) fn git_bool(value: Option<&str>) -> Option<bool> {
+    let Some(value) = value else { return Some(true) };
+    match value.to_ascii_lowercase().as_str() {
+        "true" | "yes" | "on" => Some(true),
+        "false" | "no" | "off" | "" => Some(false),
+        number => number.parse::<i64>().ok().map(|number| number != 0),
+    }
+}
+
 /// See the module's documentation.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) struct Layout {
@@ -58,11 +79,16 @@ impl Git {
             bail!("git config --list printed {} fields, not three a setting", fields.len() - 1);
         }
         let mut settings = Vec::new();
+        // The repository's own settings, where git reads its extensions.
+        let mut local = Vec::new();
         let mut local_files: Vec<&str> = Vec::new();
         for triple in fields.chunks_exact(3) {
             let [scope, origin, setting] = triple else { unreachable!("chunks of three") };
-            if *scope == "local" && !local_files.contains(origin) {
-                local_files.push(origin);
+            if *scope == "local" {
+                if !local_files.contains(origin) {
+                    local_files.push(origin);
+                }
+                local.push(setting.to_string());
             }
             settings.push(setting.to_string());
         }
@@ -72,7 +98,9 @@ impl Git {
             key.starts_with("include.") || key.starts_with("includeif.")
         });
         let layout = match local_files.as_slice() {
-            [file] if !included => file.strip_prefix("file:").and_then(|file| layout_from(&self.dir, file, &settings)),
+            [file] if !included => {
+                file.strip_prefix("file:").and_then(|file| layout_from(&self.dir, file, &settings, &local))
+            }
             _ => None,
         };
         Ok((settings, layout))
@@ -92,14 +120,12 @@ impl Git {
 }
 
 /// The layout, from the file the local settings came from (as git printed
-/// it) and the settings; None unless certain.
-fn layout_from(dir: &Path, local_file: &str, settings: &[String]) -> Option<Layout> {
-    let value = |key: &str| {
-        let entry = settings.iter().rev().find(|entry| setting_key(entry) == key)?;
-        Some(entry.split_once('\n').map_or("", |(_, value)| value))
-    };
-    let moved = value("extensions.refstorage").is_some() || value("core.worktree").is_some();
-    if moved || LOCATION_ENV.iter().any(|name| inherited_by_git(name)) {
+/// it), the settings and the repository's own (`local`) ones; None unless
+/// certain. `rev-parse` prints absolute paths: a relative directory (a
+/// workspace root given as `.`) is left to it.
+fn layout_from(dir: &Path, local_file: &str, settings: &[String], local: &[String]) -> Option<Layout> {
+    let moved = ["extensions.refstorage", "core.worktree"].iter().any(|key| setting_value(settings, key).is_some());
+    if !dir.is_absolute() || moved || LOCATION_ENV.iter().any(|name| inherited_by_git(name)) {
         return None;
     }
     let dot_git = dir.join(".git");
@@ -115,9 +141,9 @@ fn layout_from(dir: &Path, local_file: &str, settings: &[String]) -> Option<Layo
     if !file.is_file() || !common_dir.join("objects").is_dir() {
         return None;
     }
-    let format = match value("extensions.objectformat") {
+    let format = match setting_value(local, "extensions.objectformat") {
         None => "sha1".to_string(),
-        Some(format) if format.eq_ignore_ascii_case("sha1") || format.eq_ignore_ascii_case("sha256") => {
+        Some(Some(format)) if format.eq_ignore_ascii_case("sha1") || format.eq_ignore_ascii_case("sha256") => {
             format.to_ascii_lowercase()
         }
         Some(_) => return None,
@@ -200,6 +226,9 @@ mod tests {
         for (at, read) in [(&top, true), (&bare, true), (&linked, true), (&sha256, true), (&top.join("sub"), false)] {
             compare(at, read);
         }
+        // A relative directory (a workspace root given as `.`): rev-parse's
+        // paths are absolute, so it answers.
+        assert_eq!(layout_from(Path::new("."), ".git/config", &[], &[]), None);
         repo.git(&["replace", &second, &first]).unwrap();
         compare(&top, true);
         repo.git(&["pack-refs", "--all"]).unwrap();

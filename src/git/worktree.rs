@@ -6,7 +6,7 @@ use std::path::Path;
 
 use anyhow::{Context, Result};
 
-use super::layout::setting_key;
+use super::layout::{git_bool, setting_value};
 use super::paths::{path_bytes, path_from_bytes};
 use super::{ConflictEntry, Git, Quarantine};
 
@@ -14,24 +14,21 @@ impl Quarantine {
     /// [`Git::checked_out_branches`] read from the worktrees' `HEAD` files
     /// (the main one's, then each of `worktrees/*`, as `git worktree list`
     /// reads them) with no process. Where those files may not hold the
-    /// answer (refs in a reftable, a `HEAD` of another shape), git is asked.
-    /// A bare repository's own `HEAD` is no checkout, as git lists it.
+    /// answer (refs in a reftable, a `HEAD` that is a symbolic link or of
+    /// another shape), git is asked. A bare repository's own `HEAD` is no
+    /// checkout, and a worktree whose `gitdir` file is gone is not listed,
+    /// as git lists them.
     pub fn checked_out_branches(&self) -> Result<Vec<(String, std::path::PathBuf)>> {
-        let settings = self.settings().unwrap_or_default();
-        let value = |key: &str| {
-            settings
-                .iter()
-                .rev()
-                .find(|entry| setting_key(entry) == key)
-                .map(|entry| entry[key.len()..].trim_start_matches('\n'))
-        };
         let ask_git = || self.repo().checked_out_branches();
-        if self.settings().is_none() || value("extensions.refstorage").is_some() {
+        let Some(settings) = self.settings() else { return ask_git() };
+        // A reftable keeps HEAD elsewhere; a symbolic link as HEAD
+        // (`core.preferSymlinkRefs`) reads as its branch's id.
+        let symlinks = setting_value(settings, "core.prefersymlinkrefs").is_some();
+        if symlinks || setting_value(settings, "extensions.refstorage").is_some() {
             return ask_git();
         }
+        let Some(bare) = setting_value(settings, "core.bare").map_or(Some(false), git_bool) else { return ask_git() };
         let common = self.repo_common_dir();
-        let bare =
-            value("core.bare").is_some_and(|bare| ["true", "yes", "on", "1"].contains(&bare.to_lowercase().as_str()));
         let mut heads = Vec::new();
         if !bare {
             let top = if common.file_name().is_some_and(|name| name == ".git") { common.parent() } else { None };
@@ -40,17 +37,23 @@ impl Quarantine {
         if let Ok(entries) = std::fs::read_dir(common.join("worktrees")) {
             for entry in entries.flatten() {
                 let admin = entry.path();
-                let gitdir = std::fs::read_to_string(admin.join("gitdir")).ok();
-                let top =
-                    gitdir.as_deref().map(|gitdir| Path::new(gitdir.trim_end_matches('\n'))).and_then(Path::parent);
-                heads.push((admin.join("HEAD"), top.map_or(admin.clone(), Path::to_path_buf)));
+                // git lists no worktree whose `gitdir` file is gone or empty.
+                let Ok(gitdir) = std::fs::read_to_string(admin.join("gitdir")) else { continue };
+                let gitdir = gitdir.trim_end_matches('\n');
+                if gitdir.is_empty() {
+                    continue;
+                }
+                let top = Path::new(gitdir).parent().map_or(admin.clone(), Path::to_path_buf);
+                heads.push((admin.join("HEAD"), top));
             }
         }
         let mut found = Vec::new();
         for (head, top) in heads {
-            let Ok(text) = std::fs::read_to_string(&head) else { return ask_git() };
+            let is_file = std::fs::symlink_metadata(&head).is_ok_and(|meta| meta.file_type().is_file());
+            let Some(text) = is_file.then(|| std::fs::read_to_string(&head).ok()).flatten() else { return ask_git() };
             let text = text.strip_suffix('\n').unwrap_or(&text);
-            match text.strip_prefix("ref: ") {
+            // As git reads a symbolic ref: `ref:`, then any blanks.
+            match text.strip_prefix("ref:").map(|target| target.trim_start_matches([' ', '\t'])) {
                 Some(branch) if branch.starts_with("refs/heads/") => found.push((branch.to_string(), top)),
                 Some(_) => return ask_git(),
                 None if text.len() >= 40 && text.bytes().all(|b| b.is_ascii_hexdigit()) => {}
@@ -212,7 +215,9 @@ mod tests {
 
     /// The branches read from the `HEAD` files are the ones `git worktree
     /// list` names, with their paths: the main worktree's, a linked one's,
-    /// none for a detached one; and none for a bare repository's own HEAD.
+    /// none for a detached one or one whose `gitdir` file is gone, the main
+    /// one's when its HEAD is a symbolic link; and none for a bare
+    /// repository's own HEAD.
     #[test]
     fn checked_out_branches_read_from_files_are_gits() {
         let dir = tempfile::tempdir().unwrap();
@@ -231,6 +236,23 @@ mod tests {
         };
         let expected = sorted(git.checked_out_branches().unwrap());
         assert_eq!(expected.len(), 2, "{expected:?}");
+        assert_eq!(sorted(git.quarantine().unwrap().checked_out_branches().unwrap()), expected);
+
+        // A worktree whose `gitdir` file is gone: git lists it no more.
+        repo.git(&["branch", "gone"]).unwrap();
+        let gone = dir.path().join("gone");
+        repo.git(&["worktree", "add", "-q", gone.to_str().unwrap(), "gone"]).unwrap();
+        std::fs::remove_file(main.join(".git/worktrees/gone/gitdir")).unwrap();
+        let expected = sorted(git.checked_out_branches().unwrap());
+        assert_eq!(expected.len(), 2, "{expected:?}");
+        assert_eq!(sorted(git.quarantine().unwrap().checked_out_branches().unwrap()), expected);
+
+        // HEAD as a symbolic link to its branch (`core.preferSymlinkRefs`).
+        repo.git(&["branch", "linked-head"]).unwrap();
+        repo.git(&["-c", "core.preferSymlinkRefs=true", "checkout", "-q", "linked-head"]).unwrap();
+        assert!(std::fs::symlink_metadata(main.join(".git/HEAD")).unwrap().file_type().is_symlink());
+        let expected = sorted(git.checked_out_branches().unwrap());
+        assert!(expected.iter().any(|(branch, _)| branch == "refs/heads/linked-head"), "{expected:?}");
         assert_eq!(sorted(git.quarantine().unwrap().checked_out_branches().unwrap()), expected);
 
         let bare = dir.path().join("bare.git");
