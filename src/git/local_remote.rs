@@ -19,8 +19,11 @@ use crate::core::env::inherited_by_git;
 
 /// Settings (lower case, as `git config --list` prints them) under which
 /// a fetch from a path could see other refs, or none: rewritten URLs, a
-/// protocol policy, refs hidden from upload-pack.
-const TRANSPORT_SETTINGS: [&str; 4] = ["url.", "protocol.", "transfer.hiderefs", "uploadpack.hiderefs"];
+/// protocol policy, refs hidden from upload-pack, and includes (an
+/// `includeIf "gitdir:<upstream>"` applies in upload-pack, run there, and
+/// not here).
+const TRANSPORT_SETTINGS: [&str; 6] =
+    ["url.", "protocol.", "transfer.hiderefs", "uploadpack.hiderefs", "include.", "includeif."];
 
 /// Variables of git's environment with the same power: a protocol policy
 /// (`protocol.file.allow` defaults to `user`) and ref namespaces.
@@ -204,9 +207,12 @@ mod tests {
         let linked = dir.path().join("linked");
         repo.git(&["worktree", "add", "-q", "--detach", linked.to_str().unwrap()]).unwrap();
         assert_eq!(quarantine.local_remote_refs(linked.to_str().unwrap(), &["HEAD"]), None);
-        // Settings that rewrite the URL: git says.
+        // Settings that rewrite the URL, or an include that may apply in
+        // upstream's upload-pack: git says.
         let rewritten = git.with_config(&format!("url.{remote}.insteadOf=/elsewhere")).quarantine().unwrap();
         assert_eq!(rewritten.local_remote_refs(remote, &["HEAD"]), None);
+        let included = git.with_config(&format!("includeIf.gitdir:{remote}/.path=/nowhere")).quarantine().unwrap();
+        assert_eq!(included.local_remote_refs(remote, &["HEAD"]), None);
         // A repository format git does not know, refs kept in a reftable: git says.
         let config = upstream.join(".git/config");
         let text = std::fs::read_to_string(&config).unwrap();
