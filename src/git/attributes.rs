@@ -241,8 +241,11 @@ struct TreeItem {
 }
 
 impl TreeItem {
+    /// A directory, by the mode's type bits (git reads the octal mode: an
+    /// old tool's `040000` is a directory too).
     fn is_tree(&self) -> bool {
-        self.mode == b"40000"
+        let mode = std::str::from_utf8(&self.mode).ok().and_then(|mode| u32::from_str_radix(mode, 8).ok());
+        mode.is_some_and(|mode| mode & 0o170000 == 0o040000)
     }
 }
 
@@ -306,5 +309,48 @@ mod tests {
         let subjects: HashSet<String> = patches.iter().filter(|p| found.contains(&p.id)).map(|p| p.subject()).collect();
         let named: HashSet<String> = ["top", "deep", "added whole", "removed whole"].map(String::from).into();
         assert_eq!(subjects, named);
+    }
+
+    /// A directory entry written with a zero-padded mode (`040000`, as some
+    /// old tools wrote) is walked as git walks it.
+    #[test]
+    fn a_zero_padded_directory_mode_is_a_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        let repo = FixtureRepo::init(dir.path()).unwrap();
+        let write = |kind: &str, body: &[u8]| {
+            let mut child = std::process::Command::new("git")
+                .args(["hash-object", "-w", "--literally", "--stdin", "-t", kind])
+                .current_dir(dir.path())
+                .stdin(std::process::Stdio::piped())
+                .stdout(std::process::Stdio::piped())
+                .spawn()
+                .unwrap();
+            std::io::Write::write_all(child.stdin.as_mut().unwrap(), body).unwrap();
+            let out = child.wait_with_output().unwrap();
+            String::from_utf8(out.stdout).unwrap().trim().to_string()
+        };
+        let entry = |mode: &str, name: &str, id: &str| {
+            let mut bytes = format!("{mode} {name}\0").into_bytes();
+            bytes.extend((0..id.len()).step_by(2).map(|at| u8::from_str_radix(&id[at..at + 2], 16).unwrap()));
+            bytes
+        };
+        let mut commits: Vec<String> = Vec::new();
+        for text in ["* text\n", "* -text\n"] {
+            let attributes = write("blob", text.as_bytes());
+            let sub = write("tree", &entry("100644", ".gitattributes", &attributes));
+            let root = write("tree", &entry("040000", "sub", &sub));
+            let mut args = vec!["commit-tree".to_string(), root, "-m".into(), text.into()];
+            if let Some(parent) = commits.last() {
+                args.extend(["-p".into(), parent.clone()]);
+            }
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            commits.push(repo.git(&args).unwrap());
+        }
+        let git = Git::open(dir.path()).unwrap();
+        let expected = git.changing_attributes(&[&commits[1]]).unwrap();
+        assert!(expected.contains(&commits[1]), "git walks it");
+        let patches = git.read_commits(&commits[1..]).unwrap();
+        let patches: Vec<&RawCommit> = patches.iter().collect();
+        assert_eq!(git.quarantine().unwrap().changing_attributes(&patches).unwrap(), expected);
     }
 }
