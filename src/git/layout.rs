@@ -226,6 +226,12 @@ mod tests {
         for (at, read) in [(&top, true), (&bare, true), (&linked, true), (&sha256, true), (&top.join("sub"), false)] {
             compare(at, read);
         }
+        // Booleans as git reads them (`config --type=bool`).
+        for value in [None, Some(""), Some("yes"), Some("Off"), Some("2"), Some("0"), Some("-1")] {
+            let setting = value.map_or("x.y".to_string(), |value| format!("x.y={value}"));
+            let read = Git::at(&top).with_config(&setting).run(&["config", "--type=bool", "x.y"]).unwrap();
+            assert_eq!(git_bool(value), Some(read == "true"), "{value:?}");
+        }
         // A relative directory (a workspace root given as `.`): rev-parse's
         // paths are absolute, so it answers.
         assert_eq!(layout_from(Path::new("."), ".git/config", &[], &[]), None);
