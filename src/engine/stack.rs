@@ -162,10 +162,6 @@ pub struct Prepared {
     /// were being found: (scratch commit, tree) of the leading patches, up to
     /// where it stopped. See [`crate::engine::replay::speculate`].
     speculation: Vec<(String, String)>,
-    /// Upstream's refs read from its repository here rather than fetched
-    /// (see `local_copy`), still to write: [`rebase_with`] writes them
-    /// beside the replay.
-    upstream_refs: Vec<RefUpdate>,
 }
 
 /// Before a replay: the stack is ready, or there is nothing to do, or a
@@ -248,18 +244,20 @@ fn prepare_with(
             Err(blocked) => return Ok(Precondition::Blocked(blocked)),
         },
     };
+    // The refs a fetch would have written are written beside the stack's
+    // preparation, in a transaction of their own, before anything else
+    // writes a ref (the candidate, the memory's fetch): as with a fetch,
+    // they are there before anything moves, or the run stops first.
     let copied = std::mem::take(&mut got.copied);
-    let prepared = prepare_stack(git, spec, head, release, got.head, fetch, (quarantine, ahead))?;
-    match prepared {
-        Precondition::Ready(mut prepared) => {
-            prepared.upstream_refs = copied;
-            Ok(Precondition::Ready(prepared))
-        }
-        done => {
-            write_upstream_refs(git, &copied)?;
-            Ok(done)
-        }
-    }
+    let (prepared, written) = std::thread::scope(|scope| {
+        let written = (!copied.is_empty()).then(|| scope.spawn(|| write_upstream_refs(git, &copied)));
+        let prepared = prepare_stack(git, spec, head, release, got.head, fetch, (quarantine, ahead));
+        (prepared, written.map(joined))
+    });
+    // The stack's own error first; the refs' after it.
+    let prepared = prepared?;
+    written.transpose()?;
+    Ok(prepared)
 }
 
 /// Writes the refs a fetch would have written (see `local_copy`).
@@ -389,7 +387,6 @@ fn prepare_stack(
         land,
         quarantine,
         speculation,
-        upstream_refs: Vec::new(),
     };
     for (position, patch) in all.into_iter().enumerate() {
         if let Some(reason) = by_provenance.get(&patch.id) {
@@ -674,33 +671,11 @@ pub fn rebase_with(git: &Git, spec: &StackSpec, regenerator: Option<&dyn Regener
         let prepared = prepare(git, spec, true);
         (prepared, joined(memory))
     });
-    let mut prepared = match prepared? {
+    let prepared = match prepared? {
         Precondition::Ready(prepared) => prepared,
         Precondition::UpToDate { head, release } => return Ok(RebaseOutcome::UpToDate { head, release }),
         Precondition::Blocked(message) => return Ok(RebaseOutcome::Blocked(message)),
     };
-    // Upstream's refs read from its repository rather than fetched are
-    // written beside the rest, in a transaction of their own: whatever the
-    // run ends with, they are there, as a fetch's would be.
-    let upstream_refs = std::mem::take(&mut prepared.upstream_refs);
-    std::thread::scope(|scope| {
-        let written = (!upstream_refs.is_empty()).then(|| scope.spawn(|| write_upstream_refs(git, &upstream_refs)));
-        let outcome = rebase_prepared(git, spec, prepared, memory, regenerator);
-        if let Some(written) = written {
-            joined(written)?;
-        }
-        outcome
-    })
-}
-
-/// [`rebase_with`] once the stack is prepared.
-fn rebase_prepared(
-    git: &Git,
-    spec: &StackSpec,
-    prepared: Box<Prepared>,
-    memory: Result<Memory>,
-    regenerator: Option<&dyn Regenerator>,
-) -> Result<RebaseOutcome> {
     let mut memory = memory?;
     // The quarantine has read the settings already: no process to ask.
     let url_key = format!("remote.{}.url", spec.remote);
