@@ -203,7 +203,12 @@ impl Quarantine {
                 let names = old_items.iter().chain(added).map(|item| item.name.as_slice());
                 for name in names {
                     let (before, after) = (old_map.get(name), new_map.get(name));
-                    if before.map(|item| (&item.mode, &item.id)) == after.map(|item| (&item.mode, &item.id)) {
+                    let same = match (before, after) {
+                        (Some(old), Some(new)) => old.canonical_mode() == new.canonical_mode() && old.id == new.id,
+                        (None, None) => true,
+                        _ => false,
+                    };
+                    if same {
                         continue;
                     }
                     let file = |item: Option<&&TreeItem>| item.is_some_and(|item| !item.is_tree());
@@ -241,11 +246,21 @@ struct TreeItem {
 }
 
 impl TreeItem {
-    /// A directory, by the mode's type bits (git reads the octal mode: an
-    /// old tool's `040000` is a directory too).
+    /// The mode as git reads it (`canon_mode`): octal, a regular file's
+    /// permissions cut to 644 or 755 by its owner's execute bit, so an old
+    /// tool's `100664` or `040000` is what git sees.
+    fn canonical_mode(&self) -> Option<u32> {
+        let mode = u32::from_str_radix(std::str::from_utf8(&self.mode).ok()?, 8).ok()?;
+        Some(match mode & 0o170000 {
+            0o100000 if mode & 0o100 != 0 => 0o100755,
+            0o100000 => 0o100644,
+            kind => kind,
+        })
+    }
+
+    /// A directory, by the mode's type bits.
     fn is_tree(&self) -> bool {
-        let mode = std::str::from_utf8(&self.mode).ok().and_then(|mode| u32::from_str_radix(mode, 8).ok());
-        mode.is_some_and(|mode| mode & 0o170000 == 0o040000)
+        self.canonical_mode() == Some(0o040000)
     }
 }
 
@@ -312,7 +327,8 @@ mod tests {
     }
 
     /// A directory entry written with a zero-padded mode (`040000`, as some
-    /// old tools wrote) is walked as git walks it.
+    /// old tools wrote) is walked as git walks it, and a file mode such a
+    /// tool wrote (`100664`) is read as git reads it.
     #[test]
     fn a_zero_padded_directory_mode_is_a_directory() {
         let dir = tempfile::tempdir().unwrap();
@@ -335,9 +351,11 @@ mod tests {
             bytes
         };
         let mut commits: Vec<String> = Vec::new();
-        for text in ["* text\n", "* -text\n"] {
+        // The third changes only how the second's mode is written: git
+        // reads 100664 as 100644, so nothing changed.
+        for (text, mode) in [("* text\n", "100644"), ("* -text\n", "100644"), ("* -text\n", "100664")] {
             let attributes = write("blob", text.as_bytes());
-            let sub = write("tree", &entry("100644", ".gitattributes", &attributes));
+            let sub = write("tree", &entry(mode, ".gitattributes", &attributes));
             let root = write("tree", &entry("040000", "sub", &sub));
             let mut args = vec!["commit-tree".to_string(), root, "-m".into(), text.into()];
             if let Some(parent) = commits.last() {
@@ -347,8 +365,8 @@ mod tests {
             commits.push(repo.git(&args).unwrap());
         }
         let git = Git::open(dir.path()).unwrap();
-        let expected = git.changing_attributes(&[&commits[1]]).unwrap();
-        assert!(expected.contains(&commits[1]), "git walks it");
+        let expected = git.changing_attributes(&[&commits[1], &commits[2]]).unwrap();
+        assert_eq!(expected, HashSet::from([commits[1].clone()]), "git walks it, and reads 100664 as 100644");
         let patches = git.read_commits(&commits[1..]).unwrap();
         let patches: Vec<&RawCommit> = patches.iter().collect();
         assert_eq!(git.quarantine().unwrap().changing_attributes(&patches).unwrap(), expected);

@@ -27,7 +27,8 @@ impl Quarantine {
         if symlinks || setting_value(settings, "extensions.refstorage").is_some() {
             return ask_git();
         }
-        let Some(bare) = setting_value(settings, "core.bare").map_or(Some(false), git_bool) else { return ask_git() };
+        // Unset, git decides by where the repository is: it says.
+        let Some(bare) = setting_value(settings, "core.bare").and_then(git_bool) else { return ask_git() };
         let common = self.repo_common_dir();
         let mut heads = Vec::new();
         if !bare {
@@ -51,10 +52,18 @@ impl Quarantine {
         for (head, top) in heads {
             let is_file = std::fs::symlink_metadata(&head).is_ok_and(|meta| meta.file_type().is_file());
             let Some(text) = is_file.then(|| std::fs::read_to_string(&head).ok()).flatten() else { return ask_git() };
-            let text = text.strip_suffix('\n').unwrap_or(&text);
-            // As git reads a symbolic ref: `ref:`, then any blanks.
-            match text.strip_prefix("ref:").map(|target| target.trim_start_matches([' ', '\t'])) {
-                Some(branch) if branch.starts_with("refs/heads/") => found.push((branch.to_string(), top)),
+            // As git reads a ref file: trailing blanks dropped, and after
+            // `ref:` any blanks. A branch that is itself a symbolic ref
+            // points further: git follows it.
+            let text = text.trim_end();
+            match text.strip_prefix("ref:").map(str::trim_start) {
+                Some(branch) if branch.starts_with("refs/heads/") => {
+                    let target = std::fs::read(common.join(branch)).unwrap_or_default();
+                    if target.starts_with(b"ref:") {
+                        return ask_git();
+                    }
+                    found.push((branch.to_string(), top));
+                }
                 Some(_) => return ask_git(),
                 None if text.len() >= 40 && text.bytes().all(|b| b.is_ascii_hexdigit()) => {}
                 None => return ask_git(),
@@ -247,6 +256,15 @@ mod tests {
         assert_eq!(expected.len(), 2, "{expected:?}");
         assert_eq!(sorted(git.quarantine().unwrap().checked_out_branches().unwrap()), expected);
 
+        // A HEAD with a carriage return, and one whose branch is itself a
+        // symbolic ref: git reads both as checkouts.
+        std::fs::write(main.join(".git/worktrees/linked/HEAD"), "ref: refs/heads/feature\r\n").unwrap();
+        repo.git(&["symbolic-ref", "refs/heads/alias", "refs/heads/feature"]).unwrap();
+        std::fs::write(main.join(".git/worktrees/detached/HEAD"), "ref:refs/heads/alias\n").unwrap();
+        let expected = sorted(git.checked_out_branches().unwrap());
+        assert_eq!(expected.len(), 3, "{expected:?}");
+        assert_eq!(sorted(git.quarantine().unwrap().checked_out_branches().unwrap()), expected);
+
         // HEAD as a symbolic link to its branch (`core.preferSymlinkRefs`).
         repo.git(&["branch", "linked-head"]).unwrap();
         repo.git(&["-c", "core.preferSymlinkRefs=true", "checkout", "-q", "linked-head"]).unwrap();
@@ -258,6 +276,11 @@ mod tests {
         let bare = dir.path().join("bare.git");
         repo.git(&["clone", "-q", "--bare", main.to_str().unwrap(), bare.to_str().unwrap()]).unwrap();
         let git = Git::open(&bare).unwrap();
+        assert_eq!(git.checked_out_branches().unwrap(), Vec::new());
+        assert_eq!(git.quarantine().unwrap().checked_out_branches().unwrap(), Vec::new());
+        // core.bare unset: git decides by where the repository is.
+        let config = std::fs::read_to_string(bare.join("config")).unwrap();
+        std::fs::write(bare.join("config"), config.replace("bare = true", "")).unwrap();
         assert_eq!(git.checked_out_branches().unwrap(), Vec::new());
         assert_eq!(git.quarantine().unwrap().checked_out_branches().unwrap(), Vec::new());
     }
