@@ -99,8 +99,8 @@ pub fn start(
     guess: Option<&str>,
     quarantine: impl FnOnce() -> Result<Quarantine>,
 ) -> (Result<Quarantine>, Option<Ahead>) {
-    let guessed = guess.and_then(|release| match read_ahead(git, head, release) {
-        Ok(read) => Some(read),
+    let guessed = guess.and_then(|release| match walk_and_base(git, head, release) {
+        Ok((walk, base)) => Some((release.to_string(), walk, base)),
         Err(error) => {
             tracing::debug!("no work ahead on the guessed release {release}: {error:#}");
             None
@@ -121,11 +121,6 @@ pub fn start(
         Ahead { release, walk, base, speculation }
     });
     (quarantine, ahead)
-}
-
-fn read_ahead(git: &Git, head: &str, release: &str) -> Result<(String, CherryWalk, Base)> {
-    let (walk, base) = walk_and_base(git, head, release)?;
-    Ok((release.to_string(), walk, base))
 }
 
 /// git's cherry-pick walk of `release...head`, started, and the [`Base`]:

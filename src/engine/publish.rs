@@ -56,8 +56,8 @@ pub fn push_branch(git: &Git, remote: &str, refname: &str, sha: &str) -> Result<
 /// Points `refname` at `sha`, together with `also`, in one transaction; an
 /// old value that differs is kept first under `refs/patchmoi/backup/…`, so
 /// nothing is lost. Refuses when the branch is checked out in some worktree
-/// (`checked_out`: [`Git::checked_out_branches`], which a caller may read
-/// beside its own work).
+/// (`checked_out`: as [`Git::checked_out_branches`] lists them; a run reads
+/// them from the worktrees' files through its quarantine).
 pub fn move_branch(
     git: &Git,
     refname: &str,

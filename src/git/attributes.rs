@@ -17,6 +17,7 @@ use std::ops::Range;
 use anyhow::{bail, Context, Result};
 
 use super::batch::Ask;
+use super::pack::{hex, id_len, tree_entries};
 use super::{Git, Quarantine, RawCommit};
 
 /// Pathspecs for every `.gitattributes` file, wherever it is.
@@ -148,9 +149,12 @@ impl Quarantine {
     /// `--root`).
     pub fn changing_attributes(&self, patches: &[&RawCommit]) -> Result<HashSet<String>> {
         let repo = self.repo();
-        if patches.len() > IN_PROCESS_MAX {
+        let ask_git = || {
             let ids: Vec<&str> = patches.iter().map(|patch| patch.id.as_str()).collect();
-            return repo.changing_attributes(&ids);
+            repo.changing_attributes(&ids)
+        };
+        if patches.len() > IN_PROCESS_MAX {
+            return ask_git();
         }
         let single: Vec<&&RawCommit> = patches.iter().filter(|patch| patch.parents.len() == 1).collect();
         let mut trees: HashMap<&str, String> =
@@ -165,7 +169,7 @@ impl Quarantine {
             .iter()
             .map(|patch| (patch.id.as_str(), Some(trees[patch.parents[0].as_str()].clone()), Some(patch.tree.clone())))
             .collect();
-        let id_len = if self.format() == "sha256" { 32 } else { 20 };
+        let id_len = id_len(self.format());
         let mut changing = HashSet::new();
         while !level.is_empty() {
             let mut wanted: Vec<&str> =
@@ -173,10 +177,7 @@ impl Quarantine {
             wanted.sort_unstable();
             wanted.dedup();
             let names: Vec<&[u8]> = wanted.iter().map(|id| id.as_bytes()).collect();
-            let Some(answers) = repo.batch(Ask::Contents, &names) else {
-                let ids: Vec<&str> = patches.iter().map(|patch| patch.id.as_str()).collect();
-                return repo.changing_attributes(&ids);
-            };
+            let Some(answers) = repo.batch(Ask::Contents, &names) else { return ask_git() };
             let mut read: HashMap<&str, Vec<TreeItem>> = HashMap::new();
             for (id, answer) in wanted.iter().zip(answers) {
                 match answer {
@@ -264,21 +265,10 @@ impl TreeItem {
     }
 }
 
-/// A tree object's entries (`<mode> <name>\0<binary id>` each).
-fn tree_items(mut body: &[u8], id_len: usize) -> Result<Vec<TreeItem>> {
-    let mut items = Vec::new();
-    while !body.is_empty() {
-        let space = body.iter().position(|b| *b == b' ').context("entry without a mode")?;
-        let nul = body.iter().position(|b| *b == 0).context("entry without a name")?;
-        let Some(id) = body.get(nul + 1..nul + 1 + id_len) else { bail!("entry with a short id") };
-        items.push(TreeItem {
-            mode: body[..space].to_vec(),
-            name: body[space + 1..nul].to_vec(),
-            id: super::pack::hex(id),
-        });
-        body = &body[nul + 1 + id_len..];
-    }
-    Ok(items)
+/// A tree object's entries.
+fn tree_items(body: &[u8], id_len: usize) -> Result<Vec<TreeItem>> {
+    let entries = tree_entries(body, id_len)?.into_iter();
+    Ok(entries.map(|(mode, name, id)| TreeItem { mode: mode.to_vec(), name: name.to_vec(), id: hex(id) }).collect())
 }
 
 #[cfg(test)]

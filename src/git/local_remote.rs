@@ -14,6 +14,7 @@
 use std::path::{Path, PathBuf};
 
 use super::layout::setting_key;
+use super::pack::id_len;
 use super::Quarantine;
 use crate::core::env::inherited_by_git;
 
@@ -44,7 +45,7 @@ impl Quarantine {
             return None;
         }
         let git_dir = local_git_dir(remote)?;
-        let hex_len = if self.format() == "sha256" { 64 } else { 40 };
+        let hex_len = 2 * id_len(self.format());
         let repo = LocalRepo { git_dir, hex_len, packed: std::sync::OnceLock::new() };
         refs.iter().map(|refname| repo.resolve(refname)).collect()
     }

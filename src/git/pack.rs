@@ -169,20 +169,31 @@ fn commit_links(body: &[u8]) -> Vec<String> {
         .collect()
 }
 
-/// The ids a tree's entries point at (`<mode> <name>\0<binary id>` each),
-/// except submodules, whose commits live in another repository.
-fn tree_links(mut body: &[u8], id_len: usize) -> Result<Vec<String>> {
-    let mut links = Vec::new();
+/// The ids a tree's entries point at, except submodules, whose commits
+/// live in another repository.
+fn tree_links(body: &[u8], id_len: usize) -> Result<Vec<String>> {
+    Ok(tree_entries(body, id_len)?
+        .into_iter()
+        .filter(|(mode, _, _)| *mode != b"160000")
+        .map(|(_, _, id)| hex(id))
+        .collect())
+}
+
+/// One entry of a tree object, borrowed from its body: (mode, name,
+/// binary id).
+pub(super) type TreeEntryBytes<'a> = (&'a [u8], &'a [u8], &'a [u8]);
+
+/// A tree object's entries (`<mode> <name>\0<binary id>` each).
+pub(super) fn tree_entries(mut body: &[u8], id_len: usize) -> Result<Vec<TreeEntryBytes<'_>>> {
+    let mut entries = Vec::new();
     while !body.is_empty() {
+        let space = body.iter().position(|b| *b == b' ').context("entry without a mode")?;
         let nul = body.iter().position(|b| *b == 0).context("entry without a name")?;
-        let mode = &body[..body.iter().position(|b| *b == b' ').context("entry without a mode")?];
         let Some(id) = body.get(nul + 1..nul + 1 + id_len) else { bail!("entry with a short id") };
-        if mode != b"160000" {
-            links.push(hex(id));
-        }
+        entries.push((&body[..space], &body[space + 1..nul], id));
         body = &body[nul + 1 + id_len..];
     }
-    Ok(links)
+    Ok(entries)
 }
 
 /// Lowercase hex of a binary id (a tree of 3,000 entries is 60,000 bytes to
@@ -248,7 +259,7 @@ pub fn write_pack(objects: &[(String, Object)], format: &str) -> Result<Pack> {
 }
 
 /// Bytes of a binary object id: 20 for SHA-1, 32 for SHA-256.
-fn id_len(format: &str) -> usize {
+pub(super) fn id_len(format: &str) -> usize {
     if format == "sha256" {
         32
     } else {

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 
-use super::layout::{setting_key, Layout};
+use super::layout::{setting_key, setting_value, Layout};
 use super::pack::{loose_compressor, write_loose, write_pack, LooseObjects, Pack};
 use super::Git;
 
@@ -188,8 +188,7 @@ impl Quarantine {
     /// and name in lower case) has a value; None when the settings could
     /// not be read.
     pub fn has_setting(&self, key: &str) -> Option<bool> {
-        let settings = self.settings()?;
-        Some(settings.iter().any(|entry| setting_key(entry) == key))
+        Some(setting_value(self.settings()?, key).is_some())
     }
 
     /// Whether patchmoi may write `pack` and its index into the repository
