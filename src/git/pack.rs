@@ -11,8 +11,9 @@
 //! `git unpack-objects` instead (see `Quarantine::publish`). The next `git
 //! gc` deltifies the pack like any other.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
+use std::sync::{Condvar, Mutex};
 
 use anyhow::{bail, Context, Result};
 use flate2::{Compress, Compression, Decompress, FlushCompress, FlushDecompress, Status};
@@ -55,29 +56,180 @@ impl LooseObjects {
         read_loose(&self.dir, id, zlib)?.with_context(|| format!("object {id} is gone from {}", self.dir.display()))
     }
 
-    /// Every object here reachable from `tips` (commits or trees), each once.
-    /// Objects not here are in the repository already (the quarantine's
-    /// alternate: git does not write an object it can already read), and so
-    /// is everything they reach. Each with its id, as it was read by it.
-    pub fn reachable(&self, tips: &[String]) -> Result<Vec<(String, Object)>> {
-        let mut seen = HashSet::new();
-        let mut stack: Vec<String> = tips.iter().filter(|id| self.ids.contains(*id)).cloned().collect();
-        let mut objects = Vec::new();
-        let mut zlib = Decompress::new(true);
+    /// The objects here reachable from `tips` (commits or trees), each once,
+    /// as one pack; None when none is. Objects not here are in the
+    /// repository already (the quarantine's alternate: git does not write an
+    /// object it can already read), and so is everything they reach.
+    ///
+    /// Reading each file and compressing its entry is nearly all the work,
+    /// and each object's is its own: they are spread over the machine's
+    /// cores (up to [`PACK_THREADS`]) as the walk finds them. The entries
+    /// then go in the order a walk from the tips visits them, so the pack
+    /// is the same whatever the number of threads.
+    pub fn pack_reachable(&self, tips: &[String], format: &str) -> Result<Option<Pack>> {
+        let threads = std::thread::available_parallelism().map_or(1, usize::from).min(PACK_THREADS);
+        self.pack_reachable_on(tips, format, threads)
+    }
+
+    fn pack_reachable_on(&self, tips: &[String], format: &str, threads: usize) -> Result<Option<Pack>> {
+        let start: Vec<&String> = tips.iter().filter(|id| self.ids.contains(*id)).collect();
+        let walk = Walk {
+            state: Mutex::new(WalkState {
+                queue: start.iter().map(|id| (*id).clone()).collect(),
+                seen: start.iter().map(|id| (*id).clone()).collect(),
+                busy: 0,
+                waiting: 0,
+                failed: false,
+            }),
+            changed: Condvar::new(),
+        };
+        // Below a few dozen objects, a thread costs more than it takes on.
+        let threads = if self.ids.len() < PARALLEL_MIN { 1 } else { threads.max(1) };
+        let found: Vec<Result<Vec<Found>>> = if threads == 1 {
+            vec![self.walk_part(&walk, 1)]
+        } else {
+            std::thread::scope(|scope| {
+                let parts: Vec<_> = (0..threads).map(|_| scope.spawn(|| self.walk_part(&walk, threads))).collect();
+                parts
+                    .into_iter()
+                    .map(|part| part.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)))
+                    .collect()
+            })
+        };
+        let mut by_id: HashMap<String, (Vec<String>, Entry)> = HashMap::new();
+        for part in found {
+            by_id.extend(part?.into_iter().map(|(id, links, entry)| (id, (links, entry))));
+        }
+        if by_id.is_empty() {
+            return Ok(None);
+        }
+        // Depth first from the tips, each object once.
+        let mut order: Vec<&String> = Vec::with_capacity(by_id.len());
+        let mut visited: HashSet<&String> = HashSet::with_capacity(by_id.len());
+        let mut stack = start;
         while let Some(id) = stack.pop() {
-            if !seen.insert(id.clone()) {
+            if !visited.insert(id) {
                 continue;
             }
-            let (kind, body) = self.read(&id, &mut zlib)?;
-            let links = match kind.as_str() {
-                "commit" => commit_links(&body),
-                "tree" => tree_links(&body, self.id_len).with_context(|| format!("tree {id} is malformed"))?,
-                _ => Vec::new(),
-            };
-            stack.extend(links.into_iter().filter(|link| self.ids.contains(link) && !seen.contains(link)));
-            objects.push((id, (kind, body)));
+            let (links, _) = &by_id[id];
+            stack.extend(links.iter().filter(|link| by_id.contains_key(*link) && !visited.contains(link)));
+            order.push(id);
         }
-        Ok(objects)
+        let entries = order.into_iter().map(|id| (id.as_str(), &by_id[id].1));
+        assemble(entries, by_id.len(), format).map(Some)
+    }
+
+    /// One thread's share of [`LooseObjects::pack_reachable`]'s walk: it
+    /// takes a few of the objects found, reads them and makes their
+    /// entries, and hands back what they link to, until none is left and
+    /// no other thread can find more.
+    fn walk_part(&self, walk: &Walk, threads: usize) -> Result<Vec<Found>> {
+        let (mut inflater, mut deflater) = (Decompress::new(true), Compress::new(Compression::fast(), true));
+        let (mut found, mut taken, mut links) = (Vec::new(), Vec::new(), Vec::new());
+        let mut busy = false;
+        loop {
+            {
+                let mut state = walk.lock();
+                for link in links.drain(..) {
+                    if state.seen.insert(String::clone(&link)) {
+                        state.queue.push(link);
+                    }
+                }
+                if std::mem::take(&mut busy) {
+                    state.busy -= 1;
+                }
+                loop {
+                    if state.failed {
+                        // Another thread failed, and reports why.
+                        return Ok(found);
+                    }
+                    if !state.queue.is_empty() {
+                        // A share, so that the other threads find some left.
+                        let share = (state.queue.len() / threads).clamp(1, BATCH);
+                        let from = state.queue.len() - share;
+                        taken.extend(state.queue.drain(from..));
+                        state.busy += 1;
+                        busy = true;
+                        if state.waiting > 0 && !state.queue.is_empty() {
+                            walk.changed.notify_all();
+                        }
+                        break;
+                    }
+                    if state.busy == 0 {
+                        if state.waiting > 0 {
+                            walk.changed.notify_all();
+                        }
+                        return Ok(found);
+                    }
+                    state.waiting += 1;
+                    state = walk.changed.wait(state).unwrap_or_else(std::sync::PoisonError::into_inner);
+                    state.waiting -= 1;
+                }
+            }
+            for id in taken.drain(..) {
+                match self.read_entry(&id, &mut inflater, &mut deflater) {
+                    Ok((linked, entry)) => {
+                        links.extend(linked.iter().filter(|link| self.ids.contains(*link)).cloned());
+                        found.push((id, linked, entry));
+                    }
+                    Err(error) => {
+                        walk.lock().failed = true;
+                        walk.changed.notify_all();
+                        return Err(error);
+                    }
+                }
+            }
+        }
+    }
+
+    /// The object `id`: what it links to, and its pack entry.
+    fn read_entry(&self, id: &str, inflater: &mut Decompress, deflater: &mut Compress) -> Result<(Vec<String>, Entry)> {
+        let (kind, body) = self.read(id, inflater)?;
+        let links = match kind.as_str() {
+            "commit" => commit_links(&body),
+            "tree" => tree_links(&body, self.id_len).with_context(|| format!("tree {id} is malformed"))?,
+            _ => Vec::new(),
+        };
+        Ok((links, pack_entry(&kind, &body, deflater)?))
+    }
+}
+
+/// At most how many objects a thread takes at once.
+const BATCH: usize = 16;
+
+/// The most threads a pack is made on: past the cores a replay leaves
+/// idle, more only contend for the walk's lock.
+const PACK_THREADS: usize = 4;
+
+/// Fewer objects than this are packed on the calling thread.
+const PARALLEL_MIN: usize = 64;
+
+/// An object read by [`LooseObjects::walk_part`]: its id, the objects it
+/// links to, and its pack entry.
+type Found = (String, Vec<String>, Entry);
+
+/// The walk [`LooseObjects::pack_reachable`]'s threads share.
+struct Walk {
+    state: Mutex<WalkState>,
+    changed: Condvar,
+}
+
+struct WalkState {
+    /// Found and not yet taken.
+    queue: Vec<String>,
+    /// Found, taken or not.
+    seen: HashSet<String>,
+    /// Threads with objects taken and not yet done: each may find more.
+    busy: usize,
+    /// Threads waiting for some.
+    waiting: usize,
+    failed: bool,
+}
+
+impl Walk {
+    fn lock(&self) -> std::sync::MutexGuard<'_, WalkState> {
+        // A poisoned lock means a thread panicked; the scope re-raises it.
+        self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }
 
@@ -218,44 +370,57 @@ pub struct Pack {
     format: String,
 }
 
-/// A version 2 pack of `objects` (each with its id), undeltified, trailed
-/// by its checksum in the repository's hash.
-pub fn write_pack(objects: &[(String, Object)], format: &str) -> Result<Pack> {
-    let mut zlib = Compress::new(Compression::fast(), true);
+/// One object as a pack stores it: its type and size, then its body
+/// deflated; and the CRC-32 of those bytes, which the index records.
+pub struct Entry {
+    bytes: Vec<u8>,
+    crc: u32,
+}
+
+fn pack_entry(kind: &str, body: &[u8], zlib: &mut Compress) -> Result<Entry> {
+    let code: u8 = match kind {
+        "commit" => 1,
+        "tree" => 2,
+        "blob" => 3,
+        "tag" => 4,
+        other => bail!("cannot pack an object of type {other}"),
+    };
+    // Type and size: the type in bits 4-6 of the first byte with the size's
+    // low four bits, then seven bits a byte, each but the last with its
+    // high bit set.
+    let mut bytes = Vec::with_capacity(body.len() / 2 + 16);
+    let mut size = body.len();
+    let mut byte = (code << 4) | (size & 0x0f) as u8;
+    size >>= 4;
+    while size > 0 {
+        bytes.push(byte | 0x80);
+        byte = (size & 0x7f) as u8;
+        size >>= 7;
+    }
+    bytes.push(byte);
+    deflate(zlib, body, &mut bytes)?;
+    let mut crc = flate2::Crc::new();
+    crc.update(&bytes);
+    Ok(Entry { crc: crc.sum(), bytes })
+}
+
+/// A version 2 pack of `count` entries, undeltified, in the order given,
+/// trailed by its checksum in the repository's hash.
+fn assemble<'a>(entries: impl Iterator<Item = (&'a str, &'a Entry)>, count: usize, format: &str) -> Result<Pack> {
     let mut pack = Vec::new();
-    let mut entries = Vec::with_capacity(objects.len());
+    let mut index = Vec::with_capacity(count);
     pack.extend_from_slice(b"PACK");
     pack.extend_from_slice(&2u32.to_be_bytes());
-    pack.extend_from_slice(&u32::try_from(objects.len()).context("too many objects for one pack")?.to_be_bytes());
-    for (id, (kind, body)) in objects {
-        let code: u8 = match kind.as_str() {
-            "commit" => 1,
-            "tree" => 2,
-            "blob" => 3,
-            "tag" => 4,
-            other => bail!("cannot pack an object of type {other}"),
-        };
-        let offset = pack.len();
-        // Type and size: 3 bits of type and 4 of size, then 7 bits a byte.
-        let mut size = body.len();
-        let mut byte = (code << 4) | (size & 0x0f) as u8;
-        size >>= 4;
-        while size > 0 {
-            pack.push(byte | 0x80);
-            byte = (size & 0x7f) as u8;
-            size >>= 7;
-        }
-        pack.push(byte);
-        deflate(&mut zlib, body, &mut pack)?;
-        let mut crc = flate2::Crc::new();
-        crc.update(&pack[offset..]);
+    pack.extend_from_slice(&u32::try_from(count).context("too many objects for one pack")?.to_be_bytes());
+    for (id, entry) in entries {
         let id: Vec<u8> =
             (0..id.len()).step_by(2).map(|at| u8::from_str_radix(&id[at..at + 2], 16)).collect::<Result<_, _>>()?;
-        entries.push((id, offset as u64, crc.sum()));
+        index.push((id, pack.len() as u64, entry.crc));
+        pack.extend_from_slice(&entry.bytes);
     }
     let checksum = digest(format, &pack);
     pack.extend_from_slice(&checksum);
-    Ok(Pack { bytes: pack, entries, format: format.to_string() })
+    Ok(Pack { bytes: pack, entries: index, format: format.to_string() })
 }
 
 /// Bytes of a binary object id: 20 for SHA-1, 32 for SHA-256.
@@ -277,6 +442,16 @@ fn digest(format: &str, bytes: &[u8]) -> Vec<u8> {
 }
 
 impl Pack {
+    /// How many objects it holds.
+    pub fn count(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// The ids of the objects it holds, in hex.
+    pub fn ids(&self) -> Vec<String> {
+        self.entries.iter().map(|(id, _, _)| hex(id)).collect()
+    }
+
     /// The pack's checksum in hex: its name is `pack-<checksum>.pack`.
     pub fn name(&self) -> String {
         hex(self.checksum())
@@ -371,17 +546,12 @@ mod tests {
             let tree = String::from_utf8(git(repo, &["mktree"], Some(tree_input.as_bytes()))).unwrap();
             let tree = tree.trim().to_string();
             let loose = LooseObjects::list(&objects, format).unwrap();
-            let mut found = loose.reachable(std::slice::from_ref(&tree)).unwrap();
-            found.sort_by_key(|(_, (_, body))| body.len());
-            let kinds: Vec<&str> = found.iter().map(|(_, (kind, _))| kind.as_str()).collect();
-            assert_eq!(kinds, ["blob", "tree", "blob"]);
-            assert_eq!(found[2].1 .1, big);
-            assert_eq!(found[2].0, blob);
+            let pack = loose.pack_reachable(std::slice::from_ref(&tree), format).unwrap().unwrap();
+            assert_eq!(pack.count(), 3, "the tree and its two blobs");
 
-            // The same objects as a pack, indexed by git in a fresh repository.
+            // Indexed by git in a fresh repository.
             let other = tmp.path().join("other");
             git(tmp.path(), &["init", "--quiet", &format!("--object-format={format}"), "other"], None);
-            let pack = write_pack(&found, format).unwrap();
             git(&other, &["index-pack", "--stdin"], Some(&pack.bytes));
             // Our index of it is, byte for byte, the one git made.
             let indexed = other.join(format!(".git/objects/pack/pack-{}.idx", pack.name()));
@@ -399,15 +569,66 @@ mod tests {
         let bytes = std::fs::read(&path).unwrap();
         std::fs::write(&path, &bytes[..bytes.len() - 6]).unwrap();
         let loose = LooseObjects::list(tmp.path(), "sha1").unwrap();
-        let error = loose.reachable(&[id]).unwrap_err();
+        let error = loose.pack_reachable(&[id], "sha1").err().unwrap();
         assert!(format!("{error:#}").contains("is corrupt"), "{error:#}");
+    }
+
+    /// A pack made on several threads is the one made on one, byte for
+    /// byte; it holds what the tips reach and nothing else; and an object
+    /// that cannot be read fails the walk on every thread count.
+    #[test]
+    fn a_pack_made_on_several_threads_is_the_one_made_on_one() {
+        let tmp = tempfile::tempdir().unwrap();
+        let repo = tmp.path();
+        git(repo, &["init", "--quiet"], None);
+        let objects = repo.join(".git/objects");
+        let mut zlib = loose_compressor();
+        let mut listing = String::new();
+        for n in 0..3 * PARALLEL_MIN {
+            let blob = write_loose(&objects, "sha1", "blob", format!("file {n}\n").as_bytes(), &mut zlib).unwrap();
+            listing.push_str(&format!("100644 blob {blob}\tf{n:03}\n"));
+        }
+        let tree = String::from_utf8(git(repo, &["mktree"], Some(listing.as_bytes()))).unwrap().trim().to_string();
+        let stamp = "A U Thor <a@example.com> 0 +0000";
+        let mut tip: Option<String> = None;
+        for n in 0..5 {
+            let parent = tip.as_ref().map(|id| format!("parent {id}\n")).unwrap_or_default();
+            let body = format!("tree {tree}\n{parent}author {stamp}\ncommitter {stamp}\n\ncommit {n}\n");
+            tip = Some(write_loose(&objects, "sha1", "commit", body.as_bytes(), &mut zlib).unwrap());
+        }
+        let tip = tip.unwrap();
+        let stray = write_loose(&objects, "sha1", "blob", b"reached by nothing\n", &mut zlib).unwrap();
+
+        let loose = LooseObjects::list(&objects, "sha1").unwrap();
+        let tips = std::slice::from_ref(&tip);
+        let one = loose.pack_reachable_on(tips, "sha1", 1).unwrap().unwrap();
+        let four = loose.pack_reachable_on(tips, "sha1", 4).unwrap().unwrap();
+        assert_eq!(one.count(), 3 * PARALLEL_MIN + 1 + 5, "the blobs, the tree and the commits");
+        assert!(one.bytes == four.bytes, "the same pack on one thread and on four");
+
+        let other = repo.join("other");
+        git(repo, &["init", "--quiet", "other"], None);
+        git(&other, &["index-pack", "--stdin"], Some(&four.bytes));
+        assert_eq!(git(&other, &["rev-list", "--count", &tip], None), b"5\n");
+        let listed = git(&other, &["cat-file", "--batch-all-objects", "--batch-check=%(objectname)"], None);
+        assert!(!String::from_utf8(listed).unwrap().contains(&stray), "an object no tip reaches stays out");
+
+        let blob = loose.ids.iter().find(|id| **id != tip && **id != tree && **id != stray).unwrap().clone();
+        let path = objects.join(&blob[..2]).join(&blob[2..]);
+        let bytes = std::fs::read(&path).unwrap();
+        std::fs::write(&path, &bytes[..bytes.len() - 6]).unwrap();
+        for threads in [1, 4] {
+            let error = loose.pack_reachable_on(tips, "sha1", threads).err().unwrap();
+            assert!(format!("{error:#}").contains("is corrupt"), "{threads} threads: {error:#}");
+        }
     }
 
     #[test]
     fn pack_headers_encode_type_and_size() {
         let body = vec![b'x'; 300];
         let id = super::super::object_id("sha1", "blob", &body);
-        let pack = write_pack(&[(id, ("blob".into(), body))], "sha1").unwrap().bytes;
+        let entry = pack_entry("blob", &body, &mut Compress::new(Compression::fast(), true)).unwrap();
+        let pack = assemble(std::iter::once((id.as_str(), &entry)), 1, "sha1").unwrap().bytes;
         assert_eq!(&pack[..12], b"PACK\0\0\0\x02\0\0\0\x01");
         // 300 = 0b1_0010_1100: low nibble 0xc with the blob type, then 300 >> 4 = 18.
         assert_eq!(&pack[12..14], &[0x80 | (3 << 4) | 0x0c, 18]);
