@@ -24,6 +24,12 @@
 //! tag then `git rebase` (both timed, one process after the other) against
 //! patchmoi on a third copy without the tag, fetching it itself.
 //!
+//! A third table gives, for each clean row, the floor of a run that keeps
+//! git's cherry-pick walk and git's merges: the two run alone on a fourth
+//! copy (CPU seconds each, `getrusage`), and their sum spread over the
+//! machine's cores, with the ratio to `git rebase` such a run would reach.
+//! The first table's "ours CPU" is patchmoi's own, with its git processes.
+//!
 //! Speed targets are reported as ratios, not asserted: timings depend on the
 //! machine, ratios much less. Correctness is checked and fails the run: the
 //! candidate's tree must equal the tree `git rebase` made, both must stop at
@@ -319,6 +325,13 @@ struct Sample {
     max_rss_kib: i64,
     /// git processes started (patchmoi's side only).
     spawned: usize,
+    /// CPU seconds, user and system, of the process and the git processes
+    /// it ran, over the measured part.
+    cpu_secs: f64,
+    /// The floor side's: CPU seconds of git's cherry-pick walk and of `git
+    /// replay` of the stack, each run alone.
+    walk_cpu: f64,
+    replay_cpu: f64,
     /// The final tree when clean.
     tree: Option<String>,
     carried: usize,
@@ -350,6 +363,52 @@ fn max_rss_kib(who: i32) -> i64 {
     usage.ru_maxrss
 }
 
+/// CPU seconds (user and system) of this process and of the git
+/// processes it waited for, so far.
+fn cpu_secs() -> f64 {
+    let secs = |who| {
+        // SAFETY: getrusage only writes the struct it is given.
+        let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+        if unsafe { libc::getrusage(who, &mut usage) } != 0 {
+            return 0.0;
+        }
+        let time = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+        time(usage.ru_utime) + time(usage.ru_stime)
+    };
+    secs(libc::RUSAGE_SELF) + secs(libc::RUSAGE_CHILDREN)
+}
+
+/// The floor side: the two steps of a clean run that patchmoi leaves to
+/// git, each run alone on this copy, CPU seconds each: git's cherry-pick
+/// walk of `v2.0.0...<branch>` (the one `git rebase v2.0.0` runs too) and
+/// `git replay` of the whole stack onto the release, writing into an
+/// object directory of its own, uncompressed, in memory where there is
+/// one, as patchmoi's quarantine does. Whatever patchmoi does besides,
+/// its run cannot take less than their sum over the machine's cores.
+fn run_floor(dir: &Path, branch: &str) -> Result<Sample> {
+    let git = repo(dir);
+    let range = format!("v2.0.0...{branch}");
+    let before = cpu_secs();
+    git.git(&["log", "--left-right", "--cherry-mark", "--no-merges", "--format=%m%H", &range])?;
+    let walk_cpu = cpu_secs() - before;
+    let base = git.git(&["merge-base", "v2.0.0", branch])?;
+    let shm = Path::new("/dev/shm");
+    let objects = if shm.is_dir() { tempfile::tempdir_in(shm)? } else { tempfile::tempdir()? };
+    let replay = Command::new("git")
+        .current_dir(dir)
+        .env("GIT_OBJECT_DIRECTORY", objects.path())
+        .env("GIT_ALTERNATE_OBJECT_DIRECTORIES", dir.join(".git/objects"))
+        .env("GIT_COMMITTER_NAME", "Bench")
+        .env("GIT_COMMITTER_EMAIL", "bench@example.com")
+        .args(["-c", "core.looseCompression=0", "replay", "--onto", "v2.0.0", &format!("{base}..{branch}")])
+        .output()?;
+    if !replay.status.success() {
+        bail!("git replay of {branch} failed: {}", String::from_utf8_lossy(&replay.stderr).trim());
+    }
+    let replay_cpu = cpu_secs() - before - walk_cpu;
+    Ok(Sample { walk_cpu, replay_cpu, cpu_secs: walk_cpu + replay_cpu, ..Sample::default() })
+}
+
 /// The measured side, run in this (child) process: `git` (`git rebase
 /// v2.0.0 <branch>`, what patchmoi does: the release is the upstream, so
 /// git drops what git's cherry-pick detection finds in it), `git-onto`
@@ -358,12 +417,17 @@ fn max_rss_kib(who: i32) -> i64 {
 /// upstream has only when it becomes empty; cheaper, and not the same
 /// rebase: a patch upstream made and then reverted is kept) or `patchmoi`.
 fn run_side(side: &str, dir: &Path, branch: &str, upstream: &str) -> Result<Sample> {
+    if side == "floor" {
+        return run_floor(dir, branch);
+    }
     let mut sample = Sample::default();
+    let cpu = cpu_secs();
     if let Some(args) = git_rebase_args(side, branch) {
         let git = repo(dir);
         let start = Instant::now();
         let out = git.git_output(&args)?;
         sample.secs = start.elapsed().as_secs_f64();
+        sample.cpu_secs = cpu_secs() - cpu;
         sample.max_rss_kib = max_rss_kib(libc::RUSAGE_CHILDREN);
         if out.status.success() {
             sample.tree = Some(git.rev("HEAD^{tree}")?);
@@ -379,6 +443,7 @@ fn run_side(side: &str, dir: &Path, branch: &str, upstream: &str) -> Result<Samp
     let (before, start) = (spawned(), Instant::now());
     let outcome = rebase(&Git::open(dir)?, &spec)?;
     sample.secs = start.elapsed().as_secs_f64();
+    sample.cpu_secs = cpu_secs() - cpu;
     sample.spawned = spawned() - before;
     sample.max_rss_kib = own_peak_kib().max(max_rss_kib(libc::RUSAGE_CHILDREN));
     match outcome {
@@ -440,6 +505,8 @@ struct Samples {
     cold: Vec<Sample>,
     /// Where the cold run disagrees with git rebase or the fixture.
     cold_wrong: Vec<String>,
+    /// git's own steps of a clean run, alone (clean scenarios only).
+    floor: Vec<Sample>,
 }
 
 fn median_of(mut values: Vec<f64>) -> f64 {
@@ -603,6 +670,12 @@ fn main() -> Result<()> {
             for dir in &dirs {
                 std::fs::remove_dir_all(dir).with_context(|| format!("failed to remove {}", dir.display()))?;
             }
+            if !scenario.conflicts {
+                let dir = root.join(format!("floor-{run_no}"));
+                copy_fork(&root, &dir, &branch, true)?;
+                scenario.samples.floor.push(measure("floor", &dir, &branch, &upstream)?);
+                std::fs::remove_dir_all(&dir).with_context(|| format!("failed to remove {}", dir.display()))?;
+            }
         }
     }
     print_table(&scenarios, runs);
@@ -622,7 +695,7 @@ fn print_table(scenarios: &[Scenario], runs: usize) {
         "ratio: `git rebase v2.0.0 <branch>` over patchmoi; --onto: `git rebase --onto v2.0.0 v1.0.0`, for reference"
     );
     println!(
-        "{:<8} {:>5} {:<17} {:>10} {:>9} {:>9} {:>7} {:>7} {:>4} {:>7} {:>9} {:>5} {:>8}",
+        "{:<8} {:>5} {:<17} {:>10} {:>9} {:>9} {:>7} {:>7} {:>4} {:>7} {:>9} {:>9} {:>5} {:>8}",
         "history",
         "stack",
         "case",
@@ -634,6 +707,7 @@ fn print_table(scenarios: &[Scenario], runs: usize) {
         "met",
         "git MB",
         "ours MB",
+        "ours CPU",
         "procs",
         "check"
     );
@@ -647,7 +721,7 @@ fn print_table(scenarios: &[Scenario], runs: usize) {
             None => ("-".to_string(), "-"),
         };
         println!(
-            "{:<8} {:>5} {:<17} {:>8.3} s {:>7.3} s {:>7.3} s {:>6.2}x {:>7} {:>4} {:>7.1} {:>9.1} {:>5} {:>8}",
+            "{:<8} {:>5} {:<17} {:>8.3} s {:>7.3} s {:>7.3} s {:>6.2}x {:>7} {:>4} {:>7.1} {:>9.1} {:>7.3} s {:>5} {:>8}",
             scenario.shape.name,
             scenario.stack.label,
             scenario.case(),
@@ -659,6 +733,7 @@ fn print_table(scenarios: &[Scenario], runs: usize) {
             met,
             mib(git),
             mib(patchmoi),
+            median(patchmoi, |s| s.cpu_secs),
             median(patchmoi, |s| s.spawned as f64) as usize,
             if wrong.is_empty() { "OK" } else { "MISMATCH" },
         );
@@ -667,6 +742,43 @@ fn print_table(scenarios: &[Scenario], runs: usize) {
         }
     }
     print_fetch_table(scenarios, runs);
+    print_floor_table(scenarios, runs);
+}
+
+/// The third table: for each clean row, what the two steps patchmoi leaves
+/// to git cost alone (see [`run_floor`]), and so the least time any run
+/// that keeps them could take on this machine's cores, with the ratio to
+/// `git rebase` that would give. A target above that ratio cannot be met
+/// while the cherry-pick walk and the merges stay git's.
+fn print_floor_table(scenarios: &[Scenario], runs: usize) {
+    let cores = std::thread::available_parallelism().map_or(1, usize::from);
+    println!(
+        "\nthe floor of a clean run: git's cherry-pick walk and git replay of the stack, each alone (CPU seconds)"
+    );
+    println!("(medians of {runs} runs; floor: their sum over the machine's {cores} cores, as if nothing else ran)");
+    println!(
+        "{:<8} {:>5} {:>10} {:>10} {:>12} {:>9} {:>10} {:>8} {:>9} {:>7}",
+        "history", "stack", "walk CPU", "replay CPU", "ours CPU", "floor", "git rebase", "best", "patchmoi", "target"
+    );
+    for scenario in scenarios.iter().filter(|scenario| !scenario.samples.floor.is_empty()) {
+        let Samples { git, patchmoi, floor, .. } = &scenario.samples;
+        let (walk, replay) = (median(floor, |s| s.walk_cpu), median(floor, |s| s.replay_cpu));
+        let least = median(floor, |s| s.walk_cpu + s.replay_cpu) / cores as f64;
+        let git_secs = median(git, |s| s.secs);
+        println!(
+            "{:<8} {:>5} {:>8.3} s {:>8.3} s {:>10.3} s {:>7.3} s {:>8.3} s {:>7.2}x {:>8.2}x {:>7}",
+            scenario.shape.name,
+            scenario.stack.label,
+            walk,
+            replay,
+            median(patchmoi, |s| s.cpu_secs),
+            least,
+            git_secs,
+            git_secs / least,
+            git_secs / median(patchmoi, |s| s.secs),
+            scenario.target().map_or("-".to_string(), |target| format!(">={target}x")),
+        );
+    }
 }
 
 /// The second table: each side with its fetch of the tag. git's fetch and
