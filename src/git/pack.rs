@@ -73,29 +73,19 @@ impl LooseObjects {
 
     fn pack_reachable_on(&self, tips: &[String], format: &str, threads: usize) -> Result<Option<Pack>> {
         let start: Vec<&String> = tips.iter().filter(|id| self.ids.contains(*id)).collect();
-        let walk = Walk {
-            state: Mutex::new(WalkState {
-                queue: start.iter().map(|id| (*id).clone()).collect(),
-                seen: start.iter().map(|id| (*id).clone()).collect(),
-                busy: 0,
-                waiting: 0,
-                failed: false,
-            }),
-            changed: Condvar::new(),
-        };
+        let walk = Walk::new(start.iter().map(|id| (*id).clone()).collect());
         // Below a few dozen objects, a thread costs more than it takes on.
         let threads = if self.ids.len() < PARALLEL_MIN { 1 } else { threads.max(1) };
-        let found: Vec<Result<Vec<Found>>> = if threads == 1 {
-            vec![self.walk_part(&walk, 1)]
-        } else {
-            std::thread::scope(|scope| {
-                let parts: Vec<_> = (0..threads).map(|_| scope.spawn(|| self.walk_part(&walk, threads))).collect();
-                parts
-                    .into_iter()
-                    .map(|part| part.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)))
-                    .collect()
-            })
-        };
+        let found: Vec<Result<Vec<Found>>> = std::thread::scope(|scope| {
+            // Helpers where the system gives threads; this one walks anyway.
+            let helpers: Vec<_> = (1..threads)
+                .filter_map(|_| std::thread::Builder::new().spawn_scoped(scope, || self.walk_part(&walk, threads)).ok())
+                .collect();
+            let own = self.walk_part(&walk, threads);
+            let joined =
+                helpers.into_iter().map(|part| part.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)));
+            std::iter::once(own).chain(joined).collect()
+        });
         let mut by_id: HashMap<String, (Vec<String>, Entry)> = HashMap::new();
         for part in found {
             by_id.extend(part?.into_iter().map(|(id, links, entry)| (id, (links, entry))));
@@ -125,61 +115,25 @@ impl LooseObjects {
     /// no other thread can find more.
     fn walk_part(&self, walk: &Walk, threads: usize) -> Result<Vec<Found>> {
         let (mut inflater, mut deflater) = (Decompress::new(true), Compress::new(Compression::fast(), true));
-        let (mut found, mut taken, mut links) = (Vec::new(), Vec::new(), Vec::new());
-        let mut busy = false;
-        loop {
-            {
-                let mut state = walk.lock();
-                for link in links.drain(..) {
-                    if state.seen.insert(String::clone(&link)) {
-                        state.queue.push(link);
-                    }
-                }
-                if std::mem::take(&mut busy) {
-                    state.busy -= 1;
-                }
-                loop {
-                    if state.failed {
-                        // Another thread failed, and reports why.
-                        return Ok(found);
-                    }
-                    if !state.queue.is_empty() {
-                        // A share, so that the other threads find some left.
-                        let share = (state.queue.len() / threads).clamp(1, BATCH);
-                        let from = state.queue.len() - share;
-                        taken.extend(state.queue.drain(from..));
-                        state.busy += 1;
-                        busy = true;
-                        if state.waiting > 0 && !state.queue.is_empty() {
-                            walk.changed.notify_all();
-                        }
-                        break;
-                    }
-                    if state.busy == 0 {
-                        if state.waiting > 0 {
-                            walk.changed.notify_all();
-                        }
-                        return Ok(found);
-                    }
-                    state.waiting += 1;
-                    state = walk.changed.wait(state).unwrap_or_else(std::sync::PoisonError::into_inner);
-                    state.waiting -= 1;
-                }
-            }
-            for id in taken.drain(..) {
+        let (mut found, mut links, mut busy) = (Vec::new(), Vec::new(), false);
+        while let Some(taken) = walk.take(threads, std::mem::take(&mut links), busy) {
+            busy = true;
+            // Should reading panic, the others must not wait for this batch.
+            let _guard = FailOnPanic(walk);
+            for id in taken {
                 match self.read_entry(&id, &mut inflater, &mut deflater) {
                     Ok((linked, entry)) => {
                         links.extend(linked.iter().filter(|link| self.ids.contains(*link)).cloned());
                         found.push((id, linked, entry));
                     }
                     Err(error) => {
-                        walk.lock().failed = true;
-                        walk.changed.notify_all();
+                        walk.fail();
                         return Err(error);
                     }
                 }
             }
         }
+        Ok(found)
     }
 
     /// The object `id`: what it links to, and its pack entry.
@@ -227,9 +181,74 @@ struct WalkState {
 }
 
 impl Walk {
+    fn new(tips: Vec<String>) -> Walk {
+        let state = WalkState { seen: tips.iter().cloned().collect(), queue: tips, busy: 0, waiting: 0, failed: false };
+        Walk { state: Mutex::new(state), changed: Condvar::new() }
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, WalkState> {
-        // A poisoned lock means a thread panicked; the scope re-raises it.
+        // A thread that panicked holding the lock left the state whole:
+        // each change to it is made in one step.
         self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Hands back what a thread's last batch linked to (done with it when
+    /// `busy`) and takes its next batch: a share of what is found, so that
+    /// the other threads find some left; None once nothing is left and no
+    /// thread can find more, or a thread failed.
+    fn take(&self, threads: usize, links: Vec<String>, busy: bool) -> Option<Vec<String>> {
+        let mut state = self.lock();
+        for link in links {
+            if state.seen.insert(link.clone()) {
+                state.queue.push(link);
+            }
+        }
+        if busy {
+            state.busy -= 1;
+        }
+        loop {
+            if state.failed {
+                // The thread that failed reports why.
+                return None;
+            }
+            if !state.queue.is_empty() {
+                let share = (state.queue.len() / threads).clamp(1, BATCH);
+                let from = state.queue.len() - share;
+                let taken = state.queue.split_off(from);
+                state.busy += 1;
+                if state.waiting > 0 && !state.queue.is_empty() {
+                    self.changed.notify_all();
+                }
+                return Some(taken);
+            }
+            if state.busy == 0 {
+                if state.waiting > 0 {
+                    self.changed.notify_all();
+                }
+                return None;
+            }
+            state.waiting += 1;
+            state = self.changed.wait(state).unwrap_or_else(std::sync::PoisonError::into_inner);
+            state.waiting -= 1;
+        }
+    }
+
+    /// Ends the walk for every thread.
+    fn fail(&self) {
+        self.lock().failed = true;
+        self.changed.notify_all();
+    }
+}
+
+/// Ends the walk if its thread panics while it holds a batch: the others
+/// would otherwise wait for that batch forever, and the scope for them.
+struct FailOnPanic<'a>(&'a Walk);
+
+impl Drop for FailOnPanic<'_> {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            self.0.fail();
+        }
     }
 }
 
@@ -339,8 +358,8 @@ pub(super) type TreeEntryBytes<'a> = (&'a [u8], &'a [u8], &'a [u8]);
 pub(super) fn tree_entries(mut body: &[u8], id_len: usize) -> Result<Vec<TreeEntryBytes<'_>>> {
     let mut entries = Vec::new();
     while !body.is_empty() {
-        let space = body.iter().position(|b| *b == b' ').context("entry without a mode")?;
         let nul = body.iter().position(|b| *b == 0).context("entry without a name")?;
+        let space = body[..nul].iter().position(|b| *b == b' ').context("entry without a mode")?;
         let Some(id) = body.get(nul + 1..nul + 1 + id_len) else { bail!("entry with a short id") };
         entries.push((&body[..space], &body[space + 1..nul], id));
         body = &body[nul + 1 + id_len..];
@@ -632,5 +651,54 @@ mod tests {
         assert_eq!(&pack[..12], b"PACK\0\0\0\x02\0\0\0\x01");
         // 300 = 0b1_0010_1100: low nibble 0xc with the blob type, then 300 >> 4 = 18.
         assert_eq!(&pack[12..14], &[0x80 | (3 << 4) | 0x0c, 18]);
+    }
+
+    /// A tree whose first entry has no mode is an error on any number of
+    /// threads, not a panic (and, on several, not a hang): the entry's name
+    /// ends at its NUL, and the mode is looked for before it.
+    #[test]
+    fn a_malformed_tree_is_an_error_on_every_thread_count() {
+        let mut body = b"100644file\0".to_vec();
+        body.extend([0x11; 20]);
+        body.extend_from_slice(b"100644 x\0");
+        body.extend([0x22; 20]);
+        let error = tree_entries(&body, 20).unwrap_err();
+        assert!(format!("{error:#}").contains("without a mode"), "{error:#}");
+
+        let tmp = tempfile::tempdir().unwrap();
+        let mut zlib = loose_compressor();
+        for n in 0..PARALLEL_MIN + 6 {
+            write_loose(tmp.path(), "sha1", "blob", format!("blob {n}\n").as_bytes(), &mut zlib).unwrap();
+        }
+        let tree = write_loose(tmp.path(), "sha1", "tree", &body, &mut zlib).unwrap();
+        let loose = LooseObjects::list(tmp.path(), "sha1").unwrap();
+        for threads in [1, 4] {
+            let error = loose.pack_reachable_on(std::slice::from_ref(&tree), "sha1", threads).err().unwrap();
+            assert!(format!("{error:#}").contains("is malformed"), "{threads} threads: {error:#}");
+        }
+    }
+
+    /// A thread that panics holding a batch ends the walk for the threads
+    /// waiting on it, which would otherwise wait forever.
+    #[test]
+    fn a_thread_that_panics_ends_the_walk_for_the_others() {
+        let walk = Walk::new(Vec::new());
+        walk.lock().busy = 1;
+        let (sender, receiver) = std::sync::mpsc::channel();
+        std::thread::scope(|scope| {
+            let walk = &walk;
+            scope.spawn(move || sender.send(walk.take(2, Vec::new(), false)).unwrap());
+            let panicking = scope.spawn(|| {
+                let _guard = FailOnPanic(walk);
+                panic!("reading an object failed");
+            });
+            assert!(panicking.join().is_err());
+            let taken = receiver.recv_timeout(std::time::Duration::from_secs(10));
+            if taken.is_err() {
+                // Released by hand, so that the test fails rather than hangs.
+                walk.fail();
+            }
+            assert_eq!(taken, Ok(None), "the waiting thread is released with nothing to take");
+        });
     }
 }
