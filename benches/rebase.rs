@@ -353,28 +353,23 @@ fn own_peak_kib() -> i64 {
     line.trim().trim_end_matches("kB").trim().parse().unwrap_or(0)
 }
 
-/// The largest peak of the git processes this process waited for, KiB.
-fn max_rss_kib(who: i32) -> i64 {
+/// `getrusage(who)`; None when it fails.
+fn usage(who: i32) -> Option<libc::rusage> {
     // SAFETY: getrusage only writes the struct it is given.
     let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    if unsafe { libc::getrusage(who, &mut usage) } != 0 {
-        return 0;
-    }
-    usage.ru_maxrss
+    (unsafe { libc::getrusage(who, &mut usage) } == 0).then_some(usage)
+}
+
+/// The largest peak of the git processes this process waited for, KiB.
+fn max_rss_kib(who: i32) -> i64 {
+    usage(who).map_or(0, |usage| usage.ru_maxrss)
 }
 
 /// CPU seconds (user and system) of this process and of the git
 /// processes it waited for, so far.
 fn cpu_secs() -> f64 {
-    let secs = |who| {
-        // SAFETY: getrusage only writes the struct it is given.
-        let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-        if unsafe { libc::getrusage(who, &mut usage) } != 0 {
-            return 0.0;
-        }
-        let time = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
-        time(usage.ru_utime) + time(usage.ru_stime)
-    };
+    let time = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    let secs = |who| usage(who).map_or(0.0, |usage| time(usage.ru_utime) + time(usage.ru_stime));
     secs(libc::RUSAGE_SELF) + secs(libc::RUSAGE_CHILDREN)
 }
 

@@ -252,10 +252,16 @@ impl Drop for FailOnPanic<'_> {
     }
 }
 
+/// Where the loose object `id` is kept in the object directory `dir`: a
+/// fan-out directory named by its first two hex digits, then the rest.
+pub(super) fn loose_path(dir: &Path, id: &str) -> PathBuf {
+    dir.join(&id[..2]).join(&id[2..])
+}
+
 /// The loose object `id` in the object directory `dir`, inflated (a loose
 /// object is zlib of `<type> <size>\0<body>`), or None when it is not there.
 pub fn read_loose(dir: &Path, id: &str, zlib: &mut Decompress) -> Result<Option<Object>> {
-    let path = dir.join(&id[..2]).join(&id[2..]);
+    let path = loose_path(dir, id);
     let compressed = match std::fs::read(&path) {
         Ok(compressed) => compressed,
         Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(None),
@@ -280,12 +286,12 @@ pub fn read_loose(dir: &Path, id: &str, zlib: &mut Decompress) -> Result<Option<
 /// place, so a reader never sees half an object.
 pub fn write_loose(dir: &Path, format: &str, kind: &str, body: &[u8], zlib: &mut Compress) -> Result<String> {
     let id = super::object_id(format, kind, body);
-    let fanout = dir.join(&id[..2]);
-    let path = fanout.join(&id[2..]);
+    let path = loose_path(dir, &id);
     if path.exists() {
         return Ok(id);
     }
-    std::fs::create_dir_all(&fanout).with_context(|| format!("failed to create {}", fanout.display()))?;
+    let fanout = path.parent().expect("a loose object's path has its fan-out directory");
+    std::fs::create_dir_all(fanout).with_context(|| format!("failed to create {}", fanout.display()))?;
     let mut object = format!("{kind} {}\0", body.len()).into_bytes();
     object.extend_from_slice(body);
     let mut bytes = Vec::new();
@@ -521,14 +527,21 @@ impl Pack {
 mod tests {
     use super::*;
 
+    /// A SHA-1 tree's body: each entry's `<mode> <name>` (as given, so a
+    /// malformed one can be written) and an id of one repeated byte.
+    fn tree_body(entries: &[(&str, u8)]) -> Vec<u8> {
+        let mut body = Vec::new();
+        for (mode_and_name, byte) in entries {
+            body.extend_from_slice(mode_and_name.as_bytes());
+            body.push(0);
+            body.extend([*byte; 20]);
+        }
+        body
+    }
+
     #[test]
     fn tree_links_skip_submodules() {
-        let mut body = b"100644 a.txt\0".to_vec();
-        body.extend([0x11; 20]);
-        body.extend_from_slice(b"160000 sub\0");
-        body.extend([0x22; 20]);
-        body.extend_from_slice(b"40000 dir\0");
-        body.extend([0x33; 20]);
+        let body = tree_body(&[("100644 a.txt", 0x11), ("160000 sub", 0x22), ("40000 dir", 0x33)]);
         let links = tree_links(&body, 20).unwrap();
         assert_eq!(links, vec!["11".repeat(20), "33".repeat(20)]);
         assert!(tree_links(&body[..body.len() - 1], 20).is_err());
@@ -584,7 +597,7 @@ mod tests {
     fn a_cut_short_object_is_an_error() {
         let tmp = tempfile::tempdir().unwrap();
         let id = write_loose(tmp.path(), "sha1", "blob", b"some text", &mut loose_compressor()).unwrap();
-        let path = tmp.path().join(&id[..2]).join(&id[2..]);
+        let path = loose_path(tmp.path(), &id);
         let bytes = std::fs::read(&path).unwrap();
         std::fs::write(&path, &bytes[..bytes.len() - 6]).unwrap();
         let loose = LooseObjects::list(tmp.path(), "sha1").unwrap();
@@ -633,7 +646,7 @@ mod tests {
         assert!(!String::from_utf8(listed).unwrap().contains(&stray), "an object no tip reaches stays out");
 
         let blob = loose.ids.iter().find(|id| **id != tip && **id != tree && **id != stray).unwrap().clone();
-        let path = objects.join(&blob[..2]).join(&blob[2..]);
+        let path = loose_path(&objects, &blob);
         let bytes = std::fs::read(&path).unwrap();
         std::fs::write(&path, &bytes[..bytes.len() - 6]).unwrap();
         for threads in [1, 4] {
@@ -658,10 +671,7 @@ mod tests {
     /// ends at its NUL, and the mode is looked for before it.
     #[test]
     fn a_malformed_tree_is_an_error_on_every_thread_count() {
-        let mut body = b"100644file\0".to_vec();
-        body.extend([0x11; 20]);
-        body.extend_from_slice(b"100644 x\0");
-        body.extend([0x22; 20]);
+        let body = tree_body(&[("100644file", 0x11), ("100644 x", 0x22)]);
         let error = tree_entries(&body, 20).unwrap_err();
         assert!(format!("{error:#}").contains("without a mode"), "{error:#}");
 

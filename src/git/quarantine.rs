@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 
 use super::layout::{setting_key, setting_value, Layout};
-use super::pack::{loose_compressor, write_loose, LooseObjects, Pack};
+use super::pack::{loose_compressor, loose_path, write_loose, LooseObjects, Pack};
 use super::Git;
 
 impl Git {
@@ -304,7 +304,7 @@ impl Quarantine {
         let sweep = std::thread::Builder::new().name("patchmoi-sweep".into()).spawn(move || {
             for id in ids {
                 // One left behind goes with the quarantine.
-                let _ = std::fs::remove_file(objects.join(&id[..2]).join(&id[2..]));
+                let _ = std::fs::remove_file(loose_path(&objects, &id));
             }
         });
         match sweep {
@@ -379,7 +379,7 @@ mod tests {
         for n in 0..UNPACK_LIMIT + 20 {
             tip = commit(&tip, n);
         }
-        let loose = |id: &str| quarantine.objects.join(&id[..2]).join(&id[2..]);
+        let loose = |id: &str| loose_path(&quarantine.objects, id);
         assert!(loose(&tip).exists());
         quarantine.publish(std::slice::from_ref(&tip)).unwrap();
         quarantine.wait_for_sweeps();
